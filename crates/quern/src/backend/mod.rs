@@ -1,0 +1,128 @@
+//! The storage seam.
+//!
+//! **This trait is an internal seam, not a stable API.** It exists so that the client, the
+//! worker, the CLI and the server can run on any store picked at run time from a URL
+//! (`Arc<dyn Backend>`). Its methods may change in any release; applications should use
+//! [`Client`](crate::Client) and [`Worker`](crate::Worker) instead.
+//!
+//! Rules every implementation follows (and the conformance suite in `quern::testing` checks):
+//! - Every state transition is atomic: one SQLite transaction, one Redis script. Never a
+//!   read-modify-write across round trips.
+//! - Calls that change a running job carry a [`LeaseToken`]; a stale token gets
+//!   [`Error::LeaseLost`](crate::Error::LeaseLost) and changes nothing.
+//! - Time comes from the backend's injected [`Clock`](crate::Clock), never from the system
+//!   clock directly.
+//! - Methods are noun-first (`job_claim`, `queue_pause`) and take one params struct.
+//! - Batch methods (`job_complete`, `job_fail`, `job_heartbeat`) return one result per item,
+//!   in order; one stale item does not fail the others.
+
+mod params;
+
+use async_trait::async_trait;
+pub use params::*;
+
+use crate::Result;
+use crate::model::{Job, JobId};
+
+/// A job store. See the module docs: an internal seam, not a stable API.
+#[async_trait]
+pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
+    /// What this backend supports.
+    fn capabilities(&self) -> Capabilities;
+
+    // --- jobs -----------------------------------------------------------------------------
+
+    /// Stores new jobs. A job whose unique key matches a live job in its queue is not stored;
+    /// its outcome carries the existing id and `duplicate = true`. A job whose dependencies
+    /// are not all satisfied starts `blocked` (or `skipped` if they can never be); one with a
+    /// future `run_at` starts `scheduled`; otherwise `queued`.
+    async fn job_enqueue(&self, params: EnqueueParams) -> Result<EnqueueResults>;
+
+    /// Leases up to `limit` ready jobs (see [`ClaimParams`] for the admission rules).
+    async fn job_claim(&self, params: ClaimParams) -> Result<Vec<ClaimedJob>>;
+
+    /// Extends leases; stores progress and checkpoints. Per item: the new lease deadline, or
+    /// `LeaseLost`.
+    async fn job_heartbeat(&self, params: HeartbeatParams) -> Result<Vec<Result<crate::Millis>>>;
+
+    /// Marks jobs succeeded and, in the same transaction, unblocks (or skips) their
+    /// dependents.
+    async fn job_complete(&self, params: CompleteParams) -> Result<Vec<Result<()>>>;
+
+    /// Records failed attempts: retry (→ `scheduled`), dead, snooze or cancel. Dependents of
+    /// jobs that end dead or cancelled are skipped, transitively, in the same transaction.
+    async fn job_fail(&self, params: FailParams) -> Result<Vec<Result<()>>>;
+
+    /// Gives leases back (→ `queued`) without counting the attempt.
+    async fn job_release(&self, params: ReleaseParams) -> Result<Vec<Result<()>>>;
+
+    /// Cancels a job that is not yet terminal (a running job's lease is revoked, so its worker
+    /// gets `LeaseLost` at its next heartbeat). Dependents are skipped. Returns the job as
+    /// stored after the change.
+    async fn job_cancel(&self, params: CancelParams) -> Result<Job>;
+
+    /// One job, or `None`.
+    async fn job_get(&self, id: JobId) -> Result<Option<Job>>;
+
+    /// Jobs matching a filter, newest first.
+    async fn job_list(&self, params: ListParams) -> Result<JobPage>;
+
+    /// Moves dead (and, by id, cancelled or skipped) jobs back to `queued` (or `blocked`
+    /// while their dependencies are still pending). Returns the ids moved.
+    async fn job_retry(&self, params: RetryParams) -> Result<Vec<JobId>>;
+
+    /// Deletes old finished jobs and drops expired results.
+    async fn job_prune(&self, params: PruneParams) -> Result<PruneReport>;
+
+    /// Re-delivers jobs whose lease expired: `queued` again (the attempt stays counted), or
+    /// `dead` when it was the last attempt (dependents skipped).
+    async fn lease_rescue(&self, params: RescueParams) -> Result<RescueReport>;
+
+    /// Waits until one of the queues may have claimable work (an enqueue, a due scheduled
+    /// job, a resume) or the timeout passes. Spurious wake-ups are allowed; missing work is
+    /// not (poll at least every `timeout`).
+    async fn work_wait(&self, params: WaitParams) -> Result<()>;
+
+    // --- queues ---------------------------------------------------------------------------
+
+    /// Every known queue with its counts.
+    async fn queue_list(&self) -> Result<Vec<crate::backend::QueueInfo>>;
+
+    /// One queue; `QueueNotFound` if it was never used.
+    async fn queue_stats(&self, queue: &str) -> Result<QueueInfo>;
+
+    /// Stops claims from a queue (jobs stay `queued`). `QueueNotFound` if it was never used.
+    async fn queue_pause(&self, queue: &str) -> Result<()>;
+
+    /// Resumes a paused queue.
+    async fn queue_resume(&self, queue: &str) -> Result<()>;
+
+    // --- workers --------------------------------------------------------------------------
+
+    /// Registers (or re-registers) a worker.
+    async fn worker_register(&self, info: WorkerInfo) -> Result<()>;
+
+    /// Records that a worker is alive.
+    async fn worker_heartbeat(&self, params: WorkerHeartbeatParams) -> Result<()>;
+
+    /// Removes a worker (clean shutdown).
+    async fn worker_deregister(&self, id: &str) -> Result<()>;
+
+    /// Registered workers, most recently seen first.
+    async fn worker_list(&self) -> Result<Vec<WorkerInfo>>;
+
+    // --- leader lease ---------------------------------------------------------------------
+
+    /// Takes the named lease if it is free, expired, or already ours (then it is extended).
+    /// Returns whether we hold it now.
+    async fn leader_acquire(&self, params: LeaderParams) -> Result<bool>;
+
+    /// Extends the lease if we still hold it. Returns whether we do.
+    async fn leader_renew(&self, params: LeaderParams) -> Result<bool>;
+
+    /// Gives the lease up if we hold it.
+    async fn leader_release(&self, params: LeaderParams) -> Result<()>;
+
+    /// The current holder, if the lease is held and not expired.
+    async fn leader_get(&self, name: &str) -> Result<Option<LeaderInfo>>;
+}

@@ -1,0 +1,347 @@
+//! Parameter and result structs of the [`Backend`](super::Backend) methods: one struct per
+//! call, so adding a field touches one place.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Millis;
+use crate::model::{ErrorKind, Job, JobId, JobState, NewJob, Payload, Progress, StateCounts};
+
+/// How a batch enqueue treats bad items.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchMode {
+    /// All or nothing: one invalid job (bad field, unknown dependency, oversized payload)
+    /// fails the whole call and inserts nothing.
+    #[default]
+    Atomic,
+    /// Each job on its own: the valid ones are stored, the invalid ones get an error each.
+    BestEffort,
+}
+
+/// `job_enqueue`: store new jobs.
+#[derive(Clone, Debug)]
+pub struct EnqueueParams {
+    pub jobs: Vec<NewJob>,
+    pub mode: BatchMode,
+}
+
+/// What happened to one enqueued job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnqueueOutcome {
+    /// The stored job's id: the new job's, or the existing live job's when the unique key
+    /// matched.
+    pub id: JobId,
+    /// The state the job is in now.
+    pub state: JobState,
+    /// True when nothing was inserted because the unique key matched a live job.
+    pub duplicate: bool,
+}
+
+/// Result of `job_enqueue`: one entry per input job, in input order. In atomic mode every
+/// entry is `Ok` (an invalid job fails the whole call instead).
+pub type EnqueueResults = Vec<Result<EnqueueOutcome, crate::Error>>;
+
+/// A queue to claim from and its weight in the claim split.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueWeight {
+    pub queue: String,
+    /// Relative share of claims when several listed queues have ready jobs (default 1).
+    pub weight: u32,
+}
+
+impl QueueWeight {
+    pub fn new(queue: impl Into<String>, weight: u32) -> Self {
+        QueueWeight { queue: queue.into(), weight }
+    }
+}
+
+/// `job_claim`: lease up to `limit` ready jobs.
+///
+/// Admission, decided atomically in the backend: paused queues are skipped; each job taken
+/// goes to a queue drawn at random in proportion to the weights among the listed queues that
+/// still have ready jobs; within a queue the order is priority, then `run_at`, then id.
+/// Scheduled jobs whose `run_at` has passed are promoted first, so they are claimable exactly
+/// at `run_at`.
+#[derive(Clone, Debug)]
+pub struct ClaimParams {
+    /// The claiming worker (recorded in the lease).
+    pub worker_id: String,
+    pub queues: Vec<QueueWeight>,
+    pub limit: usize,
+    /// Lease length; the job is re-delivered if not heartbeated within it.
+    pub lease: Duration,
+}
+
+/// The fencing token of one claim. Every call that changes a running job carries it; the
+/// backend accepts the call only if the job is still `running` under this `epoch`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LeaseToken {
+    pub job_id: JobId,
+    /// The job's lease epoch at claim time. Each claim increments it, so a token from an
+    /// earlier claim is stale forever.
+    pub epoch: u64,
+    /// The attempt number this claim started (1-based). Informational: snoozes and
+    /// give-backs do not count an attempt but do get a new epoch.
+    pub attempt: u32,
+}
+
+impl std::fmt::Display for LeaseToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.job_id, self.epoch, self.attempt)
+    }
+}
+
+impl std::str::FromStr for LeaseToken {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self, crate::Error> {
+        let bad = || crate::Error::InvalidArgument(format!("{s:?} is not a lease token"));
+        let mut it = s.rsplitn(3, '.');
+        let attempt = it.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;
+        let epoch = it.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;
+        let job_id = it.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
+        Ok(LeaseToken { job_id, epoch, attempt })
+    }
+}
+
+/// A job handed to a worker.
+#[derive(Clone, Debug)]
+pub struct ClaimedJob {
+    /// The job as stored after the claim (state `running`, `attempt` incremented, lease set,
+    /// `checkpoint` holding the last saved checkpoint).
+    pub job: Job,
+    pub token: LeaseToken,
+}
+
+/// One lease to extend, optionally with progress and a checkpoint.
+#[derive(Clone, Debug)]
+pub struct HeartbeatItem {
+    pub token: LeaseToken,
+    pub progress: Option<Progress>,
+    pub checkpoint: Option<Payload>,
+}
+
+/// `job_heartbeat`: extend leases (and store progress / checkpoints).
+#[derive(Clone, Debug)]
+pub struct HeartbeatParams {
+    pub items: Vec<HeartbeatItem>,
+    /// New lease length from now.
+    pub lease: Duration,
+}
+
+/// One successful completion.
+#[derive(Clone, Debug)]
+pub struct Completion {
+    pub token: LeaseToken,
+    pub result: Option<Payload>,
+    /// Keep the result this long; `None` keeps it until the job is pruned.
+    pub result_ttl: Option<Duration>,
+}
+
+/// `job_complete`: mark jobs succeeded (in one transaction per backend call where possible)
+/// and unblock their dependents in the same transaction.
+#[derive(Clone, Debug)]
+pub struct CompleteParams {
+    pub items: Vec<Completion>,
+}
+
+/// What the handler's failure asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FailAction {
+    /// Retry at `retry_at` if attempts remain, otherwise dead. `retry_at = None` means the
+    /// retry policy said "no more retries": dead.
+    Retry { retry_at: Option<Millis> },
+    /// Dead now.
+    Dead,
+    /// Run again at `run_at`, the attempt not counted.
+    Snooze { run_at: Millis },
+    /// Cancelled.
+    Cancel,
+}
+
+/// One failed (or snoozed, or self-cancelled) attempt.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub token: LeaseToken,
+    pub action: FailAction,
+    /// Recorded in the job's error history (not for snoozes).
+    pub error_kind: ErrorKind,
+    pub message: String,
+}
+
+/// `job_fail`.
+#[derive(Clone, Debug)]
+pub struct FailParams {
+    pub items: Vec<Failure>,
+}
+
+/// `job_release`: give leases back without counting an attempt (graceful shutdown).
+#[derive(Clone, Debug)]
+pub struct ReleaseParams {
+    pub tokens: Vec<LeaseToken>,
+}
+
+/// `job_cancel`.
+#[derive(Clone, Debug)]
+pub struct CancelParams {
+    pub id: JobId,
+    pub reason: Option<String>,
+}
+
+/// `job_list` filters. Every set field must match.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFilter {
+    pub queue: Option<String>,
+    pub state: Option<JobState>,
+    pub kind: Option<String>,
+    pub workflow_id: Option<String>,
+}
+
+/// `job_list`: newest first, paged by id.
+#[derive(Clone, Debug, Default)]
+pub struct ListParams {
+    pub filter: JobFilter,
+    pub limit: usize,
+    /// Continue after this id (exclusive): pass the previous page's `next`.
+    pub before: Option<JobId>,
+}
+
+/// A page of `job_list`.
+#[derive(Clone, Debug)]
+pub struct JobPage {
+    pub jobs: Vec<Job>,
+    /// The cursor for the next page, if there may be one.
+    pub next: Option<JobId>,
+}
+
+/// Which jobs `job_retry` moves back to `queued`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RetryTarget {
+    /// These jobs, each of which must be dead, cancelled or skipped (an error otherwise).
+    Ids(Vec<JobId>),
+    /// Every dead job matching (queue and kind optional): the DLQ replay.
+    Dead { queue: Option<String>, kind: Option<String> },
+}
+
+/// `job_retry`: replay from the DLQ / retry finished jobs. The attempt count restarts at 0;
+/// the error history is kept.
+#[derive(Clone, Debug)]
+pub struct RetryParams {
+    pub target: RetryTarget,
+    /// At most this many (for filters).
+    pub limit: usize,
+}
+
+/// `lease_rescue`: re-deliver jobs whose lease expired.
+#[derive(Clone, Debug)]
+pub struct RescueParams {
+    pub limit: usize,
+}
+
+/// What the rescuer did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RescueReport {
+    /// Back to `queued` (attempt counted).
+    pub requeued: Vec<JobId>,
+    /// Out of attempts: `dead`.
+    pub dead: Vec<JobId>,
+}
+
+/// `job_prune`: delete old finished jobs and drop expired results.
+#[derive(Clone, Debug)]
+pub struct PruneParams {
+    /// Delete terminal jobs in these states that finished before this time.
+    pub finished_before: Millis,
+    pub states: Vec<JobState>,
+    pub limit: usize,
+}
+
+/// What the pruner did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneReport {
+    pub jobs_deleted: u64,
+    pub results_expired: u64,
+}
+
+/// A queue and its numbers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueInfo {
+    pub name: String,
+    pub paused: bool,
+    pub counts: StateCounts,
+    /// `run_at` of the oldest queued job (how long work has waited), if any.
+    pub oldest_queued_at: Option<Millis>,
+}
+
+/// A worker as registered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    pub id: String,
+    pub hostname: String,
+    pub pid: u32,
+    pub queues: Vec<String>,
+    pub capabilities: Vec<String>,
+    pub concurrency: u32,
+    pub started_at: Millis,
+    pub last_seen_at: Millis,
+    /// Jobs running at the last heartbeat.
+    pub running: u32,
+}
+
+/// `worker_heartbeat`.
+#[derive(Clone, Debug)]
+pub struct WorkerHeartbeatParams {
+    pub id: String,
+    pub running: u32,
+}
+
+/// `leader_*`: a named, exclusive, expiring lease (for singleton services like cron).
+#[derive(Clone, Debug)]
+pub struct LeaderParams {
+    pub name: String,
+    pub holder: String,
+    pub ttl: Duration,
+}
+
+/// The current holder of a leader lease.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderInfo {
+    pub name: String,
+    pub holder: String,
+    pub expires_at: Millis,
+}
+
+/// `work_wait`: block until one of these queues may have work, or the timeout passes.
+#[derive(Clone, Debug)]
+pub struct WaitParams {
+    pub queues: Vec<String>,
+    pub timeout: Duration,
+}
+
+/// What a backend can and cannot do. The conformance suite skips cases by these flags (and
+/// says so), never by backend name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Short name for logs and `quern bench` output ("sqlite", "redis").
+    pub name: String,
+    /// An atomic batch may span several queues.
+    pub atomic_batch_across_queues: bool,
+    /// A job may depend on a job in another queue.
+    pub dependencies_across_queues: bool,
+    /// Enqueues from other processes wake `work_wait` promptly (not only by polling).
+    pub cross_process_wakeup: bool,
+}
+
+impl Capabilities {
+    /// Everything supported.
+    pub fn full(name: impl Into<String>) -> Self {
+        Capabilities {
+            name: name.into(),
+            atomic_batch_across_queues: true,
+            dependencies_across_queues: true,
+            cross_process_wakeup: true,
+        }
+    }
+}

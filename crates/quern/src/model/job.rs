@@ -1,0 +1,442 @@
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::duration::serde_ms;
+use super::{JobId, JobState, Payload, Priority, RetryPolicy};
+use crate::Error;
+use crate::clock::Millis;
+
+/// When a job with dependencies may run, given how its dependencies ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// Run once every dependency succeeded; skipped as soon as one ends dead, cancelled or
+    /// skipped. The default.
+    #[default]
+    AllSuccess,
+    /// Run once every dependency is terminal, however it ended.
+    AllDone,
+    /// Run as soon as one dependency succeeded; skipped once all are terminal and none
+    /// succeeded.
+    AnySuccess,
+}
+
+impl Trigger {
+    /// The lowercase name used in storage and files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::AllSuccess => "all_success",
+            Trigger::AllDone => "all_done",
+            Trigger::AnySuccess => "any_success",
+        }
+    }
+
+    /// Parses [`Trigger::as_str`]'s output.
+    pub fn parse(s: &str) -> Option<Trigger> {
+        match s {
+            "all_success" => Some(Trigger::AllSuccess),
+            "all_done" => Some(Trigger::AllDone),
+            "any_success" => Some(Trigger::AnySuccess),
+            _ => None,
+        }
+    }
+
+    /// Decides what a `blocked` job becomes given its dependencies' states:
+    /// `Some(Queued)` when it may run (the caller turns that into `scheduled` if its
+    /// `run_at` is in the future), `Some(Skipped)` when it never can, `None` to keep waiting.
+    /// Every backend calls this (or mirrors it exactly) so dependency semantics agree.
+    pub fn resolve(self, deps: &[JobState]) -> Option<JobState> {
+        let done = deps.iter().filter(|s| s.is_terminal()).count();
+        let ok = deps.iter().filter(|s| **s == JobState::Succeeded).count();
+        match self {
+            Trigger::AllSuccess => {
+                if deps.iter().any(|s| s.is_failed_terminal()) {
+                    Some(JobState::Skipped)
+                } else if ok == deps.len() {
+                    Some(JobState::Queued)
+                } else {
+                    None
+                }
+            }
+            Trigger::AllDone => (done == deps.len()).then_some(JobState::Queued),
+            Trigger::AnySuccess => {
+                if ok > 0 || deps.is_empty() {
+                    Some(JobState::Queued)
+                } else if done == deps.len() {
+                    Some(JobState::Skipped)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// Why an attempt failed, as recorded in the job's error history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The handler returned a retryable error.
+    Retryable,
+    /// The handler returned a fatal error.
+    Fatal,
+    /// The handler ran past the job's timeout.
+    Timeout,
+    /// The handler panicked.
+    Panic,
+    /// The worker stopped heartbeating and the lease expired (the rescuer recorded this).
+    LeaseExpired,
+    /// The handler or an operator cancelled the job.
+    Cancelled,
+    /// No handler is registered for this kind on the worker that claimed it.
+    UnknownKind,
+}
+
+/// One entry of a job's error history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorRecord {
+    /// The attempt that failed (1-based).
+    pub attempt: u32,
+    /// When it failed.
+    pub at: Millis,
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// The message (truncated to a few KiB by the backend).
+    pub message: String,
+}
+
+/// A running job's reported progress.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Percent done, 0–100.
+    pub percent: f32,
+    /// Optional human text ("42 of 100 files").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The lease a running job is held under.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The worker holding it.
+    pub worker_id: String,
+    /// When it expires unless heartbeated; the rescuer re-delivers the job after this.
+    pub expires_at: Millis,
+}
+
+/// Limits every backend enforces on what it stores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest payload (and result, and checkpoint) in stored bytes. Default 16 MiB.
+    pub max_payload_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_payload_bytes: super::Codec::DEFAULT_MAX_BYTES }
+    }
+}
+
+/// A job to enqueue. Build it with [`NewJob::new`] and the chained setters; every field has
+/// a sensible default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewJob {
+    /// Chosen by the caller so that jobs in one batch can depend on each other.
+    pub id: JobId,
+    /// The handler name.
+    pub kind: String,
+    /// Queue name (`[A-Za-z0-9_.:-]`, 1–128 characters). Default `"default"`.
+    pub queue: String,
+    pub priority: Priority,
+    pub payload: Payload,
+    /// Attempts before the job goes dead. Default 25.
+    pub max_attempts: u32,
+    /// Retry policy; `None` means the worker's default for the kind.
+    pub retry: Option<RetryPolicy>,
+    /// Not before this time; `None` means now.
+    pub run_at: Option<Millis>,
+    /// Per-attempt time limit; `None` means the worker's default.
+    #[serde(default, with = "serde_ms::option")]
+    pub timeout: Option<Duration>,
+    /// A key that makes the enqueue idempotent within the queue: while a live job with the
+    /// same key exists (see `unique_for`), enqueue returns that job's id instead.
+    pub unique_key: Option<String>,
+    /// How long the key holds after the job was created. Without it the key holds until the
+    /// job finishes; with it the key holds for this long even after success (but not after
+    /// the job ends dead, cancelled or skipped).
+    #[serde(default, with = "serde_ms::option")]
+    pub unique_for: Option<Duration>,
+    /// Jobs that must finish first (see `trigger`). They must already exist or come earlier
+    /// in the same batch.
+    pub depends_on: Vec<JobId>,
+    pub trigger: Trigger,
+    /// The workflow this job belongs to, if any.
+    pub workflow_id: Option<String>,
+    pub tags: Vec<String>,
+    /// Free-form metadata for engines built on jobs (the workflow engine keeps its task id
+    /// and templates here).
+    pub meta: serde_json::Value,
+    /// Payload schema version, for handlers that upgrade old payloads.
+    pub version: u32,
+}
+
+impl NewJob {
+    /// The default number of attempts.
+    pub const DEFAULT_MAX_ATTEMPTS: u32 = 25;
+
+    /// A job of `kind` with `payload`, every other field at its default.
+    pub fn new(kind: impl Into<String>, payload: Payload) -> Self {
+        NewJob {
+            id: JobId::new(),
+            kind: kind.into(),
+            queue: "default".into(),
+            priority: Priority::NORMAL,
+            payload,
+            max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
+            retry: None,
+            run_at: None,
+            timeout: None,
+            unique_key: None,
+            unique_for: None,
+            depends_on: Vec::new(),
+            trigger: Trigger::AllSuccess,
+            workflow_id: None,
+            tags: Vec::new(),
+            meta: serde_json::Value::Null,
+            version: 0,
+        }
+    }
+
+    /// A job of `kind` whose payload is this JSON value.
+    pub fn json(kind: impl Into<String>, payload: serde_json::Value) -> Self {
+        let p = Payload::from_json_value(&payload, &super::Codec { max_bytes: usize::MAX, ..Default::default() })
+            .unwrap_or_default();
+        Self::new(kind, p)
+    }
+
+    pub fn queue(mut self, q: impl Into<String>) -> Self {
+        self.queue = q.into();
+        self
+    }
+    pub fn priority(mut self, p: Priority) -> Self {
+        self.priority = p;
+        self
+    }
+    pub fn run_at(mut self, at: Millis) -> Self {
+        self.run_at = Some(at);
+        self
+    }
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n;
+        self
+    }
+    pub fn retry(mut self, p: RetryPolicy) -> Self {
+        self.retry = Some(p);
+        self
+    }
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = Some(d);
+        self
+    }
+    pub fn unique(mut self, key: impl Into<String>, window: Option<Duration>) -> Self {
+        self.unique_key = Some(key.into());
+        self.unique_for = window;
+        self
+    }
+    pub fn depends_on(mut self, ids: impl IntoIterator<Item = JobId>) -> Self {
+        self.depends_on.extend(ids);
+        self
+    }
+    pub fn trigger(mut self, t: Trigger) -> Self {
+        self.trigger = t;
+        self
+    }
+    pub fn workflow(mut self, id: impl Into<String>) -> Self {
+        self.workflow_id = Some(id.into());
+        self
+    }
+    pub fn id(mut self, id: JobId) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// Checks everything that can be checked without the store. Backends call this for every
+    /// job before writing anything, so a bad job never reaches storage.
+    pub fn validate(&self, limits: &Limits) -> Result<(), Error> {
+        let bad = |reason: String| Err(Error::InvalidJob { index: None, reason });
+        if self.kind.is_empty() || self.kind.len() > 255 || self.kind.chars().any(char::is_control) {
+            return bad(format!("kind {:?} must be 1-255 printable characters", self.kind));
+        }
+        validate_queue_name(&self.queue)?;
+        if self.payload.stored_bytes().len() > limits.max_payload_bytes {
+            return Err(Error::PayloadTooLarge {
+                size: self.payload.stored_bytes().len(),
+                limit: limits.max_payload_bytes,
+            });
+        }
+        if self.max_attempts == 0 {
+            return bad("max_attempts must be at least 1".into());
+        }
+        if let Some(Err(e)) = self.retry.as_ref().map(RetryPolicy::validate) {
+            return bad(e.to_string());
+        }
+        if let Some(k) = &self.unique_key {
+            if k.is_empty() || k.len() > 1024 {
+                return bad("unique key must be 1-1024 bytes".into());
+            }
+        } else if self.unique_for.is_some() {
+            return bad("unique_for needs a unique key".into());
+        }
+        if self.depends_on.contains(&self.id) {
+            return bad("a job cannot depend on itself".into());
+        }
+        if self.depends_on.len() > 10_000 {
+            return bad("at most 10000 dependencies".into());
+        }
+        if self.workflow_id.as_ref().is_some_and(|w| w.is_empty() || w.len() > 128) {
+            return bad("workflow id must be 1-128 bytes".into());
+        }
+        if self.tags.iter().any(|t| t.is_empty() || t.len() > 128) || self.tags.len() > 64 {
+            return bad("at most 64 tags of 1-128 bytes".into());
+        }
+        Ok(())
+    }
+}
+
+/// Checks a queue name: 1–128 characters of letters, digits and `_ . : -`. Braces are not
+/// allowed because Redis Cluster uses `{…}` as the hash tag.
+pub fn validate_queue_name(q: &str) -> Result<(), Error> {
+    let ok = !q.is_empty()
+        && q.len() <= 128
+        && q.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "queue name {q:?} must be 1-128 characters of letters, digits, '_', '.', ':' or '-'"
+        )))
+    }
+}
+
+/// A stored job, as read back from a backend.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: JobId,
+    pub kind: String,
+    pub queue: String,
+    pub priority: Priority,
+    pub payload: Payload,
+    pub state: JobState,
+    /// Attempts started so far, including a running one. A snooze or a graceful give-back
+    /// does not count.
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub retry: Option<RetryPolicy>,
+    /// When the job is (or was) due.
+    pub run_at: Millis,
+    pub created_at: Millis,
+    /// When the current or last attempt started.
+    pub started_at: Option<Millis>,
+    /// When the job reached a terminal state.
+    pub finished_at: Option<Millis>,
+    /// The lease, while running.
+    pub lease: Option<Lease>,
+    /// The fencing epoch: incremented by every claim. Only a lease token carrying the current
+    /// epoch may change a running job.
+    pub lease_epoch: u64,
+    #[serde(default, with = "serde_ms::option")]
+    pub timeout: Option<Duration>,
+    pub unique_key: Option<String>,
+    #[serde(default, with = "serde_ms::option")]
+    pub unique_for: Option<Duration>,
+    pub depends_on: Vec<JobId>,
+    pub trigger: Trigger,
+    pub workflow_id: Option<String>,
+    pub tags: Vec<String>,
+    pub meta: serde_json::Value,
+    pub version: u32,
+    /// The handler's result once succeeded (until it expires).
+    pub result: Option<Payload>,
+    pub result_expires_at: Option<Millis>,
+    /// Every failed attempt, oldest first.
+    pub errors: Vec<ErrorRecord>,
+    pub progress: Option<Progress>,
+    /// The last checkpoint the handler saved; a re-delivered attempt resumes from it.
+    pub checkpoint: Option<Payload>,
+}
+
+impl Job {
+    /// Builds the stored form of a freshly enqueued job. Backends use this so that every
+    /// field gets the same initial value everywhere.
+    pub fn from_new(new: NewJob, state: JobState, now: Millis) -> Job {
+        Job {
+            id: new.id,
+            kind: new.kind,
+            queue: new.queue,
+            priority: new.priority,
+            payload: new.payload,
+            state,
+            attempt: 0,
+            max_attempts: new.max_attempts,
+            retry: new.retry,
+            run_at: new.run_at.unwrap_or(now),
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            lease: None,
+            lease_epoch: 0,
+            timeout: new.timeout,
+            unique_key: new.unique_key,
+            unique_for: new.unique_for,
+            depends_on: new.depends_on,
+            trigger: new.trigger,
+            workflow_id: new.workflow_id,
+            tags: new.tags,
+            meta: new.meta,
+            version: new.version,
+            result: None,
+            result_expires_at: None,
+            errors: Vec::new(),
+            progress: None,
+            checkpoint: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Codec;
+
+    #[test]
+    fn trigger_resolution() {
+        use JobState::*;
+        assert_eq!(Trigger::AllSuccess.resolve(&[Succeeded, Succeeded]), Some(Queued));
+        assert_eq!(Trigger::AllSuccess.resolve(&[Succeeded, Running]), None);
+        assert_eq!(Trigger::AllSuccess.resolve(&[Running, Dead]), Some(Skipped));
+        assert_eq!(Trigger::AllDone.resolve(&[Dead, Succeeded]), Some(Queued));
+        assert_eq!(Trigger::AllDone.resolve(&[Dead, Queued]), None);
+        assert_eq!(Trigger::AnySuccess.resolve(&[Queued, Succeeded]), Some(Queued));
+        assert_eq!(Trigger::AnySuccess.resolve(&[Dead, Running]), None);
+        assert_eq!(Trigger::AnySuccess.resolve(&[Dead, Cancelled]), Some(Skipped));
+    }
+
+    #[test]
+    fn validation_catches_bad_jobs() {
+        let l = Limits::default();
+        let ok = NewJob::json("k", serde_json::json!({"a": 1}));
+        ok.validate(&l).unwrap();
+        assert!(ok.clone().queue("bad queue").validate(&l).is_err());
+        assert!(ok.clone().queue("{tag}").validate(&l).is_err());
+        assert!(ok.clone().max_attempts(0).validate(&l).is_err());
+        let me = ok.id;
+        assert!(ok.clone().depends_on([me]).validate(&l).is_err());
+        let mut nk = ok.clone();
+        nk.kind = String::new();
+        assert!(nk.validate(&l).is_err());
+        let big = Payload::encode(&"x".repeat(2000), &Codec { compress_above: usize::MAX, ..Codec::default() }).unwrap();
+        let small = Limits { max_payload_bytes: 1000 };
+        assert!(matches!(NewJob::new("k", big).validate(&small), Err(Error::PayloadTooLarge { .. })));
+    }
+}

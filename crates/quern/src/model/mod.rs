@@ -1,0 +1,19 @@
+//! The domain model: jobs, their states, priorities, retry policies and payloads.
+
+mod duration;
+mod id;
+mod job;
+mod outcome;
+mod payload;
+mod priority;
+mod retry;
+mod state;
+
+pub use duration::{format_duration, parse_duration, serde_ms};
+pub use id::JobId;
+pub use job::{ErrorKind, ErrorRecord, Job, Lease, Limits, NewJob, Progress, Trigger};
+pub use outcome::TaskError;
+pub use payload::{Codec, Format, Payload};
+pub use priority::Priority;
+pub use retry::RetryPolicy;
+pub use state::{JobState, StateCounts};
