@@ -46,7 +46,9 @@ pub struct ManualClock {
 impl ManualClock {
     /// A manual clock starting at `start_ms`.
     pub fn new(start_ms: Millis) -> Arc<Self> {
-        Arc::new(Self { now: AtomicI64::new(start_ms) })
+        Arc::new(Self {
+            now: AtomicI64::new(start_ms),
+        })
     }
 
     /// A manual clock starting at a fixed, realistic instant (2026-01-01T00:00:00Z).
@@ -83,7 +85,10 @@ pub struct TokioClock {
 impl TokioClock {
     /// Starts now.
     pub fn new() -> Self {
-        Self { base_ms: system_now_ms(), base: tokio::time::Instant::now() }
+        Self {
+            base_ms: system_now_ms(),
+            base: tokio::time::Instant::now(),
+        }
     }
 }
 

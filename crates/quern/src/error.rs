@@ -12,7 +12,9 @@ pub enum Error {
     /// The lease token is stale: the job was re-delivered, cancelled, given back or finished
     /// since this token was issued. Nothing was changed. A worker that sees this must stop
     /// working on the job and must not report any outcome for it.
-    #[error("lease lost for job {job_id}: the job was re-delivered, cancelled or finished since this lease was issued")]
+    #[error(
+        "lease lost for job {job_id}: the job was re-delivered, cancelled or finished since this lease was issued"
+    )]
     LeaseLost { job_id: JobId },
 
     /// No job has this id.
@@ -26,7 +28,10 @@ pub enum Error {
     /// A job failed validation before anything was stored. `index` is its position in the
     /// batch when it came in a batch.
     #[error("{}invalid job: {reason}", index.map(|i| format!("batch item {i}: ")).unwrap_or_default())]
-    InvalidJob { index: Option<usize>, reason: String },
+    InvalidJob {
+        index: Option<usize>,
+        reason: String,
+    },
 
     /// The payload (or result) is larger than the configured limit.
     #[error("payload of {size} bytes is over the limit of {limit} bytes")]
@@ -34,7 +39,11 @@ pub enum Error {
 
     /// The requested operation does not apply to a job in its current state.
     #[error("cannot {action} job {id}: it is {from}")]
-    InvalidTransition { id: JobId, from: JobState, action: &'static str },
+    InvalidTransition {
+        id: JobId,
+        from: JobState,
+        action: &'static str,
+    },
 
     /// A payload or result could not be encoded or decoded.
     #[error("codec error: {0}")]

@@ -53,7 +53,10 @@ pub struct QueueWeight {
 
 impl QueueWeight {
     pub fn new(queue: impl Into<String>, weight: u32) -> Self {
-        QueueWeight { queue: queue.into(), weight }
+        QueueWeight {
+            queue: queue.into(),
+            weight,
+        }
     }
 }
 
@@ -101,7 +104,11 @@ impl std::str::FromStr for LeaseToken {
         let attempt = it.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;
         let epoch = it.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;
         let job_id = it.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
-        Ok(LeaseToken { job_id, epoch, attempt })
+        Ok(LeaseToken {
+            job_id,
+            epoch,
+            attempt,
+        })
     }
 }
 
@@ -221,7 +228,10 @@ pub enum RetryTarget {
     /// These jobs, each of which must be dead, cancelled or skipped (an error otherwise).
     Ids(Vec<JobId>),
     /// Every dead job matching (queue and kind optional): the DLQ replay.
-    Dead { queue: Option<String>, kind: Option<String> },
+    Dead {
+        queue: Option<String>,
+        kind: Option<String>,
+    },
 }
 
 /// `job_retry`: replay from the DLQ / retry finished jobs. The attempt count restarts at 0;

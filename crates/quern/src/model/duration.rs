@@ -20,13 +20,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, Error> {
     let mut total: u128 = 0;
     let mut rest = t;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(bad());
         }
         let n: u128 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit_ms: u128 = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1_000,
@@ -36,9 +40,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, Error> {
             _ => return Err(bad()),
         };
         rest = &rest[unit_len..];
-        total = total.checked_add(n.checked_mul(unit_ms).ok_or_else(bad)?).ok_or_else(bad)?;
+        total = total
+            .checked_add(n.checked_mul(unit_ms).ok_or_else(bad)?)
+            .ok_or_else(bad)?;
     }
-    u64::try_from(total).map(Duration::from_millis).map_err(|_| bad())
+    u64::try_from(total)
+        .map(Duration::from_millis)
+        .map_err(|_| bad())
 }
 
 /// Formats a duration compactly (`1h30m`, `250ms`, `0s`).
@@ -48,7 +56,13 @@ pub fn format_duration(d: Duration) -> String {
         return "0s".into();
     }
     let mut out = String::new();
-    for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+    for (unit, size) in [
+        ("d", 86_400_000u128),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
         if ms >= size {
             out.push_str(&format!("{}{unit}", ms / size));
             ms %= size;
@@ -69,7 +83,15 @@ mod tests {
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(172_800));
         assert_eq!(parse_duration("45").unwrap(), Duration::from_secs(45));
-        for bad in ["", "s", "10x", "1.5s", "-1s", "abc", "99999999999999999999999d"] {
+        for bad in [
+            "",
+            "s",
+            "10x",
+            "1.5s",
+            "-1s",
+            "abc",
+            "99999999999999999999999d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad} should not parse");
         }
     }

@@ -134,7 +134,9 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_payload_bytes: super::Codec::DEFAULT_MAX_BYTES }
+        Limits {
+            max_payload_bytes: super::Codec::DEFAULT_MAX_BYTES,
+        }
     }
 }
 
@@ -210,8 +212,14 @@ impl NewJob {
 
     /// A job of `kind` whose payload is this JSON value.
     pub fn json(kind: impl Into<String>, payload: serde_json::Value) -> Self {
-        let p = Payload::from_json_value(&payload, &super::Codec { max_bytes: usize::MAX, ..Default::default() })
-            .unwrap_or_default();
+        let p = Payload::from_json_value(
+            &payload,
+            &super::Codec {
+                max_bytes: usize::MAX,
+                ..Default::default()
+            },
+        )
+        .unwrap_or_default();
         Self::new(kind, p)
     }
 
@@ -264,9 +272,18 @@ impl NewJob {
     /// Checks everything that can be checked without the store. Backends call this for every
     /// job before writing anything, so a bad job never reaches storage.
     pub fn validate(&self, limits: &Limits) -> Result<(), Error> {
-        let bad = |reason: String| Err(Error::InvalidJob { index: None, reason });
-        if self.kind.is_empty() || self.kind.len() > 255 || self.kind.chars().any(char::is_control) {
-            return bad(format!("kind {:?} must be 1-255 printable characters", self.kind));
+        let bad = |reason: String| {
+            Err(Error::InvalidJob {
+                index: None,
+                reason,
+            })
+        };
+        if self.kind.is_empty() || self.kind.len() > 255 || self.kind.chars().any(char::is_control)
+        {
+            return bad(format!(
+                "kind {:?} must be 1-255 printable characters",
+                self.kind
+            ));
         }
         validate_queue_name(&self.queue)?;
         if self.payload.stored_bytes().len() > limits.max_payload_bytes {
@@ -294,7 +311,11 @@ impl NewJob {
         if self.depends_on.len() > 10_000 {
             return bad("at most 10000 dependencies".into());
         }
-        if self.workflow_id.as_ref().is_some_and(|w| w.is_empty() || w.len() > 128) {
+        if self
+            .workflow_id
+            .as_ref()
+            .is_some_and(|w| w.is_empty() || w.len() > 128)
+        {
             return bad("workflow id must be 1-128 bytes".into());
         }
         if self.tags.iter().any(|t| t.is_empty() || t.len() > 128) || self.tags.len() > 64 {
@@ -309,7 +330,8 @@ impl NewJob {
 pub fn validate_queue_name(q: &str) -> Result<(), Error> {
     let ok = !q.is_empty()
         && q.len() <= 128
-        && q.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
+        && q.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
     if ok {
         Ok(())
     } else {
@@ -412,14 +434,23 @@ mod tests {
     #[test]
     fn trigger_resolution() {
         use JobState::*;
-        assert_eq!(Trigger::AllSuccess.resolve(&[Succeeded, Succeeded]), Some(Queued));
+        assert_eq!(
+            Trigger::AllSuccess.resolve(&[Succeeded, Succeeded]),
+            Some(Queued)
+        );
         assert_eq!(Trigger::AllSuccess.resolve(&[Succeeded, Running]), None);
         assert_eq!(Trigger::AllSuccess.resolve(&[Running, Dead]), Some(Skipped));
         assert_eq!(Trigger::AllDone.resolve(&[Dead, Succeeded]), Some(Queued));
         assert_eq!(Trigger::AllDone.resolve(&[Dead, Queued]), None);
-        assert_eq!(Trigger::AnySuccess.resolve(&[Queued, Succeeded]), Some(Queued));
+        assert_eq!(
+            Trigger::AnySuccess.resolve(&[Queued, Succeeded]),
+            Some(Queued)
+        );
         assert_eq!(Trigger::AnySuccess.resolve(&[Dead, Running]), None);
-        assert_eq!(Trigger::AnySuccess.resolve(&[Dead, Cancelled]), Some(Skipped));
+        assert_eq!(
+            Trigger::AnySuccess.resolve(&[Dead, Cancelled]),
+            Some(Skipped)
+        );
     }
 
     #[test]
@@ -435,8 +466,20 @@ mod tests {
         let mut nk = ok.clone();
         nk.kind = String::new();
         assert!(nk.validate(&l).is_err());
-        let big = Payload::encode(&"x".repeat(2000), &Codec { compress_above: usize::MAX, ..Codec::default() }).unwrap();
-        let small = Limits { max_payload_bytes: 1000 };
-        assert!(matches!(NewJob::new("k", big).validate(&small), Err(Error::PayloadTooLarge { .. })));
+        let big = Payload::encode(
+            &"x".repeat(2000),
+            &Codec {
+                compress_above: usize::MAX,
+                ..Codec::default()
+            },
+        )
+        .unwrap();
+        let small = Limits {
+            max_payload_bytes: 1000,
+        };
+        assert!(matches!(
+            NewJob::new("k", big).validate(&small),
+            Err(Error::PayloadTooLarge { .. })
+        ));
     }
 }

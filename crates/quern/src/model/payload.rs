@@ -64,7 +64,11 @@ const TAG_ZSTD: u8 = 0x10;
 impl Payload {
     /// JSON `null`.
     pub fn null() -> Self {
-        Payload { format: Format::Json, compressed: false, bytes: b"null".to_vec() }
+        Payload {
+            format: Format::Json,
+            compressed: false,
+            bytes: b"null".to_vec(),
+        }
     }
 
     /// Encodes a value with the codec's format, compressing above its threshold.
@@ -81,16 +85,27 @@ impl Payload {
     /// Wraps already-encoded bytes, checking the limit and compressing above the threshold.
     pub fn from_encoded(format: Format, bytes: Vec<u8>, codec: &Codec) -> Result<Self, Error> {
         if bytes.len() > codec.max_bytes {
-            return Err(Error::PayloadTooLarge { size: bytes.len(), limit: codec.max_bytes });
+            return Err(Error::PayloadTooLarge {
+                size: bytes.len(),
+                limit: codec.max_bytes,
+            });
         }
         if bytes.len() > codec.compress_above {
             let packed = zstd::bulk::compress(&bytes, codec.zstd_level)
                 .map_err(|e| Error::Codec(format!("zstd: {e}")))?;
             if packed.len() < bytes.len() {
-                return Ok(Payload { format, compressed: true, bytes: packed });
+                return Ok(Payload {
+                    format,
+                    compressed: true,
+                    bytes: packed,
+                });
             }
         }
-        Ok(Payload { format, compressed: false, bytes })
+        Ok(Payload {
+            format,
+            compressed: false,
+            bytes,
+        })
     }
 
     /// A JSON payload from raw JSON text, which is checked to be valid JSON.
@@ -103,7 +118,10 @@ impl Payload {
     /// A JSON payload from a JSON value, with the default codec settings but no size limit
     /// check beyond `codec`'s.
     pub fn from_json_value(v: &serde_json::Value, codec: &Codec) -> Result<Self, Error> {
-        let json = Codec { format: Format::Json, ..*codec };
+        let json = Codec {
+            format: Format::Json,
+            ..*codec
+        };
         Self::encode(v, &json)
     }
 
@@ -113,8 +131,16 @@ impl Payload {
         if tag & !(TAG_MSGPACK | TAG_ZSTD) != 0 {
             return Err(Error::Codec(format!("unknown payload tag {tag:#04x}")));
         }
-        let format = if tag & TAG_MSGPACK != 0 { Format::MsgPack } else { Format::Json };
-        Ok(Payload { format, compressed: tag & TAG_ZSTD != 0, bytes })
+        let format = if tag & TAG_MSGPACK != 0 {
+            Format::MsgPack
+        } else {
+            Format::Json
+        };
+        Ok(Payload {
+            format,
+            compressed: tag & TAG_ZSTD != 0,
+            bytes,
+        })
     }
 
     /// The one-byte storage tag: bit 0 MessagePack, bit 4 zstd.
@@ -202,8 +228,14 @@ impl Serialize for Payload {
 impl<'de> Deserialize<'de> for Payload {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = serde_json::Value::deserialize(d)?;
-        Payload::from_json_value(&v, &Codec { max_bytes: usize::MAX, ..Codec::default() })
-            .map_err(serde::de::Error::custom)
+        Payload::from_json_value(
+            &v,
+            &Codec {
+                max_bytes: usize::MAX,
+                ..Codec::default()
+            },
+        )
+        .map_err(serde::de::Error::custom)
     }
 }
 
@@ -219,9 +251,15 @@ mod tests {
 
     #[test]
     fn json_and_msgpack_round_trip_through_storage_form() {
-        let v = Input { user_id: 7, email: "a@b.c".into() };
+        let v = Input {
+            user_id: 7,
+            email: "a@b.c".into(),
+        };
         for format in [Format::Json, Format::MsgPack] {
-            let codec = Codec { format, ..Codec::default() };
+            let codec = Codec {
+                format,
+                ..Codec::default()
+            };
             let p = Payload::encode(&v, &codec).unwrap();
             let back = Payload::from_stored(p.tag(), p.stored_bytes().to_vec()).unwrap();
             assert_eq!(back.decode::<Input>().unwrap(), v);
@@ -233,7 +271,9 @@ mod tests {
     fn ten_mib_payload_round_trips_compressed() {
         // Incompressible-ish 10 MiB: pseudo-random hex digits.
         let mut rng = fastrand::Rng::with_seed(1);
-        let s: String = (0..10 * 1024 * 1024).map(|_| char::from(b"0123456789abcdef"[rng.usize(..16)])).collect();
+        let s: String = (0..10 * 1024 * 1024)
+            .map(|_| char::from(b"0123456789abcdef"[rng.usize(..16)]))
+            .collect();
         let p = Payload::encode(&s, &Codec::default()).unwrap();
         assert!(p.is_compressed());
         assert!(p.stored_bytes().len() < s.len());
@@ -242,7 +282,10 @@ mod tests {
 
     #[test]
     fn payload_over_the_limit_is_refused() {
-        let codec = Codec { max_bytes: 1000, ..Codec::default() };
+        let codec = Codec {
+            max_bytes: 1000,
+            ..Codec::default()
+        };
         let big = "x".repeat(2000);
         match Payload::encode(&big, &codec) {
             Err(Error::PayloadTooLarge { size, limit }) => {

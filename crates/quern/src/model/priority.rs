@@ -112,10 +112,9 @@ impl<'de> Deserialize<'de> for Priority {
             S(String),
         }
         match Raw::deserialize(d)? {
-            Raw::N(n) => u8::try_from(n)
-                .ok()
-                .and_then(Priority::new)
-                .ok_or_else(|| serde::de::Error::custom(format!("priority {n} is out of range 0-9"))),
+            Raw::N(n) => u8::try_from(n).ok().and_then(Priority::new).ok_or_else(|| {
+                serde::de::Error::custom(format!("priority {n} is out of range 0-9"))
+            }),
             Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
         }
     }
@@ -127,7 +126,13 @@ mod tests {
 
     #[test]
     fn names_and_numbers_parse_and_print() {
-        for (name, n) in [("critical", 0), ("high", 2), ("normal", 5), ("low", 7), ("batch", 9)] {
+        for (name, n) in [
+            ("critical", 0),
+            ("high", 2),
+            ("normal", 5),
+            ("low", 7),
+            ("batch", 9),
+        ] {
             let p: Priority = name.parse().unwrap();
             assert_eq!(p.get(), n);
             assert_eq!(p.to_string(), name);

@@ -69,7 +69,9 @@ impl RetryPolicy {
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |m: &str| Err(Error::InvalidArgument(format!("retry policy: {m}")));
         match self {
-            RetryPolicy::Exponential { multiplier, jitter, .. } => {
+            RetryPolicy::Exponential {
+                multiplier, jitter, ..
+            } => {
                 if !multiplier.is_finite() || *multiplier < 1.0 {
                     return bad("multiplier must be a number >= 1");
                 }
@@ -96,13 +98,20 @@ impl RetryPolicy {
         match self {
             RetryPolicy::None => None,
             RetryPolicy::Fixed { delay } => Some(*delay),
-            RetryPolicy::Linear { base, max } => {
-                Some(base.saturating_mul(attempt).min(*max))
-            }
-            RetryPolicy::Exponential { base, multiplier, max, jitter } => {
+            RetryPolicy::Linear { base, max } => Some(base.saturating_mul(attempt).min(*max)),
+            RetryPolicy::Exponential {
+                base,
+                multiplier,
+                max,
+                jitter,
+            } => {
                 let exp = multiplier.powi(attempt.saturating_sub(1).min(1024) as i32);
                 let ms = (base.as_millis() as f64 * exp).min(max.as_millis() as f64);
-                let ms = if ms.is_finite() { ms } else { max.as_millis() as f64 };
+                let ms = if ms.is_finite() {
+                    ms
+                } else {
+                    max.as_millis() as f64
+                };
                 let j = jitter.clamp(0.0, 1.0) * unit.clamp(0.0, 1.0);
                 Some(Duration::from_millis((ms * (1.0 - j)).round().max(0.0) as u64).min(*max))
             }
@@ -132,12 +141,19 @@ mod tests {
     #[test]
     fn known_values() {
         let p = exp(1000, 2.0, 60_000, 0.0);
-        let got: Vec<u64> = (1..=8).map(|a| p.delay(a).unwrap().as_millis() as u64).collect();
+        let got: Vec<u64> = (1..=8)
+            .map(|a| p.delay(a).unwrap().as_millis() as u64)
+            .collect();
         assert_eq!(got, [1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000]);
-        let l = RetryPolicy::Linear { base: Duration::from_secs(5), max: Duration::from_secs(12) };
+        let l = RetryPolicy::Linear {
+            base: Duration::from_secs(5),
+            max: Duration::from_secs(12),
+        };
         assert_eq!(l.delay(2), Some(Duration::from_secs(10)));
         assert_eq!(l.delay(3), Some(Duration::from_secs(12)));
-        let c = RetryPolicy::Custom { delays: vec![Duration::from_secs(1), Duration::from_secs(7)] };
+        let c = RetryPolicy::Custom {
+            delays: vec![Duration::from_secs(1), Duration::from_secs(7)],
+        };
         assert_eq!(c.delay(1), Some(Duration::from_secs(1)));
         assert_eq!(c.delay(5), Some(Duration::from_secs(7)));
         assert_eq!(RetryPolicy::None.delay(1), None);
@@ -152,7 +168,9 @@ mod tests {
         assert_eq!(p, exp(1000, 3.0, 3_600_000, 0.2));
         let back: RetryPolicy = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
         assert_eq!(back, p);
-        assert!(serde_json::from_str::<RetryPolicy>(r#"{"type":"fixed","delay":1,"x":2}"#).is_err());
+        assert!(
+            serde_json::from_str::<RetryPolicy>(r#"{"type":"fixed","delay":1,"x":2}"#).is_err()
+        );
         assert!(exp(1, 0.5, 10, 0.0).validate().is_err());
         assert!(exp(1, 2.0, 10, 1.5).validate().is_err());
         assert!(RetryPolicy::Custom { delays: vec![] }.validate().is_err());
@@ -160,7 +178,9 @@ mod tests {
 
     fn any_policy() -> impl Strategy<Value = RetryPolicy> {
         prop_oneof![
-            (0u64..100_000).prop_map(|d| RetryPolicy::Fixed { delay: Duration::from_millis(d) }),
+            (0u64..100_000).prop_map(|d| RetryPolicy::Fixed {
+                delay: Duration::from_millis(d)
+            }),
             (0u64..100_000, 0u64..10_000_000).prop_map(|(b, m)| RetryPolicy::Linear {
                 base: Duration::from_millis(b),
                 max: Duration::from_millis(m)

@@ -95,7 +95,10 @@ impl JobState {
 
     /// Terminal without success: dependents waiting on `all_success` are skipped.
     pub fn is_failed_terminal(self) -> bool {
-        matches!(self, JobState::Dead | JobState::Cancelled | JobState::Skipped)
+        matches!(
+            self,
+            JobState::Dead | JobState::Cancelled | JobState::Skipped
+        )
     }
 
     /// Every edge of the state machine (DESIGN.md §3). Backends must never make any other move;
@@ -103,7 +106,9 @@ impl JobState {
     pub fn can_move_to(self, to: JobState) -> bool {
         use JobState::*;
         match (self, to) {
-            (Scheduled, Queued) | (Blocked, Queued) | (Blocked, Scheduled) | (Blocked, Skipped) => true,
+            (Scheduled, Queued) | (Blocked, Queued) | (Blocked, Scheduled) | (Blocked, Skipped) => {
+                true
+            }
             (Queued, Running) => true,
             (Running, Succeeded | Scheduled | Dead | Cancelled | Queued) => true,
             (Scheduled | Queued | Blocked, Cancelled) => true,

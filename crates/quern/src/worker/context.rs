@@ -43,7 +43,16 @@ impl Context {
         codec: Codec,
         cancel: CancellationToken,
     ) -> Self {
-        Context { inner: Arc::new(Inner { backend, job, token, lease, codec, cancel }) }
+        Context {
+            inner: Arc::new(Inner {
+                backend,
+                job,
+                token,
+                lease,
+                codec,
+                cancel,
+            }),
+        }
     }
 
     /// The job's id.
@@ -74,7 +83,10 @@ impl Context {
     /// Reports progress (0–100) and extends the lease. Returns `LeaseLost` (and cancels this
     /// context) if the job was taken away.
     pub async fn progress(&self, percent: f32, message: Option<String>) -> Result<()> {
-        let progress = Progress { percent: percent.clamp(0.0, 100.0), message };
+        let progress = Progress {
+            percent: percent.clamp(0.0, 100.0),
+            message,
+        };
         self.send(Some(progress), None).await
     }
 
@@ -87,7 +99,12 @@ impl Context {
 
     /// The checkpoint saved by an earlier attempt (or earlier in this one, as claimed), if any.
     pub fn last_checkpoint<T: DeserializeOwned>(&self) -> Result<Option<T>> {
-        self.inner.job.checkpoint.as_ref().map(|p| p.decode()).transpose()
+        self.inner
+            .job
+            .checkpoint
+            .as_ref()
+            .map(|p| p.decode())
+            .transpose()
     }
 
     /// A token cancelled when the job must stop (lease lost, timeout, forced shutdown).
@@ -106,11 +123,18 @@ impl Context {
     }
 
     async fn send(&self, progress: Option<Progress>, checkpoint: Option<Payload>) -> Result<()> {
-        let item = HeartbeatItem { token: self.inner.token.clone(), progress, checkpoint };
+        let item = HeartbeatItem {
+            token: self.inner.token.clone(),
+            progress,
+            checkpoint,
+        };
         let mut res = self
             .inner
             .backend
-            .job_heartbeat(HeartbeatParams { items: vec![item], lease: self.inner.lease })
+            .job_heartbeat(HeartbeatParams {
+                items: vec![item],
+                lease: self.inner.lease,
+            })
             .await?;
         match res.pop() {
             Some(Ok(_)) => Ok(()),

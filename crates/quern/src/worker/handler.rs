@@ -38,7 +38,11 @@ pub struct TaskHandler<T: Task> {
 impl<T: Task> TaskHandler<T> {
     /// Wraps a task; results are encoded with `codec`.
     pub fn new(task: T, codec: Codec) -> Self {
-        TaskHandler { task: Arc::new(task), codec, _t: PhantomData }
+        TaskHandler {
+            task: Arc::new(task),
+            codec,
+            _t: PhantomData,
+        }
     }
 }
 
