@@ -1,0 +1,7 @@
+//! Workflows: DAGs of tasks described in a YAML or JSON file.
+
+pub mod render;
+mod source;
+pub mod template;
+
+pub use source::{Pos, SourceFormat};
