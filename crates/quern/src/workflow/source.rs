@@ -11,8 +11,10 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
-use serde_json::{Number, Value};
+use serde_json::Number;
 use serde_saphyr::Spanned;
+
+use super::template::PathSegment;
 
 /// A 1-based line and column in the source file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -172,12 +174,12 @@ impl Node {
     }
 
     /// Follows a path of map keys and list indices (as in a `serde_json::Value`).
-    pub fn at(&self, path: &[PathSeg]) -> Option<&Node> {
+    pub fn at(&self, path: &[PathSegment]) -> Option<&Node> {
         let mut n = self;
         for seg in path {
             n = match seg {
-                PathSeg::Key(k) => n.get(&[k.as_str()])?,
-                PathSeg::Index(i) => n.index(*i)?,
+                PathSegment::Key(k) => n.get(&[k.as_str()])?,
+                PathSegment::Index(i) => n.index(*i)?,
             };
         }
         Some(n)
@@ -188,13 +190,6 @@ impl Node {
     pub fn deserialize<'de, T: Deserialize<'de>>(&'de self) -> Result<T, NodeError> {
         T::deserialize(self)
     }
-}
-
-/// One step of a path into a JSON value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum PathSeg {
-    Key(String),
-    Index(usize),
 }
 
 fn first_line(s: &str) -> String {
@@ -522,9 +517,11 @@ impl<'de> de::VariantAccess<'de> for &'de Node {
     }
 }
 
+#[cfg(test)]
 impl Node {
     /// The plain JSON value of this node.
-    pub fn to_value(&self) -> Value {
+    pub fn to_value(&self) -> serde_json::Value {
+        use serde_json::Value;
         match &self.kind {
             Kind::Null => Value::Null,
             Kind::Bool(b) => Value::Bool(*b),
@@ -560,9 +557,9 @@ mod tests {
             .index(0)
             .unwrap()
             .at(&[
-                PathSeg::Key("params".into()),
-                PathSeg::Key("argv".into()),
-                PathSeg::Index(1),
+                PathSegment::Key("params".into()),
+                PathSegment::Key("argv".into()),
+                PathSegment::Index(1),
             ])
             .unwrap();
         assert_eq!(argv.as_str(), Some("hi"));
@@ -583,7 +580,7 @@ mod tests {
         assert_eq!(v["tasks"][1]["s"], "tab\there");
         assert_eq!(
             v,
-            serde_json::from_str::<Value>(text).unwrap(),
+            serde_json::from_str::<serde_json::Value>(text).unwrap(),
             "the tree means what JSON says"
         );
     }
