@@ -50,3 +50,8 @@ pub use spec::{
     WorkflowSpec, parse_var,
 };
 pub use validate::ParsedWorkflow;
+
+#[cfg(test)]
+mod examples_tests;
+#[cfg(test)]
+mod schema_check;

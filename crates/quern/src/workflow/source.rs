@@ -136,7 +136,7 @@ impl Node {
             }),
             Err(e) => Err(SyntaxError {
                 pos: e.location().and_then(Pos::from_location),
-                message: first_line(&e.to_string()),
+                message: strip_yaml_position(&first_line(&e.to_string())),
             }),
         }
     }
@@ -194,6 +194,14 @@ impl Node {
 
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or_default().trim().to_owned()
+}
+
+/// Drops the parser's own " at line N, column M": the error carries the position.
+fn strip_yaml_position(s: &str) -> String {
+    match s.rfind(" at line ") {
+        Some(i) if s[i..].contains(", column ") => s[..i].to_owned(),
+        _ => s.to_owned(),
+    }
 }
 
 fn strip_json_position(s: &str) -> String {

@@ -191,6 +191,18 @@ tasks:
 
 #[test]
 fn syntax_errors() {
+    let e = WorkflowPlan::load(
+        "name: x\ntasks:\n  - run: echo \"a\": b\n",
+        SourceFormat::Yaml,
+        &[],
+    )
+    .unwrap_err();
+    let shown = e.to_string();
+    assert!(shown.starts_with("line 3: "), "{shown}");
+    assert!(
+        !shown.contains("at line"),
+        "the position is not repeated: {shown}"
+    );
     one(
         "name: x\ntasks:\n  - id: a\n    kind: [unclosed\n",
         K::Syntax,
