@@ -374,7 +374,13 @@ pub fn parse_reference(inner: &str, offset: usize) -> Result<Reference, Template
             _ => {
                 return Err(err(
                     segs.first().map(|s| s.1).unwrap_or(start),
-                    format!("expected ${{{task}.result…}} or ${{{task}.metadata.FIELD}}"),
+                    if segs.is_empty() {
+                        format!(
+                            "expected ${{{task}.result…}} or ${{{task}.metadata.FIELD}} (write $${{{task}}} for a literal ${{{task}}}, e.g. a shell variable)"
+                        )
+                    } else {
+                        format!("expected ${{{task}.result…}} or ${{{task}.metadata.FIELD}}")
+                    },
                 ));
             }
         },
@@ -498,6 +504,13 @@ pub struct ValueTemplateError {
     pub path: Vec<PathSegment>,
     /// What is wrong with it.
     pub error: TemplateError,
+}
+
+impl Default for ValueTemplate {
+    /// `null`, which a payload renders as `{}`.
+    fn default() -> Self {
+        ValueTemplate::Literal(Value::Null)
+    }
 }
 
 impl ValueTemplate {
@@ -854,6 +867,7 @@ mod tests {
             ("${}", 3, "empty reference"),
             ("${ 1x.result}", 4, "starts with a name"),
             ("${fetch}", 3, "expected ${fetch.result…}"),
+            ("${HOME}", 3, "write $${HOME} for a literal ${HOME}"),
             ("${fetch.output}", 8, "expected ${fetch.result…}"),
             ("${fetch.result.}", 15, "expected a name after `.`"),
             ("${fetch.result[x]}", 15, "list index"),

@@ -63,9 +63,13 @@ impl ParsedWorkflow {
             }
         };
         let mut tasks = Vec::with_capacity(task_nodes.len());
+        let mut placeholder = Vec::with_capacity(task_nodes.len());
         for (i, node) in task_nodes.iter().enumerate() {
             match node.deserialize::<TaskSpec>() {
-                Ok(t) => tasks.push(t),
+                Ok(t) => {
+                    tasks.push(t);
+                    placeholder.push(false);
+                }
                 Err(e) => {
                     let name = node
                         .get(&["id"])
@@ -73,6 +77,8 @@ impl ParsedWorkflow {
                         .map(str::to_owned)
                         .unwrap_or_else(|| format!("#{}", i + 1));
                     errors.push(node_error(e, Some(name)));
+                    tasks.push(lenient_task(node, i));
+                    placeholder.push(true);
                 }
             }
         }
@@ -82,13 +88,35 @@ impl ParsedWorkflow {
         {
             *items = task_nodes;
         }
-        match header {
-            Some(mut spec) if errors.is_empty() => {
-                spec.tasks = tasks;
-                Ok(ParsedWorkflow { spec, root })
-            }
-            _ => Err(ValidationErrors::sorted(errors)),
+        if errors.is_empty()
+            && let Some(mut spec) = header
+        {
+            spec.tasks = tasks;
+            return Ok(ParsedWorkflow { spec, root });
         }
+        // Some part did not parse: still report the graph's problems (duplicate ids, unknown
+        // dependencies, cycles, malformed templates and conditions) so one run shows them all.
+        // References are not checked: they depend on what failed to parse.
+        let header_ok = header.is_some();
+        let mut spec = header.unwrap_or_else(|| WorkflowSpec {
+            name: "?".into(),
+            description: None,
+            variables: Default::default(),
+            defaults: Default::default(),
+            execution_mode: Default::default(),
+            max_parallel: None,
+            on_failure: Default::default(),
+            tasks: Vec::new(),
+        });
+        spec.tasks = tasks;
+        let partial = Partial {
+            placeholder,
+            header_ok,
+        };
+        if let Err(more) = check(spec, Some(&root), Some(&partial)) {
+            errors.extend(more.0);
+        }
+        Err(ValidationErrors::sorted(errors))
     }
 
     /// The parsed file model.
@@ -103,7 +131,7 @@ impl ParsedWorkflow {
 
     /// Checks ids, dependencies, cycles, templates, conditions and references.
     pub fn validate(self) -> Result<WorkflowPlan, ValidationErrors> {
-        check(self.spec, Some(&self.root))
+        check(self.spec, Some(&self.root), None)
     }
 }
 
@@ -138,7 +166,44 @@ impl WorkflowPlan {
     /// Validates a workflow that did not come from a file (an API request body); errors
     /// name tasks but no lines.
     pub fn from_spec(spec: WorkflowSpec) -> Result<WorkflowPlan, ValidationErrors> {
-        check(spec, None)
+        check(spec, None, None)
+    }
+}
+
+/// What is missing when checking a workflow some of whose parts did not parse.
+struct Partial {
+    /// Tasks that did not parse (stand-ins with their id and dependencies only).
+    placeholder: Vec<bool>,
+    /// Whether the workflow-level fields parsed.
+    header_ok: bool,
+}
+
+/// A stand-in for a task that did not parse: its id and well-formed dependencies, so the
+/// graph checks can still run.
+fn lenient_task(node: &Node, i: usize) -> TaskSpec {
+    let id = node
+        .get(&["id"])
+        .and_then(Node::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("#{}", i + 1));
+    let depends_on = node
+        .get(DEPENDS)
+        .and_then(|d| d.deserialize::<Vec<String>>().ok())
+        .unwrap_or_default();
+    TaskSpec {
+        id,
+        kind: "?".into(),
+        params: Value::Null,
+        depends_on,
+        when: None,
+        conditions: Vec::new(),
+        for_each: None,
+        retry: None,
+        timeout: None,
+        priority: None,
+        queue: None,
+        trigger: Default::default(),
+        compensate: None,
     }
 }
 
@@ -224,6 +289,7 @@ impl Checker<'_> {
 }
 
 /// Everything parsed from one task before the graph is known.
+#[derive(Default)]
 struct TaskParts {
     params: ValueTemplate,
     /// Each condition with the line it came from.
@@ -232,18 +298,25 @@ struct TaskParts {
     compensate_params: Option<ValueTemplate>,
 }
 
-fn check(spec: WorkflowSpec, root: Option<&Node>) -> Result<WorkflowPlan, ValidationErrors> {
+fn check(
+    spec: WorkflowSpec,
+    root: Option<&Node>,
+    partial: Option<&Partial>,
+) -> Result<WorkflowPlan, ValidationErrors> {
+    let is_placeholder = |i: usize| partial.is_some_and(|p| p.placeholder[i]);
     let mut c = Checker {
         loc: Locator { root },
         errors: Vec::new(),
     };
-    check_header(&mut c, &spec);
+    if partial.is_none_or(|p| p.header_ok) {
+        check_header(&mut c, &spec);
+    }
 
     // Ids first: later checks look tasks up by id.
     let mut first: HashMap<&str, usize> = HashMap::new();
     for (i, t) in spec.tasks.iter().enumerate() {
         let line = c.loc.task_line(i);
-        if let Some(problem) = id_problem(&t.id) {
+        if let Some(problem) = id_problem(&t.id).filter(|_| !is_placeholder(i)) {
             c.push(K::InvalidId, Some(&t.id), line, problem);
         }
         match first.get(t.id.as_str()) {
@@ -264,7 +337,13 @@ fn check(spec: WorkflowSpec, root: Option<&Node>) -> Result<WorkflowPlan, Valida
         .tasks
         .iter()
         .enumerate()
-        .map(|(i, t)| check_task(&mut c, i, t))
+        .map(|(i, t)| {
+            if is_placeholder(i) {
+                TaskParts::default()
+            } else {
+                check_task(&mut c, i, t)
+            }
+        })
         .collect();
 
     // The graph over the first task of each id, in file order.
@@ -322,8 +401,9 @@ fn check(spec: WorkflowSpec, root: Option<&Node>) -> Result<WorkflowPlan, Valida
         }
     };
 
-    // References need the graph: only upstream tasks may be read.
-    if order.is_some() {
+    // References need the graph: only upstream tasks may be read. Ancestors are well
+    // defined even when there is a cycle, so these are reported alongside cycles.
+    if partial.is_none() {
         for (d, &i) in uniq.iter().enumerate() {
             check_references(&mut c, &spec, &dag, &dag_ix, d, i, &parts[i]);
         }

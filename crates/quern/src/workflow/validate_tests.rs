@@ -7,8 +7,8 @@ use serde_json::json;
 use super::*;
 use crate::model::{Priority, RetryPolicy, Trigger};
 use crate::workflow::{
-    ExecutionMode, FailurePolicy, ForEach, ValidationErrorKind as K, WorkflowPlan, WorkflowSpec,
-    parse_var,
+    ExecutionMode, FailurePolicy, ForEach, Item, RenderContext, TaskOutput,
+    ValidationErrorKind as K, WorkflowPlan, WorkflowSpec, parse_var,
 };
 
 fn errors(text: &str) -> Vec<(K, Option<String>, Option<u32>, String)> {
@@ -700,4 +700,110 @@ tasks:
 ";
     // A block scalar is located at its first content line.
     one(text, K::UnknownReference, Some("a"), 7, "`nope`");
+}
+
+#[test]
+fn a_ten_thousand_item_fan_out_renders_in_order() {
+    let text = "\
+name: big
+tasks:
+  - id: split
+    kind: k
+  - id: each
+    kind: k
+    depends_on: [split]
+    for_each: ${split.result.items}
+    params: {n: '${item.n}', at: '${index}', label: 'item ${index} of ${split.result.total}'}
+";
+    let plan = WorkflowPlan::load(text, SourceFormat::Yaml, &[]).unwrap();
+    let items: Vec<serde_json::Value> = (0..10_000).map(|n| json!({"n": n * 2})).collect();
+    let mut ctx = RenderContext::default();
+    ctx.tasks.insert(
+        "split".into(),
+        TaskOutput {
+            result: Some(json!({"items": items, "total": 10_000})),
+            ..Default::default()
+        },
+    );
+    let each = plan.task("each").unwrap();
+    let list = each.for_each.as_ref().unwrap().items(&ctx).unwrap();
+    assert_eq!(list.len(), 10_000);
+    let rendered: Vec<serde_json::Value> = list
+        .iter()
+        .enumerate()
+        .map(|(index, value)| {
+            each.job
+                .render_params(&ctx, Some(Item { value, index }))
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        rendered[0],
+        json!({"n": 0, "at": 0, "label": "item 0 of 10000"})
+    );
+    assert_eq!(
+        rendered[9_999],
+        json!({"n": 19_998, "at": 9_999, "label": "item 9999 of 10000"})
+    );
+    // A non-list is a clear error, not an empty fan-out.
+    ctx.tasks.get_mut("split").unwrap().result = Some(json!({"items": {"a": 1}}));
+    let e = each.for_each.as_ref().unwrap().items(&ctx).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "${split.result.items}: for_each needs a list, got an object"
+    );
+}
+
+#[test]
+fn parse_errors_do_not_hide_graph_errors() {
+    let text = "\
+name: broken
+tasks:
+  - id: fetch
+    kind: shell
+    retries: 3
+  - id: clean
+    kind: shell
+    depends_on: [fetch]
+  - id: report
+    kind: shell
+    depends_on: [clean, summary]
+    when: ${clean.result.rows} > 0 and true
+  - id: clean
+    kind: shell
+";
+    let got: Vec<(K, Option<u32>)> = errors(text).iter().map(|(k, _, l, _)| (*k, *l)).collect();
+    assert_eq!(
+        got,
+        [
+            (K::UnknownField, Some(5)),
+            (K::UnknownDependency, Some(11)),
+            (K::Condition, Some(12)),
+            (K::DuplicateId, Some(13)),
+        ]
+    );
+    // A task that did not parse still counts as a dependency target.
+    let text =
+        "name: x\ntasks:\n  - {id: a, kind: k, bogus: 1}\n  - {id: b, kind: k, depends_on: [a]}\n";
+    let got: Vec<K> = errors(text).iter().map(|e| e.0).collect();
+    assert_eq!(got, [K::UnknownField]);
+}
+
+#[test]
+fn references_are_checked_next_to_cycles() {
+    let text = "\
+name: x
+tasks:
+  - id: a
+    kind: k
+    depends_on: [b]
+  - id: b
+    kind: k
+    depends_on: [a]
+  - id: c
+    kind: k
+    params: {x: '${a.result}'}
+";
+    let got: Vec<(K, Option<u32>)> = errors(text).iter().map(|(k, _, l, _)| (*k, *l)).collect();
+    assert_eq!(got, [(K::Cycle, Some(3)), (K::NotUpstream, Some(11))]);
 }
