@@ -355,3 +355,52 @@ fn saga_compensates_in_reverse_order() {
         ]
     );
 }
+
+#[test]
+fn the_user_guide_agrees_with_the_code() {
+    let doc = std::fs::read_to_string(repo().join("docs/workflows.md")).unwrap();
+    // Every complete workflow in the guide validates.
+    let mut complete = 0;
+    for block in doc.split("```yaml\n").skip(1) {
+        let body = block.split("```").next().unwrap();
+        if body.starts_with("name:") {
+            WorkflowPlan::load(body, SourceFormat::Yaml, &[])
+                .unwrap_or_else(|e| panic!("{body}\n{e}"));
+            complete += 1;
+        }
+    }
+    assert!(complete >= 1);
+    // The levels and the text graph it shows are what the code prints.
+    let plan = load("etl.yaml", &[]);
+    assert!(doc.contains(&format!("```text\n{}```", plan.levels_text())));
+    let text = graph::render(&plan, GraphFormat::Text);
+    let head: String = text.lines().take(9).map(|l| format!("{l}\n")).collect();
+    assert!(doc.contains(&head), "{head}");
+    // The validation report it shows is what the code prints (up to the elided field list).
+    let broken = "\
+name: broken
+tasks:
+  - id: fetch
+    kind: shell
+    retries: 3
+  - id: clean
+    kind: shell
+    depends_on: [fetch]
+  - id: report
+    kind: shell
+    depends_on: [clean, summary]
+    when: ${clean.result.rows} > 0 and true
+  - id: clean
+    kind: shell
+";
+    let report = WorkflowPlan::load(broken, SourceFormat::Yaml, &[])
+        .unwrap_err()
+        .to_string();
+    for line in report.lines() {
+        let shown = match line.find("`kind`, `method`") {
+            Some(i) => format!("{}…", &line[..i + "`kind`, `method`, ".len()]),
+            None => line.to_owned(),
+        };
+        assert!(doc.contains(&shown), "the guide lacks {shown:?}");
+    }
+}
