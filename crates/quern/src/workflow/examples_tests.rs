@@ -404,3 +404,30 @@ tasks:
         assert!(doc.contains(&shown), "the guide lacks {shown:?}");
     }
 }
+
+/// The runtime stores `plan.spec()` as JSON and rebuilds the plan from it when tasks become
+/// ready; that must give the same plan, and the stored form must still match the schema.
+#[test]
+fn stored_specs_rebuild_the_same_plan() {
+    let schema = schema();
+    let checker = Checker::new(&schema);
+    for path in example_files() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let plan = load(&name, &[]);
+        let stored = serde_json::to_value(plan.spec()).unwrap();
+        let errs = checker.errors(&stored);
+        assert!(errs.is_empty(), "{name}: {errs:#?}");
+        let spec: WorkflowSpec = serde_json::from_value(stored).unwrap();
+        assert_eq!(&spec, plan.spec(), "{name}");
+        let again = WorkflowPlan::from_spec(spec).unwrap();
+        assert_eq!(again.tasks().len(), plan.tasks().len());
+        for (a, b) in again.tasks().iter().zip(plan.tasks()) {
+            assert_eq!((&a.id, &a.job, a.level), (&b.id, &b.job, b.level), "{name}");
+            assert_eq!(a.condition, b.condition, "{name}");
+            assert_eq!(a.for_each, b.for_each, "{name}");
+            assert_eq!(a.compensate, b.compensate, "{name}");
+            assert_eq!(a.line, None, "no file, no lines");
+            assert!(b.line.is_some());
+        }
+    }
+}

@@ -807,3 +807,33 @@ tasks:
     let got: Vec<(K, Option<u32>)> = errors(text).iter().map(|(k, _, l, _)| (*k, *l)).collect();
     assert_eq!(got, [(K::Cycle, Some(3)), (K::NotUpstream, Some(11))]);
 }
+
+#[test]
+fn yaml_anchors_aliases_and_merge_keys_work() {
+    let text = "\
+name: x
+tasks:
+  - &base
+    id: a
+    kind: shell
+    queue: etl
+    params: &argv {argv: [echo, hi]}
+  - <<: *base
+    id: b
+    depends_on: [a]
+    params: *argv
+  - <<: *base
+    id: c
+    bogus: 1
+";
+    let errs = errors(text);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(errs[0].0, K::UnknownField);
+    assert_eq!(errs[0].2, Some(14));
+    let plan =
+        WorkflowPlan::load(&text.replace("    bogus: 1\n", ""), SourceFormat::Yaml, &[]).unwrap();
+    let b = plan.task("b").unwrap();
+    assert_eq!(b.job.queue, "etl");
+    assert_eq!(b.job.raw_params, json!({"argv": ["echo", "hi"]}));
+    assert_eq!(plan.task("c").unwrap().job.kind, "shell");
+}
