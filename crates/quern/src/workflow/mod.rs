@@ -29,10 +29,12 @@
 //! assert_eq!(plan.levels_text(), "0: fetch\n1: report\n");
 //! ```
 
+mod build;
 pub mod condition;
 pub mod dag;
 mod error;
 pub mod graph;
+mod load;
 mod plan;
 pub mod render;
 mod source;
@@ -42,6 +44,7 @@ mod validate;
 
 pub use error::{ValidationError, ValidationErrorKind, ValidationErrors};
 pub use graph::GraphFormat;
+pub use load::ParsedWorkflow;
 pub use plan::{DEFAULT_MAX_ATTEMPTS, ForEach, JobTemplate, PlannedTask, WorkflowPlan};
 pub use render::{EnvSource, Item, RenderContext, RenderError, TaskMetadata, TaskOutput};
 pub use source::{Pos, SourceFormat};
@@ -49,7 +52,6 @@ pub use spec::{
     CompensateSpec, Defaults, ExecutionMode, FailurePolicy, ForEachSpec, RetrySpec, TaskSpec,
     WorkflowSpec, parse_var,
 };
-pub use validate::ParsedWorkflow;
 
 #[cfg(test)]
 mod examples_tests;

@@ -1,8 +1,6 @@
-//! Turning a workflow file into a [`WorkflowPlan`], or into every error it has.
-//!
-//! Parsing happens per task so one bad task does not hide the others; the graph and the
-//! references are checked once every task parsed. Errors name the task and the line (found
-//! through the position-aware source tree, see `source.rs`).
+//! The checks that turn a parsed workflow into a [`WorkflowPlan`], or into every error it
+//! has: ids, dependencies, cycles, templates, conditions and references. Errors name the task
+//! and the line, found through the position-aware source tree (see `source.rs`).
 
 use std::collections::HashMap;
 
@@ -11,217 +9,24 @@ use serde_json::Value;
 use super::condition::Condition;
 use super::dag::Dag;
 use super::error::{ValidationError, ValidationErrorKind as K, ValidationErrors};
-use super::plan::{DEFAULT_MAX_ATTEMPTS, ForEach, JobTemplate, PlannedTask, WorkflowPlan};
-use super::source::{Kind, Node, NodeError, SourceFormat};
-use super::spec::{CompensateSpec, Defaults, ForEachSpec, RetrySpec, TaskSpec, WorkflowSpec};
+use super::plan::{ForEach, WorkflowPlan};
+use super::source::Node;
+use super::spec::{CompensateSpec, ForEachSpec, TaskSpec, WorkflowSpec};
 use super::template::{
     PathSegment, RESERVED_ROOTS, RefTarget, Reference, Template, ValueTemplate, format_path,
 };
-use crate::model::{Priority, validate_queue_name};
-
-/// A workflow file that parsed, before the graph and references are checked. Lets the CLI
-/// apply `--var` overrides between the two steps.
-#[derive(Clone, Debug)]
-pub struct ParsedWorkflow {
-    spec: WorkflowSpec,
-    root: Node,
-}
-
-impl ParsedWorkflow {
-    /// Parses a YAML or JSON workflow file. Errors: syntax, unknown fields, wrong types.
-    pub fn parse(text: &str, format: SourceFormat) -> Result<ParsedWorkflow, ValidationErrors> {
-        let fail = |e: ValidationError| ValidationErrors(vec![e]);
-        let mut root = Node::parse(text, format).map_err(|e| {
-            fail(ValidationError {
-                kind: K::Syntax,
-                task: None,
-                line: e.pos.map(|p| p.line),
-                message: e.message,
-            })
-        })?;
-        let Kind::Map(entries) = &mut root.kind else {
-            return Err(fail(ValidationError {
-                kind: K::InvalidValue,
-                task: None,
-                line: root.pos.map(|p| p.line),
-                message: "a workflow file is a mapping with `name` and `tasks`".into(),
-            }));
-        };
-        // The header and each task are read separately, so every bad task is reported.
-        let mut task_nodes = Vec::new();
-        if let Some((_, tasks)) = entries.iter_mut().find(|(k, _)| k.name == "tasks")
-            && let Kind::Seq(items) = &mut tasks.kind
-        {
-            task_nodes = std::mem::take(items);
-        }
-        let mut errors = Vec::new();
-        let header = match root.deserialize::<WorkflowSpec>() {
-            Ok(h) => Some(h),
-            Err(e) => {
-                errors.push(node_error(e, None));
-                None
-            }
-        };
-        let mut tasks = Vec::with_capacity(task_nodes.len());
-        let mut placeholder = Vec::with_capacity(task_nodes.len());
-        for (i, node) in task_nodes.iter().enumerate() {
-            match node.deserialize::<TaskSpec>() {
-                Ok(t) => {
-                    tasks.push(t);
-                    placeholder.push(false);
-                }
-                Err(e) => {
-                    let name = node
-                        .get(&["id"])
-                        .and_then(Node::as_str)
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| format!("#{}", i + 1));
-                    errors.push(node_error(e, Some(name)));
-                    tasks.push(lenient_task(node, i));
-                    placeholder.push(true);
-                }
-            }
-        }
-        if let Kind::Map(entries) = &mut root.kind
-            && let Some((_, t)) = entries.iter_mut().find(|(k, _)| k.name == "tasks")
-            && let Kind::Seq(items) = &mut t.kind
-        {
-            *items = task_nodes;
-        }
-        if errors.is_empty()
-            && let Some(mut spec) = header
-        {
-            spec.tasks = tasks;
-            return Ok(ParsedWorkflow { spec, root });
-        }
-        // Some part did not parse: still report the graph's problems (duplicate ids, unknown
-        // dependencies, cycles, malformed templates and conditions) so one run shows them all.
-        // References are not checked: they depend on what failed to parse.
-        let header_ok = header.is_some();
-        let mut spec = header.unwrap_or_else(|| WorkflowSpec {
-            name: "?".into(),
-            description: None,
-            variables: Default::default(),
-            defaults: Default::default(),
-            execution_mode: Default::default(),
-            max_parallel: None,
-            on_failure: Default::default(),
-            tasks: Vec::new(),
-        });
-        spec.tasks = tasks;
-        let partial = Partial {
-            placeholder,
-            header_ok,
-        };
-        if let Err(more) = check(spec, Some(&root), Some(&partial)) {
-            errors.extend(more.0);
-        }
-        Err(ValidationErrors::sorted(errors))
-    }
-
-    /// The parsed file model.
-    pub fn spec(&self) -> &WorkflowSpec {
-        &self.spec
-    }
-
-    /// Overrides a declared variable (`--var NAME=VALUE`).
-    pub fn set_variable(&mut self, name: &str, value: Value) -> Result<(), crate::Error> {
-        self.spec.set_variable(name, value)
-    }
-
-    /// Checks ids, dependencies, cycles, templates, conditions and references.
-    pub fn validate(self) -> Result<WorkflowPlan, ValidationErrors> {
-        check(self.spec, Some(&self.root), None)
-    }
-}
-
-impl WorkflowPlan {
-    /// Parses, applies `vars` overrides and validates a workflow file in one step.
-    pub fn load(
-        text: &str,
-        format: SourceFormat,
-        vars: &[(String, Value)],
-    ) -> Result<WorkflowPlan, ValidationErrors> {
-        let mut parsed = ParsedWorkflow::parse(text, format)?;
-        let mut errors = Vec::new();
-        for (k, v) in vars {
-            if let Err(e) = parsed.set_variable(k, v.clone()) {
-                errors.push(ValidationError {
-                    kind: K::InvalidValue,
-                    task: None,
-                    line: None,
-                    message: match e {
-                        crate::Error::InvalidArgument(m) => m,
-                        other => other.to_string(),
-                    },
-                });
-            }
-        }
-        if !errors.is_empty() {
-            return Err(ValidationErrors::sorted(errors));
-        }
-        parsed.validate()
-    }
-
-    /// Validates a workflow that did not come from a file (an API request body); errors
-    /// name tasks but no lines.
-    pub fn from_spec(spec: WorkflowSpec) -> Result<WorkflowPlan, ValidationErrors> {
-        check(spec, None, None)
-    }
-}
+use crate::model::validate_queue_name;
 
 /// What is missing when checking a workflow some of whose parts did not parse.
-struct Partial {
+pub(super) struct Partial {
     /// Tasks that did not parse (stand-ins with their id and dependencies only).
-    placeholder: Vec<bool>,
+    pub placeholder: Vec<bool>,
     /// Whether the workflow-level fields parsed.
-    header_ok: bool,
-}
-
-/// A stand-in for a task that did not parse: its id and well-formed dependencies, so the
-/// graph checks can still run.
-fn lenient_task(node: &Node, i: usize) -> TaskSpec {
-    let id = node
-        .get(&["id"])
-        .and_then(Node::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("#{}", i + 1));
-    let depends_on = node
-        .get(DEPENDS)
-        .and_then(|d| d.deserialize::<Vec<String>>().ok())
-        .unwrap_or_default();
-    TaskSpec {
-        id,
-        kind: "?".into(),
-        params: Value::Null,
-        depends_on,
-        when: None,
-        conditions: Vec::new(),
-        for_each: None,
-        retry: None,
-        timeout: None,
-        priority: None,
-        queue: None,
-        trigger: Default::default(),
-        compensate: None,
-    }
-}
-
-fn node_error(e: NodeError, task: Option<String>) -> ValidationError {
-    ValidationError {
-        kind: if e.message.starts_with("unknown field") {
-            K::UnknownField
-        } else {
-            K::InvalidValue
-        },
-        task,
-        line: e.pos.map(|p| p.line),
-        message: e.message,
-    }
+    pub header_ok: bool,
 }
 
 /// Finds lines for the parts of a task; every method answers `None` without a source.
-struct Locator<'a> {
+pub(super) struct Locator<'a> {
     root: Option<&'a Node>,
 }
 
@@ -234,7 +39,7 @@ impl<'a> Locator<'a> {
         self.root?.get(&["tasks"])?.index(i)
     }
 
-    fn task_line(&self, i: usize) -> Option<u32> {
+    pub(super) fn task_line(&self, i: usize) -> Option<u32> {
         let t = self.task(i)?;
         line(t.get(&["id"])).or(t.pos.map(|p| p.line))
     }
@@ -261,7 +66,7 @@ fn line(n: Option<&Node>) -> Option<u32> {
 }
 
 const PARAMS: &[&str] = &["params", "parameters"];
-const DEPENDS: &[&str] = &["depends_on", "dependencies"];
+pub(super) const DEPENDS: &[&str] = &["depends_on", "dependencies"];
 
 /// Where a reference appears, for messages and for what it may read.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -290,15 +95,15 @@ impl Checker<'_> {
 
 /// Everything parsed from one task before the graph is known.
 #[derive(Default)]
-struct TaskParts {
-    params: ValueTemplate,
+pub(super) struct TaskParts {
+    pub params: ValueTemplate,
     /// Each condition with the line it came from.
-    conditions: Vec<(Condition, Option<u32>)>,
-    for_each: Option<ForEach>,
-    compensate_params: Option<ValueTemplate>,
+    pub conditions: Vec<(Condition, Option<u32>)>,
+    pub for_each: Option<ForEach>,
+    pub compensate_params: Option<ValueTemplate>,
 }
 
-fn check(
+pub(super) fn check(
     spec: WorkflowSpec,
     root: Option<&Node>,
     partial: Option<&Partial>,
@@ -412,7 +217,9 @@ fn check(
     let Some(order) = order.filter(|_| c.errors.is_empty()) else {
         return Err(ValidationErrors::sorted(c.errors));
     };
-    Ok(build_plan(spec, parts, &c.loc, &dag, &uniq, &order))
+    Ok(super::build::build_plan(
+        spec, parts, &c.loc, &dag, &uniq, &order,
+    ))
 }
 
 fn check_header(c: &mut Checker<'_>, spec: &WorkflowSpec) {
@@ -836,109 +643,6 @@ fn check_references(
         if let Some((kind, msg)) = problem {
             c.push(kind, Some(&t.id), l, format!("{what}: {msg}"));
         }
-    }
-}
-
-/// The settings a task or compensation may set for itself; unset ones come from defaults.
-struct Step<'a> {
-    kind: &'a str,
-    raw_params: &'a Value,
-    queue: Option<&'a String>,
-    priority: Option<Priority>,
-    retry: Option<&'a RetrySpec>,
-    timeout: Option<std::time::Duration>,
-}
-
-impl Step<'_> {
-    fn job(&self, params: ValueTemplate, defaults: &Defaults) -> JobTemplate {
-        let retry = self
-            .retry
-            .cloned()
-            .unwrap_or_default()
-            .or(defaults.retry.as_ref());
-        JobTemplate {
-            kind: self.kind.to_owned(),
-            raw_params: self.raw_params.clone(),
-            params,
-            queue: self
-                .queue
-                .or(defaults.queue.as_ref())
-                .cloned()
-                .unwrap_or_else(|| "default".to_owned()),
-            priority: self.priority.or(defaults.priority).unwrap_or_default(),
-            max_attempts: retry.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS),
-            retry: retry.policy,
-            timeout: self.timeout.or(defaults.timeout),
-        }
-    }
-}
-
-fn build_plan(
-    spec: WorkflowSpec,
-    parts: Vec<TaskParts>,
-    loc: &Locator<'_>,
-    dag: &Dag,
-    uniq: &[usize],
-    order: &[usize],
-) -> WorkflowPlan {
-    let levels = dag.levels(order);
-    let mut parts: Vec<Option<TaskParts>> = parts.into_iter().map(Some).collect();
-    let mut tasks = Vec::with_capacity(order.len());
-    for &d in order {
-        let i = uniq[d];
-        let t = &spec.tasks[i];
-        let p = parts[i].take().expect("each task is planned once");
-        let compensate = t.compensate.as_ref().map(|comp| {
-            Step {
-                kind: &comp.kind,
-                raw_params: &comp.params,
-                queue: comp.queue.as_ref(),
-                priority: comp.priority,
-                retry: comp.retry.as_ref(),
-                timeout: comp.timeout,
-            }
-            .job(
-                p.compensate_params
-                    .unwrap_or(ValueTemplate::Literal(Value::Null)),
-                &spec.defaults,
-            )
-        });
-        tasks.push(PlannedTask {
-            id: t.id.clone(),
-            job: Step {
-                kind: &t.kind,
-                raw_params: &t.params,
-                queue: t.queue.as_ref(),
-                priority: t.priority,
-                retry: t.retry.as_ref(),
-                timeout: t.timeout,
-            }
-            .job(p.params, &spec.defaults),
-            depends_on: t.depends_on.clone(),
-            trigger: t.trigger,
-            condition: Condition::all(p.conditions.into_iter().map(|(c, _)| c).collect()),
-            for_each: p.for_each,
-            compensate,
-            level: levels[d],
-            line: loc.task_line(i),
-        });
-    }
-    let index: HashMap<String, usize> = tasks
-        .iter()
-        .enumerate()
-        .map(|(k, t)| (t.id.clone(), k))
-        .collect();
-    let mut plan_dag = Dag::new(tasks.iter().map(|t| t.id.clone()).collect());
-    for (k, t) in tasks.iter().enumerate() {
-        for dep in &t.depends_on {
-            plan_dag.add_edge(index[dep.as_str()], k);
-        }
-    }
-    WorkflowPlan {
-        spec,
-        tasks,
-        index,
-        dag: plan_dag,
     }
 }
 

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::*;
 use crate::model::{Priority, RetryPolicy, Trigger};
+use crate::workflow::SourceFormat;
 use crate::workflow::{
     ExecutionMode, FailurePolicy, ForEach, Item, RenderContext, TaskOutput,
     ValidationErrorKind as K, WorkflowPlan, WorkflowSpec, parse_var,
