@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use serde::{Serialize, Serializer};
+
 /// The class of a validation error, stable for scripts (`quern workflow validate --json`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
@@ -49,8 +51,16 @@ impl ValidationErrorKind {
     }
 }
 
-/// One problem found in a workflow file.
-#[derive(Clone, Debug, PartialEq, Eq)]
+impl Serialize for ValidationErrorKind {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code())
+    }
+}
+
+/// One problem found in a workflow file. Serializes as
+/// `{"kind": "cycle", "task": "a", "line": 3, "message": "…"}` for `--json` output and HTTP
+/// error bodies.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ValidationError {
     pub kind: ValidationErrorKind,
     /// The task it is about (`None` for workflow-level problems).
@@ -76,7 +86,8 @@ impl fmt::Display for ValidationError {
 impl std::error::Error for ValidationError {}
 
 /// Every problem found, sorted by line, then task id, then message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
 pub struct ValidationErrors(pub Vec<ValidationError>);
 
 impl ValidationErrors {
