@@ -13,8 +13,11 @@ async fn main() {
     let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let conc: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(16);
     let dir = tempfile::tempdir().unwrap();
-    let b: Arc<dyn Backend> =
-        Arc::new(SqliteBackend::open(&format!("sqlite://{}", dir.path().join("b.db").display())).await.unwrap());
+    let b: Arc<dyn Backend> = Arc::new(
+        SqliteBackend::open(&format!("sqlite://{}", dir.path().join("b.db").display()))
+            .await
+            .unwrap(),
+    );
     let payload = Payload::from_json_str(
         r#"{"user_id":100123,"email":"user123@example.com","action":"send_welcome_email","ts":0}"#,
         &Default::default(),
@@ -22,8 +25,15 @@ async fn main() {
     .unwrap();
     let t = Instant::now();
     for chunk in 0..n / 1000 {
-        let jobs = (0..1000).map(|_| NewJob::new("noop", payload.clone())).collect();
-        b.job_enqueue(EnqueueParams { jobs, mode: BatchMode::Atomic }).await.unwrap();
+        let jobs = (0..1000)
+            .map(|_| NewJob::new("noop", payload.clone()))
+            .collect();
+        b.job_enqueue(EnqueueParams {
+            jobs,
+            mode: BatchMode::Atomic,
+        })
+        .await
+        .unwrap();
         let _ = chunk;
     }
     let el = t.elapsed().as_secs_f64();
@@ -49,7 +59,14 @@ async fn main() {
                     return done;
                 }
                 done += got.len();
-                let items = got.into_iter().map(|c| Completion { token: c.token, result: None, result_ttl: None }).collect();
+                let items = got
+                    .into_iter()
+                    .map(|c| Completion {
+                        token: c.token,
+                        result: None,
+                        result_ttl: None,
+                    })
+                    .collect();
                 b.job_complete(CompleteParams { items }).await.unwrap();
             }
         }));
@@ -59,5 +76,8 @@ async fn main() {
         total += t.await.unwrap();
     }
     let el = t.elapsed().as_secs_f64();
-    println!("drain c{conc} (claim 8, complete batch): {total} in {el:.2}s = {:.0} jobs/s", total as f64 / el);
+    println!(
+        "drain c{conc} (claim 8, complete batch): {total} in {el:.2}s = {:.0} jobs/s",
+        total as f64 / el
+    );
 }

@@ -209,9 +209,12 @@ impl SqliteBackend {
 /// near partial indexes), which measured at 35% of the writer's instructions on the drain
 /// path. Our statements are written for one plan each, so re-planning buys nothing.
 pub(crate) fn stable_plans(conn: &Connection) -> quern::Result<()> {
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
-        .map(|_| ())
-        .map_err(sql_err)
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map(|_| ())
+    .map_err(sql_err)
 }
 
 /// Another process may commit to the same file; nothing tells us but `PRAGMA
