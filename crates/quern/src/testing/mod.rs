@@ -15,7 +15,7 @@
 //! [`conformance_suite!`](crate::conformance_suite) expands to one `#[test]` per case, named
 //! `<area>::<case>` (so `cargo test conformance::lease::` runs one area). Each test builds its
 //! own tokio runtime (multi-threaded for the cases marked so), a
-//! [`ManualClock`](crate::ManualClock) at a fixed start, calls the factory with that clock and
+//! [`ManualClock`] at a fixed start, calls the factory with that clock and
 //! runs the case with a [`Harness`].
 //!
 //! The factory must build a backend with the default [`Limits`](crate::model::Limits)

@@ -81,7 +81,7 @@ pub async fn prune_respects_limit(h: Harness) {
 /// Listing live states never deletes live jobs: the call is refused or deletes nothing live.
 pub async fn prune_never_deletes_live_jobs(h: Harness) {
     let queued = h.enqueue(job("q")).await.id;
-    let running = h.enqueue_and_claim(job("r")).await.job.id;
+    let running = h.enqueue_and_claim(job("r").queue("r")).await.job.id;
     let scheduled = h.enqueue(job("s").run_at(h.now() + 1)).await.id;
     let a = h.enqueue(job("a").queue("x")).await.id;
     let blocked = h.enqueue(job("b").queue("x").depends_on([a])).await.id;

@@ -243,14 +243,14 @@ pub async fn retry_dead_with_pending_dependency_is_blocked(h: Harness) {
 /// makes it runnable (for a skipped job whose dependency stays dead, that is the operator's
 /// explicit "run it anyway").
 pub async fn retry_cancelled_and_skipped_are_queued(h: Harness) {
-    let gone = h.enqueue(job("gone")).await.id;
-    h.cancel(gone).await.unwrap();
-    retry_to(&h, gone, Queued, "cancelled job retried").await;
     let dead = h.enqueue(job("dead")).await.id;
     let skipped = h.enqueue(job("skipped").depends_on([dead])).await.id;
     h.claim_and_fail("default", dead, FailAction::Dead).await;
     h.assert_state(skipped, Skipped, "setup").await;
     retry_to(&h, skipped, Queued, "skipped job retried").await;
+    let gone = h.enqueue(job("gone")).await.id;
+    h.cancel(gone).await.unwrap();
+    retry_to(&h, gone, Queued, "cancelled job retried").await;
     let mut got: Vec<JobId> = h
         .claim("default", 10)
         .await
