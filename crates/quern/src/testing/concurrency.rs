@@ -167,6 +167,76 @@ pub async fn cancel_races_complete(h: Harness) {
     eprintln!("{}: cancel won {cancels} of {N}", h.case);
 }
 
+/// After their leases expire, late completions race the rescuer: every job ends either
+/// succeeded (its completion won, the rescuer skipped it) or queued again (the rescuer won,
+/// the completion got `LeaseLost`), never both and never neither.
+pub async fn rescue_races_late_completions(h: Harness) {
+    const N: usize = 60;
+    h.enqueue_many("default", N).await;
+    let claimed = h.claim("default", N).await;
+    assert_eq!(claimed.len(), N, "{}", h.case);
+    h.advance(LEASE + Duration::from_secs(1));
+    let backend = h.backend.clone();
+    let tokens: Vec<LeaseToken> = claimed.iter().map(|c| c.token.clone()).collect();
+    let completer = tokio::spawn(async move {
+        let mut won = HashSet::new();
+        for t in tokens {
+            let res = backend
+                .job_complete(CompleteParams {
+                    items: vec![Completion {
+                        token: t.clone(),
+                        result: None,
+                        result_ttl: None,
+                    }],
+                })
+                .await?
+                .remove(0);
+            match res {
+                Ok(()) => {
+                    won.insert(t.job_id);
+                }
+                Err(Error::LeaseLost { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok::<_, Error>(won)
+    });
+    let backend = h.backend.clone();
+    let rescuer = tokio::spawn(async move {
+        let mut rescued = HashSet::new();
+        loop {
+            let r = backend
+                .lease_rescue(crate::backend::RescueParams { limit: 1 })
+                .await?;
+            assert!(r.dead.is_empty(), "attempts remain, so nothing dies");
+            if r.requeued.is_empty() {
+                return Ok::<_, Error>(rescued);
+            }
+            rescued.extend(r.requeued);
+        }
+    });
+    let completed = completer.await.expect("task").unwrap();
+    let rescued = rescuer.await.expect("task").unwrap();
+    eprintln!(
+        "{}: {} completed, {} rescued",
+        h.case,
+        completed.len(),
+        rescued.len()
+    );
+    for c in &claimed {
+        let id = c.job.id;
+        let state = h.get(id).await.state;
+        match (completed.contains(&id), rescued.contains(&id)) {
+            (true, false) => assert_eq!(state, JobState::Succeeded, "{}: {id}", h.case),
+            (false, true) => assert_eq!(state, JobState::Queued, "{}: {id}", h.case),
+            both => panic!(
+                "{}: job {id}: (completed, rescued) = {both:?}, state {state}",
+                h.case
+            ),
+        }
+    }
+}
+
 /// Enqueuing a dependent while its dependency completes never strands it `blocked`: it ends
 /// `queued` whichever step landed first.
 pub async fn dependent_enqueued_while_dependency_completes(h: Harness) {

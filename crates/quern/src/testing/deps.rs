@@ -182,6 +182,25 @@ pub async fn handler_cancel_skips_dependents(h: Harness) {
     h.assert_state(ids[1], JobState::Skipped, "b").await;
 }
 
+/// A dependency that ended and is then replayed counts as pending again: c (all_done on a
+/// and x) keeps waiting after x finishes until the replayed a finishes too.
+pub async fn replayed_dependency_counts_as_pending_again(h: Harness) {
+    let a = job("a");
+    let x = job("x").priority(crate::Priority::LOW);
+    let c = job("c").depends_on([a.id, x.id]).trigger(Trigger::AllDone);
+    let ids = put(&h, vec![a, x, c]).await;
+    kill(&h, ids[0]).await;
+    h.assert_state(ids[2], JobState::Blocked, "x pending").await;
+    let cx = h.claim_id("default", ids[1]).await;
+    let moved = h.retry_ids(vec![ids[0]]).await.unwrap();
+    assert_eq!(moved, vec![ids[0]], "{}", h.case);
+    h.complete(&cx.token).await;
+    h.assert_state(ids[2], JobState::Blocked, "a was replayed: pending again")
+        .await;
+    succeed(&h, ids[0]).await;
+    h.assert_state(ids[2], JobState::Queued, "both done").await;
+}
+
 /// Dependencies across queues behave the same (where supported).
 pub async fn dependencies_across_queues(h: Harness) {
     if h.lacks(

@@ -6,8 +6,12 @@
 //! ```ignore
 //! // tests/it/conformance.rs of a backend crate
 //! async fn make(clock: quern::SharedClock) -> std::sync::Arc<dyn quern::Backend> {
-//!     // a fresh, isolated store (temp file, random key prefix) that reads time from `clock`
-//!     # unimplemented!()
+//!     // A fresh, isolated store (temp file, random key prefix) that reads time from
+//!     // `clock`; whatever must outlive the factory goes to `quern::testing::hold`.
+//!     let dir = tempfile::tempdir().unwrap();
+//!     let backend = open_store(dir.path(), clock).await;
+//!     quern::testing::hold(dir);
+//!     std::sync::Arc::new(backend)
 //! }
 //! quern::conformance_suite!(make);
 //! ```
@@ -79,6 +83,20 @@ pub mod workers;
 
 pub use harness::*;
 
+thread_local! {
+    /// Values a factory asked to keep alive for the current case (see [`hold`]).
+    static HELD: std::cell::RefCell<Vec<Box<dyn std::any::Any>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Keeps `value` alive until the current case has finished and its backend is gone: for
+/// what a factory creates beside the backend, such as the temp dir holding a SQLite file or a
+/// guard that deletes a Redis key prefix. Call it from the factory itself (it runs on the
+/// case's thread).
+pub fn hold<T: 'static>(value: T) {
+    HELD.with(|h| h.borrow_mut().push(Box::new(value)));
+}
+
 /// How long one case may run (real time) before it fails as hung. Generous: the concurrency
 /// cases push tens of thousands of operations through a debug build.
 pub const CASE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -115,6 +133,8 @@ where
     // Give backend threads (a SQLite writer, a Redis connection task) a moment to notice the
     // backend was dropped, without letting a stuck one hang the test binary.
     rt.shutdown_timeout(Duration::from_secs(10));
+    // Only now, with the backend dropped, release what the factory held (delete temp dirs).
+    drop(HELD.with(|h| std::mem::take(&mut *h.borrow_mut())));
 }
 
 /// The list of every case, by area, in one place. Adding a case touches one line here.
@@ -227,6 +247,7 @@ macro_rules! __quern_cases {
                 any_success_skips_when_none_succeed,
                 skip_propagates_transitively_at_once,
                 all_done_runs_after_skipped_dependency,
+                replayed_dependency_counts_as_pending_again,
                 cancel_skips_dependents,
                 handler_cancel_skips_dependents,
                 dependencies_across_queues,
@@ -247,6 +268,7 @@ macro_rules! __quern_cases {
                 retry_skipped_with_pending_dependency_is_blocked,
                 retry_dead_with_pending_dependency_is_blocked,
                 retry_cancelled_and_skipped_are_queued,
+                retry_skipped_with_failed_dependency_is_refused,
                 illegal_moves_change_nothing,
             }
             prune {
@@ -281,6 +303,7 @@ macro_rules! __quern_cases {
             concurrency {
                 #[threads(2)] eight_claimers_claim_each_job_once,
                 #[threads(2)] cancel_races_complete,
+                #[threads(2)] rescue_races_late_completions,
                 #[threads(2)] dependent_enqueued_while_dependency_completes,
             }
             payload {

@@ -240,13 +240,22 @@ pub async fn retry_dead_with_pending_dependency_is_blocked(h: Harness) {
 }
 
 /// cancelled → queued and skipped → queued: an operator retry of a job with nothing pending
-/// makes it runnable (for a skipped job whose dependency stays dead, that is the operator's
-/// explicit "run it anyway").
+/// makes it runnable. (A skipped job becomes retryable once its failed dependency was
+/// replayed and succeeded.)
 pub async fn retry_cancelled_and_skipped_are_queued(h: Harness) {
     let dead = h.enqueue(job("dead")).await.id;
     let skipped = h.enqueue(job("skipped").depends_on([dead])).await.id;
     h.claim_and_fail("default", dead, FailAction::Dead).await;
     h.assert_state(skipped, Skipped, "setup").await;
+    retry_to(&h, dead, Queued, "replay the dependency").await;
+    let c = h.claim_id("default", dead).await;
+    h.complete(&c.token).await;
+    h.assert_state(
+        skipped,
+        Skipped,
+        "a dependency succeeding later does not revive it",
+    )
+    .await;
     retry_to(&h, skipped, Queued, "skipped job retried").await;
     let gone = h.enqueue(job("gone")).await.id;
     h.cancel(gone).await.unwrap();
@@ -261,6 +270,39 @@ pub async fn retry_cancelled_and_skipped_are_queued(h: Harness) {
     let mut want = vec![gone, skipped];
     want.sort();
     assert_eq!(got, want, "{}: both runnable", h.case);
+}
+
+/// A skipped job whose trigger can still never be met (its dependency stays dead) cannot be
+/// retried: the call is refused with an input error, and, when it came with other ids,
+/// moves none of them.
+pub async fn retry_skipped_with_failed_dependency_is_refused(h: Harness) {
+    let dead = h.enqueue(job("dead")).await.id;
+    let skipped = h.enqueue(job("skipped").depends_on([dead])).await.id;
+    h.claim_and_fail("default", dead, FailAction::Dead).await;
+    let other = h.enqueue(job("other")).await.id;
+    h.claim_and_fail("default", other, FailAction::Dead).await;
+    let before = h.get(skipped).await;
+    expect_err!(h, h.retry_ids(vec![skipped]).await, ref e if is_input_error(e), "retry alone");
+    assert_eq!(
+        h.get(skipped).await,
+        before,
+        "{}: skipped job unchanged",
+        h.case
+    );
+    expect_err!(
+        h,
+        h.retry_ids(vec![other, skipped]).await,
+        ref e if is_input_error(e),
+        "retry with another id"
+    );
+    h.assert_state(other, Dead, "the whole call was refused")
+        .await;
+    assert_eq!(
+        h.get(skipped).await,
+        before,
+        "{}: skipped job unchanged",
+        h.case
+    );
 }
 
 /// Illegal moves get a clear error (naming the job and its state) and change nothing:
