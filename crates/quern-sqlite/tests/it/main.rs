@@ -1,4 +1,5 @@
 //! The quern-sqlite integration tests: one binary, one module per area.
 
+mod conformance;
 mod crash;
 mod smoke;
