@@ -7,6 +7,23 @@ use quern::backend::*;
 use quern::{Backend, NewJob, Payload};
 use quern_sqlite::SqliteBackend;
 
+/// CPU seconds used so far by the thread named `name` (from /proc), to measure the writer's
+/// own cost independently of other load on the machine.
+fn thread_cpu(name: &str) -> f64 {
+    let tick = 100.0; // USER_HZ on Linux
+    let mut total = 0.0;
+    for e in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        if comm.trim() == name {
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            let after = &stat[stat.rfind(')').unwrap() + 2..];
+            let f: Vec<&str> = after.split(' ').collect();
+            total += (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / tick;
+        }
+    }
+    total
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -23,6 +40,7 @@ async fn main() {
         &Default::default(),
     )
     .unwrap();
+    let c0 = thread_cpu("quern-sqlite-wr");
     let t = Instant::now();
     for chunk in 0..n / 1000 {
         let jobs = (0..1000)
@@ -37,8 +55,15 @@ async fn main() {
         let _ = chunk;
     }
     let el = t.elapsed().as_secs_f64();
-    println!("batch enqueue: {:.0} jobs/s", n as f64 / el);
+    let c1 = thread_cpu("quern-sqlite-wr");
+    println!(
+        "batch enqueue: {:.0} jobs/s wall; writer thread cpu {:.2}s => {:.0} jobs per writer-cpu-second",
+        n as f64 / el,
+        c1 - c0,
+        n as f64 / (c1 - c0)
+    );
 
+    let c0 = thread_cpu("quern-sqlite-wr");
     let t = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..conc {
@@ -76,8 +101,11 @@ async fn main() {
         total += t.await.unwrap();
     }
     let el = t.elapsed().as_secs_f64();
+    let c1 = thread_cpu("quern-sqlite-wr");
     println!(
-        "drain c{conc} (claim 8, complete batch): {total} in {el:.2}s = {:.0} jobs/s",
-        total as f64 / el
+        "drain c{conc} (claim 8, complete batch): {total} in {el:.2}s = {:.0} jobs/s wall; writer cpu {:.2}s => {:.0} jobs per writer-cpu-second",
+        total as f64 / el,
+        c1 - c0,
+        total as f64 / (c1 - c0)
     );
 }
