@@ -62,6 +62,9 @@ mod test_util;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+/// Re-exported so raw [`Handler`]s can be implemented without a direct dependency:
+/// `#[quern::async_trait] impl quern::Handler for MyExecutor { ... }`.
+pub use async_trait::async_trait;
 pub use backend::{Backend, Capabilities, LeaseToken};
 pub use client::{Client, Enqueue};
 pub use clock::{Clock, ManualClock, Millis, SharedClock, SystemClock, TokioClock};
