@@ -24,6 +24,7 @@ use super::acker::{self, Ack};
 use super::builder::WorkerBuilder;
 use super::config::WorkerConfig;
 use super::leases::Leases;
+use super::prefetch::RunTimes;
 use super::{Handler, claim, heartbeat};
 use crate::Result;
 use crate::backend::{Backend, ClaimedJob, WorkerInfo};
@@ -40,6 +41,8 @@ pub(crate) struct Shared {
     pub(crate) codec: Codec,
     /// Every lease held, from claim until its outcome is acknowledged.
     pub(crate) leases: Leases,
+    /// Average handler run time, which sizes the prefetch.
+    pub(crate) run_times: RunTimes,
     /// Signalled when a job stops occupying a claim slot, so the claim loop can refill.
     /// `notify_one` keeps a permit when nobody waits, so a wake-up is never lost.
     pub(crate) slot_freed: Notify,
@@ -106,6 +109,7 @@ impl Worker {
                 clock,
                 codec,
                 leases: Leases::default(),
+                run_times: RunTimes::default(),
                 slot_freed: Notify::new(),
                 run_slots,
                 stop_claiming: CancellationToken::new(),
@@ -182,10 +186,7 @@ impl Worker {
 
     /// Starts the worker, runs until `shutdown` resolves (for example
     /// `tokio::signal::ctrl_c()`), then shuts down gracefully.
-    pub async fn run_until<F>(self, shutdown: F) -> Result<()>
-    where
-        F: Future + Send,
-    {
+    pub async fn run_until<F: Future>(self, shutdown: F) -> Result<()> {
         let handle = self.start().await?;
         shutdown.await;
         handle.shutdown().await
