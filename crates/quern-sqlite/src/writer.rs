@@ -12,7 +12,7 @@
 //! and a long-lived thread keeps its prepared-statement cache warm and never blocks a runtime
 //! worker thread (see rust-deps.md).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -38,9 +38,9 @@ pub(crate) struct Tx<'a> {
 
 /// State the writer keeps between transactions.
 pub(crate) struct WriterState {
-    /// Queues known to exist, so enqueue skips the `INSERT OR IGNORE INTO queues` for them.
+    /// Queue ids by name, so enqueue skips the `queues` lookup for queues it has seen.
     /// Cleared when a commit fails, since the rows may not have been written.
-    pub known_queues: HashSet<String>,
+    pub known_queues: HashMap<String, i64>,
     /// Set by an operation that may have made work claimable; waiters are woken after the
     /// commit.
     pub wake: bool,
@@ -111,7 +111,7 @@ impl Writer {
     ) -> Writer {
         let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
         let st = WriterState {
-            known_queues: HashSet::new(),
+            known_queues: HashMap::new(),
             wake: false,
             limits,
         };
