@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use quern::backend::*;
+use quern::model::{StateCounts, WorkflowRecord};
 use quern::{Backend, Context, Job, JobId, NewJob, Payload, Task, TaskError, Worker};
 use quern_sqlite::SqliteBackend;
 
@@ -60,6 +61,24 @@ impl Backend for Counting {
     }
     async fn job_get(&self, id: JobId) -> quern::Result<Option<Job>> {
         self.inner.job_get(id).await
+    }
+    async fn job_get_many(&self, ids: &[JobId]) -> quern::Result<Vec<Option<Job>>> {
+        self.inner.job_get_many(ids).await
+    }
+    async fn workflow_create(&self, p: WorkflowCreateParams) -> quern::Result<WorkflowRecord> {
+        self.inner.workflow_create(p).await
+    }
+    async fn workflow_get(&self, id: &str) -> quern::Result<Option<WorkflowRecord>> {
+        self.inner.workflow_get(id).await
+    }
+    async fn workflow_list(&self, p: WorkflowListParams) -> quern::Result<WorkflowPage> {
+        self.inner.workflow_list(p).await
+    }
+    async fn workflow_update(&self, p: WorkflowUpdateParams) -> quern::Result<WorkflowRecord> {
+        self.inner.workflow_update(p).await
+    }
+    async fn workflow_counts(&self, id: &str) -> quern::Result<StateCounts> {
+        self.inner.workflow_counts(id).await
     }
     async fn job_list(&self, p: ListParams) -> quern::Result<JobPage> {
         self.inner.job_list(p).await

@@ -296,6 +296,12 @@ impl Backend for SqliteBackend {
         self.read(move |c| ops::admin::get(c, id)).await
     }
 
+    async fn job_get_many(&self, ids: &[JobId]) -> quern::Result<Vec<Option<Job>>> {
+        let ids = ids.to_vec();
+        self.read(move |c| ids.iter().map(|id| ops::admin::get(c, *id)).collect())
+            .await
+    }
+
     async fn job_list(&self, params: ListParams) -> quern::Result<JobPage> {
         self.read(move |c| ops::read::list(c, params)).await
     }
@@ -340,6 +346,36 @@ impl Backend for SqliteBackend {
             _ = tokio::time::sleep(wait) => {}
         }
         Ok(())
+    }
+
+    async fn workflow_create(
+        &self,
+        params: WorkflowCreateParams,
+    ) -> quern::Result<quern::model::WorkflowRecord> {
+        self.write(move |tx| ops::workflow::create(tx, params))
+            .await
+    }
+
+    async fn workflow_get(&self, id: &str) -> quern::Result<Option<quern::model::WorkflowRecord>> {
+        let id = id.to_string();
+        self.read(move |c| ops::workflow::get(c, &id)).await
+    }
+
+    async fn workflow_list(&self, params: WorkflowListParams) -> quern::Result<WorkflowPage> {
+        self.read(move |c| ops::workflow::list(c, params)).await
+    }
+
+    async fn workflow_update(
+        &self,
+        params: WorkflowUpdateParams,
+    ) -> quern::Result<quern::model::WorkflowRecord> {
+        self.write(move |tx| ops::workflow::update(tx, params))
+            .await
+    }
+
+    async fn workflow_counts(&self, id: &str) -> quern::Result<quern::model::StateCounts> {
+        let id = id.to_string();
+        self.read(move |c| ops::workflow::counts(c, &id)).await
     }
 
     async fn queue_list(&self) -> quern::Result<Vec<QueueInfo>> {

@@ -15,6 +15,7 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "coordination",
         include_str!("migrations/0002_coordination.sql"),
     ),
+    ("workflows", include_str!("migrations/0003_workflows.sql")),
 ];
 
 /// The schema version this build writes.

@@ -39,7 +39,8 @@ pub(crate) struct Tx<'a> {
 /// State the writer keeps between transactions.
 pub(crate) struct WriterState {
     /// Queue ids by name, so enqueue skips the `queues` lookup for queues it has seen.
-    /// Cleared when a commit fails, since the rows may not have been written.
+    /// Cleared whenever a commit fails or an operation (or a savepoint inside one) is rolled
+    /// back, since the rows it names may then not exist.
     pub known_queues: HashMap<String, i64>,
     /// Set by an operation that may have made work claimable; waiters are woken after the
     /// commit.
@@ -188,6 +189,8 @@ fn run_group(
         let end = if ok {
             exec(conn, "RELEASE op")
         } else {
+            // The rolled-back operation may have created queues the cache now names.
+            st.known_queues.clear();
             exec(conn, "ROLLBACK TO op").and_then(|_| exec(conn, "RELEASE op"))
         };
         if let Err(e) = end {

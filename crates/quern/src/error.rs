@@ -21,6 +21,15 @@ pub enum Error {
     #[error("job {0} not found")]
     JobNotFound(JobId),
 
+    /// No workflow has this id.
+    #[error("workflow {0} not found")]
+    WorkflowNotFound(String),
+
+    /// A compare-and-set update lost a race: the record changed since the caller read it.
+    /// Nothing was changed; re-read and decide again.
+    #[error("conflict: {0}")]
+    Conflict(String),
+
     /// No queue has this name (queues exist once a job was enqueued into them).
     #[error("queue {0:?} not found")]
     QueueNotFound(String),
@@ -87,6 +96,8 @@ impl Error {
         match self {
             Error::LeaseLost { .. } => "lease_lost",
             Error::JobNotFound(_) => "job_not_found",
+            Error::WorkflowNotFound(_) => "workflow_not_found",
+            Error::Conflict(_) => "conflict",
             Error::QueueNotFound(_) => "queue_not_found",
             Error::InvalidJob { .. } => "invalid_job",
             Error::PayloadTooLarge { .. } => "payload_too_large",

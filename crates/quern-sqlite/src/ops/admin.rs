@@ -27,11 +27,18 @@ pub(crate) fn cancel(tx: &mut Tx<'_>, p: CancelParams) -> quern::Result<Job> {
             action: "cancel",
         });
     }
+    let reason = p.reason.unwrap_or_else(|| "cancelled by request".into());
+    cancel_one(tx, p.id, &reason)?;
+    get(tx.conn, p.id)?.ok_or(Error::JobNotFound(p.id))
+}
+
+/// Cancels a job the caller found non-terminal, and settles its dependents.
+pub(crate) fn cancel_one(tx: &mut Tx<'_>, id: JobId, reason: &str) -> quern::Result<()> {
     let record = ErrorRecord {
         attempt: 0,
         at: tx.now,
         kind: ErrorKind::Cancelled,
-        message: p.reason.unwrap_or_else(|| "cancelled by request".into()),
+        message: reason.to_string(),
     };
     let record = serde_json::to_string(&record).map_err(|e| Error::Codec(e.to_string()))?;
     // Clearing the lease and leaving `running` makes the worker's token stale: its next
@@ -41,10 +48,9 @@ pub(crate) fn cancel(tx: &mut Tx<'_>, p: CancelParams) -> quern::Result<Job> {
             "UPDATE jobs SET state = 6, finished_at = ?2, lease_worker = NULL, lease_expires_at = NULL, \
              errors = json_insert(coalesce(errors, '[]'), '$[#]', json(?3)) WHERE id = ?1",
         )
-        .and_then(|mut s| s.execute(rusqlite::params![p.id.as_bytes(), tx.now, record]))
+        .and_then(|mut s| s.execute(rusqlite::params![id.as_bytes(), tx.now, record]))
         .map_err(sql_err)?;
-    deps::on_terminal(tx, p.id, JobState::Cancelled)?;
-    get(tx.conn, p.id)?.ok_or(Error::JobNotFound(p.id))
+    deps::on_terminal(tx, id, JobState::Cancelled)
 }
 
 pub(crate) fn retry(tx: &mut Tx<'_>, p: RetryParams) -> quern::Result<Vec<JobId>> {

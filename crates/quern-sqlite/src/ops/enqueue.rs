@@ -28,6 +28,7 @@ pub(crate) fn enqueue(tx: &mut Tx<'_>, params: EnqueueParams) -> quern::Result<E
                         out.push(Ok(r));
                     }
                     Err(e) => {
+                        tx.st.known_queues.clear();
                         exec(tx, "ROLLBACK TO item")?;
                         exec(tx, "RELEASE item")?;
                         out.push(Err(with_index(e, i, batch)));

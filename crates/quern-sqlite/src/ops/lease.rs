@@ -7,11 +7,11 @@ use quern::backend::{
     CompleteParams, Completion, FailAction, FailParams, Failure, HeartbeatParams, LeaseToken,
     ReleaseParams,
 };
-use quern::model::ErrorRecord;
+use quern::model::{ErrorKind, ErrorRecord};
 use quern::{Error, JobState, Millis};
 use rusqlite::OptionalExtension;
 
-use super::{deps, truncate};
+use super::{deps, spawn, truncate};
 use crate::error::sql_err;
 use crate::writer::Tx;
 
@@ -128,6 +128,13 @@ pub(crate) fn fail(tx: &mut Tx<'_>, p: FailParams) -> quern::Result<Vec<quern::R
 }
 
 fn fail_one(tx: &mut Tx<'_>, f: Failure) -> quern::Result<quern::Result<()>> {
+    if let FailAction::Spawn {
+        children,
+        checkpoint,
+    } = f.action
+    {
+        return spawn::spawn(tx, &f.token, children, checkpoint);
+    }
     let row: Option<(i64, i64)> = tx
         .conn
         .prepare_cached("SELECT attempt, max_attempts FROM jobs WHERE id = ?1 AND state = 3 AND lease_epoch = ?2")
@@ -155,6 +162,16 @@ fn fail_one(tx: &mut Tx<'_>, f: Failure) -> quern::Result<quern::Result<()>> {
         FailAction::Retry { .. } | FailAction::Dead => (JobState::Dead, None, 0, Some(record)),
         FailAction::Snooze { run_at } => (JobState::Scheduled, Some(run_at), -1, None),
         FailAction::Cancel => (JobState::Cancelled, None, 0, Some(record)),
+        FailAction::Skip => (
+            JobState::Skipped,
+            None,
+            -1,
+            Some(ErrorRecord {
+                kind: ErrorKind::Skipped,
+                ..record
+            }),
+        ),
+        FailAction::Spawn { .. } => unreachable!("handled above"),
     };
     let record = record
         .map(|r| serde_json::to_string(&r))

@@ -8,6 +8,8 @@ pub(crate) mod deps;
 pub(crate) mod enqueue;
 pub(crate) mod lease;
 pub(crate) mod read;
+pub(crate) mod spawn;
+pub(crate) mod workflow;
 
 use rusqlite::{Connection, OptionalExtension};
 

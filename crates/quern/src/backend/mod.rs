@@ -15,6 +15,8 @@
 //! - Methods are noun-first (`job_claim`, `queue_pause`) and take one params struct.
 //! - Batch methods (`job_complete`, `job_fail`, `job_heartbeat`) return one result per item,
 //!   in order; one stale item does not fail the others.
+//! - Workflow records are changed only by compare-and-set on their revision
+//!   (`workflow_update`), so concurrent engines never overwrite each other's decisions.
 
 mod params;
 
@@ -22,7 +24,7 @@ use async_trait::async_trait;
 pub use params::*;
 
 use crate::Result;
-use crate::model::{Job, JobId};
+use crate::model::{Job, JobId, WorkflowRecord};
 
 /// A job store. See the module docs: an internal seam, not a stable API.
 #[async_trait]
@@ -64,6 +66,17 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// One job, or `None`.
     async fn job_get(&self, id: JobId) -> Result<Option<Job>>;
 
+    /// Several jobs, one entry per id in the same order (`None` for an unknown id). The
+    /// default calls `job_get` for each; backends override it with one round trip (the
+    /// workflow engine reads thousands of fan-out results this way).
+    async fn job_get_many(&self, ids: &[JobId]) -> Result<Vec<Option<Job>>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.job_get(*id).await?);
+        }
+        Ok(out)
+    }
+
     /// Jobs matching a filter, newest first.
     async fn job_list(&self, params: ListParams) -> Result<JobPage>;
 
@@ -85,6 +98,32 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// job, a resume) or the timeout passes. Spurious wake-ups are allowed; missing work is
     /// not (poll at least every `timeout`).
     async fn work_wait(&self, params: WaitParams) -> Result<()>;
+
+    // --- workflows ------------------------------------------------------------------------
+
+    /// Stores a workflow record (state `running`, phase `tasks`, revision 1) and all of its
+    /// task jobs in one transaction: either everything is stored or nothing is. Refused
+    /// (nothing stored) when the id is taken, the record is invalid, a job is invalid or
+    /// does not carry the workflow's id, or a task maps to a job not in `jobs`.
+    async fn workflow_create(&self, params: WorkflowCreateParams) -> Result<WorkflowRecord>;
+
+    /// One workflow record, or `None`.
+    async fn workflow_get(&self, id: &str) -> Result<Option<WorkflowRecord>>;
+
+    /// Workflow records, newest first (by id), optionally only those in one state. Finding
+    /// the running ones must not cost a scan of every workflow.
+    async fn workflow_list(&self, params: WorkflowListParams) -> Result<WorkflowPage>;
+
+    /// Changes a workflow record, compare-and-set on its revision, with the job changes
+    /// that go with it, atomically (see [`WorkflowUpdateParams`]). Returns the record as
+    /// stored after the change. `WorkflowNotFound` for an unknown id; `Conflict` when the
+    /// revision moved.
+    async fn workflow_update(&self, params: WorkflowUpdateParams) -> Result<WorkflowRecord>;
+
+    /// How many of the workflow's jobs (tasks, fan-out instances, compensations) are in
+    /// each state. Costs O(jobs of the workflow) at most, never a scan of all jobs.
+    /// `WorkflowNotFound` for an unknown id.
+    async fn workflow_counts(&self, id: &str) -> Result<crate::model::StateCounts>;
 
     // --- queues ---------------------------------------------------------------------------
 

@@ -6,7 +6,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
-use crate::model::{ErrorKind, Job, JobId, JobState, NewJob, Payload, Progress, StateCounts};
+use crate::model::{
+    ErrorKind, Job, JobId, JobState, NewJob, NewWorkflow, Payload, Progress, StateCounts,
+    WorkflowPhase, WorkflowRecord, WorkflowState,
+};
 
 /// How a batch enqueue treats bad items.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +168,26 @@ pub enum FailAction {
     Snooze { run_at: Millis },
     /// Cancelled.
     Cancel,
+    /// Skipped: the job decided, when it came to run, that it must not (a workflow
+    /// condition was false). `running → skipped`; the attempt is not counted; the
+    /// failure's message is recorded in the error history with [`ErrorKind::Skipped`] as
+    /// the reason; dependents are settled as for any skip (transitively, in the same
+    /// transaction).
+    Skip,
+    /// Hands the work to new child jobs and waits for them (a workflow's `for_each`
+    /// fan-out). In one transaction: the children are stored (as an atomic batch: one
+    /// invalid child fails this item and stores nothing), and the job moves `running →
+    /// blocked` with its `depends_on` replaced by the children's ids (in the given order),
+    /// its trigger set to `all_done`, and its `checkpoint` set to `checkpoint` when given
+    /// (so its next attempt knows it already spawned). The attempt is not counted and
+    /// nothing is added to the error history. When every child is terminal the job is
+    /// `queued` again in the transaction that finishes the last one (at once, if they all
+    /// already are), and its next claim sees the children as its `depends_on`. Children
+    /// finishing cost O(1) each, as for any dependency.
+    Spawn {
+        children: Vec<NewJob>,
+        checkpoint: Option<Payload>,
+    },
 }
 
 /// One failed (or snoozed, or self-cancelled) attempt.
@@ -241,6 +264,89 @@ pub struct RetryParams {
     pub target: RetryTarget,
     /// At most this many (for filters).
     pub limit: usize,
+}
+
+/// `workflow_create`: store a workflow record and all of its task jobs, atomically.
+#[derive(Clone, Debug)]
+pub struct WorkflowCreateParams {
+    pub workflow: NewWorkflow,
+    /// The task jobs, dependencies before dependents (an atomic batch). Each must carry
+    /// `workflow_id = workflow.id`.
+    pub jobs: Vec<NewJob>,
+}
+
+/// Which of a workflow's jobs `workflow_update` cancels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelScope {
+    /// Jobs that have not started: scheduled, queued and blocked (fail-fast).
+    NotStarted,
+    /// Every job that is not terminal; running jobs lose their lease, so their workers are
+    /// told to stop at their next heartbeat (an operator's cancel).
+    All,
+}
+
+/// `workflow_update`: change a workflow record, compare-and-set on its revision, together
+/// with the job changes that go with the decision, all in one transaction.
+///
+/// The update applies only if the stored revision still equals `revision`; otherwise it
+/// fails with [`Error::Conflict`](crate::Error::Conflict) and changes nothing (re-read the
+/// record and decide again). On success the revision goes up by one and `updated_at` is
+/// set; `finished_at` is set when the new state is final and cleared when it is `running`.
+/// Effects apply in this order: `cancel`, `retry`, `compensations`, then the record fields.
+#[derive(Clone, Debug)]
+pub struct WorkflowUpdateParams {
+    pub id: String,
+    /// The revision the caller read.
+    pub revision: u64,
+    /// The new state, if it changes.
+    pub state: Option<WorkflowState>,
+    /// The new phase, if it changes.
+    pub phase: Option<WorkflowPhase>,
+    /// Sets the error text (`Some(None)` clears it).
+    pub error: Option<Option<String>>,
+    /// Cancels the workflow's jobs in this scope (dependents settle as for any cancel).
+    pub cancel: Option<CancelScope>,
+    /// Moves these jobs (each dead, cancelled or skipped, of this workflow, listed
+    /// dependencies first) back as `job_retry` by id does, all or nothing.
+    pub retry: Vec<JobId>,
+    /// Stores these jobs (an atomic batch, each carrying this workflow's id) and appends
+    /// their ids to the record's `compensations`.
+    pub compensations: Vec<NewJob>,
+}
+
+impl WorkflowUpdateParams {
+    /// An update of workflow `id` at `revision` that changes nothing yet.
+    pub fn new(id: impl Into<String>, revision: u64) -> Self {
+        WorkflowUpdateParams {
+            id: id.into(),
+            revision,
+            state: None,
+            phase: None,
+            error: None,
+            cancel: None,
+            retry: Vec::new(),
+            compensations: Vec::new(),
+        }
+    }
+}
+
+/// `workflow_list`: newest first, paged by id.
+#[derive(Clone, Debug, Default)]
+pub struct WorkflowListParams {
+    /// Only workflows in this state.
+    pub state: Option<WorkflowState>,
+    pub limit: usize,
+    /// Continue after this id (exclusive): pass the previous page's `next`.
+    pub before: Option<String>,
+}
+
+/// A page of `workflow_list`.
+#[derive(Clone, Debug)]
+pub struct WorkflowPage {
+    pub workflows: Vec<WorkflowRecord>,
+    /// The cursor for the next page, if there may be one.
+    pub next: Option<String>,
 }
 
 /// `lease_rescue`: re-deliver jobs whose lease expired.

@@ -99,6 +99,9 @@ pub enum ErrorKind {
     Cancelled,
     /// No handler is registered for this kind on the worker that claimed it.
     UnknownKind,
+    /// Not a failure: the job was skipped when it came to run (a workflow condition was
+    /// false); the message says why.
+    Skipped,
 }
 
 /// One entry of a job's error history.

@@ -8,6 +8,7 @@ mod payload;
 mod priority;
 mod retry;
 mod state;
+mod workflow;
 
 pub use duration::{format_duration, parse_duration, serde_ms};
 pub use id::JobId;
@@ -19,3 +20,6 @@ pub use payload::{Codec, Format, Payload};
 pub use priority::Priority;
 pub use retry::RetryPolicy;
 pub use state::{JobState, StateCounts};
+pub use workflow::{
+    NewWorkflow, WorkflowPhase, WorkflowRecord, WorkflowState, validate_workflow_id,
+};

@@ -17,14 +17,16 @@ pub enum JobState {
     /// Ready to run. A worker's claim moves it to `running`; `cancel` moves it to `cancelled`.
     /// A paused queue keeps its jobs here.
     Queued,
-    /// Waiting for the jobs in its `depends_on`. The backend moves it, in the same
+    /// Waiting for the jobs in its `depends_on` (a job that spawned children waits for them
+    /// this way: they replace its `depends_on`). The backend moves it, in the same
     /// transaction that finishes its last dependency, to `queued` (or `scheduled`) when its
     /// trigger is met, or to `skipped` when it can no longer be met; `cancel` moves it to
     /// `cancelled`.
     Blocked,
     /// Leased by a worker. The worker moves it to `succeeded` (complete), `scheduled` (retry
-    /// or snooze), `dead` (fatal or out of attempts), `cancelled` (handler cancelled) or back
-    /// to `queued` (graceful give-back). The rescuer moves it to `queued` or `dead` when the
+    /// or snooze), `dead` (fatal or out of attempts), `cancelled` (handler cancelled),
+    /// `skipped` (a workflow condition was false), `blocked` (it spawned child jobs and waits
+    /// for them) or back to `queued` (graceful give-back). The rescuer moves it to `queued` or `dead` when the
     /// lease expires; `cancel` moves it to `cancelled` and revokes the lease.
     Running,
     /// Finished successfully. Terminal; the pruner deletes it after its retention.
@@ -34,8 +36,8 @@ pub enum JobState {
     Dead,
     /// Cancelled by a user or by its handler. Terminal until an operator retries it.
     Cancelled,
-    /// Never ran, because a dependency ended dead, cancelled or skipped (or a workflow
-    /// condition was false). Terminal until an operator retries it.
+    /// Never ran, because a dependency ended dead, cancelled or skipped (or, when it came to
+    /// run, a workflow condition was false). Terminal until an operator retries it.
     Skipped,
 }
 
@@ -110,7 +112,9 @@ impl JobState {
                 true
             }
             (Queued, Running) => true,
-            (Running, Succeeded | Scheduled | Dead | Cancelled | Queued) => true,
+            (Running, Succeeded | Scheduled | Dead | Cancelled | Queued | Skipped | Blocked) => {
+                true
+            }
             (Scheduled | Queued | Blocked, Cancelled) => true,
             // Operator actions on terminal jobs: replay / retry.
             (Dead | Cancelled | Skipped, Queued | Blocked) => true,

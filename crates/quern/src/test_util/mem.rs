@@ -17,7 +17,9 @@ use tokio::sync::Notify;
 
 use crate::backend::*;
 use crate::clock::{Millis, SharedClock};
-use crate::model::{ErrorKind, ErrorRecord, Job, JobId, JobState, Lease, Limits, StateCounts};
+use crate::model::{
+    ErrorKind, ErrorRecord, Job, JobId, JobState, Lease, Limits, StateCounts, WorkflowRecord,
+};
 use crate::{Error, Result};
 
 /// Call counters, for asserting batching.
@@ -291,6 +293,9 @@ impl Backend for MemBackend {
             .items
             .into_iter()
             .map(|f| {
+                if matches!(f.action, FailAction::Spawn { .. }) {
+                    return Err(Error::InvalidArgument("spawn is not modelled".into()));
+                }
                 let j = held(&mut st, &f.token)?;
                 j.lease = None;
                 if !matches!(f.action, FailAction::Snooze { .. }) {
@@ -319,6 +324,12 @@ impl Backend for MemBackend {
                         j.state = JobState::Cancelled;
                         j.finished_at = Some(now);
                     }
+                    FailAction::Skip => {
+                        j.state = JobState::Skipped;
+                        j.finished_at = Some(now);
+                        j.attempt -= 1;
+                    }
+                    FailAction::Spawn { .. } => unreachable!("refused above"),
                 }
                 Ok(())
             })
@@ -395,6 +406,29 @@ impl Backend for MemBackend {
 
     async fn job_retry(&self, _params: RetryParams) -> Result<Vec<JobId>> {
         Err(Error::InvalidArgument("not modelled".into()))
+    }
+
+    async fn workflow_create(&self, _params: WorkflowCreateParams) -> Result<WorkflowRecord> {
+        Err(Error::InvalidArgument("not modelled".into()))
+    }
+
+    async fn workflow_get(&self, _id: &str) -> Result<Option<WorkflowRecord>> {
+        Ok(None)
+    }
+
+    async fn workflow_list(&self, _params: WorkflowListParams) -> Result<WorkflowPage> {
+        Ok(WorkflowPage {
+            workflows: Vec::new(),
+            next: None,
+        })
+    }
+
+    async fn workflow_update(&self, params: WorkflowUpdateParams) -> Result<WorkflowRecord> {
+        Err(Error::WorkflowNotFound(params.id))
+    }
+
+    async fn workflow_counts(&self, id: &str) -> Result<StateCounts> {
+        Err(Error::WorkflowNotFound(id.to_string()))
     }
 
     async fn job_prune(&self, params: PruneParams) -> Result<PruneReport> {

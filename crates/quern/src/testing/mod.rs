@@ -75,11 +75,13 @@ pub mod prune;
 pub mod queues;
 pub mod retry;
 pub mod scheduled;
+pub mod spawn;
 pub mod transitions;
 pub mod unique;
 pub mod wait;
 pub mod weights;
 pub mod workers;
+pub mod workflow;
 
 pub use harness::*;
 
@@ -208,6 +210,7 @@ macro_rules! __quern_cases {
                 best_effort_stores_the_valid_ones,
                 dependencies_within_a_batch,
                 outcomes_in_input_order,
+                refused_batch_leaves_no_phantom_queue,
             }
             fencing {
                 stale_token_changes_nothing,
@@ -316,6 +319,28 @@ macro_rules! __quern_cases {
             wait {
                 wait_returns_after_timeout,
                 #[threads(2)] enqueue_wakes_a_waiter,
+            }
+            spawn {
+                skip_ends_skipped_without_counting_the_attempt,
+                skip_settles_dependents,
+                spawn_blocks_the_parent_on_its_children,
+                spawn_of_nothing_requeues_at_once,
+                spawn_with_a_bad_child_changes_nothing,
+                spawn_with_a_stale_token_changes_nothing,
+                spawned_parent_forgets_its_old_dependencies,
+                ten_thousand_children,
+            }
+            workflow {
+                create_stores_the_record_and_its_jobs,
+                create_is_all_or_nothing,
+                unknown_workflow,
+                update_is_compare_and_set,
+                final_states_set_finished_at,
+                counts_by_state,
+                cancel_scopes,
+                retry_reopens_failed_jobs,
+                compensations_are_stored_with_the_update,
+                list_newest_first_by_state,
             }
         }
     };

@@ -78,6 +78,16 @@ pub const EDGES: &[(JobState, JobState, &[&str])] = &[
             "lease::expired_lease_is_rescued_attempt_counted",
         ],
     ),
+    (
+        Running,
+        Skipped,
+        &["spawn::skip_ends_skipped_without_counting_the_attempt"],
+    ),
+    (
+        Running,
+        Blocked,
+        &["spawn::spawn_blocks_the_parent_on_its_children"],
+    ),
     (Scheduled, Cancelled, &["cancel::cancel_scheduled"]),
     (Queued, Cancelled, &["cancel::cancel_queued"]),
     (Blocked, Cancelled, &["cancel::cancel_blocked"]),

@@ -1,0 +1,136 @@
+//! `job_fail` with `FailAction::Spawn`: a running job hands its work to child jobs and waits
+//! for them (a workflow's `for_each` fan-out).
+//!
+//! Inside the caller's transaction, under a savepoint so a bad child rolls back this item
+//! alone: the children are inserted as an atomic batch, the parent's old dependency edges
+//! are replaced by edges from the children, and the parent becomes `blocked` on them with
+//! trigger `all_done` and counters that already count the children that are terminal. From
+//! then on the ordinary dependency bookkeeping (`deps.rs`) queues the parent when the last
+//! child finishes, at O(1) per child.
+
+use quern::backend::{BatchMode, EnqueueParams, LeaseToken};
+use quern::{Error, JobId, JobState, NewJob, Payload, Trigger};
+use rusqlite::OptionalExtension;
+
+use super::enqueue;
+use crate::error::sql_err;
+use crate::rows::{decode_ids, encode_ids, trigger_to_i64};
+use crate::writer::Tx;
+
+fn exec(tx: &Tx<'_>, sql: &str) -> quern::Result<()> {
+    tx.conn
+        .prepare_cached(sql)
+        .and_then(|mut s| s.execute([]))
+        .map(|_| ())
+        .map_err(sql_err)
+}
+
+/// Outer `Err` aborts the whole call (a storage failure); inner `Err` is this item's answer.
+pub(crate) fn spawn(
+    tx: &mut Tx<'_>,
+    token: &LeaseToken,
+    children: Vec<NewJob>,
+    checkpoint: Option<Payload>,
+) -> quern::Result<quern::Result<()>> {
+    let id = token.job_id;
+    let old_deps: Option<Option<Vec<u8>>> = tx
+        .conn
+        .prepare_cached(
+            "SELECT depends_on FROM jobs WHERE id = ?1 AND state = 3 AND lease_epoch = ?2",
+        )
+        .and_then(|mut s| {
+            s.query_row(rusqlite::params![id.as_bytes(), token.epoch as i64], |r| {
+                r.get(0)
+            })
+            .optional()
+        })
+        .map_err(sql_err)?;
+    let Some(old_deps) = old_deps else {
+        return Ok(Err(Error::LeaseLost { job_id: id }));
+    };
+    if let Some(c) = &checkpoint
+        && c.stored_bytes().len() > tx.st.limits.max_payload_bytes
+    {
+        return Ok(Err(Error::PayloadTooLarge {
+            size: c.stored_bytes().len(),
+            limit: tx.st.limits.max_payload_bytes,
+        }));
+    }
+    if let Some(i) = children.iter().position(|c| c.depends_on.contains(&id)) {
+        return Ok(Err(Error::InvalidJob {
+            index: Some(i),
+            reason: format!("a child cannot depend on the job {id} that spawns it"),
+        }));
+    }
+    let child_ids: Vec<JobId> = children.iter().map(|c| c.id).collect();
+    exec(tx, "SAVEPOINT spawn")?;
+    let inserted = enqueue::enqueue(
+        tx,
+        EnqueueParams {
+            jobs: children,
+            mode: BatchMode::Atomic,
+        },
+    );
+    if let Err(e) = inserted {
+        tx.st.known_queues.clear();
+        exec(tx, "ROLLBACK TO spawn")?;
+        exec(tx, "RELEASE spawn")?;
+        return match e {
+            Error::Storage(_) | Error::Unavailable(_) => Err(e),
+            other => Ok(Err(other)),
+        };
+    }
+    exec(tx, "RELEASE spawn")?;
+
+    // The parent now waits on its children only: forget the edges from its old
+    // dependencies (they are all terminal, since it ran), so nothing settles it twice.
+    let old: Vec<JobId> = old_deps.as_deref().map(decode_ids).unwrap_or_default();
+    {
+        let mut del = tx
+            .conn
+            .prepare_cached("DELETE FROM job_deps WHERE dep_id = ?1 AND job_id = ?2")
+            .map_err(sql_err)?;
+        for dep in &old {
+            del.execute([dep.as_bytes(), id.as_bytes()])
+                .map_err(sql_err)?;
+        }
+        let mut add = tx
+            .conn
+            .prepare_cached("INSERT OR IGNORE INTO job_deps (dep_id, job_id) VALUES (?1, ?2)")
+            .map_err(sql_err)?;
+        for child in &child_ids {
+            add.execute([child.as_bytes(), id.as_bytes()])
+                .map_err(sql_err)?;
+        }
+    }
+    let (done, ok) = enqueue::dep_counts(tx, &child_ids)?;
+    let state = match Trigger::AllDone.resolve_counts(child_ids.len(), done, ok) {
+        Some(_) => JobState::Queued,
+        None => JobState::Blocked,
+    };
+    tx.conn
+        .prepare_cached(
+            "UPDATE jobs SET state = ?2, attempt = max(attempt - 1, 0), lease_worker = NULL, \
+             lease_expires_at = NULL, depends_on = ?3, trigger_rule = ?4, deps_done = ?5, \
+             deps_ok = ?6, \
+             checkpoint = CASE WHEN ?7 IS NULL THEN checkpoint ELSE ?7 END, \
+             checkpoint_tag = coalesce(?8, checkpoint_tag) WHERE id = ?1",
+        )
+        .and_then(|mut s| {
+            s.execute(rusqlite::params![
+                id.as_bytes(),
+                state.as_i64(),
+                encode_ids(&child_ids),
+                trigger_to_i64(Trigger::AllDone),
+                done as i64,
+                ok as i64,
+                checkpoint.as_ref().map(|c| c.stored_bytes()),
+                checkpoint.as_ref().map(|c| c.tag() as i64),
+            ])
+        })
+        .map_err(sql_err)?;
+    if state == JobState::Queued {
+        tx.st.wake = true;
+    }
+    Ok(Ok(()))
+}
