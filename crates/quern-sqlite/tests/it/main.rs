@@ -6,3 +6,4 @@ mod smoke;
 mod worker;
 mod worker_control;
 mod worker_crash;
+mod workflow;

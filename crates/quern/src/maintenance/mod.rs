@@ -5,6 +5,9 @@
 //!   [`Worker`](crate::Worker) runs one by default.
 //! - [`Pruner`]: deletes old finished jobs and expired results. Idempotent, but one node is
 //!   enough, so it is meant to run under [`run_as_leader`].
+//! - [`WorkflowMonitor`]: moves running workflows along (failure policy, saga
+//!   compensation, final state). Idempotent (compare-and-set), meant to run under
+//!   [`run_as_leader`].
 //! - [`run_as_leader`]: runs a singleton service only while this node holds a named leader
 //!   lease stored in the backend, handing over when the holder dies.
 //!
@@ -14,10 +17,12 @@
 mod leader;
 mod pruner;
 mod rescuer;
+mod workflows;
 
 pub use leader::{LeaderConfig, run_as_leader};
 pub use pruner::{PruneTickReport, Pruner, PrunerConfig};
 pub use rescuer::{Rescuer, RescuerConfig};
+pub use workflows::{WorkflowMonitor, WorkflowMonitorConfig, WorkflowTickReport};
 
 use std::time::Duration;
 

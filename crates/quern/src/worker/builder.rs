@@ -212,6 +212,14 @@ impl WorkerBuilder {
         self
     }
 
+    /// What `${env.NAME}` in the templates of workflow tasks this worker prepares may read:
+    /// nothing by default; a server passes its allow-list
+    /// (`EnvSource::Process { allow }`), a local `quern workflow run` the whole environment.
+    pub fn workflow_env(mut self, env: crate::workflow::EnvSource) -> Self {
+        self.cfg.workflow_env = env;
+        self
+    }
+
     /// Checks the settings and builds the worker. Fails on: no handlers, a kind registered
     /// twice, a bad queue name, a zero weight, concurrency or lease, or a cap for a queue
     /// the worker does not claim from.

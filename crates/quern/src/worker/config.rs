@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::backend::QueueWeight;
 use crate::maintenance::{PrunerConfig, RescuerConfig};
 use crate::model::RetryPolicy;
+use crate::workflow::EnvSource;
 
 /// Everything a [`Worker`](super::Worker) runs with. Built by
 /// [`WorkerBuilder`](super::WorkerBuilder); each default is documented on its field.
@@ -62,6 +63,9 @@ pub(crate) struct WorkerConfig {
     pub rescuer: Option<RescuerConfig>,
     /// The pruner, run under a leader lease so one node prunes at a time. Default off.
     pub pruner: Option<PrunerConfig>,
+    /// What `${env.NAME}` in workflow templates may read. Default: nothing (every
+    /// `${env.…}` fails), so a worker never leaks its environment into payloads unless told.
+    pub workflow_env: EnvSource,
 }
 
 impl WorkerConfig {
@@ -87,6 +91,7 @@ impl WorkerConfig {
             ack_batch: 512,
             rescuer: Some(RescuerConfig::default()),
             pruner: None,
+            workflow_env: EnvSource::Denied,
         }
     }
 

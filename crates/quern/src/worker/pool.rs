@@ -31,6 +31,7 @@ use crate::backend::{Backend, ClaimedJob, WorkerInfo};
 use crate::clock::SharedClock;
 use crate::maintenance::{LeaderConfig, Pruner, Rescuer, run_as_leader};
 use crate::model::Codec;
+use crate::workflow::Preparer;
 
 /// State shared by the worker's tasks.
 pub(crate) struct Shared {
@@ -61,6 +62,9 @@ pub(crate) struct Shared {
     pub(crate) acks: mpsc::UnboundedSender<Ack>,
     /// The job tasks, so shutdown can wait for them.
     pub(crate) jobs: TaskTracker,
+    /// Prepares claimed workflow jobs (renders templates, fans out and in) before their
+    /// handlers run.
+    pub(crate) preparer: Preparer,
 }
 
 impl Shared {
@@ -128,8 +132,10 @@ impl Worker {
     ) -> Self {
         let (acks, ack_rx) = mpsc::unbounded_channel();
         let run_slots = Arc::new(Semaphore::new(cfg.concurrency));
+        let preparer = Preparer::new(Arc::clone(&backend), cfg.workflow_env.clone());
         Worker {
             shared: Arc::new(Shared {
+                preparer,
                 backend,
                 cfg,
                 handlers,

@@ -15,6 +15,7 @@ use super::{Context, Handler};
 use crate::backend::{ClaimedJob, Completion, FailAction, Failure, LeaseToken};
 use crate::clock::Millis;
 use crate::model::{ErrorKind, Job, Payload, RetryPolicy, TaskError, format_duration};
+use crate::workflow::{Prepared, Preparer};
 
 /// How one attempt ended, before deciding what to tell the backend.
 #[derive(Debug)]
@@ -32,6 +33,32 @@ pub(crate) enum Attempt {
     /// The job was cancelled (lease lost or forced shutdown) and the handler did not
     /// return within the cancel grace, so it was dropped.
     Interrupted,
+    /// A workflow job skipped when it came to run (its condition was false): the reason.
+    Skipped(String),
+    /// A workflow `for_each` job handed its work to these instances.
+    Spawned {
+        children: Vec<crate::model::NewJob>,
+        checkpoint: Payload,
+    },
+}
+
+impl Attempt {
+    /// What the workflow preparer decided, for every outcome but "run the handler".
+    fn from_prepared(p: Prepared) -> Option<Attempt> {
+        match p {
+            Prepared::Run(_) => None,
+            Prepared::Complete(result) => Some(Attempt::Succeeded(result)),
+            Prepared::Fail(e) => Some(Attempt::Failed(e)),
+            Prepared::Skip(reason) => Some(Attempt::Skipped(reason)),
+            Prepared::Spawn {
+                children,
+                checkpoint,
+            } => Some(Attempt::Spawned {
+                children,
+                checkpoint,
+            }),
+        }
+    }
 }
 
 /// What to tell the backend about an attempt.
@@ -116,6 +143,25 @@ pub(crate) fn decide(
         // Cancelled without a recorded reason: only `Context` itself does that, after a
         // `LeaseLost` answer to a progress or checkpoint call.
         (Stop::No, Attempt::Interrupted) => Next::Discard,
+        (Stop::No, Attempt::Skipped(reason)) => Next::Fail {
+            action: FailAction::Skip,
+            kind: ErrorKind::Skipped,
+            message: reason,
+        },
+        (
+            Stop::No,
+            Attempt::Spawned {
+                children,
+                checkpoint,
+            },
+        ) => Next::Fail {
+            message: format!("spawned {} instances", children.len()),
+            action: FailAction::Spawn {
+                children,
+                checkpoint: Some(checkpoint),
+            },
+            kind: ErrorKind::Retryable,
+        },
     }
 }
 
@@ -151,6 +197,20 @@ pub(super) async fn run_job(s: Arc<Shared>, claimed: ClaimedJob, cancel: Cancell
             return;
         };
 
+        // A workflow task is prepared first: its templates rendered from upstream results,
+        // or decided without a handler (skip, fan-out, fan-in, wait for a slot).
+        let mut job = job;
+        let prepared = if Preparer::wants(&job) {
+            match s.preparer.prepare(&job).await {
+                Prepared::Run(payload) => {
+                    job.payload = payload;
+                    None
+                }
+                other => Attempt::from_prepared(other),
+            }
+        } else {
+            None
+        };
         let handler = s.handlers.get(&job.kind).cloned();
         let policy = job
             .retry
@@ -160,12 +220,14 @@ pub(super) async fn run_job(s: Arc<Shared>, claimed: ClaimedJob, cancel: Cancell
         let attempt_no = token.attempt;
         let started = tokio::time::Instant::now();
         tracing::debug!("job started");
-        let attempt = match &handler {
-            Some(h) => execute(&s, h.as_ref(), job, token.clone(), &cancel).await,
-            None => Attempt::UnknownKind,
+        let ran = prepared.is_none() && handler.is_some();
+        let attempt = match (prepared, &handler) {
+            (Some(decided), _) => decided,
+            (None, Some(h)) => execute(&s, h.as_ref(), job, token.clone(), &cancel).await,
+            (None, None) => Attempt::UnknownKind,
         };
         drop(permit);
-        if handler.is_some() {
+        if ran {
             s.run_times.record(started.elapsed());
         }
         let lost = s.leases.finish_running(id);

@@ -1,6 +1,6 @@
 //! Workflows: DAGs of tasks described in a YAML or JSON file.
 //!
-//! This module is the definition layer, pure logic with no storage:
+//! The definition layer, pure logic with no storage:
 //! - [`spec`]: the file model (serde), with the older spellings accepted.
 //! - [`ParsedWorkflow`] / [`WorkflowPlan::load`]: parsing and validation; every error names
 //!   the task and the line ([`ValidationErrors`]).
@@ -29,29 +29,42 @@
 //! assert_eq!(plan.levels_text(), "0: fetch\n1: report\n");
 //! ```
 
+mod advance;
 mod build;
 pub mod condition;
+mod control;
 pub mod dag;
 mod error;
 pub mod graph;
 mod load;
+mod loaded;
+pub mod meta;
 mod plan;
+mod prepare;
 pub mod render;
 mod source;
 pub mod spec;
+mod status;
+mod submit;
 pub mod template;
 mod validate;
 
+pub use advance::Advancer;
+pub use control::{RetryReport, cancel, retry};
 pub use error::{ValidationError, ValidationErrorKind, ValidationErrors};
 pub use graph::GraphFormat;
 pub use load::ParsedWorkflow;
+pub use loaded::{LoadedWorkflow, output_of, plan_of};
 pub use plan::{DEFAULT_MAX_ATTEMPTS, ForEach, JobTemplate, PlannedTask, WorkflowPlan};
+pub use prepare::{Prepared, Preparer};
 pub use render::{EnvSource, Item, RenderContext, RenderError, TaskMetadata, TaskOutput};
 pub use source::{Pos, SourceFormat};
 pub use spec::{
     CompensateSpec, Defaults, ExecutionMode, FailurePolicy, ForEachSpec, RetrySpec, TaskSpec,
     WorkflowSpec, parse_var,
 };
+pub use status::{TaskStatus, WorkflowStatus, status};
+pub use submit::{SubmitOptions, build, submit};
 
 #[cfg(test)]
 mod examples_tests;
