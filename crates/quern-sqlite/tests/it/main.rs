@@ -3,3 +3,6 @@
 mod conformance;
 mod crash;
 mod smoke;
+mod worker;
+mod worker_control;
+mod worker_crash;
