@@ -11,7 +11,7 @@ use quern::{Job, JobState};
 use rusqlite::OptionalExtension;
 
 use crate::error::sql_err;
-use crate::rows::{JOB_COLS, job_from_row};
+use crate::rows::{JOB_COLS, QUEUE_NAME_COL, job_from_row};
 use crate::writer::Tx;
 
 /// Most scheduled jobs promoted per claim (the rest on the next one).
@@ -114,11 +114,13 @@ fn lease_from_queue(
     let jobs: Vec<Job> = tx
         .conn
         .prepare_cached(&format!(
-            "SELECT {JOB_COLS} FROM jobs WHERE queue_id = ?1 AND state = 1 \
-             ORDER BY priority, run_at, id LIMIT ?2"
+            "SELECT {} FROM jobs WHERE queue_id = ?1 AND state = 1 \
+             ORDER BY priority, run_at, id LIMIT ?2",
+            // The queue's name is known here; bind it rather than look it up per row.
+            JOB_COLS.replacen(QUEUE_NAME_COL, "?3", 1)
         ))
         .and_then(|mut s| {
-            s.query_map(rusqlite::params![queue_id, n as i64], job_from_row)
+            s.query_map(rusqlite::params![queue_id, n as i64, queue], job_from_row)
                 .and_then(|rows| rows.collect())
         })
         .map_err(sql_err)?;
