@@ -2,6 +2,7 @@
 //! prepares and runs the tasks, and the workflow monitor that applies the failure policy,
 //! runs the saga and sets the final state. Real time, short steps, every wait bounded.
 
+mod checkpoint;
 mod control;
 mod fanout;
 mod harness;
