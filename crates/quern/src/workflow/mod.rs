@@ -11,6 +11,16 @@
 //! - [`dag`]: the deterministic topological sort, levels and cycle paths.
 //! - [`graph`]: mermaid, dot and text renderings.
 //!
+//! The runtime, on top of the [`Backend`](crate::Backend) seam:
+//! - [`submit`]: one atomic `workflow_create` storing the record and a job per task.
+//! - [`Preparer`]: what a worker does with a claimed workflow job before its handler runs
+//!   (render, skip, fan out, fan in, wait for a slot). The [`Worker`](crate::Worker) calls it.
+//! - [`Advancer`]: one pass of the workflow monitor
+//!   ([`WorkflowMonitor`](crate::maintenance::WorkflowMonitor)) over a running workflow:
+//!   failure policy, saga compensation, final state.
+//! - [`cancel`], [`retry`], [`status`]: operator actions and views.
+//! - [`meta`]: what a workflow job carries in its `meta`.
+//!
 //! ```
 //! use quern::workflow::{SourceFormat, WorkflowPlan};
 //!

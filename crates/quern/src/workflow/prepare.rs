@@ -73,7 +73,7 @@ fn fatal(msg: impl std::fmt::Display) -> Prepared {
 }
 
 fn json_payload(v: &Value) -> std::result::Result<Payload, Prepared> {
-    Payload::from_json_value(v, &Codec::default()).map_err(|e| fatal(e))
+    Payload::from_json_value(v, &Codec::default()).map_err(fatal)
 }
 
 impl Preparer {
