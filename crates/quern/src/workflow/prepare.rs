@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio::sync::OnceCell;
 
 use super::loaded::{LoadedWorkflow, output_of};
 use super::meta::{Expanded, TaskMeta, TaskRole};
@@ -59,7 +60,7 @@ pub enum Prepared {
 pub struct Preparer {
     backend: Arc<dyn Backend>,
     env: EnvSource,
-    cache: Mutex<HashMap<String, Arc<LoadedWorkflow>>>,
+    cache: Mutex<HashMap<String, Arc<OnceCell<Arc<LoadedWorkflow>>>>>,
 }
 
 impl std::fmt::Debug for Preparer {
@@ -105,22 +106,27 @@ impl Preparer {
         }
     }
 
+    /// The workflow, read and planned once per worker: jobs of one workflow claimed together
+    /// wait for the first one's read instead of each parsing the definition.
     async fn load(&self, id: &str) -> Result<Arc<LoadedWorkflow>> {
-        if let Some(w) = self.cache.lock().expect("cache lock").get(id) {
-            return Ok(Arc::clone(w));
-        }
-        let rec = self
-            .backend
-            .workflow_get(id)
-            .await?
-            .ok_or_else(|| Error::WorkflowNotFound(id.to_owned()))?;
-        let loaded = Arc::new(LoadedWorkflow::from_record(&rec)?);
-        let mut cache = self.cache.lock().expect("cache lock");
-        if cache.len() >= CACHE_CAP {
-            cache.clear();
-        }
-        cache.insert(id.to_owned(), Arc::clone(&loaded));
-        Ok(loaded)
+        let cell = {
+            let mut cache = self.cache.lock().expect("cache lock");
+            if cache.len() >= CACHE_CAP && !cache.contains_key(id) {
+                cache.clear();
+            }
+            Arc::clone(cache.entry(id.to_owned()).or_default())
+        };
+        let loaded = cell
+            .get_or_try_init(|| async {
+                let rec = self
+                    .backend
+                    .workflow_get(id)
+                    .await?
+                    .ok_or_else(|| Error::WorkflowNotFound(id.to_owned()))?;
+                Ok::<_, Error>(Arc::new(LoadedWorkflow::from_record(&rec)?))
+            })
+            .await?;
+        Ok(Arc::clone(loaded))
     }
 
     async fn prepare_inner(&self, wf_id: &str, job: &Job, meta: &TaskMeta) -> Result<Prepared> {
