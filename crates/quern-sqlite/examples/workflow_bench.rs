@@ -8,13 +8,15 @@
 //!
 //! Each measurement uses a fresh database file and one worker (default concurrency 16) in
 //! this process, and runs from the submit call until the workflow's final state is recorded
-//! (the monitor pass runs every 2 ms, so its polling adds at most that). Reported: the median
-//! of `ROUNDS` rounds (default 3).
+//! (the monitor pass runs every `POLL_MS`, default 2 ms, so its polling adds at most that).
+//! Reported: the median of `ROUNDS` rounds (default 3). `BENCH_ONLY=plain|static|dynamic`
+//! runs one measurement; `BENCH_DEBUG=1` prints where each workflow's time went (submit,
+//! first task, last task, final state), read from the jobs' timestamps.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use quern::backend::{BatchMode, EnqueueParams};
+use quern::backend::{BatchMode, EnqueueParams, JobFilter, ListParams};
 use quern::model::WorkflowState;
 use quern::workflow::{Advancer, SourceFormat, SubmitOptions, WorkflowPlan, submit};
 use quern::{Backend, Context, NewJob, Task, TaskError, Worker};
@@ -86,17 +88,59 @@ async fn workflow(yaml: &str, concurrency: usize) -> f64 {
     let rec = submit(&*b, &plan, SubmitOptions::default())
         .await
         .expect("submit");
+    let submitted = t.elapsed();
+    let poll: u64 = std::env::var("POLL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
     let done = loop {
         let r = advancer.advance_id(&rec.id).await.expect("advance");
         if r.state.is_final() {
             break r;
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::time::sleep(Duration::from_millis(poll)).await;
     };
+    if std::env::var("BENCH_DEBUG").is_ok() {
+        breakdown(&b, &rec.id, submitted, done.finished_at.unwrap_or_default()).await;
+    }
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(done.state, WorkflowState::Succeeded, "{done:?}");
     w.shutdown().await.expect("shutdown");
     secs
+}
+
+/// Prints when the first task started, when the last one finished and when the workflow
+/// was marked finished, in ms after the jobs were stored.
+async fn breakdown(b: &Arc<dyn Backend>, id: &str, submitted: Duration, finished_at: i64) {
+    let page = b
+        .job_list(ListParams {
+            filter: JobFilter {
+                workflow_id: Some(id.to_owned()),
+                ..Default::default()
+            },
+            limit: 10_000,
+            before: None,
+        })
+        .await
+        .expect("list");
+    let jobs = &page.jobs;
+    let created = jobs.iter().map(|j| j.created_at).min().unwrap_or_default();
+    let first = jobs
+        .iter()
+        .filter_map(|j| j.started_at)
+        .min()
+        .unwrap_or_default();
+    let last = jobs
+        .iter()
+        .filter_map(|j| j.finished_at)
+        .max()
+        .unwrap_or_default();
+    eprintln!(
+        "  submit call {submitted:?}; after storing: first task started +{} ms, last finished +{} ms, workflow finished +{} ms",
+        first - created,
+        last - created,
+        finished_at - created
+    );
 }
 
 fn static_yaml(n: usize) -> String {
@@ -141,12 +185,16 @@ async fn main() {
     let total = n + 2;
     let (static_y, dynamic_y) = (static_yaml(n), dynamic_yaml(n));
 
+    let only = std::env::var("BENCH_ONLY").ok();
     let mut results = Vec::new();
     for (name, jobs) in [
         ("plain jobs", total),
         ("static fan-out/fan-in", total),
         ("dynamic for_each fan-out/fan-in", total + 1),
     ] {
+        if only.as_deref().is_some_and(|o| !name.starts_with(o)) {
+            continue;
+        }
         let mut secs = Vec::new();
         for _ in 0..rounds {
             secs.push(match name {
@@ -160,7 +208,8 @@ async fn main() {
     println!(
         "{n}-task fan-out/fan-in of no-op tasks on SQLite, worker concurrency {concurrency}, median of {rounds}"
     );
-    let base = results[0].1 as f64 / results[0].2;
+    let Some(first) = results.first() else { return };
+    let base = first.1 as f64 / first.2;
     for (name, jobs, secs) in results {
         let rate = jobs as f64 / secs;
         println!(
