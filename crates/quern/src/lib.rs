@@ -30,6 +30,8 @@
 pub mod backend;
 pub mod clock;
 mod error;
+#[cfg(feature = "executors")]
+pub mod executors;
 pub mod model;
 pub mod task;
 pub mod worker;
