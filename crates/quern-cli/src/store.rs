@@ -25,8 +25,9 @@ pub struct StoreOptions {
 }
 
 /// Opens the store named by `url`:
-/// - `sqlite://PATH` (relative or absolute; `sqlite:///abs/path` also works) and
-///   `sqlite::memory:` (a private in-memory store, useful only within one process);
+/// - `sqlite://PATH` (relative; `sqlite:///abs/path` for absolute), with optional
+///   `?durability=fsync`, and `sqlite::memory:` (a private in-memory store, useful only
+///   within one process, e.g. for `quern bench`);
 /// - `redis://`, `rediss://` and `redis+cluster://` once the Redis backend is built in.
 pub async fn open_store(url: &str, mode: Open, opts: StoreOptions) -> CliResult<Arc<dyn Backend>> {
     let bad = |why: &str| {
@@ -35,33 +36,14 @@ pub async fn open_store(url: &str, mode: Open, opts: StoreOptions) -> CliResult<
             format!("store URL {url:?} {why} (expected sqlite://PATH or sqlite::memory:)"),
         )
     };
-    if url == "sqlite::memory:" {
-        return crate::sqlite::open_memory(opts).await;
-    }
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(bad("has no scheme"));
-    };
+    let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
     match scheme {
-        "sqlite" => {
-            if rest.is_empty() {
-                return Err(bad("has no path"));
-            }
-            let path = std::path::Path::new(rest);
-            if mode == Open::Existing && !path.exists() {
-                return Err(CliError::failed(
-                    "store_not_found",
-                    format!(
-                        "no store at {} (enqueue a job or start a worker first, or pass --store)",
-                        path.display()
-                    ),
-                ));
-            }
-            crate::sqlite::open_file(path, opts).await
-        }
+        "sqlite" => crate::sqlite::open(url, mode, opts).await,
         "redis" | "rediss" | "redis+cluster" => Err(CliError::failed(
             "unsupported_store",
             format!("store URL {url:?}: this build of quern has no Redis backend yet"),
         )),
+        "" => Err(bad("has no scheme")),
         _ => Err(bad(&format!("has an unknown scheme {scheme:?}"))),
     }
 }
