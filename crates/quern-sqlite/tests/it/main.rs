@@ -2,3 +2,6 @@
 
 mod crash;
 mod smoke;
+mod worker;
+mod worker_control;
+mod worker_crash;
