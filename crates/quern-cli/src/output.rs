@@ -72,13 +72,12 @@ pub fn age(ms: Millis, now: Millis) -> String {
     }
 }
 
-/// JSON value as compact text, shortened for a table cell.
-pub fn short_json(v: &serde_json::Value, max: usize) -> String {
-    let s = v.to_string();
+/// Text shortened to `max` characters for a table cell.
+pub fn short_text(s: &str, max: usize) -> String {
     if s.chars().count() > max {
         let cut: String = s.chars().take(max.saturating_sub(1)).collect();
         format!("{cut}…")
     } else {
-        s
+        s.to_string()
     }
 }

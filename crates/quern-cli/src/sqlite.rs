@@ -14,7 +14,9 @@ pub async fn open(url: &str, mode: Open, opts: StoreOptions) -> CliResult<Arc<dy
     let parsed = SqliteUrl::parse(url).map_err(|e| {
         CliError::usage(
             "invalid_store_url",
-            e.to_string().trim_start_matches("invalid argument: ").to_string(),
+            e.to_string()
+                .trim_start_matches("invalid argument: ")
+                .to_string(),
         )
     })?;
     if let Some(path) = &parsed.path {
@@ -32,7 +34,10 @@ pub async fn open(url: &str, mode: Open, opts: StoreOptions) -> CliResult<Arc<dy
         {
             return Err(CliError::failed(
                 "store_unavailable",
-                format!("cannot open store {url:?}: directory {} does not exist", dir.display()),
+                format!(
+                    "cannot open store {url:?}: directory {} does not exist",
+                    dir.display()
+                ),
             ));
         }
     }
@@ -44,7 +49,10 @@ pub async fn open(url: &str, mode: Open, opts: StoreOptions) -> CliResult<Arc<dy
         max_payload_bytes: opts.max_payload_bytes,
     });
     let backend = SqliteBackend::open_with(options).await.map_err(|e| {
-        CliError::failed("store_unavailable", format!("cannot open store {url:?}: {e}"))
+        CliError::failed(
+            "store_unavailable",
+            format!("cannot open store {url:?}: {e}"),
+        )
     })?;
     Ok(Arc::new(backend))
 }

@@ -183,6 +183,7 @@ impl Bench<'_> {
             lease: self.lease,
             shutdown_grace: Duration::from_secs(10),
             handlers: vec![(KIND.to_string(), Arc::new(BenchHandler(rec.clone())))],
+            codec: self.codec,
         }
     }
 

@@ -8,7 +8,7 @@ use quern::{Job, JobId, JobState};
 use crate::cli::{JobsCmd, JobsListArgs};
 use crate::cmd::Ctx;
 use crate::error::{CliError, CliResult};
-use crate::output::{opt_time, short_json, table, time};
+use crate::output::{opt_time, short_text, table, time};
 use crate::store::Open;
 
 pub async fn run(ctx: &Ctx, cmd: JobsCmd) -> CliResult<u8> {
@@ -67,7 +67,7 @@ pub fn print_jobs(ctx: &Ctx, jobs: &[Job]) {
                 time(j.created_at),
                 j.errors
                     .last()
-                    .map(|e| short_json(&e.message.clone().into(), 40))
+                    .map(|e| short_text(&e.message, 40))
                     .unwrap_or_default(),
             ]);
         }

@@ -73,6 +73,7 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> CliResult<u8> {
             lease,
             shutdown_grace: s.worker.shutdown_grace,
             handlers,
+            codec: ctx.codec(),
         },
         shutdown,
     )
