@@ -177,7 +177,20 @@ async fn batch(ctx: &Ctx, file: &Path, atomic: bool) -> CliResult<u8> {
     } else {
         BatchMode::BestEffort
     };
-    let results = backend.job_enqueue(EnqueueParams { jobs, mode }).await?;
+    let results = backend
+        .job_enqueue(EnqueueParams { jobs, mode })
+        .await
+        .map_err(|e| match e {
+            // Point at the file's line rather than the batch index.
+            quern::Error::InvalidJob {
+                index: Some(i),
+                reason,
+            } if i < lines.len() => CliError::usage(
+                "invalid_job",
+                format!("line {}: {reason} (nothing was enqueued)", lines[i]),
+            ),
+            other => other.into(),
+        })?;
     let mut out = Vec::with_capacity(results.len());
     let mut failed = 0;
     for (n, r) in lines.into_iter().zip(results) {
