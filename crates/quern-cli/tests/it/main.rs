@@ -4,6 +4,7 @@
 mod support;
 
 mod admin;
+mod bench;
 mod config;
 mod crash;
 mod enqueue;
