@@ -52,6 +52,8 @@ pub mod backend;
 pub mod client;
 pub mod clock;
 mod error;
+#[cfg(feature = "executors")]
+pub mod executors;
 pub mod maintenance;
 pub mod model;
 pub mod task;

@@ -1,0 +1,264 @@
+//! The command tree (clap derive). Values are parsed and checked here, so bad input is
+//! reported as usage (exit 2) before any store is opened.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use quern::{JobId, JobState, Priority};
+
+use crate::parse;
+
+/// Quern: a task queue and workflow engine. Jobs live in a store (an SQLite file by
+/// default); `quern worker` runs them.
+#[derive(Debug, Parser)]
+#[command(
+    name = "quern",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Store URL: sqlite://PATH or sqlite::memory: [env: QUERN_STORE] [default: sqlite://quern.db]
+    #[arg(long, global = true, value_name = "URL")]
+    pub store: Option<String>,
+
+    /// Print machine-readable JSON on stdout (errors as {"error":{"code","message"}})
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Settings file (TOML) [default: ./quern.toml if present]
+    #[arg(long, global = true, value_name = "FILE", env = "QUERN_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add a job (prints its id), or many from a JSON Lines file with --batch
+    Enqueue(EnqueueArgs),
+    /// Run a worker with the built-in executors until SIGINT/SIGTERM
+    Worker(WorkerArgs),
+    /// Inspect and manage jobs
+    #[command(subcommand)]
+    Jobs(JobsCmd),
+    /// List, pause and resume queues
+    #[command(subcommand)]
+    Queues(QueuesCmd),
+    /// The dead-letter queue: jobs that failed for good
+    #[command(subcommand)]
+    Dlq(DlqCmd),
+    /// Registered workers
+    #[command(subcommand)]
+    Workers(WorkersCmd),
+    /// Measure enqueue and drain rates, latency, and lost or duplicated jobs on a store
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// Job kind (the handler name): shell, http, quern.noop, quern.sleep, quern.fail, or your own
+    #[arg(required_unless_present = "batch")]
+    pub kind: Option<String>,
+
+    /// Payload as JSON text
+    #[arg(long, value_name = "JSON", conflicts_with = "payload_file")]
+    pub payload: Option<String>,
+
+    /// Read the JSON payload from a file ('-' for stdin)
+    #[arg(long, value_name = "FILE")]
+    pub payload_file: Option<PathBuf>,
+
+    /// Queue [default: default]
+    #[arg(long, value_name = "Q", value_parser = parse::queue)]
+    pub queue: Option<String>,
+
+    /// Priority: 0-9 (0 most urgent) or critical, high, normal, low, batch [default: normal]
+    #[arg(long, value_name = "P", value_parser = parse::priority)]
+    pub priority: Option<Priority>,
+
+    /// Run after this delay (e.g. 30s, 5m, 1h30m)
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration, conflicts_with = "at")]
+    pub delay: Option<Duration>,
+
+    /// Run at this time (RFC 3339, e.g. 2026-11-23T08:00:00Z)
+    #[arg(long, value_name = "RFC3339", value_parser = parse::rfc3339)]
+    pub at: Option<i64>,
+
+    /// Unique key: while a live job with this key exists in the queue, its id is returned instead
+    #[arg(long, value_name = "KEY")]
+    pub unique: Option<String>,
+
+    /// How long the unique key holds after the job was created
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration, requires = "unique")]
+    pub unique_for: Option<Duration>,
+
+    /// Attempts before the job goes to the dead-letter queue [default: 25]
+    #[arg(long, value_name = "N", value_parser = parse::positive)]
+    pub max_attempts: Option<u32>,
+
+    /// Per-attempt time limit
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub timeout: Option<Duration>,
+
+    /// Run only after this job succeeded (repeatable)
+    #[arg(long = "depends-on", value_name = "ID", value_parser = parse::job_id)]
+    pub depends_on: Vec<JobId>,
+
+    /// Enqueue every line of a JSON Lines file ('-' for stdin); each line is
+    /// {"kind", "payload", "queue", "priority", "delay", "at", "unique", "unique_for",
+    /// "max_attempts", "timeout", "depends_on"}
+    #[arg(long, value_name = "FILE.jsonl", conflicts_with_all = [
+        "kind", "payload", "payload_file", "queue", "priority", "delay", "at", "unique",
+        "unique_for", "max_attempts", "timeout", "depends_on"])]
+    pub batch: Option<PathBuf>,
+
+    /// With --batch: all lines or none (default: each line on its own)
+    #[arg(long, requires = "batch")]
+    pub atomic: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Queues to work on, comma-separated [default: default]
+    #[arg(long, value_name = "Q1,Q2", value_delimiter = ',', value_parser = parse::queue)]
+    pub queues: Vec<String>,
+
+    /// Jobs run at once [default: 16]
+    #[arg(long, value_name = "N", value_parser = parse::positive)]
+    pub concurrency: Option<u32>,
+
+    /// Let the shell executor run any program (otherwise only those in [shell] allow)
+    #[arg(long)]
+    pub allow_shell: bool,
+
+    /// Exit once the queues have no queued, scheduled, blocked or running jobs
+    #[arg(long)]
+    pub exit_when_idle: bool,
+
+    /// Lease length: jobs of a worker that died are re-delivered after this [default: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub lease: Option<Duration>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCmd {
+    /// List jobs, newest first
+    List(JobsListArgs),
+    /// Show one job: state, attempts, result, error history, progress
+    Show {
+        #[arg(value_parser = parse::job_id)]
+        id: JobId,
+    },
+    /// Cancel a job that has not finished
+    Cancel {
+        #[arg(value_parser = parse::job_id)]
+        id: JobId,
+    },
+    /// Run a dead, cancelled or skipped job again
+    Retry {
+        #[arg(value_parser = parse::job_id)]
+        id: JobId,
+    },
+    /// Wait until a job finishes; exit 0 if it succeeded, 1 otherwise
+    Wait {
+        #[arg(value_parser = parse::job_id)]
+        id: JobId,
+        /// Give up after this long (exit 1)
+        #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+        timeout: Option<Duration>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct JobsListArgs {
+    #[arg(long, value_name = "Q", value_parser = parse::queue)]
+    pub queue: Option<String>,
+    /// scheduled, queued, blocked, running, succeeded, dead, cancelled or skipped
+    #[arg(long, value_name = "S", value_parser = parse::state)]
+    pub state: Option<JobState>,
+    #[arg(long, value_name = "K")]
+    pub kind: Option<String>,
+    /// At most this many
+    #[arg(long, value_name = "N", default_value = "50", value_parser = parse::count)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueuesCmd {
+    /// Every queue with its job counts by state
+    List,
+    /// Stop workers from taking jobs from a queue (its jobs stay queued)
+    Pause {
+        #[arg(value_parser = parse::queue)]
+        queue: String,
+    },
+    /// Let workers take jobs from a paused queue again
+    Resume {
+        #[arg(value_parser = parse::queue)]
+        queue: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCmd {
+    /// Dead jobs, newest first
+    List {
+        #[arg(long, value_name = "Q", value_parser = parse::queue)]
+        queue: Option<String>,
+        #[arg(long, value_name = "N", default_value = "50", value_parser = parse::count)]
+        limit: usize,
+    },
+    /// Move dead jobs back to their queue: one by id, or all matching --queue/--kind, or --all
+    #[command(group = clap::ArgGroup::new("target").required(true).multiple(true).args(["id", "queue", "kind", "all"]))]
+    Replay {
+        #[arg(value_parser = parse::job_id, conflicts_with_all = ["queue", "kind", "all"])]
+        id: Option<JobId>,
+        #[arg(long, value_name = "Q", value_parser = parse::queue)]
+        queue: Option<String>,
+        #[arg(long, value_name = "K")]
+        kind: Option<String>,
+        /// Every dead job
+        #[arg(long, conflicts_with_all = ["queue", "kind"])]
+        all: bool,
+        /// At most this many
+        #[arg(long, value_name = "N", default_value = "100000", value_parser = parse::count)]
+        limit: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkersCmd {
+    /// Registered workers, most recently seen first
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Jobs per enqueue and drain measurement
+    #[arg(long, value_name = "N", default_value = "20000", value_parser = parse::count)]
+    pub jobs: usize,
+    /// Concurrency of the second drain
+    #[arg(long, value_name = "C", default_value = "16", value_parser = parse::positive)]
+    pub concurrency: u32,
+    /// Offered rate (jobs/s) of the latency measurement
+    #[arg(long, value_name = "R", default_value = "1000", value_parser = parse::count)]
+    pub rate: usize,
+    /// Jobs in the latency measurement
+    #[arg(long, value_name = "N", default_value = "5000", value_parser = parse::count)]
+    pub latency_jobs: usize,
+    /// Worker concurrency in the latency measurement
+    #[arg(long, value_name = "C", default_value = "1", value_parser = parse::positive)]
+    pub latency_concurrency: u32,
+    /// Approximate size of each job's JSON payload
+    #[arg(long, value_name = "B", default_value = "100", value_parser = parse::count)]
+    pub payload_bytes: usize,
+    /// Jobs per call in the batch enqueue
+    #[arg(long, value_name = "N", default_value = "1000", value_parser = parse::count)]
+    pub batch_size: usize,
+    /// Give up on a measurement after this long
+    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse::duration)]
+    pub timeout: Duration,
+}

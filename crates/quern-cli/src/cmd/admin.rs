@@ -1,0 +1,146 @@
+//! `quern queues …`, `quern dlq …`, `quern workers list`.
+
+use quern::JobState;
+use quern::backend::{JobFilter, ListParams, RetryParams, RetryTarget};
+
+use crate::cli::{DlqCmd, QueuesCmd, WorkersCmd};
+use crate::cmd::Ctx;
+use crate::error::CliResult;
+use crate::output::{age, opt_time, table};
+use crate::store::Open;
+
+pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
+    let backend = ctx.open(Open::Existing).await?;
+    match cmd {
+        QueuesCmd::List => {
+            let queues = backend.queue_list().await?;
+            ctx.out.emit(&serde_json::json!({ "queues": queues }), || {
+                if queues.is_empty() {
+                    println!("no queues");
+                    return;
+                }
+                let mut header = vec!["QUEUE", "PAUSED"];
+                header.extend(JobState::ALL.iter().map(|s| s.as_str()));
+                header.push("OLDEST QUEUED");
+                let mut t = table(&header);
+                for q in &queues {
+                    let mut row = vec![q.name.clone(), if q.paused { "yes" } else { "no" }.into()];
+                    row.extend(JobState::ALL.iter().map(|s| q.counts.get(*s).to_string()));
+                    row.push(opt_time(q.oldest_queued_at));
+                    t.add_row(row);
+                }
+                println!("{t}");
+            });
+        }
+        QueuesCmd::Pause { queue } => {
+            backend.queue_pause(&queue).await?;
+            ctx.out
+                .emit(&serde_json::json!({"queue": queue, "paused": true}), || {
+                    println!("queue {queue} paused")
+                });
+        }
+        QueuesCmd::Resume { queue } => {
+            backend.queue_resume(&queue).await?;
+            ctx.out.emit(
+                &serde_json::json!({"queue": queue, "paused": false}),
+                || println!("queue {queue} resumed"),
+            );
+        }
+    }
+    Ok(0)
+}
+
+pub async fn dlq(ctx: &Ctx, cmd: DlqCmd) -> CliResult<u8> {
+    let backend = ctx.open(Open::Existing).await?;
+    match cmd {
+        DlqCmd::List { queue, limit } => {
+            let page = backend
+                .job_list(ListParams {
+                    filter: JobFilter {
+                        queue,
+                        state: Some(JobState::Dead),
+                        kind: None,
+                        workflow_id: None,
+                    },
+                    limit,
+                    before: None,
+                })
+                .await?;
+            crate::cmd::jobs::print_jobs(ctx, &page.jobs);
+        }
+        DlqCmd::Replay {
+            id,
+            queue,
+            kind,
+            all: _,
+            limit,
+        } => {
+            let target = match id {
+                Some(id) => {
+                    // Only dead jobs are in the DLQ; `jobs retry` is for cancelled or skipped.
+                    let job = backend
+                        .job_get(id)
+                        .await?
+                        .ok_or(quern::Error::JobNotFound(id))?;
+                    if job.state != JobState::Dead {
+                        return Err(quern::Error::InvalidTransition {
+                            id,
+                            from: job.state,
+                            action: "replay",
+                        }
+                        .into());
+                    }
+                    RetryTarget::Ids(vec![id])
+                }
+                None => RetryTarget::Dead { queue, kind },
+            };
+            let ids = backend.job_retry(RetryParams { target, limit }).await?;
+            ctx.out.emit(
+                &serde_json::json!({"replayed": ids.len(), "ids": ids}),
+                || println!("replayed {} job(s)", ids.len()),
+            );
+        }
+    }
+    Ok(0)
+}
+
+pub async fn workers(ctx: &Ctx, cmd: WorkersCmd) -> CliResult<u8> {
+    let backend = ctx.open(Open::Existing).await?;
+    match cmd {
+        WorkersCmd::List => {
+            let workers = backend.worker_list().await?;
+            let now = quern::clock::system_now_ms();
+            ctx.out
+                .emit(&serde_json::json!({ "workers": workers }), || {
+                    if workers.is_empty() {
+                        println!("no workers");
+                        return;
+                    }
+                    let mut t = table(&[
+                        "ID",
+                        "HOST",
+                        "PID",
+                        "QUEUES",
+                        "CONCURRENCY",
+                        "RUNNING",
+                        "STARTED",
+                        "LAST SEEN",
+                    ]);
+                    for w in &workers {
+                        t.add_row(vec![
+                            w.id.clone(),
+                            w.hostname.clone(),
+                            w.pid.to_string(),
+                            w.queues.join(","),
+                            w.concurrency.to_string(),
+                            w.running.to_string(),
+                            age(w.started_at, now),
+                            age(w.last_seen_at, now),
+                        ]);
+                    }
+                    println!("{t}");
+                });
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,250 @@
+//! `quern jobs list|show|cancel|retry|wait`.
+
+use std::time::{Duration, Instant};
+
+use quern::backend::{CancelParams, JobFilter, ListParams, RetryParams, RetryTarget};
+use quern::{Job, JobId, JobState};
+
+use crate::cli::{JobsCmd, JobsListArgs};
+use crate::cmd::Ctx;
+use crate::error::{CliError, CliResult};
+use crate::output::{opt_time, short_text, table, time};
+use crate::store::Open;
+
+pub async fn run(ctx: &Ctx, cmd: JobsCmd) -> CliResult<u8> {
+    match cmd {
+        JobsCmd::List(a) => list(ctx, a).await,
+        JobsCmd::Show { id } => show(ctx, id).await,
+        JobsCmd::Cancel { id } => cancel(ctx, id).await,
+        JobsCmd::Retry { id } => retry(ctx, id).await,
+        JobsCmd::Wait { id, timeout } => wait(ctx, id, timeout).await,
+    }
+}
+
+async fn list(ctx: &Ctx, a: JobsListArgs) -> CliResult<u8> {
+    let backend = ctx.open(Open::Existing).await?;
+    let page = backend
+        .job_list(ListParams {
+            filter: JobFilter {
+                queue: a.queue,
+                state: a.state,
+                kind: a.kind,
+                workflow_id: None,
+            },
+            limit: a.limit,
+            before: None,
+        })
+        .await?;
+    print_jobs(ctx, &page.jobs);
+    Ok(0)
+}
+
+/// Prints jobs as a table or `{"jobs":[…]}`.
+pub fn print_jobs(ctx: &Ctx, jobs: &[Job]) {
+    ctx.out.emit(&serde_json::json!({ "jobs": jobs }), || {
+        if jobs.is_empty() {
+            println!("no jobs");
+            return;
+        }
+        let mut t = table(&[
+            "ID",
+            "KIND",
+            "QUEUE",
+            "STATE",
+            "PRIORITY",
+            "ATTEMPT",
+            "CREATED",
+            "LAST ERROR",
+        ]);
+        for j in jobs {
+            t.add_row(vec![
+                j.id.to_string(),
+                j.kind.clone(),
+                j.queue.clone(),
+                j.state.to_string(),
+                j.priority.to_string(),
+                format!("{}/{}", j.attempt, j.max_attempts),
+                time(j.created_at),
+                j.errors
+                    .last()
+                    .map(|e| short_text(&e.message, 40))
+                    .unwrap_or_default(),
+            ]);
+        }
+        println!("{t}");
+    });
+}
+
+async fn get(ctx: &Ctx, id: JobId) -> CliResult<(std::sync::Arc<dyn quern::Backend>, Job)> {
+    let backend = ctx.open(Open::Existing).await?;
+    let job = backend
+        .job_get(id)
+        .await?
+        .ok_or(quern::Error::JobNotFound(id))?;
+    Ok((backend, job))
+}
+
+async fn show(ctx: &Ctx, id: JobId) -> CliResult<u8> {
+    let (_, job) = get(ctx, id).await?;
+    ctx.out.emit(&job, || print_job(&job));
+    Ok(0)
+}
+
+fn print_job(j: &Job) {
+    let payload = j.payload.to_json_value().map(|v| v.to_string());
+    let rows: Vec<(&str, String)> = vec![
+        ("id", j.id.to_string()),
+        ("kind", j.kind.clone()),
+        ("queue", j.queue.clone()),
+        ("state", j.state.to_string()),
+        ("attempt", format!("{} of {}", j.attempt, j.max_attempts)),
+        ("priority", j.priority.to_string()),
+        ("created", time(j.created_at)),
+        ("run at", time(j.run_at)),
+        ("started", opt_time(j.started_at)),
+        ("finished", opt_time(j.finished_at)),
+        (
+            "lease",
+            j.lease
+                .as_ref()
+                .map(|l| format!("{} until {}", l.worker_id, time(l.expires_at)))
+                .unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "depends on",
+            if j.depends_on.is_empty() {
+                "-".into()
+            } else {
+                j.depends_on
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        ),
+        (
+            "progress",
+            j.progress
+                .as_ref()
+                .map(|p| match &p.message {
+                    Some(m) => format!("{:.0}% {m}", p.percent),
+                    None => format!("{:.0}%", p.percent),
+                })
+                .unwrap_or_else(|| "-".into()),
+        ),
+        ("payload", payload.unwrap_or_else(|e| format!("<{e}>"))),
+        (
+            "result",
+            j.result
+                .as_ref()
+                .map(|r| {
+                    r.to_json_value()
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|e| format!("<{e}>"))
+                })
+                .unwrap_or_else(|| "-".into()),
+        ),
+    ];
+    for (k, v) in rows {
+        println!("{k:<11} {v}");
+    }
+    if j.errors.is_empty() {
+        println!("{:<11} -", "errors");
+    } else {
+        println!("errors");
+        for e in &j.errors {
+            let kind = serde_json::to_value(e.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
+            println!(
+                "  #{:<3} {} {kind:<13} {}",
+                e.attempt,
+                time(e.at),
+                e.message
+            );
+        }
+    }
+}
+
+async fn cancel(ctx: &Ctx, id: JobId) -> CliResult<u8> {
+    let backend = ctx.open(Open::Existing).await?;
+    let job = backend
+        .job_cancel(CancelParams {
+            id,
+            reason: Some("cancelled with quern jobs cancel".into()),
+        })
+        .await?;
+    ctx.out.emit(
+        &serde_json::json!({"id": job.id, "state": job.state}),
+        || println!("{} {}", job.id, job.state),
+    );
+    Ok(0)
+}
+
+async fn retry(ctx: &Ctx, id: JobId) -> CliResult<u8> {
+    let backend = ctx.open(Open::Existing).await?;
+    let moved = backend
+        .job_retry(RetryParams {
+            target: RetryTarget::Ids(vec![id]),
+            limit: 1,
+        })
+        .await?;
+    if moved.is_empty() {
+        return Err(CliError::failed(
+            "invalid_transition",
+            format!("job {id} was not retried"),
+        ));
+    }
+    let job = backend
+        .job_get(id)
+        .await?
+        .ok_or(quern::Error::JobNotFound(id))?;
+    ctx.out.emit(
+        &serde_json::json!({"id": job.id, "state": job.state}),
+        || println!("{} {}", job.id, job.state),
+    );
+    Ok(0)
+}
+
+async fn wait(ctx: &Ctx, id: JobId, timeout: Option<Duration>) -> CliResult<u8> {
+    let (backend, mut job) = get(ctx, id).await?;
+    let start = Instant::now();
+    // Short polls first so a fast job returns quickly, then back off to spare the store.
+    let mut pause = Duration::from_millis(20);
+    while !job.state.is_terminal() {
+        if timeout.is_some_and(|t| start.elapsed() >= t) {
+            let e = CliError::failed(
+                "timeout",
+                format!(
+                    "job {id} is still {} after {}",
+                    job.state,
+                    quern::model::format_duration(timeout.unwrap_or_default())
+                ),
+            );
+            return Err(e);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+        job = backend
+            .job_get(id)
+            .await?
+            .ok_or(quern::Error::JobNotFound(id))?;
+    }
+    let result = job.result.as_ref().and_then(|r| r.to_json_value().ok());
+    let error = job.errors.last().map(|e| e.message.clone());
+    ctx.out.emit(
+        &serde_json::json!({"id": job.id, "state": job.state, "result": result, "error": error}),
+        || match (&job.state, &result, &error) {
+            (JobState::Succeeded, Some(r), _) => println!("{} succeeded: {r}", job.id),
+            (JobState::Succeeded, None, _) => println!("{} succeeded", job.id),
+            (s, _, Some(e)) => println!("{} {s}: {e}", job.id),
+            (s, _, None) => println!("{} {s}", job.id),
+        },
+    );
+    Ok(if job.state == JobState::Succeeded {
+        0
+    } else {
+        1
+    })
+}

@@ -1,0 +1,148 @@
+//! `quern worker`: a worker process with the built-in executors.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quern::executors::{ExecutorConfig, HttpConfig, ShellConfig};
+use quern::{Backend, Handler};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::WorkerArgs;
+use crate::cmd::Ctx;
+use crate::error::{CliError, CliResult};
+use crate::runner::{PoolConfig, run_pool};
+use crate::store::Open;
+
+pub async fn run(ctx: &Ctx, args: WorkerArgs) -> CliResult<u8> {
+    let s = &ctx.settings;
+    let queues = if args.queues.is_empty() {
+        s.worker.queues.clone()
+    } else {
+        args.queues
+    };
+    let concurrency = args.concurrency.unwrap_or(s.worker.concurrency) as usize;
+    let lease = args.lease.unwrap_or(s.worker.lease);
+    if lease < Duration::from_millis(100) {
+        return Err(CliError::usage(
+            "invalid_argument",
+            "--lease must be at least 100ms",
+        ));
+    }
+    let exec = ExecutorConfig {
+        shell: ShellConfig {
+            allow_any: args.allow_shell || s.worker.allow_shell,
+            allowed_programs: s.shell.allow.clone(),
+            default_timeout: s.shell.timeout,
+            max_output_bytes: s.max_payload_bytes,
+        },
+        http: HttpConfig {
+            default_timeout: s.http.timeout,
+            max_response_bytes: s.max_payload_bytes,
+            ..HttpConfig::default()
+        },
+        result_codec: ctx.codec(),
+    };
+    let handlers: Vec<(String, Arc<dyn Handler>)> = quern::executors::builtin(&exec)?
+        .into_iter()
+        .map(|(k, h)| (k.to_string(), h))
+        .collect();
+    let backend = ctx.open(Open::Create).await?;
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(on_signals(shutdown.clone()));
+    if args.exit_when_idle {
+        tokio::spawn(exit_when_idle(
+            backend.clone(),
+            queues.clone(),
+            shutdown.clone(),
+        ));
+    }
+    tracing::info!(
+        store = %s.store_url(),
+        queues = %queues.join(","),
+        concurrency,
+        lease = %quern::model::format_duration(lease),
+        shell = if exec.shell.allow_any { "any program" } else if exec.shell.allowed_programs.is_empty() { "off" } else { "allow-listed programs" },
+        "worker starting"
+    );
+    run_pool(
+        backend,
+        PoolConfig {
+            queues,
+            concurrency,
+            lease,
+            shutdown_grace: s.worker.shutdown_grace,
+            handlers,
+            codec: ctx.codec(),
+        },
+        shutdown,
+    )
+    .await?;
+    tracing::info!("worker stopped");
+    Ok(0)
+}
+
+/// First SIGINT or SIGTERM: graceful shutdown. A second one: exit at once (leases then
+/// expire and the jobs are re-delivered, so nothing is lost either way).
+async fn on_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down: finishing running jobs (signal again to stop at once)");
+    shutdown.cancel();
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    tracing::warn!("stopping at once; unfinished jobs are re-delivered when their lease expires");
+    std::process::exit(130);
+}
+
+/// Stops the worker once none of its queues has a job that is queued, scheduled, blocked or
+/// running (a job waiting to be retried keeps it alive).
+async fn exit_when_idle(
+    backend: Arc<dyn Backend>,
+    queues: Vec<String>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        match pending(&backend, &queues).await {
+            Ok(0) => {
+                tracing::info!("queues are idle; stopping (--exit-when-idle)");
+                shutdown.cancel();
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cannot read queue counts: {e}"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Jobs in `queues` that are not finished.
+pub async fn pending(backend: &Arc<dyn Backend>, queues: &[String]) -> quern::Result<u64> {
+    let mut n = 0;
+    for q in queues {
+        match backend.queue_stats(q).await {
+            Ok(info) => {
+                let c = info.counts;
+                n += c.queued + c.scheduled + c.blocked + c.running;
+            }
+            Err(quern::Error::QueueNotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,132 @@
+//! `quern`: the command-line interface. See `docs/cli.md`.
+//!
+//! Exit status: 0 on success, 1 when an operation failed, 2 on bad usage. Errors are one line
+//! on stderr (`{"error":{"code","message"}}` with `--json`).
+
+mod bench;
+mod cli;
+mod cmd;
+mod error;
+mod output;
+mod parse;
+mod runner;
+mod settings;
+mod sqlite;
+mod store;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+
+use crate::cli::{Cli, Command};
+use crate::cmd::Ctx;
+use crate::error::{CliError, CliResult, EXIT_FAILED, EXIT_USAGE};
+use crate::output::Out;
+use crate::settings::Settings;
+
+fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // Known before parsing, so that even a usage error can be reported as JSON.
+    let json_hint = args.iter().any(|a| a == "--json");
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e, json_hint),
+    };
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let mut settings = match Settings::load(cli.config.as_deref(), env) {
+        Ok(s) => s,
+        Err(e) => {
+            Out { json: json_hint }.error(&e);
+            return ExitCode::from(e.exit);
+        }
+    };
+    // Flags win over the file and the environment.
+    if cli.store.is_some() {
+        settings.store = cli.store.clone();
+    }
+    settings.json |= cli.json;
+    let out = Out {
+        json: settings.json,
+    };
+    init_logging(matches!(cli.command, Command::Worker(_)));
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            out.error(&CliError::failed("runtime", format!("cannot start: {e}")));
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let ctx = Ctx { settings, out };
+    let result = runtime.block_on(dispatch(&ctx, cli.command));
+    // Do not wait for lingering blocking tasks (a stdin reader, a slow store close).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            out.error(&e);
+            ExitCode::from(e.exit)
+        }
+    }
+}
+
+async fn dispatch(ctx: &Ctx, command: Command) -> CliResult<u8> {
+    match command {
+        Command::Enqueue(a) => cmd::enqueue::run(ctx, a).await,
+        Command::Worker(a) => cmd::worker::run(ctx, a).await,
+        Command::Jobs(c) => cmd::jobs::run(ctx, c).await,
+        Command::Queues(c) => cmd::admin::queues(ctx, c).await,
+        Command::Dlq(c) => cmd::admin::dlq(ctx, c).await,
+        Command::Workers(c) => cmd::admin::workers(ctx, c).await,
+        Command::Bench(a) => bench::run(ctx, a).await,
+    }
+}
+
+/// Help and version go to stdout with status 0; anything else is one line and status 2.
+fn usage_error(e: clap::Error, json: bool) -> ExitCode {
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(EXIT_USAGE)
+        }
+        _ => {
+            let rendered = e.render().to_string();
+            let first = rendered
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("bad usage")
+                .trim()
+                .trim_start_matches("error: ")
+                .to_string();
+            let message = format!("{first} (see quern --help)");
+            Out { json }.error(&CliError::usage("usage", message));
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// Logs go to stderr. `QUERN_LOG` (or `RUST_LOG`) sets the filter; the worker logs at info by
+/// default, other commands only warnings.
+fn init_logging(worker: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if worker { "info" } else { "warn" };
+    let filter = std::env::var("QUERN_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}

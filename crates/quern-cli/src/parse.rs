@@ -1,0 +1,96 @@
+//! Parsers for command-line values, each with an error that says what was expected. clap
+//! calls them, so a bad value is reported as bad usage (exit 2) before anything runs.
+
+use std::time::Duration;
+
+use quern::{JobId, Priority};
+
+/// A duration such as `250ms`, `30s`, `5m`, `1h30m`, `2d` (a bare number is seconds).
+pub fn duration(s: &str) -> Result<Duration, String> {
+    quern::model::parse_duration(s).map_err(|e| strip(e.to_string()))
+}
+
+/// A priority: 0–9 or `critical`, `high`, `normal`, `low`, `batch`.
+pub fn priority(s: &str) -> Result<Priority, String> {
+    s.parse::<Priority>().map_err(|e| strip(e.to_string()))
+}
+
+/// A job id (a UUID).
+pub fn job_id(s: &str) -> Result<JobId, String> {
+    s.parse::<JobId>().map_err(|e| strip(e.to_string()))
+}
+
+/// An RFC 3339 instant (`2026-11-23T08:00:00Z`, `2026-11-23T09:00:00+01:00`), as Unix
+/// milliseconds.
+pub fn rfc3339(s: &str) -> Result<i64, String> {
+    let ts: jiff::Timestamp = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time such as 2026-11-23T08:00:00Z ({e})"))?;
+    Ok(ts.as_millisecond())
+}
+
+/// A queue name (letters, digits, `_ . : -`).
+pub fn queue(s: &str) -> Result<String, String> {
+    quern::model::validate_queue_name(s)
+        .map(|()| s.to_string())
+        .map_err(|e| strip(e.to_string()))
+}
+
+/// A job state name.
+pub fn state(s: &str) -> Result<quern::JobState, String> {
+    s.parse::<quern::JobState>()
+        .map_err(|e| strip(e.to_string()))
+}
+
+/// A positive whole number.
+pub fn positive(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{s:?} is not a whole number of at least 1")),
+    }
+}
+
+/// A positive size, with an optional `k`/`m` suffix.
+pub fn count(s: &str) -> Result<usize, String> {
+    let t = s.trim().to_ascii_lowercase().replace('_', "");
+    let (num, mult) = if let Some(n) = t.strip_suffix('k') {
+        (n, 1_000)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 1_000_000)
+    } else {
+        (t.as_str(), 1)
+    };
+    match num.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n * mult),
+        _ => Err(format!("{s:?} is not a positive count (e.g. 20000 or 20k)")),
+    }
+}
+
+/// Core errors start with "invalid argument: "; on the command line that is already implied.
+fn strip(s: String) -> String {
+    s.strip_prefix("invalid argument: ")
+        .map(str::to_string)
+        .unwrap_or(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_parse_or_explain() {
+        assert_eq!(duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert!(duration("10x").unwrap_err().contains("not a duration"));
+        assert_eq!(priority("high").unwrap(), Priority::HIGH);
+        assert!(priority("urgent").unwrap_err().contains("not a priority"));
+        assert_eq!(rfc3339("1970-01-01T00:00:01Z").unwrap(), 1000);
+        assert_eq!(rfc3339("1970-01-01T01:00:01+01:00").unwrap(), 1000);
+        assert!(rfc3339("tomorrow").unwrap_err().contains("RFC 3339"));
+        assert!(job_id("nope").unwrap_err().contains("not a job id"));
+        assert!(queue("a b").is_err());
+        assert_eq!(count("20k").unwrap(), 20_000);
+        assert!(count("0").is_err());
+        assert!(positive("0").is_err());
+    }
+}

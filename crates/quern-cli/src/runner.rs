@@ -1,0 +1,56 @@
+//! Runs a `quern::Worker` pool: the one place that knows the shape of its builder.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quern::maintenance::RescuerConfig;
+use quern::{Backend, Codec, Handler, Worker};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::CliResult;
+
+/// What a worker pool needs.
+pub struct PoolConfig {
+    pub queues: Vec<String>,
+    pub concurrency: usize,
+    /// Lease length; the rescuer runs as often as this (at most every 5 s) so that a dead
+    /// worker's jobs come back about one lease after it died.
+    pub lease: Duration,
+    pub shutdown_grace: Duration,
+    pub handlers: Vec<(String, Arc<dyn Handler>)>,
+    pub codec: Codec,
+}
+
+impl std::fmt::Debug for PoolConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolConfig")
+            .field("queues", &self.queues)
+            .field("concurrency", &self.concurrency)
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs until `shutdown` is cancelled, then stops gracefully: no new claims, running jobs
+/// get `shutdown_grace` to finish, the rest are given back.
+pub async fn run_pool(
+    backend: Arc<dyn Backend>,
+    config: PoolConfig,
+    shutdown: CancellationToken,
+) -> CliResult<()> {
+    let mut b = Worker::builder(backend)
+        .queues(config.queues.iter().map(|q| (q.clone(), 1)))
+        .concurrency(config.concurrency)
+        .lease(config.lease)
+        .shutdown_grace(config.shutdown_grace)
+        .codec(config.codec)
+        .rescuer(Some(RescuerConfig::with_interval(
+            config.lease.min(Duration::from_secs(5)),
+        )));
+    for (kind, h) in config.handlers {
+        b = b.handler(kind, h);
+    }
+    let worker = b.build()?;
+    worker.run_until(shutdown.cancelled_owned()).await?;
+    Ok(())
+}

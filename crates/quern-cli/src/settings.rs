@@ -1,0 +1,320 @@
+//! Settings: `quern.toml`, then `QUERN_*` environment variables, then flags (each overrides
+//! the one before).
+//!
+//! File keys are checked: an unknown key is an error (a typo should not be silently
+//! ignored). Environment variables map to keys by lowercasing and turning `__` into a dot
+//! (`QUERN_WORKER__CONCURRENCY` → `worker.concurrency`); list values are comma-separated.
+//! `QUERN_*` variables that name no key (such as `QUERN_CONFIG` or test knobs) are ignored.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CliError, CliResult};
+
+/// The store used when nothing else is configured.
+pub const DEFAULT_STORE: &str = "sqlite://quern.db";
+
+/// Everything configurable, with its default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Store URL (`sqlite://quern.db`, `sqlite::memory:`). `None` means the default, which
+    /// `quern bench` replaces by a throwaway file.
+    pub store: Option<String>,
+    /// Machine-readable output.
+    pub json: bool,
+    /// Largest accepted payload in bytes.
+    pub max_payload_bytes: usize,
+    pub worker: WorkerSettings,
+    pub shell: ShellSettings,
+    pub http: HttpSettings,
+}
+
+/// `[worker]`: defaults of `quern worker`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Queues to work on.
+    pub queues: Vec<String>,
+    /// Jobs run at once.
+    pub concurrency: u32,
+    /// Lease length: a job whose worker stops heartbeating is re-delivered after this.
+    #[serde(with = "human_duration")]
+    pub lease: Duration,
+    /// How long a graceful shutdown waits for running jobs before giving their leases back.
+    #[serde(with = "human_duration")]
+    pub shutdown_grace: Duration,
+    /// Let the `shell` executor run any program.
+    pub allow_shell: bool,
+}
+
+/// `[shell]`: the `shell` executor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShellSettings {
+    /// Programs (exact `argv[0]`) the `shell` executor may run without `--allow-shell`.
+    pub allow: Vec<String>,
+    /// Time limit of a shell job that sets none.
+    #[serde(with = "human_duration")]
+    pub timeout: Duration,
+}
+
+/// `[http]`: the `http` executor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Time limit of a request that sets none.
+    #[serde(with = "human_duration")]
+    pub timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            store: None,
+            json: false,
+            max_payload_bytes: quern::Codec::DEFAULT_MAX_BYTES,
+            worker: WorkerSettings::default(),
+            shell: ShellSettings::default(),
+            http: HttpSettings::default(),
+        }
+    }
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            queues: vec!["default".into()],
+            concurrency: 16,
+            lease: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+            allow_shell: false,
+        }
+    }
+}
+
+impl Default for ShellSettings {
+    fn default() -> Self {
+        ShellSettings {
+            allow: Vec::new(),
+            timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Keys whose environment value is a comma-separated list.
+const LIST_KEYS: [&str; 2] = ["worker.queues", "shell.allow"];
+
+impl Settings {
+    /// The effective store URL.
+    pub fn store_url(&self) -> &str {
+        self.store.as_deref().unwrap_or(DEFAULT_STORE)
+    }
+
+    /// Loads the file (`explicit` must exist; otherwise `./quern.toml` if present), then the
+    /// `QUERN_*` variables in `env`.
+    pub fn load(
+        explicit: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> CliResult<Settings> {
+        let file: Option<PathBuf> = match explicit {
+            Some(p) if !p.is_file() => {
+                return Err(CliError::usage(
+                    "config",
+                    format!("config file {} does not exist", p.display()),
+                ));
+            }
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from("quern.toml")).filter(|p| p.is_file()),
+        };
+        let known = known_keys();
+        let mut b = config::Config::builder();
+        if let Some(f) = &file {
+            b = b.add_source(config::File::from(f.as_path()).format(config::FileFormat::Toml));
+        }
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("QUERN_") else {
+                continue;
+            };
+            let key = rest.to_ascii_lowercase().replace("__", ".");
+            if !known.contains(&key) {
+                continue;
+            }
+            b = if LIST_KEYS.contains(&key.as_str()) {
+                let items: Vec<String> = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
+                b.set_override(key.as_str(), items)
+            } else {
+                b.set_override(key.as_str(), value)
+            }
+            .map_err(|e| CliError::usage("config", format!("{name}: {e}")))?;
+        }
+        let where_ = file
+            .as_ref()
+            .map(|f| f.display().to_string())
+            .unwrap_or_else(|| "the environment".into());
+        let cfg = b
+            .build()
+            .map_err(|e| CliError::usage("config", format!("cannot read {where_}: {e}")))?;
+        let settings: Settings = cfg
+            .try_deserialize()
+            .map_err(|e| CliError::usage("config", format!("bad setting in {where_}: {e}")))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> CliResult<()> {
+        let bad = |m: String| Err(CliError::usage("config", m));
+        if self.worker.concurrency == 0 {
+            return bad("worker.concurrency must be at least 1".into());
+        }
+        if self.worker.lease < Duration::from_millis(100) {
+            return bad("worker.lease must be at least 100ms".into());
+        }
+        if self.max_payload_bytes == 0 {
+            return bad("max_payload_bytes must be at least 1".into());
+        }
+        for q in &self.worker.queues {
+            if let Err(e) = crate::parse::queue(q) {
+                return bad(format!("worker.queues: {e}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every dotted key that `Settings` has, taken from its serialized default so the list can
+/// never drift from the struct.
+fn known_keys() -> BTreeSet<String> {
+    fn walk(prefix: &str, v: &serde_json::Value, out: &mut BTreeSet<String>) {
+        if let serde_json::Value::Object(m) = v {
+            for (k, v) in m {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                if v.is_object() {
+                    walk(&key, v, out);
+                } else {
+                    out.insert(key);
+                }
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    let v = serde_json::to_value(Settings::default()).expect("settings serialize");
+    walk("", &v, &mut out);
+    out
+}
+
+/// Durations in settings are written like `"30s"` or `"1h30m"`. A bare TOML number is refused
+/// because it would be ambiguous (seconds? milliseconds?).
+mod human_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&quern::model::format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            S(String),
+            N(i64),
+        }
+        match Raw::deserialize(d)? {
+            Raw::S(s) => quern::model::parse_duration(&s).map_err(serde::de::Error::custom),
+            Raw::N(n) => Err(serde::de::Error::custom(format!(
+                "write durations as strings with a unit, like \"{n}s\" or \"{n}ms\""
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn file_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("quern.toml");
+        std::fs::write(
+            &f,
+            "store = \"sqlite://a.db\"\n[worker]\nconcurrency = 4\nlease = \"5s\"\nqueues = [\"a\"]\n[shell]\nallow = [\"echo\"]\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&f), env(&[])).unwrap();
+        assert_eq!(s.store_url(), "sqlite://a.db");
+        assert_eq!(s.worker.concurrency, 4);
+        assert_eq!(s.worker.lease, Duration::from_secs(5));
+        assert_eq!(s.shell.allow, vec!["echo".to_string()]);
+
+        let s = Settings::load(
+            Some(&f),
+            env(&[
+                ("QUERN_STORE", "sqlite://b.db"),
+                ("QUERN_WORKER__CONCURRENCY", "9"),
+                ("QUERN_WORKER__QUEUES", "x, y"),
+                ("QUERN_WORKER__ALLOW_SHELL", "true"),
+                ("QUERN_CONFIG", "ignored"),
+                ("QUERN_TEST_REDIS_URL", "ignored"),
+                ("OTHER", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.store_url(), "sqlite://b.db");
+        assert_eq!(s.worker.concurrency, 9);
+        assert_eq!(s.worker.queues, vec!["x".to_string(), "y".to_string()]);
+        assert!(s.worker.allow_shell);
+        assert_eq!(s.worker.lease, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn bad_files_are_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("quern.toml");
+        std::fs::write(&f, "[worker]\nconcurency = 4\n").unwrap();
+        let e = Settings::load(Some(&f), env(&[])).unwrap_err();
+        assert!(e.message.contains("concurency"), "{}", e.message);
+        std::fs::write(&f, "[worker]\nlease = 30\n").unwrap();
+        let e = Settings::load(Some(&f), env(&[])).unwrap_err();
+        assert!(e.message.contains("\"30s\""), "{}", e.message);
+        let e = Settings::load(Some(&dir.path().join("nope.toml")), env(&[])).unwrap_err();
+        assert!(e.message.contains("does not exist"));
+        let e = Settings::load(None, env(&[("QUERN_WORKER__CONCURRENCY", "0")])).unwrap_err();
+        assert!(e.message.contains("at least 1"), "{}", e.message);
+    }
+
+    #[test]
+    fn known_keys_follow_the_struct() {
+        let k = known_keys();
+        assert!(k.contains("store") && k.contains("worker.lease") && k.contains("shell.allow"));
+    }
+}

@@ -1,0 +1,153 @@
+use serde_json::json;
+
+use crate::support::{Env, state};
+
+#[test]
+fn enqueue_prints_the_id_and_stores_every_option() {
+    let env = Env::new();
+    let dep = env.enqueue(&["quern.noop"]);
+    let out = env.json(&[
+        "enqueue",
+        "quern.sleep",
+        "--payload",
+        r#"{"ms": 5}"#,
+        "--queue",
+        "emails",
+        "--priority",
+        "high",
+        "--delay",
+        "1h",
+        "--unique",
+        "welcome-7",
+        "--unique-for",
+        "10m",
+        "--max-attempts",
+        "3",
+        "--timeout",
+        "30s",
+        "--depends-on",
+        &dep,
+    ]);
+    let id = out["id"].as_str().expect("id in --json output");
+    let job = env.job(id);
+    assert_eq!(job["kind"], "quern.sleep");
+    assert_eq!(job["queue"], "emails");
+    assert_eq!(job["priority"], 2);
+    assert_eq!(job["payload"], json!({"ms": 5}));
+    assert_eq!(job["max_attempts"], 3);
+    assert_eq!(job["unique_key"], "welcome-7");
+    assert_eq!(job["unique_for"], 600_000);
+    assert_eq!(job["timeout"], 30_000);
+    assert_eq!(job["depends_on"], json!([dep]));
+    // Waiting for its dependency: blocked, whatever its delay.
+    assert_eq!(state(&job), "blocked");
+    let delay = job["run_at"].as_i64().unwrap() - job["created_at"].as_i64().unwrap();
+    assert!(
+        (3_590_000..=3_600_000).contains(&delay),
+        "run_at is created + 1h: {delay}"
+    );
+
+    // The same unique key gives back the same job.
+    let again = env.json(&[
+        "enqueue",
+        "quern.sleep",
+        "--payload",
+        r#"{"ms": 5}"#,
+        "--queue",
+        "emails",
+        "--unique",
+        "welcome-7",
+    ]);
+    assert_eq!(again["id"], id);
+    assert_eq!(again["duplicate"], true);
+}
+
+#[test]
+fn at_schedules_and_payload_file_and_stdin_work() {
+    let env = Env::new();
+    std::fs::write(env.path("p.json"), r#"{"argv": ["true"]}"#).unwrap();
+    let id = env.enqueue(&[
+        "shell",
+        "--payload-file",
+        "p.json",
+        "--at",
+        "2030-01-01T00:00:00+01:00",
+    ]);
+    let job = env.job(&id);
+    assert_eq!(state(&job), "scheduled");
+    assert_eq!(job["run_at"], 1_893_452_400_000i64);
+    assert_eq!(job["payload"], json!({"argv": ["true"]}));
+
+    let out = env.run_with_stdin(
+        &["enqueue", "quern.sleep", "--payload-file", "-"],
+        Some(r#"{"ms":1}"#),
+    );
+    assert!(out.status.success());
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(env.job(&id)["payload"], json!({"ms": 1}));
+}
+
+#[test]
+fn batch_best_effort_stores_the_good_lines() {
+    let env = Env::new();
+    let missing = "01a205ab-0000-7000-8000-000000000000";
+    std::fs::write(
+        env.path("jobs.jsonl"),
+        format!(
+            "{}\n\n{}\n{}\n",
+            r#"{"kind": "quern.noop", "queue": "bulk"}"#,
+            format_args!(r#"{{"kind": "quern.noop", "queue": "bulk", "depends_on": ["{missing}"]}}"#),
+            r#"{"kind": "quern.sleep", "payload": {"ms": 1}, "queue": "bulk", "priority": "low", "delay": "1h"}"#
+        ),
+    )
+    .unwrap();
+    let out = env.run(&["--json", "enqueue", "--batch", "jobs.jsonl"]);
+    assert_eq!(out.status.code(), Some(1), "one line failed");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["enqueued"], 2);
+    assert_eq!(doc["failed"], 1);
+    assert_eq!(doc["jobs"][1]["line"], 3);
+    let msg = doc["jobs"][1]["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("unknown dependency") && msg.contains(missing),
+        "{msg}"
+    );
+    let jobs = env.jobs(&["--queue", "bulk"]);
+    assert_eq!(jobs.len(), 2);
+    let sleep = jobs.iter().find(|j| j["kind"] == "quern.sleep").unwrap();
+    assert_eq!(sleep["priority"], 7);
+    assert_eq!(state(sleep), "scheduled");
+}
+
+#[test]
+fn batch_atomic_stores_all_or_nothing() {
+    let env = Env::new();
+    let missing = "01a205ab-0000-7000-8000-000000000000";
+    std::fs::write(
+        env.path("bad.jsonl"),
+        format!(
+            "{}\n{}\n",
+            r#"{"kind": "quern.noop", "queue": "bulk"}"#,
+            format_args!(
+                r#"{{"kind": "quern.noop", "queue": "bulk", "depends_on": ["{missing}"]}}"#
+            )
+        ),
+    )
+    .unwrap();
+    env.enqueue(&["quern.noop", "--queue", "other"]);
+    let err = env.fails(2, &["enqueue", "--batch", "bad.jsonl", "--atomic"]);
+    assert!(err.contains("line 2: unknown dependency"), "{err}");
+    assert!(
+        env.jobs(&["--queue", "bulk"]).is_empty(),
+        "atomic batch stored nothing"
+    );
+
+    std::fs::write(
+        env.path("good.jsonl"),
+        "{\"kind\": \"quern.noop\", \"queue\": \"bulk\"}\n{\"kind\": \"quern.noop\", \"queue\": \"bulk\"}\n",
+    )
+    .unwrap();
+    let out = env.ok(&["enqueue", "--batch", "good.jsonl", "--atomic"]);
+    assert_eq!(out.lines().count(), 2, "one id per line: {out}");
+    assert_eq!(env.jobs(&["--queue", "bulk"]).len(), 2);
+}

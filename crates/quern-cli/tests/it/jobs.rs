@@ -1,0 +1,104 @@
+use serde_json::json;
+
+use crate::support::{Env, state};
+
+#[test]
+fn list_filters_by_queue_state_kind_and_limit() {
+    let env = Env::new();
+    let a = env.enqueue(&["quern.noop", "--queue", "a"]);
+    let b = env.enqueue(&["quern.sleep", "--payload", r#"{"ms":1}"#, "--queue", "b"]);
+    let c = env.enqueue(&["quern.noop", "--queue", "b", "--delay", "1h"]);
+    let ids = |jobs: Vec<serde_json::Value>| -> Vec<String> {
+        jobs.iter()
+            .map(|j| j["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids(env.jobs(&[])),
+        vec![c.clone(), b.clone(), a.clone()],
+        "newest first"
+    );
+    assert_eq!(ids(env.jobs(&["--queue", "b"])), vec![c.clone(), b.clone()]);
+    assert_eq!(ids(env.jobs(&["--state", "scheduled"])), vec![c.clone()]);
+    assert_eq!(
+        ids(env.jobs(&["--kind", "quern.noop"])),
+        vec![c.clone(), a.clone()]
+    );
+    let one = env.json(&["jobs", "list", "--limit", "1"]);
+    assert_eq!(one["jobs"].as_array().unwrap().len(), 1);
+    // The human table names every job.
+    let table = env.ok(&["jobs", "list"]);
+    for id in [&a, &b, &c] {
+        assert!(table.contains(id.as_str()), "{table}");
+    }
+}
+
+#[test]
+fn show_has_state_attempts_result_errors_and_progress() {
+    let env = Env::new();
+    let ok = env.enqueue(&[
+        "shell",
+        "--payload",
+        r#"{"argv": ["echo", "{\"rows\": 3}"]}"#,
+    ]);
+    let bad = env.enqueue(&[
+        "quern.fail",
+        "--payload",
+        r#"{"message": "boom"}"#,
+        "--max-attempts",
+        "1",
+    ]);
+    env.drain(&["--allow-shell"]);
+    let job = env.job(&ok);
+    assert_eq!(state(&job), "succeeded");
+    assert_eq!(job["attempt"], 1);
+    assert_eq!(job["result"], json!({"rows": 3}));
+    let job = env.job(&bad);
+    assert_eq!(state(&job), "dead");
+    assert_eq!(job["errors"][0]["message"], "boom");
+    assert_eq!(job["errors"][0]["attempt"], 1);
+
+    let text = env.ok(&["jobs", "show", &ok]);
+    for want in [
+        "state       succeeded",
+        "attempt     1 of 25",
+        "result      {\"rows\":3}",
+        "progress",
+    ] {
+        assert!(text.contains(want), "{want:?} missing in\n{text}");
+    }
+    let text = env.ok(&["jobs", "show", &bad]);
+    assert!(text.contains("boom") && text.contains("dead"), "{text}");
+}
+
+#[test]
+fn cancel_retry_and_wait() {
+    let env = Env::new();
+    let id = env.enqueue(&["quern.noop", "--delay", "1h"]);
+    let out = env.json(&["jobs", "cancel", &id]);
+    assert_eq!(out["state"], "cancelled");
+    assert_eq!(state(&env.job(&id)), "cancelled");
+    // Finished jobs cannot be cancelled again: a failed operation.
+    let err = env.fails(1, &["jobs", "cancel", &id]);
+    assert!(err.contains("cancel"), "{err}");
+
+    let out = env.json(&["jobs", "retry", &id]);
+    assert_eq!(out["state"], "queued");
+    // Waiting with a timeout on a job nobody runs fails with exit 1.
+    let err = env.fails(1, &["jobs", "wait", &id, "--timeout", "300ms"]);
+    assert!(err.contains("still queued"), "{err}");
+
+    env.drain(&[]);
+    let out = env.json(&["jobs", "wait", &id]);
+    assert_eq!(out["state"], "succeeded");
+
+    let dead = env.enqueue(&["quern.fail", "--payload", r#"{"fatal": true}"#]);
+    env.drain(&[]);
+    let out = env.run(&["jobs", "wait", &dead]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "wait exits 1 when the job did not succeed"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("dead"));
+}

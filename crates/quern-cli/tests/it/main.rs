@@ -1,0 +1,15 @@
+//! End-to-end tests of the `quern` binary: each runs the built binary in its own temp dir
+//! against a real SQLite file.
+
+mod support;
+
+mod admin;
+mod bench;
+mod config;
+mod crash;
+mod enqueue;
+mod executors;
+mod jobs;
+mod readme;
+mod robustness;
+mod worker;

@@ -1,0 +1,245 @@
+//! Running the built `quern` binary in a private directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A temp dir with its own store (`quern.db`, the default) and environment.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    vars: Vec<(String, String)>,
+    children: Vec<Child>,
+}
+
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_quern")
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            dir: tempfile::Builder::new()
+                .prefix("quern-cli-test-")
+                .tempdir()
+                .expect("temp dir"),
+            vars: Vec::new(),
+            children: Vec::new(),
+        }
+    }
+
+    /// Sets an environment variable for every later command.
+    pub fn var(&mut self, k: &str, v: &str) -> &mut Self {
+        self.vars.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.args(args).current_dir(self.dir.path());
+        // Nothing from the developer's own environment leaks into a test.
+        for (k, _) in std::env::vars() {
+            if k.starts_with("QUERN_") || k == "RUST_LOG" {
+                c.env_remove(k);
+            }
+        }
+        c.env("QUERN_LOG", "warn");
+        for (k, v) in &self.vars {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Runs to completion with a time limit.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_with_stdin(args, None)
+    }
+
+    pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut c = self.command(args);
+        c.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("spawn quern");
+        if let Some(text) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(text.as_bytes())
+                .expect("write stdin");
+        }
+        wait_output(child, Duration::from_secs(60), args)
+    }
+
+    /// Runs and expects exit 0; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "quern {args:?} failed ({:?}): {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Runs with `--json` and expects exit 0; returns the parsed stdout.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let s = self.ok(&a);
+        serde_json::from_str(&s).unwrap_or_else(|e| panic!("quern {a:?}: not JSON ({e}): {s}"))
+    }
+
+    /// Runs and expects failure with `code`; returns stderr, checked to be one line.
+    pub fn fails(&self, code: i32, args: &[&str]) -> String {
+        let out = self.run(args);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "quern {args:?}: stdout {} stderr {err}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err:?}");
+        err.trim_end().to_string()
+    }
+
+    /// Enqueues and returns the id.
+    pub fn enqueue(&self, args: &[&str]) -> String {
+        let mut a = vec!["enqueue"];
+        a.extend_from_slice(args);
+        let id = self.ok(&a).trim().to_string();
+        assert_eq!(id.len(), 36, "not a job id: {id:?}");
+        id
+    }
+
+    /// The job as `jobs show --json` prints it.
+    pub fn job(&self, id: &str) -> Value {
+        self.json(&["jobs", "show", id])
+    }
+
+    /// Runs a worker until its queues are idle.
+    pub fn drain(&self, extra: &[&str]) {
+        let mut a = vec!["worker", "--exit-when-idle"];
+        a.extend_from_slice(extra);
+        self.ok(&a);
+    }
+
+    /// Starts a long-running command (a worker); it is killed when the `Env` drops.
+    pub fn spawn(&mut self, args: &[&str]) -> u32 {
+        let child = self
+            .command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn quern");
+        let pid = child.id();
+        self.children.push(child);
+        pid
+    }
+
+    /// Takes back a spawned child (to wait for it).
+    pub fn take_child(&mut self, pid: u32) -> Child {
+        let i = self
+            .children
+            .iter()
+            .position(|c| c.id() == pid)
+            .expect("our child");
+        self.children.remove(i)
+    }
+
+    /// Every job, newest first.
+    pub fn jobs(&self, extra: &[&str]) -> Vec<Value> {
+        let mut a = vec!["jobs", "list", "--limit", "1000"];
+        a.extend_from_slice(extra);
+        self.json(&a)["jobs"].as_array().expect("jobs").clone()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Waits for a child with a time limit, killing it (by its own pid) when over.
+pub fn wait_output(mut child: Child, limit: Duration, what: &[&str]) -> Output {
+    let start = Instant::now();
+    loop {
+        match child.try_wait().expect("try_wait") {
+            Some(_) => return child.wait_with_output().expect("output"),
+            None if start.elapsed() > limit => {
+                // A script's own children would keep the output pipes open: when the child
+                // leads a process group (the README runner), kill the whole group.
+                kill_group(child.id());
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("output");
+                panic!(
+                    "quern {what:?} did not finish in {limit:?}; stderr: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// Polls `f` until it returns true, panicking with `what` after `limit`.
+pub fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends a signal to one of our own children.
+#[allow(unsafe_code)]
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill only sends a signal; the pid is a child this test spawned and has not
+    // reaped, so it cannot name another process.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig})");
+}
+
+/// SIGKILL to the process group led by our child `pid` (nothing happens if it leads none).
+#[allow(unsafe_code)]
+pub fn kill_group(pid: u32) {
+    // SAFETY: killpg only sends a signal. The group id is our own child's pid; if that child
+    // does not lead a group the call fails with ESRCH and does nothing.
+    unsafe {
+        libc::killpg(pid as libc::pid_t, libc::SIGKILL);
+    }
+}
+
+/// Whether a process exists (signal 0).
+#[allow(unsafe_code)]
+pub fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 checks for existence and delivers nothing.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+pub fn state(job: &Value) -> &str {
+    job["state"].as_str().unwrap_or("?")
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}
