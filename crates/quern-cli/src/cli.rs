@@ -53,6 +53,9 @@ pub enum Command {
     /// Registered workers
     #[command(subcommand)]
     Workers(WorkersCmd),
+    /// Run, inspect and control workflows: DAGs of tasks in a YAML or JSON file
+    #[command(subcommand)]
+    Workflow(WorkflowCmd),
     /// Measure enqueue and drain rates, latency, and lost or duplicated jobs on a store
     Bench(BenchArgs),
 }
@@ -261,4 +264,86 @@ pub struct BenchArgs {
     /// Give up on a measurement after this long
     #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse::duration)]
     pub timeout: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkflowCmd {
+    /// Check a workflow file and print its execution levels (exit 1 with every problem found)
+    Validate {
+        /// The workflow file (.yaml, .yml or .json)
+        file: PathBuf,
+        #[command(flatten)]
+        vars: VarArgs,
+    },
+    /// Submit a workflow and follow it to the end with in-process workers for its built-in
+    /// kinds; exit 0 only if it succeeded
+    Run(WorkflowRunArgs),
+    /// Draw a workflow file's DAG, or a stored workflow's with the state of each task
+    Graph {
+        /// A workflow file, or the id of a stored workflow
+        target: String,
+        /// mermaid, dot or text
+        #[arg(long, default_value = "text", value_parser = parse::graph_format)]
+        format: quern::workflow::GraphFormat,
+        #[command(flatten)]
+        vars: VarArgs,
+    },
+    /// Show a stored workflow: its state, job counts and each task
+    #[command(alias = "get")]
+    Status { id: String },
+    /// Stored workflows, newest first
+    List {
+        /// running, succeeded, failed, cancelled or compensated
+        #[arg(long, value_name = "S", value_parser = parse::workflow_state)]
+        state: Option<quern::model::WorkflowState>,
+        /// At most this many
+        #[arg(long, value_name = "N", default_value = "50", value_parser = parse::count)]
+        limit: usize,
+    },
+    /// Cancel a running workflow: waiting tasks are cancelled, running ones told to stop
+    Cancel {
+        id: String,
+        /// Recorded as the workflow's error
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Run a failed or cancelled workflow again from where it failed (succeeded tasks keep
+    /// their results), and follow it like `run`
+    Retry {
+        id: String,
+        #[command(flatten)]
+        follow: FollowArgs,
+    },
+}
+
+/// `--var NAME=VALUE`, repeatable.
+#[derive(Debug, Args)]
+pub struct VarArgs {
+    /// Set a variable the file declares; VALUE is JSON when it parses as JSON, else a string
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse::var)]
+    pub vars: Vec<(String, serde_json::Value)>,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkflowRunArgs {
+    /// The workflow file (.yaml, .yml or .json)
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub vars: VarArgs,
+    #[command(flatten)]
+    pub follow: FollowArgs,
+}
+
+/// How `run` and `retry` follow the workflow.
+#[derive(Debug, Args)]
+pub struct FollowArgs {
+    /// Print the workflow id and return at once (workers elsewhere run the tasks)
+    #[arg(long)]
+    pub detach: bool,
+    /// Tasks run at once by the in-process workers [default: worker.concurrency]
+    #[arg(long, value_name = "N", value_parser = parse::positive)]
+    pub concurrency: Option<u32>,
+    /// Do not start in-process workers: only follow (workers elsewhere run the tasks)
+    #[arg(long, conflicts_with = "detach")]
+    pub no_workers: bool,
 }

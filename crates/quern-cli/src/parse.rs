@@ -43,6 +43,21 @@ pub fn state(s: &str) -> Result<quern::JobState, String> {
         .map_err(|e| strip(e.to_string()))
 }
 
+/// A workflow graph format: mermaid, dot or text.
+pub fn graph_format(s: &str) -> Result<quern::workflow::GraphFormat, String> {
+    s.parse().map_err(|e: quern::Error| strip(e.to_string()))
+}
+
+/// A workflow state name.
+pub fn workflow_state(s: &str) -> Result<quern::model::WorkflowState, String> {
+    s.parse().map_err(|e: quern::Error| strip(e.to_string()))
+}
+
+/// `NAME=VALUE` for `--var`: the value is JSON when it parses as JSON, else a string.
+pub fn var(s: &str) -> Result<(String, serde_json::Value), String> {
+    quern::workflow::parse_var(s).map_err(|e| strip(e.to_string()))
+}
+
 /// A positive whole number.
 pub fn positive(s: &str) -> Result<u32, String> {
     match s.trim().parse::<u32>() {

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod enqueue;
 pub mod jobs;
 pub mod worker;
+pub mod workflow;
 
 use std::sync::Arc;
 

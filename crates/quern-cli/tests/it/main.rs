@@ -13,3 +13,4 @@ mod jobs;
 mod readme;
 mod robustness;
 mod worker;
+mod workflow;

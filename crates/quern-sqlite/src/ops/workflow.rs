@@ -191,7 +191,9 @@ pub(crate) fn create(tx: &mut Tx<'_>, p: WorkflowCreateParams) -> quern::Result<
 fn jobs_in(tx: &Tx<'_>, id: &str, states: &[JobState]) -> quern::Result<Vec<JobId>> {
     let mut stmt = tx
         .conn
-        .prepare_cached("SELECT id FROM jobs WHERE workflow_id = ?1 AND state = ?2 ORDER BY id")
+        .prepare_cached(
+            "SELECT id FROM jobs WHERE workflow_id = ?1 AND state = ?2 ORDER BY id DESC",
+        )
         .map_err(sql_err)?;
     let mut out = Vec::new();
     for s in states {
@@ -213,12 +215,14 @@ pub(crate) fn update(tx: &mut Tx<'_>, p: WorkflowUpdateParams) -> quern::Result<
         )));
     }
     if let Some(scope) = p.cancel {
+        // Blocked jobs first, newest first: dependents come after their dependencies in a
+        // workflow, so each is cancelled before a dependency's cancel could skip it.
         let states: &[JobState] = match scope {
-            CancelScope::NotStarted => &[JobState::Scheduled, JobState::Queued, JobState::Blocked],
+            CancelScope::NotStarted => &[JobState::Blocked, JobState::Scheduled, JobState::Queued],
             CancelScope::All => &[
+                JobState::Blocked,
                 JobState::Scheduled,
                 JobState::Queued,
-                JobState::Blocked,
                 JobState::Running,
             ],
         };

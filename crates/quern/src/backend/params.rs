@@ -305,7 +305,9 @@ pub struct WorkflowUpdateParams {
     pub phase: Option<WorkflowPhase>,
     /// Sets the error text (`Some(None)` clears it).
     pub error: Option<Option<String>>,
-    /// Cancels the workflow's jobs in this scope (dependents settle as for any cancel).
+    /// Cancels the workflow's jobs in this scope. Every job in scope ends `cancelled` (not
+    /// `skipped` because a dependency was cancelled first); dependents outside the scope
+    /// settle as for any cancel.
     pub cancel: Option<CancelScope>,
     /// Moves these jobs (each dead, cancelled or skipped, of this workflow, listed
     /// dependencies first) back as `job_retry` by id does, all or nothing.

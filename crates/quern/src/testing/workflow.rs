@@ -323,8 +323,23 @@ pub async fn cancel_scopes(h: Harness) {
     let queued = task("wf-1", "queued");
     let later = task("wf-1", "later").run_at(h.now() + 60_000);
     let blocked = task("wf-1", "blocked").depends_on([run.id]);
-    let ids = [run.id, queued.id, later.id, blocked.id];
-    create(&h, "wf-1", vec![run, queued, later, blocked]).await;
+    // A chain of waiting jobs: each ends cancelled, none skipped by the one before.
+    let after_queued = task("wf-1", "after_queued").depends_on([queued.id]);
+    let last = task("wf-1", "last").depends_on([after_queued.id]);
+    let ids = [
+        run.id,
+        queued.id,
+        later.id,
+        blocked.id,
+        after_queued.id,
+        last.id,
+    ];
+    create(
+        &h,
+        "wf-1",
+        vec![run, queued, later, blocked, after_queued, last],
+    )
+    .await;
     let other = h.enqueue(job("plain")).await.id;
     let running = h.claim_id("default", ids[0]).await;
 

@@ -73,7 +73,7 @@ pub use spec::{
     CompensateSpec, Defaults, ExecutionMode, FailurePolicy, ForEachSpec, RetrySpec, TaskSpec,
     WorkflowSpec, parse_var,
 };
-pub use status::{TaskStatus, WorkflowStatus, status};
+pub use status::{CompensationStatus, TaskStatus, WorkflowStatus, status};
 pub use submit::{SubmitOptions, build, submit};
 
 #[cfg(test)]

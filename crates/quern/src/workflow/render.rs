@@ -39,6 +39,10 @@ pub enum EnvSource {
     Process { allow: BTreeSet<String> },
     /// The whole process environment (a local `quern workflow run`).
     ProcessUnrestricted,
+    /// The whole process environment, but only for tasks of the workflow with this id;
+    /// tasks of any other workflow see none (what `quern workflow run` gives its in-process
+    /// workers, which may also claim other workflows' jobs from a shared store).
+    ProcessFor(String),
 }
 
 /// The current element of a `for_each` task instance.
@@ -209,6 +213,12 @@ impl RenderContext {
                         }
                         EnvSource::Process { allow } => allow.contains(name),
                         EnvSource::ProcessUnrestricted => true,
+                        EnvSource::ProcessFor(id) if *id == self.workflow_id => true,
+                        EnvSource::ProcessFor(_) => {
+                            return Err(fail(
+                                "environment variables are not available to this workflow".into(),
+                            ));
+                        }
                     };
                 if !visible {
                     return Err(fail(format!(

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::advance::is_expanded;
 use super::loaded::plan_of;
+use super::meta::TaskMeta;
 use super::plan::WorkflowPlan;
 use crate::backend::Backend;
 use crate::model::{JobId, JobState, StateCounts, WorkflowRecord};
@@ -27,6 +28,19 @@ pub struct TaskStatus {
     pub instances: Option<usize>,
 }
 
+/// One compensation of a workflow that is (or was) compensating.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CompensationStatus {
+    /// The task it undoes.
+    pub task: String,
+    /// The `for_each` instance it undoes, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    pub job_id: JobId,
+    pub state: Option<JobState>,
+    pub last_error: Option<String>,
+}
+
 /// A stored workflow with the state of each task.
 #[derive(Clone, Debug, Serialize)]
 pub struct WorkflowStatus {
@@ -35,6 +49,8 @@ pub struct WorkflowStatus {
     pub counts: StateCounts,
     /// The tasks in topological order.
     pub tasks: Vec<TaskStatus>,
+    /// The compensations, in the order they run (empty unless the workflow compensated).
+    pub compensations: Vec<CompensationStatus>,
     /// The plan rebuilt from the stored definition (for graphs and levels).
     #[serde(skip)]
     pub plan: WorkflowPlan,
@@ -85,10 +101,30 @@ pub async fn status(backend: &dyn Backend, id: &str) -> Result<WorkflowStatus> {
             }
         })
         .collect();
+    let compensations = backend
+        .job_get_many(&record.compensations)
+        .await?
+        .into_iter()
+        .zip(&record.compensations)
+        .map(|(job, id)| {
+            let meta = job.as_ref().and_then(|j| TaskMeta::from_meta(&j.meta));
+            CompensationStatus {
+                task: meta.as_ref().map(|m| m.task.clone()).unwrap_or_default(),
+                index: meta.and_then(|m| m.index),
+                job_id: *id,
+                state: job.as_ref().map(|j| j.state),
+                last_error: job
+                    .as_ref()
+                    .and_then(|j| j.errors.last())
+                    .map(|e| e.message.clone()),
+            }
+        })
+        .collect();
     Ok(WorkflowStatus {
         record,
         counts,
         tasks,
+        compensations,
         plan,
     })
 }

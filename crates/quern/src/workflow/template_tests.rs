@@ -150,6 +150,19 @@ fn env_access_follows_the_source() {
         t.render(&c, None).unwrap(),
         json!(std::env::var("PATH").unwrap())
     );
+    // Only the named workflow sees the process environment.
+    c.env = EnvSource::ProcessFor("wf-1".into());
+    assert_eq!(
+        t.render(&c, None).unwrap(),
+        json!(std::env::var("PATH").unwrap())
+    );
+    c.env = EnvSource::ProcessFor("another".into());
+    assert!(
+        t.render(&c, None)
+            .unwrap_err()
+            .message
+            .contains("not available")
+    );
 }
 
 #[test]
