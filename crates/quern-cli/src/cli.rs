@@ -137,7 +137,8 @@ pub struct WorkerArgs {
     #[arg(long)]
     pub allow_shell: bool,
 
-    /// Exit once the queues have no queued, scheduled, blocked or running jobs
+    /// Exit once the queues have no queued, scheduled, blocked or running jobs (and no
+    /// workflow waits for its final step)
     #[arg(long)]
     pub exit_when_idle: bool,
 

@@ -19,6 +19,8 @@ pub struct PoolConfig {
     pub shutdown_grace: Duration,
     pub handlers: Vec<(String, Arc<dyn Handler>)>,
     pub codec: Codec,
+    /// Environment variables workflow templates may read (`${env.NAME}`).
+    pub workflow_env: Vec<String>,
 }
 
 impl std::fmt::Debug for PoolConfig {
@@ -44,6 +46,9 @@ pub async fn run_pool(
         .lease(config.lease)
         .shutdown_grace(config.shutdown_grace)
         .codec(config.codec)
+        .workflow_env(quern::workflow::EnvSource::Process {
+            allow: config.workflow_env.into_iter().collect(),
+        })
         .rescuer(Some(RescuerConfig::with_interval(
             config.lease.min(Duration::from_secs(5)),
         )));

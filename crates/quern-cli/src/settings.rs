@@ -49,6 +49,9 @@ pub struct WorkerSettings {
     pub shutdown_grace: Duration,
     /// Let the `shell` executor run any program.
     pub allow_shell: bool,
+    /// Environment variables that workflow templates (`${env.NAME}`) may read on this
+    /// worker; none by default.
+    pub workflow_env: Vec<String>,
 }
 
 /// `[shell]`: the `shell` executor.
@@ -92,6 +95,7 @@ impl Default for WorkerSettings {
             lease: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
             allow_shell: false,
+            workflow_env: Vec::new(),
         }
     }
 }
@@ -114,7 +118,7 @@ impl Default for HttpSettings {
 }
 
 /// Keys whose environment value is a comma-separated list.
-const LIST_KEYS: [&str; 2] = ["worker.queues", "shell.allow"];
+const LIST_KEYS: [&str; 3] = ["worker.queues", "shell.allow", "worker.workflow_env"];
 
 impl Settings {
     /// The effective store URL.

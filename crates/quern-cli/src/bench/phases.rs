@@ -184,6 +184,7 @@ impl Bench<'_> {
             shutdown_grace: Duration::from_secs(10),
             handlers: vec![(KIND.to_string(), Arc::new(BenchHandler(rec.clone())))],
             codec: self.codec,
+            workflow_env: Vec::new(),
         }
     }
 

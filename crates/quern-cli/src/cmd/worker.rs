@@ -74,6 +74,7 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> CliResult<u8> {
             shutdown_grace: s.worker.shutdown_grace,
             handlers,
             codec: ctx.codec(),
+            workflow_env: s.worker.workflow_env.clone(),
         },
         shutdown,
     )
@@ -108,14 +109,19 @@ async fn on_signals(shutdown: CancellationToken) {
 }
 
 /// Stops the worker once none of its queues has a job that is queued, scheduled, blocked or
-/// running (a job waiting to be retried keeps it alive).
+/// running (a job waiting to be retried keeps it alive) and no workflow waits for its final
+/// step (compensations or its final state).
 async fn exit_when_idle(
     backend: Arc<dyn Backend>,
     queues: Vec<String>,
     shutdown: CancellationToken,
 ) {
     loop {
-        match pending(&backend, &queues).await {
+        let idle = match pending(&backend, &queues).await {
+            Ok(0) => settling_workflows(&backend).await.map(|n| n as u64),
+            other => other,
+        };
+        match idle {
             Ok(0) => {
                 tracing::info!("queues are idle; stopping (--exit-when-idle)");
                 shutdown.cancel();
@@ -129,6 +135,26 @@ async fn exit_when_idle(
             () = shutdown.cancelled() => return,
         }
     }
+}
+
+/// Running workflows with no job left to run: they wait for the workflow monitor (which this
+/// worker runs under a leader lease) to compensate or finish them, so the worker is not idle.
+async fn settling_workflows(backend: &Arc<dyn Backend>) -> quern::Result<usize> {
+    let running = backend
+        .workflow_list(quern::backend::WorkflowListParams {
+            state: Some(quern::model::WorkflowState::Running),
+            limit: 100,
+            before: None,
+        })
+        .await?;
+    let mut n = 0;
+    for w in running.workflows {
+        let c = backend.workflow_counts(&w.id).await?;
+        if c.queued + c.scheduled + c.blocked + c.running == 0 {
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// Jobs in `queues` that are not finished.

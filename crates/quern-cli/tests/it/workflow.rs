@@ -331,3 +331,42 @@ fn a_foreground_run_only_runs_its_own_jobs() {
         env.job(&foreign)["state"] == "succeeded"
     });
 }
+
+#[test]
+fn env_references_follow_who_runs_the_task() {
+    let mut env = Env::new();
+    env.var("QUERN_WF_GREETING", "hello");
+    let wf = env.path("env.yaml");
+    std::fs::write(
+        &wf,
+        "name: env\ntasks:\n  - {id: t, kind: quern.noop, params: {greeting: \"${env.QUERN_WF_GREETING}\"}}\n",
+    )
+    .unwrap();
+    let wf = wf.display().to_string();
+    // A local run lets its own workflow read the environment.
+    let (code, st) = run(&env, &wf, &[]);
+    assert_eq!(code, 0, "{st}");
+    let job = env.job(task_field(&st, "t", "job_id").as_str().unwrap());
+    assert_eq!(job["state"], "succeeded");
+
+    // A `quern worker` shows only allow-listed names.
+    let denied = env
+        .ok(&["workflow", "run", &wf, "--detach"])
+        .trim()
+        .to_string();
+    env.drain(&[]);
+    let st = env.json(&["workflow", "status", &denied]);
+    assert_eq!(task_field(&st, "t", "state"), "dead");
+    let why = task_field(&st, "t", "last_error");
+    assert!(why.as_str().unwrap().contains("allow-list"), "{why}");
+
+    env.var("QUERN_WORKER__WORKFLOW_ENV", "QUERN_WF_GREETING");
+    let allowed = env
+        .ok(&["workflow", "run", &wf, "--detach"])
+        .trim()
+        .to_string();
+    env.drain(&[]);
+    eventually(Duration::from_secs(20), "the workflow to finish", || {
+        env.json(&["workflow", "status", &allowed])["record"]["state"] == "succeeded"
+    });
+}

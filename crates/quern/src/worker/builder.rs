@@ -212,6 +212,16 @@ impl WorkerBuilder {
         self
     }
 
+    /// The workflow monitor's settings; `None` turns it off (another process must run it, or
+    /// workflows never reach a final state). Runs under a leader lease. Default on.
+    pub fn workflow_monitor(
+        mut self,
+        config: Option<crate::maintenance::WorkflowMonitorConfig>,
+    ) -> Self {
+        self.cfg.workflow_monitor = config;
+        self
+    }
+
     /// What `${env.NAME}` in the templates of workflow tasks this worker prepares may read:
     /// nothing by default; a server passes its allow-list
     /// (`EnvSource::Process { allow }`), a local `quern workflow run` the whole environment.

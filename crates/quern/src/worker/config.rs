@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::backend::QueueWeight;
-use crate::maintenance::{PrunerConfig, RescuerConfig};
+use crate::maintenance::{PrunerConfig, RescuerConfig, WorkflowMonitorConfig};
 use crate::model::RetryPolicy;
 use crate::workflow::EnvSource;
 
@@ -63,6 +63,10 @@ pub(crate) struct WorkerConfig {
     pub rescuer: Option<RescuerConfig>,
     /// The pruner, run under a leader lease so one node prunes at a time. Default off.
     pub pruner: Option<PrunerConfig>,
+    /// The workflow monitor (failure policy, compensation, final states of running
+    /// workflows), run under a leader lease so one node does it at a time. Default on, so
+    /// workflows whose tasks run on this deployment's workers also finish there.
+    pub workflow_monitor: Option<WorkflowMonitorConfig>,
     /// What `${env.NAME}` in workflow templates may read. Default: nothing (every
     /// `${env.…}` fails), so a worker never leaks its environment into payloads unless told.
     pub workflow_env: EnvSource,
@@ -91,6 +95,7 @@ impl WorkerConfig {
             ack_batch: 512,
             rescuer: Some(RescuerConfig::default()),
             pruner: None,
+            workflow_monitor: Some(WorkflowMonitorConfig::default()),
             workflow_env: EnvSource::Denied,
         }
     }

@@ -29,7 +29,7 @@ use super::{Handler, claim, heartbeat};
 use crate::Result;
 use crate::backend::{Backend, ClaimedJob, WorkerInfo};
 use crate::clock::SharedClock;
-use crate::maintenance::{LeaderConfig, Pruner, Rescuer, run_as_leader};
+use crate::maintenance::{LeaderConfig, Pruner, Rescuer, WorkflowMonitor, run_as_leader};
 use crate::model::Codec;
 use crate::workflow::Preparer;
 
@@ -192,6 +192,15 @@ impl Worker {
             let stop = background_stop.clone();
             background.push(tokio::spawn(async move {
                 run_as_leader(backend, leader, stop, |lost| pruner.clone().run(lost)).await
+            }));
+        }
+        if let Some(cfg) = s.cfg.workflow_monitor.clone() {
+            let monitor = WorkflowMonitor::new(Arc::clone(&s.backend), cfg);
+            let leader = LeaderConfig::new(WorkflowMonitor::LEADER_NAME, s.cfg.id.clone());
+            let backend = Arc::clone(&s.backend);
+            let stop = background_stop.clone();
+            background.push(tokio::spawn(async move {
+                run_as_leader(backend, leader, stop, |lost| monitor.clone().run(lost)).await
             }));
         }
         let claim = tokio::spawn(claim::run(Arc::clone(&s)));

@@ -100,3 +100,59 @@ tasks:
     let _ = status(&*env.backend, &st.record.id).await.unwrap();
     env.stop().await;
 }
+
+/// Workers run the workflow monitor themselves (under a leader lease): with no separate
+/// monitor, a workflow still reaches its final state, and a failed one compensates.
+#[tokio::test]
+async fn workers_alone_finish_workflows() {
+    use std::sync::Arc;
+
+    use quern::workflow::{SourceFormat, SubmitOptions, WorkflowPlan, submit};
+
+    use super::harness::{Log, Step};
+    use crate::worker::{open, worker};
+
+    let dir = tempfile::tempdir().unwrap();
+    let backend = open(&dir).await;
+    let log = Arc::new(Log::default());
+    let handle = worker(&backend)
+        .register(Step(log.clone()))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let plan = WorkflowPlan::load(
+        r#"
+name: alone
+tasks:
+  - id: a
+    kind: step
+    params: {name: a}
+    compensate: {kind: step, params: {name: undo_a}}
+  - {id: b, kind: step, depends_on: [a], params: {name: b, fail: no}}
+"#,
+        SourceFormat::Yaml,
+        &[],
+    )
+    .unwrap();
+    let rec = submit(&*backend, &plan, SubmitOptions::default())
+        .await
+        .unwrap();
+    let give_up = tokio::time::Instant::now() + WAIT;
+    let done = loop {
+        let st = status(&*backend, &rec.id).await.unwrap();
+        if st.record.state.is_final() {
+            break st;
+        }
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "never finished: {:?}",
+            st.record
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(done.record.state, WorkflowState::Compensated);
+    assert_eq!(log.names(), ["a", "b", "undo_a"]);
+    handle.shutdown().await.unwrap();
+}
