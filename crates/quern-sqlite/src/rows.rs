@@ -9,11 +9,26 @@ use std::time::Duration;
 /// The expression [`JOB_COLS`] uses for the queue name.
 pub(crate) const QUEUE_NAME_COL: &str = "(SELECT name FROM queues WHERE queues.id = jobs.queue_id)";
 
-pub(crate) const JOB_COLS: &str = "id, (SELECT name FROM queues WHERE queues.id = jobs.queue_id), state, priority, run_at, kind, payload, payload_tag, \
+pub(crate) const JOB_COLS: &str = concat!(
+    "id, (SELECT name FROM queues WHERE queues.id = jobs.queue_id), state, priority, run_at, kind, payload, payload_tag, \
     attempt, max_attempts, lease_epoch, created_at, started_at, finished_at, lease_worker, \
-    lease_expires_at, retry, timeout_ms, unique_key, unique_for_ms, depends_on, trigger_rule, \
+    lease_expires_at, retry, timeout_ms, unique_key, unique_for_ms, ",
+    crate::deps_expr!(),
+    ", trigger_rule, \
     workflow_id, tags, meta, version, result, result_tag, result_expires_at, errors, progress, \
-    checkpoint, checkpoint_tag";
+    checkpoint, checkpoint_tag"
+);
+
+/// The SQL expression for a job's dependency list, inline or kept in `job_dep_lists` (see
+/// `ops/deplist.rs`). A macro so that [`JOB_COLS`] can include it at compile time.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! deps_expr {
+    () => {
+        "CASE WHEN depends_on IS NOT NULL OR deps_total IS NULL THEN depends_on \
+         ELSE (SELECT ids FROM job_dep_lists WHERE job_dep_lists.job_id = jobs.id) END"
+    };
+}
 
 fn conv<E: std::fmt::Display>(col: usize, e: E) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(

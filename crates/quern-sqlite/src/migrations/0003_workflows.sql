@@ -24,3 +24,14 @@ CREATE INDEX workflows_state ON workflows (state, id);
 -- nothing for it.
 DROP INDEX jobs_workflow;
 CREATE INDEX jobs_workflow ON jobs (workflow_id, state) WHERE workflow_id IS NOT NULL;
+
+-- Long dependency lists (a join over thousands of tasks, a fan-out parent waiting on its
+-- instances) live outside the job's row: every dependency that finishes rewrites the waiting
+-- job's row to bump its counters, and a row carrying a 160 KB list would make each of those
+-- 10,000 updates copy and compare the whole list. `deps_total` is set exactly when the list
+-- is kept here (the row's `depends_on` is then NULL).
+ALTER TABLE jobs ADD COLUMN deps_total INTEGER;
+CREATE TABLE job_dep_lists (
+    job_id BLOB NOT NULL PRIMARY KEY,
+    ids    BLOB NOT NULL                     -- concatenated 16-byte ids, in order
+);

@@ -7,9 +7,9 @@ use quern::model::{ErrorKind, ErrorRecord};
 use quern::{Error, Job, JobId, JobState};
 use rusqlite::OptionalExtension;
 
-use super::{deps, enqueue, state_of};
+use super::{deplist, deps, enqueue, state_of};
 use crate::error::sql_err;
-use crate::rows::{JOB_COLS, decode_ids, job_from_row, trigger_from_i64};
+use crate::rows::{JOB_COLS, job_from_row, trigger_from_i64};
 use crate::writer::Tx;
 
 pub(crate) fn get(conn: &rusqlite::Connection, id: JobId) -> quern::Result<Option<Job>> {
@@ -98,13 +98,13 @@ pub(crate) fn retry(tx: &mut Tx<'_>, p: RetryParams) -> quern::Result<Vec<JobId>
 /// Moves one dead/cancelled/skipped job back to queued (or blocked while dependencies are
 /// pending), attempts reset, history kept.
 fn reopen(tx: &mut Tx<'_>, id: JobId) -> quern::Result<()> {
-    let (old, trigger, deps_blob): (i64, i64, Option<Vec<u8>>) = tx
+    let (old, trigger): (i64, i64) = tx
         .conn
-        .prepare_cached("SELECT state, trigger_rule, depends_on FROM jobs WHERE id = ?1")
-        .and_then(|mut s| s.query_row([id.as_bytes()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
+        .prepare_cached("SELECT state, trigger_rule FROM jobs WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id.as_bytes()], |r| Ok((r.get(0)?, r.get(1)?))))
         .map_err(sql_err)?;
     let old = JobState::from_i64(old).unwrap_or(JobState::Dead);
-    let deps = deps_blob.as_deref().map(decode_ids).unwrap_or_default();
+    let deps = deplist::load(tx.conn, id)?.unwrap_or_default();
     let (state, done, ok) = if deps.is_empty() {
         (JobState::Queued, 0, 0)
     } else {
@@ -262,6 +262,7 @@ pub(crate) fn prune(tx: &mut Tx<'_>, p: PruneParams) -> quern::Result<PruneRepor
     for id in &victims {
         deleted += del.execute([id]).map_err(sql_err)? as u64;
         del_edges.execute([id]).map_err(sql_err)?;
+        deplist::forget(tx.conn, id)?;
     }
     Ok(PruneReport {
         jobs_deleted: deleted,

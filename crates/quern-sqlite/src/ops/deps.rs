@@ -34,7 +34,7 @@ pub(crate) fn on_terminal(tx: &mut Tx<'_>, id: JobId, state: JobState) -> quern:
                     .prepare_cached(
                         "UPDATE jobs SET deps_done = deps_done + 1, deps_ok = deps_ok + ?2 \
                          WHERE id = ?1 AND state = 2 \
-                         RETURNING trigger_rule, deps_done, deps_ok, length(depends_on) / 16, run_at",
+                         RETURNING trigger_rule, deps_done, deps_ok, coalesce(deps_total, length(depends_on) / 16), run_at",
                     )
                     .map_err(sql_err)?;
                 let mut rows = stmt

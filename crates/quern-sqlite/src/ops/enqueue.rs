@@ -5,7 +5,7 @@ use quern::{Error, JobId, JobState, NewJob};
 
 use super::state_of;
 use crate::error::sql_err;
-use crate::rows::{encode_ids, trigger_to_i64};
+use crate::rows::trigger_to_i64;
 use crate::writer::Tx;
 
 pub(crate) fn enqueue(tx: &mut Tx<'_>, params: EnqueueParams) -> quern::Result<EnqueueResults> {
@@ -106,14 +106,20 @@ fn insert_one(tx: &mut Tx<'_>, job: NewJob) -> quern::Result<EnqueueOutcome> {
         .map_err(|e| Error::Codec(e.to_string()))?;
     let meta = (!job.meta.is_null()).then(|| job.meta.to_string());
     let finished_at = state.is_terminal().then_some(now);
+    let (inline_deps, deps_total) = if job.depends_on.is_empty() {
+        (None, None)
+    } else {
+        super::deplist::store(tx.conn, job.id, &job.depends_on, true)?
+    };
     let mut stmt = tx
         .conn
         .prepare_cached(
             "INSERT INTO jobs (id, queue_id, state, priority, run_at, kind, payload, payload_tag, \
              max_attempts, created_at, finished_at, retry, timeout_ms, unique_key, unique_for_ms, \
-             depends_on, trigger_rule, deps_done, deps_ok, workflow_id, tags, meta, version) \
+             depends_on, trigger_rule, deps_done, deps_ok, workflow_id, tags, meta, version, \
+             deps_total) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-             ?18, ?19, ?20, ?21, ?22, ?23)",
+             ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
         )
         .map_err(sql_err)?;
     let res = stmt.execute(rusqlite::params![
@@ -132,7 +138,7 @@ fn insert_one(tx: &mut Tx<'_>, job: NewJob) -> quern::Result<EnqueueOutcome> {
         job.timeout.map(|d| d.as_millis() as i64),
         job.unique_key,
         job.unique_for.map(|d| d.as_millis() as i64),
-        encode_ids(&job.depends_on),
+        inline_deps,
         trigger_to_i64(job.trigger),
         done as i64,
         ok as i64,
@@ -140,6 +146,7 @@ fn insert_one(tx: &mut Tx<'_>, job: NewJob) -> quern::Result<EnqueueOutcome> {
         tags,
         meta,
         job.version as i64,
+        deps_total,
     ]);
     match res {
         Ok(_) => {}

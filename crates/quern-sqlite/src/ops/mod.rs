@@ -4,6 +4,7 @@
 pub(crate) mod admin;
 pub(crate) mod claim;
 pub(crate) mod coord;
+pub(crate) mod deplist;
 pub(crate) mod deps;
 pub(crate) mod enqueue;
 pub(crate) mod lease;

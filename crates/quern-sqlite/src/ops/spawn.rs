@@ -12,9 +12,9 @@ use quern::backend::{BatchMode, EnqueueParams, LeaseToken};
 use quern::{Error, JobId, JobState, NewJob, Payload, Trigger};
 use rusqlite::OptionalExtension;
 
-use super::enqueue;
+use super::{deplist, enqueue};
 use crate::error::sql_err;
-use crate::rows::{decode_ids, encode_ids, trigger_to_i64};
+use crate::rows::trigger_to_i64;
 use crate::writer::Tx;
 
 fn exec(tx: &Tx<'_>, sql: &str) -> quern::Result<()> {
@@ -33,21 +33,19 @@ pub(crate) fn spawn(
     checkpoint: Option<Payload>,
 ) -> quern::Result<quern::Result<()>> {
     let id = token.job_id;
-    let old_deps: Option<Option<Vec<u8>>> = tx
+    let held: Option<()> = tx
         .conn
-        .prepare_cached(
-            "SELECT depends_on FROM jobs WHERE id = ?1 AND state = 3 AND lease_epoch = ?2",
-        )
+        .prepare_cached("SELECT 1 FROM jobs WHERE id = ?1 AND state = 3 AND lease_epoch = ?2")
         .and_then(|mut s| {
-            s.query_row(rusqlite::params![id.as_bytes(), token.epoch as i64], |r| {
-                r.get(0)
+            s.query_row(rusqlite::params![id.as_bytes(), token.epoch as i64], |_| {
+                Ok(())
             })
             .optional()
         })
         .map_err(sql_err)?;
-    let Some(old_deps) = old_deps else {
+    if held.is_none() {
         return Ok(Err(Error::LeaseLost { job_id: id }));
-    };
+    }
     if let Some(c) = &checkpoint
         && c.stored_bytes().len() > tx.st.limits.max_payload_bytes
     {
@@ -84,7 +82,7 @@ pub(crate) fn spawn(
 
     // The parent now waits on its children only: forget the edges from its old
     // dependencies (they are all terminal, since it ran), so nothing settles it twice.
-    let old: Vec<JobId> = old_deps.as_deref().map(decode_ids).unwrap_or_default();
+    let old: Vec<JobId> = deplist::load(tx.conn, id)?.unwrap_or_default();
     {
         let mut del = tx
             .conn
@@ -104,6 +102,7 @@ pub(crate) fn spawn(
         }
     }
     let (done, ok) = enqueue::dep_counts(tx, &child_ids)?;
+    let (inline_deps, deps_total) = deplist::store(tx.conn, id, &child_ids, false)?;
     let state = match Trigger::AllDone.resolve_counts(child_ids.len(), done, ok) {
         Some(_) => JobState::Queued,
         None => JobState::Blocked,
@@ -112,7 +111,7 @@ pub(crate) fn spawn(
         .prepare_cached(
             "UPDATE jobs SET state = ?2, attempt = max(attempt - 1, 0), lease_worker = NULL, \
              lease_expires_at = NULL, depends_on = ?3, trigger_rule = ?4, deps_done = ?5, \
-             deps_ok = ?6, \
+             deps_ok = ?6, deps_total = ?9, \
              checkpoint = CASE WHEN ?7 IS NULL THEN checkpoint ELSE ?7 END, \
              checkpoint_tag = coalesce(?8, checkpoint_tag) WHERE id = ?1",
         )
@@ -120,12 +119,13 @@ pub(crate) fn spawn(
             s.execute(rusqlite::params![
                 id.as_bytes(),
                 state.as_i64(),
-                encode_ids(&child_ids),
+                inline_deps,
                 trigger_to_i64(Trigger::AllDone),
                 done as i64,
                 ok as i64,
                 checkpoint.as_ref().map(|c| c.stored_bytes()),
                 checkpoint.as_ref().map(|c| c.tag() as i64),
+                deps_total,
             ])
         })
         .map_err(sql_err)?;

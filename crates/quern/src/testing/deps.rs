@@ -221,3 +221,46 @@ pub async fn dependencies_across_queues(h: Harness) {
     h.assert_state(y, JobState::Skipped, "skipped across queues")
         .await;
 }
+
+/// A job waiting on many dependencies (a wide join) keeps them all, in order, and is
+/// released exactly when the last one finishes; after a failure and a retry it waits on
+/// them again.
+pub async fn wide_join_keeps_its_dependencies(h: Harness) {
+    const N: usize = 300;
+    let deps: Vec<NewJob> = (0..N).map(|i| job_n("wide", i)).collect();
+    let dep_ids: Vec<JobId> = deps.iter().map(|j| j.id).collect();
+    let join = job("join").depends_on(dep_ids.clone());
+    let join_id = join.id;
+    let mut all = deps;
+    all.push(join);
+    h.enqueue_all(all).await;
+    assert_eq!(
+        h.get(join_id).await.depends_on,
+        dep_ids,
+        "{}: every dependency, in order",
+        h.case
+    );
+    let claimed = h.claim("wide", N).await;
+    assert_eq!(claimed.len(), N, "{}: all claimable", h.case);
+    for (k, c) in claimed.iter().enumerate() {
+        h.assert_state(join_id, JobState::Blocked, &format!("{k} of {N} done"))
+            .await;
+        if k == 0 {
+            h.fail(&c.token, FailAction::Dead).await;
+            h.assert_state(join_id, JobState::Skipped, "one dependency died")
+                .await;
+            h.retry_ids(vec![c.job.id, join_id])
+                .await
+                .unwrap_or_else(|e| panic!("{}: retry: {e}", h.case));
+            h.assert_state(join_id, JobState::Blocked, "waits again")
+                .await;
+            let again = h.claim_id("wide", c.job.id).await;
+            h.complete(&again.token).await;
+        } else {
+            h.complete(&c.token).await;
+        }
+    }
+    h.assert_state(join_id, JobState::Queued, "all done").await;
+    let j = h.claim_id("default", join_id).await;
+    assert_eq!(j.job.depends_on, dep_ids, "{}: as claimed", h.case);
+}

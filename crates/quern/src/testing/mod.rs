@@ -254,6 +254,7 @@ macro_rules! __quern_cases {
                 cancel_skips_dependents,
                 handler_cancel_skips_dependents,
                 dependencies_across_queues,
+                wide_join_keeps_its_dependencies,
             }
             cancel {
                 cancel_queued,

@@ -2,7 +2,7 @@
 //! has: ids, dependencies, cycles, templates, conditions and references. Errors name the task
 //! and the line, found through the position-aware source tree (see `source.rs`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -163,10 +163,12 @@ pub(super) fn check(
     let mut dag = Dag::new(uniq.iter().map(|&i| spec.tasks[i].id.clone()).collect());
     for (i, t) in spec.tasks.iter().enumerate() {
         let me = (first.get(t.id.as_str()) == Some(&i)).then(|| dag_ix[t.id.as_str()]);
+        // A set, not a scan of the earlier entries: a join may list 10,000 tasks.
+        let mut listed: HashSet<&str> = HashSet::with_capacity(t.depends_on.len());
         for (k, dep) in t.depends_on.iter().enumerate() {
             let line = line(c.loc.field(i, DEPENDS).and_then(|n| n.index(k)))
                 .or(c.loc.field_line(i, DEPENDS));
-            if t.depends_on[..k].contains(dep) {
+            if !listed.insert(dep.as_str()) {
                 c.push(
                     K::InvalidValue,
                     Some(&t.id),
