@@ -32,7 +32,9 @@ fn bench_reports_every_figure_and_loses_nothing() {
         "latency_p99_ms",
         "latency_p999_ms",
     ] {
-        let v = r[key].as_f64().unwrap_or_else(|| panic!("{key} missing: {r}"));
+        let v = r[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} missing: {r}"));
         assert!(v > 0.0 && v.is_finite(), "{key} = {v}");
     }
     assert!(r["latency_p50_ms"].as_f64() <= r["latency_p99_ms"].as_f64());
@@ -45,12 +47,28 @@ fn bench_reports_every_figure_and_loses_nothing() {
     let queues = env.json(&["--store", "sqlite://bench.db", "queues", "list"]);
     let queues = queues["queues"].as_array().unwrap();
     assert_eq!(queues.len(), 3, "{queues:?}");
-    let done: u64 = queues.iter().map(|q| q["counts"]["succeeded"].as_u64().unwrap()).sum();
+    let done: u64 = queues
+        .iter()
+        .map(|q| q["counts"]["succeeded"].as_u64().unwrap())
+        .sum();
     assert_eq!(done, 300 + 300 + 100);
 
     // The human report is a table naming each measurement.
-    let text = env.ok(&["bench", "--jobs", "100", "--latency-jobs", "50", "--rate", "500"]);
-    for want in ["enqueue, one by one", "drain, concurrency 16", "latency p50", "lost / duplicated"] {
+    let text = env.ok(&[
+        "bench",
+        "--jobs",
+        "100",
+        "--latency-jobs",
+        "50",
+        "--rate",
+        "500",
+    ]);
+    for want in [
+        "enqueue, one by one",
+        "drain, concurrency 16",
+        "latency p50",
+        "lost / duplicated",
+    ] {
         assert!(text.contains(want), "{want:?} missing in\n{text}");
     }
     // Without --store it used a throwaway file, not ./quern.db.
