@@ -58,6 +58,7 @@ pub mod maintenance;
 pub mod model;
 pub mod task;
 pub mod worker;
+pub mod workflow;
 
 #[cfg(test)]
 mod test_util;

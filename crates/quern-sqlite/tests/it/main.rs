@@ -1,5 +1,6 @@
 //! The quern-sqlite integration tests: one binary, one module per area.
 
+mod conformance;
 mod crash;
 mod smoke;
 mod worker;

@@ -405,7 +405,8 @@ async fn progress_and_checkpoints_are_stored_and_resumed() {
         .await
         .unwrap();
     let id = client.enqueue::<Resumable>(&10).await.unwrap();
-    let running = until(&client, id, |j| j.progress.is_some()).await;
+    // Progress and the checkpoint arrive in two calls; wait for the later one.
+    let running = until(&client, id, |j| j.checkpoint.is_some()).await;
     assert_eq!(running.state, JobState::Running);
     let p = running.progress.unwrap();
     assert_eq!((p.percent, p.message.as_deref()), (50.0, Some("5 of 10")));

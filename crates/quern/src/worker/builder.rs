@@ -106,10 +106,23 @@ impl WorkerBuilder {
         self
     }
 
-    /// Jobs to claim beyond free slots so they start without a round trip when a slot
-    /// frees. Default 0. Keep it small: a prefetched job holds a lease while it waits.
+    /// The most jobs to claim beyond free slots, so they start without a claim round trip
+    /// when a slot frees (and claims come in bigger batches). Default: `concurrency`.
+    /// `0` turns prefetch off.
+    ///
+    /// Prefetch adapts to job length so it never hoards: a prefetched job holds a lease
+    /// while it waits, so the worker only prefetches as many jobs as would start within
+    /// [`prefetch_wait`](WorkerBuilder::prefetch_wait) given the average run time. Jobs of
+    /// a few milliseconds get the full prefetch; jobs of seconds get none, and wait in the
+    /// queue for whichever worker is free first.
     pub fn prefetch(mut self, n: usize) -> Self {
-        self.cfg.prefetch = n;
+        self.cfg.prefetch = Some(n);
+        self
+    }
+
+    /// How soon a prefetched job must be expected to start. Default 50 ms.
+    pub fn prefetch_wait(mut self, d: Duration) -> Self {
+        self.cfg.prefetch_wait = d;
         self
     }
 
@@ -243,6 +256,9 @@ impl WorkerBuilder {
             return bad("worker id must be 1-255 bytes".into());
         }
         cfg.default_retry.validate()?;
+        if let Some(p) = &cfg.pruner {
+            p.validate()?;
+        }
         cfg.poll_interval = cfg.poll_interval.max(Duration::from_millis(1));
         cfg.worker_heartbeat = cfg.worker_heartbeat.max(Duration::from_millis(10));
         cfg.ack_batch = cfg.ack_batch.max(1);

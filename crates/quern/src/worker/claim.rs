@@ -1,8 +1,9 @@
 //! The claim loop: lease jobs while there is room, otherwise wait.
 //!
-//! Room is `concurrency + prefetch` minus the jobs already claimed and not finished, so the
-//! worker never holds more leases than it can start soon (the "don't hoard" rule: a job
-//! held here cannot be taken by an idle worker elsewhere). Per-queue caps shrink the room
+//! Room is `concurrency + prefetch` minus the jobs already claimed and not finished, where
+//! prefetch adapts to job length (`prefetch.rs`), so the worker never holds more leases
+//! than it can start soon (the "don't hoard" rule: a job held here cannot be taken by an
+//! idle worker elsewhere). Per-queue caps shrink the room
 //! for their queue. When there is no room the loop sleeps until a job finishes; when there
 //! is room but no work it sleeps in `Backend::work_wait`, which an enqueue wakes at once,
 //! so enqueue→start latency is one wake-up plus one claim, not a polling interval.
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::pool::Shared;
+use super::prefetch;
 use crate::backend::{ClaimParams, QueueWeight, WaitParams};
 
 /// One claim call: these queues, at most `limit` jobs.
@@ -122,7 +124,13 @@ pub(super) async fn run(s: Arc<Shared>) {
         if s.stop_claiming.is_cancelled() {
             break;
         }
-        let room = (cfg.concurrency + cfg.prefetch).saturating_sub(s.leases.occupying());
+        let prefetch = prefetch::allowed(
+            cfg.prefetch_max(),
+            cfg.concurrency,
+            cfg.prefetch_wait,
+            s.run_times.average(),
+        );
+        let room = (cfg.concurrency + prefetch).saturating_sub(s.leases.occupying());
         let held = s.leases.occupying_in(names.iter().map(String::as_str));
         let p = plan(&cfg.queues, &caps, &held, room, fastrand::f64);
         if p.claims.is_empty() {

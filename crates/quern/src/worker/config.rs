@@ -28,10 +28,12 @@ pub(crate) struct WorkerConfig {
     /// heartbeats; a crashed worker's jobs are re-delivered about this long after it died.
     /// Default 30 s.
     pub lease: Duration,
-    /// Jobs claimed beyond free slots, to start the moment a slot frees. Each holds a lease
-    /// while it waits, so keep this small: a job waiting here cannot run on an idle worker
-    /// elsewhere. Default 0 (claim only what can start now).
-    pub prefetch: usize,
+    /// The most jobs claimed beyond free slots, to start the moment a slot frees. Adaptive
+    /// (see `prefetch.rs`): only as many as would start within `prefetch_wait` given the
+    /// average run time, so long jobs are never hoarded. `None` means `concurrency`.
+    pub prefetch: Option<usize>,
+    /// How soon, on average, a prefetched job must be expected to start. Default 50 ms.
+    pub prefetch_wait: Duration,
     /// On shutdown, how long running jobs may take to finish before they are cancelled and
     /// their leases given back. Default 25 s (Sidekiq's; fits a 30 s Kubernetes
     /// termination grace period together with `cancel_grace`).
@@ -73,7 +75,8 @@ impl WorkerConfig {
             concurrency: 10,
             queue_caps: BTreeMap::new(),
             lease: Duration::from_secs(30),
-            prefetch: 0,
+            prefetch: None,
+            prefetch_wait: Duration::from_millis(50),
             shutdown_grace: Duration::from_secs(25),
             cancel_grace: Duration::from_secs(2),
             default_timeout: None,
@@ -90,6 +93,11 @@ impl WorkerConfig {
     /// The lease heartbeat period: a third of the lease.
     pub(crate) fn heartbeat_every(&self) -> Duration {
         (self.lease / 3).max(Duration::from_millis(10))
+    }
+
+    /// The most jobs that may be prefetched.
+    pub(crate) fn prefetch_max(&self) -> usize {
+        self.prefetch.unwrap_or(self.concurrency)
     }
 
     /// The cap for `queue`, if any.

@@ -94,7 +94,12 @@ pub(super) async fn worker(s: Arc<Shared>, stop: CancellationToken) {
             })
             .await;
         if let Err(e) = res {
-            tracing::warn!(error = %e, "worker heartbeat failed");
+            // The record may be gone (store restarted without persistence, or the worker
+            // was reaped as lost after a long pause): register again, which is idempotent.
+            tracing::warn!(error = %e, "worker heartbeat failed; registering again");
+            if let Err(e) = s.backend.worker_register(s.worker_info(running)).await {
+                tracing::warn!(error = %e, "worker re-registration failed");
+            }
         }
     }
 }

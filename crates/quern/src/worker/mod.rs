@@ -11,6 +11,7 @@ mod heartbeat;
 mod identity;
 mod leases;
 mod pool;
+mod prefetch;
 mod run;
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use super::acker::{self, Ack};
 use super::builder::WorkerBuilder;
 use super::config::WorkerConfig;
 use super::leases::Leases;
+use super::prefetch::RunTimes;
 use super::{Handler, claim, heartbeat};
 use crate::Result;
 use crate::backend::{Backend, ClaimedJob, WorkerInfo};
@@ -40,6 +41,10 @@ pub(crate) struct Shared {
     pub(crate) codec: Codec,
     /// Every lease held, from claim until its outcome is acknowledged.
     pub(crate) leases: Leases,
+    /// When the worker first registered (kept across re-registrations).
+    pub(crate) started_at: std::sync::OnceLock<crate::Millis>,
+    /// Average handler run time, which sizes the prefetch.
+    pub(crate) run_times: RunTimes,
     /// Signalled when a job stops occupying a claim slot, so the claim loop can refill.
     /// `notify_one` keeps a permit when nobody waits, so a wake-up is never lost.
     pub(crate) slot_freed: Notify,
@@ -59,6 +64,22 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// This worker as recorded in the registry; `started_at` is the first registration.
+    pub(crate) fn worker_info(&self, running: u32) -> WorkerInfo {
+        let now = self.clock.now_ms();
+        WorkerInfo {
+            id: self.cfg.id.clone(),
+            hostname: self.cfg.hostname.clone(),
+            pid: std::process::id(),
+            queues: self.cfg.queues.iter().map(|q| q.queue.clone()).collect(),
+            capabilities: self.cfg.capabilities.clone(),
+            concurrency: u32::try_from(self.cfg.concurrency).unwrap_or(u32::MAX),
+            started_at: *self.started_at.get_or_init(|| now),
+            last_seen_at: now,
+            running,
+        }
+    }
+
     /// Records a claimed job and starts its task.
     pub(crate) fn spawn_job(self: &Arc<Self>, claimed: ClaimedJob) {
         let cancel = self.force_stop.child_token();
@@ -78,6 +99,15 @@ impl Shared {
 /// panic or timeout is a failed attempt, never a crashed worker; on shutdown no new work is
 /// claimed, running jobs get a grace period, and jobs that could not finish are given back
 /// without counting an attempt.
+///
+/// How outcomes are recorded: `Ok` completes the job (acknowledgements are batched across
+/// jobs); [`TaskError::Retryable`](crate::TaskError), a timeout and a panic schedule a retry
+/// after the retry policy's delay (the job's own policy, else the handler's, else the
+/// worker's default), or dead when attempts are used up; `Fatal` is dead at once; `Snooze`
+/// reschedules without counting an attempt; `Cancel` cancels. A job whose kind has no
+/// handler on this worker is retried like a retryable failure (`ErrorKind::UnknownKind`), as
+/// Sidekiq does: during a rolling deploy a newer worker may know the kind, and
+/// `max_attempts` bounds the cost.
 pub struct Worker {
     shared: Arc<Shared>,
     ack_rx: mpsc::UnboundedReceiver<Ack>,
@@ -106,6 +136,8 @@ impl Worker {
                 clock,
                 codec,
                 leases: Leases::default(),
+                run_times: RunTimes::default(),
+                started_at: std::sync::OnceLock::new(),
                 slot_freed: Notify::new(),
                 run_slots,
                 stop_claiming: CancellationToken::new(),
@@ -127,20 +159,7 @@ impl Worker {
     /// worker running in the background.
     pub async fn start(self) -> Result<WorkerHandle> {
         let s = self.shared;
-        let now = s.clock.now_ms();
-        s.backend
-            .worker_register(WorkerInfo {
-                id: s.cfg.id.clone(),
-                hostname: s.cfg.hostname.clone(),
-                pid: std::process::id(),
-                queues: s.cfg.queues.iter().map(|q| q.queue.clone()).collect(),
-                capabilities: s.cfg.capabilities.clone(),
-                concurrency: u32::try_from(s.cfg.concurrency).unwrap_or(u32::MAX),
-                started_at: now,
-                last_seen_at: now,
-                running: 0,
-            })
-            .await?;
+        s.backend.worker_register(s.worker_info(0)).await?;
         tracing::info!(
             worker_id = %s.cfg.id,
             queues = ?s.cfg.queues.iter().map(|q| (&q.queue, q.weight)).collect::<Vec<_>>(),
@@ -182,10 +201,7 @@ impl Worker {
 
     /// Starts the worker, runs until `shutdown` resolves (for example
     /// `tokio::signal::ctrl_c()`), then shuts down gracefully.
-    pub async fn run_until<F>(self, shutdown: F) -> Result<()>
-    where
-        F: Future + Send,
-    {
+    pub async fn run_until<F: Future>(self, shutdown: F) -> Result<()> {
         let handle = self.start().await?;
         shutdown.await;
         handle.shutdown().await

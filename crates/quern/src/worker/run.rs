@@ -3,7 +3,7 @@
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
@@ -158,13 +158,16 @@ pub(super) async fn run_job(s: Arc<Shared>, claimed: ClaimedJob, cancel: Cancell
             .or_else(|| handler.as_ref().and_then(|h| h.retry_policy()))
             .unwrap_or_else(|| s.cfg.default_retry.clone());
         let attempt_no = token.attempt;
-        let started = Instant::now();
+        let started = tokio::time::Instant::now();
         tracing::debug!("job started");
         let attempt = match &handler {
             Some(h) => execute(&s, h.as_ref(), job, token.clone(), &cancel).await,
             None => Attempt::UnknownKind,
         };
         drop(permit);
+        if handler.is_some() {
+            s.run_times.record(started.elapsed());
+        }
         let lost = s.leases.finish_running(id);
         s.slot_freed.notify_one();
 

@@ -141,6 +141,15 @@ async fn the_worker_registers_heartbeats_and_deregisters() {
     let me = env.backend.worker_list().await.unwrap().remove(0);
     assert_eq!(me.running, 1);
     assert!(env.now() - me.last_seen_at <= 5_000);
+    // A lost record (a store restarted without persistence) is registered again.
+    env.backend.worker_deregister("test-worker").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let again = env.backend.worker_list().await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        again[0].started_at, me.started_at,
+        "the original start time is kept"
+    );
     w.shutdown().await.unwrap();
     assert!(env.backend.worker_list().await.unwrap().is_empty());
 }

@@ -3,6 +3,7 @@
 
 mod leases;
 mod outcomes;
+mod services;
 mod shutdown;
 mod slots;
 

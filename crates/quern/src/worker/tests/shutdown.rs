@@ -88,8 +88,9 @@ async fn shutdown_waits_for_quick_jobs_and_releases_slow_ones() {
 #[tokio::test(start_paused = true)]
 async fn prefetched_jobs_are_given_back_at_once() {
     let env = Env::new();
-    let h = handler(|_, _| async {
-        tokio::time::sleep(Duration::from_secs(5)).await;
+    // Input = milliseconds of work.
+    let h = handler(|_, p: crate::Payload| async move {
+        tokio::time::sleep(Duration::from_millis(p.decode().unwrap())).await;
         Ok(None)
     });
     let w = env
@@ -102,16 +103,27 @@ async fn prefetched_jobs_are_given_back_at_once() {
         .start()
         .await
         .unwrap();
-    let mut ids = Vec::new();
-    for i in 0..3 {
-        ids.push(
-            env.client
-                .enqueue_job(NewJob::json("k", serde_json::json!(i)))
-                .await
-                .unwrap()
-                .id,
-        );
+    // Short jobs first, so the worker learns that prefetching is worth it.
+    for _ in 0..3 {
+        let id = env
+            .client
+            .enqueue_job(NewJob::json("k", serde_json::json!(1)))
+            .await
+            .unwrap()
+            .id;
+        env.client.wait(id, Duration::from_secs(60)).await.unwrap();
     }
+    let jobs = (0..3)
+        .map(|_| NewJob::json("k", serde_json::json!(5000)))
+        .collect();
+    let ids: Vec<_> = env
+        .client
+        .enqueue_batch(jobs, Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.unwrap().id)
+        .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let running =
         |jobs: &[crate::Job]| jobs.iter().filter(|j| j.state == JobState::Running).count();
@@ -137,6 +149,7 @@ async fn prefetched_jobs_are_given_back_at_once() {
             (JobState::Queued, 0),
             (JobState::Queued, 0),
             (JobState::Succeeded, 1)
-        ]
+        ],
+        "the running job finished within the grace period; the prefetched two were given back unstarted"
     );
 }

@@ -25,6 +25,7 @@ async fn never_runs_or_holds_more_than_allowed() {
         .worker()
         .handler("k", h)
         .concurrency(3)
+        .prefetch(0)
         .build()
         .unwrap()
         .start()
@@ -64,6 +65,69 @@ async fn never_runs_or_holds_more_than_allowed() {
         "held {max_leased} leases with concurrency 3 and no prefetch"
     );
     w.shutdown().await.unwrap();
+}
+
+/// Drains `n` jobs of `ms` each at concurrency 4 with up to 8 prefetched; returns the most
+/// leases held at once (sampled every 7 ms).
+async fn max_leases_held(ms: u64, n: usize) -> usize {
+    let env = Env::new();
+    let h = handler(move |_, _| async move {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Ok(None)
+    });
+    let w = env
+        .worker()
+        .handler("k", h)
+        .concurrency(4)
+        .prefetch(8)
+        .prefetch_wait(Duration::from_millis(50))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let jobs = (0..n)
+        .map(|i| NewJob::json("k", serde_json::json!(i)))
+        .collect();
+    let ids: Vec<_> = env
+        .client
+        .enqueue_batch(jobs, Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.unwrap().id)
+        .collect();
+    let mut max_leased = 0;
+    let filter = crate::backend::ListParams {
+        filter: crate::backend::JobFilter {
+            state: Some(JobState::Running),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    while env.client.get(ids[n - 1]).await.unwrap().unwrap().state != JobState::Succeeded {
+        let leased = env.client.list(filter.clone()).await.unwrap().jobs.len();
+        max_leased = max_leased.max(leased);
+        tokio::time::sleep(Duration::from_millis(7)).await;
+    }
+    for id in ids {
+        assert_eq!(
+            env.client.wait(id, LONG).await.unwrap().state,
+            JobState::Succeeded
+        );
+    }
+    w.shutdown().await.unwrap();
+    max_leased
+}
+
+#[tokio::test(start_paused = true)]
+async fn prefetch_adapts_to_job_length() {
+    // 2 ms jobs: 4 × 50 ms / 2 ms = 100 would fit, so the full 8 are prefetched.
+    assert_eq!(max_leases_held(2, 200).await, 12);
+    // 100 ms jobs: 4 × 50 / 100 = 2 prefetched at most.
+    assert_eq!(max_leases_held(100, 40).await, 6);
+    // 1 s jobs: none; the worker never holds a lease it cannot start now.
+    assert_eq!(max_leases_held(1000, 12).await, 4);
 }
 
 #[tokio::test(start_paused = true)]
