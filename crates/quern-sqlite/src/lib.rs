@@ -1,1 +1,398 @@
-pub use quern;
+//! Quern's embedded SQLite backend (`sqlite://path`, `sqlite::memory:`).
+//!
+//! One writer thread owns the read-write connection and commits many operations per
+//! transaction (group commit, see `writer.rs`); reads use a small pool of read-only
+//! connections. WAL mode, `busy_timeout`, versioned migrations (`migrate.rs`).
+//!
+//! ```no_run
+//! # async fn demo() -> quern::Result<()> {
+//! let backend = quern_sqlite::SqliteBackend::open("sqlite://quern.db").await?;
+//! # let _ = backend; Ok(()) }
+//! ```
+
+mod error;
+mod migrate;
+mod ops;
+mod reader;
+mod rows;
+mod url;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use quern::backend::*;
+use quern::model::Limits;
+use quern::{Backend, Job, JobId, SharedClock, SystemClock};
+use rusqlite::Connection;
+use tokio::sync::Notify;
+
+pub use migrate::SCHEMA_VERSION;
+pub use url::{Durability, SqliteUrl};
+
+use error::sql_err;
+use reader::Readers;
+use writer::Writer;
+
+/// How often an idle `work_wait` checks whether another process committed.
+const EXTERNAL_POLL: Duration = Duration::from_millis(20);
+
+/// Options for [`SqliteBackend::open_with`].
+#[derive(Clone, Debug)]
+pub struct SqliteOptions {
+    pub url: SqliteUrl,
+    pub clock: SharedClock,
+    pub limits: Limits,
+    /// Read-only connections in the pool (file databases only).
+    pub read_connections: usize,
+}
+
+impl SqliteOptions {
+    /// Options for a URL, with the system clock and default limits.
+    pub fn new(url: &str) -> quern::Result<Self> {
+        Ok(SqliteOptions {
+            url: SqliteUrl::parse(url)?,
+            clock: Arc::new(SystemClock),
+            limits: Limits::default(),
+            read_connections: 2,
+        })
+    }
+
+    /// Uses this clock for every timestamp (tests inject a `ManualClock`).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sets the payload limit.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+}
+
+/// The SQLite backend. Cheap to clone; all clones share one writer thread.
+#[derive(Clone)]
+pub struct SqliteBackend {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    writer: Writer,
+    readers: Readers,
+    clock: SharedClock,
+    /// Woken after a commit that may have made work claimable, and by the watcher when
+    /// another process committed.
+    wake: Arc<Notify>,
+    /// `work_wait` calls in progress; the watcher only polls while there are some.
+    waiters: AtomicUsize,
+    path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for SqliteBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteBackend")
+            .field("path", &self.shared.path)
+            .finish()
+    }
+}
+
+impl SqliteBackend {
+    /// Opens (creating and migrating if needed) the database at a `sqlite://` URL.
+    pub async fn open(url: &str) -> quern::Result<Self> {
+        Self::open_with(SqliteOptions::new(url)?).await
+    }
+
+    /// Opens with explicit options.
+    pub async fn open_with(opts: SqliteOptions) -> quern::Result<Self> {
+        tokio::task::spawn_blocking(move || Self::open_blocking(opts))
+            .await
+            .map_err(|e| quern::Error::Storage(format!("open task failed: {e}")))?
+    }
+
+    fn open_blocking(opts: SqliteOptions) -> quern::Result<Self> {
+        let busy_ms = opts.url.busy_timeout.as_millis() as u64;
+        let wake = Arc::new(Notify::new());
+        let mut conn = match &opts.url.path {
+            Some(p) => Connection::open(p).map_err(|e| {
+                quern::Error::Unavailable(format!(
+                    "cannot open sqlite database {}: {e}",
+                    p.display()
+                ))
+            })?,
+            None => Connection::open_in_memory().map_err(sql_err)?,
+        };
+        conn.busy_timeout(opts.url.busy_timeout).map_err(sql_err)?;
+        conn.set_prepared_statement_cache_capacity(128);
+        let sync = match opts.url.durability {
+            Durability::Normal => "NORMAL",
+            Durability::Fsync => "FULL",
+        };
+        if opts.url.path.is_some() {
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                .map_err(|e| {
+                    quern::Error::Unavailable(format!(
+                        "cannot use sqlite database (is it a database file?): {e}"
+                    ))
+                })?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(quern::Error::Storage(format!(
+                    "could not switch to WAL mode (got {mode})"
+                )));
+            }
+        }
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = {sync}; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536; \
+             PRAGMA foreign_keys = OFF;"
+        ))
+        .map_err(sql_err)?;
+        migrate::migrate(&mut conn)?;
+        let writer = Writer::start(conn, opts.clock.clone(), opts.limits, wake.clone());
+        let readers = match &opts.url.path {
+            Some(p) => Readers::pool(p, opts.read_connections.max(1), busy_ms)?,
+            None => Readers::Writer(writer.clone()),
+        };
+        let shared = Arc::new(Shared {
+            writer,
+            readers,
+            clock: opts.clock,
+            wake,
+            waiters: AtomicUsize::new(0),
+            path: opts.url.path.clone(),
+        });
+        if let Some(p) = &opts.url.path {
+            spawn_watcher(Arc::downgrade(&shared), reader::open_reader(p, busy_ms)?);
+        }
+        Ok(SqliteBackend { shared })
+    }
+
+    /// The database file, or `None` in memory.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        self.shared.path.as_deref()
+    }
+
+    /// Runs `PRAGMA integrity_check` and returns its report (`"ok"` when healthy).
+    pub async fn integrity_check(&self) -> quern::Result<String> {
+        self.shared
+            .readers
+            .read(|c| {
+                c.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
+                    .map_err(sql_err)
+            })
+            .await
+    }
+
+    async fn write<T, F>(&self, f: F) -> quern::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut writer::Tx<'_>) -> quern::Result<T> + Send + 'static,
+    {
+        self.shared.writer.write(f).await
+    }
+
+    async fn read<T, F>(&self, f: F) -> quern::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> quern::Result<T> + Send + 'static,
+    {
+        self.shared.readers.read(f).await
+    }
+}
+
+/// Another process may commit to the same file; nothing tells us but `PRAGMA
+/// data_version`. While someone waits for work, poll it and wake them when it moves.
+fn spawn_watcher(shared: Weak<Shared>, conn: Connection) {
+    let _ = std::thread::Builder::new()
+        .name("quern-sqlite-watch".into())
+        .spawn(move || {
+            let mut last = ops::read::data_version(&conn).unwrap_or(0);
+            loop {
+                std::thread::sleep(EXTERNAL_POLL);
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                if shared.waiters.load(Ordering::Acquire) == 0 {
+                    continue;
+                }
+                if let Ok(v) = ops::read::data_version(&conn)
+                    && v != last
+                {
+                    last = v;
+                    shared.wake.notify_waiters();
+                }
+            }
+        });
+}
+
+struct WaiterGuard<'a>(&'a AtomicUsize);
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    fn capabilities(&self) -> Capabilities {
+        let mut caps = Capabilities::full("sqlite");
+        // Other processes are noticed by polling `data_version` every 20 ms.
+        caps.cross_process_wakeup = false;
+        caps
+    }
+
+    async fn job_enqueue(&self, params: EnqueueParams) -> quern::Result<EnqueueResults> {
+        self.write(move |tx| ops::enqueue::enqueue(tx, params))
+            .await
+    }
+
+    async fn job_claim(&self, params: ClaimParams) -> quern::Result<Vec<ClaimedJob>> {
+        self.write(move |tx| ops::claim::claim(tx, params)).await
+    }
+
+    async fn job_heartbeat(
+        &self,
+        params: HeartbeatParams,
+    ) -> quern::Result<Vec<quern::Result<quern::Millis>>> {
+        self.write(move |tx| ops::lease::heartbeat(tx, params))
+            .await
+    }
+
+    async fn job_complete(&self, params: CompleteParams) -> quern::Result<Vec<quern::Result<()>>> {
+        self.write(move |tx| ops::lease::complete(tx, params)).await
+    }
+
+    async fn job_fail(&self, params: FailParams) -> quern::Result<Vec<quern::Result<()>>> {
+        self.write(move |tx| ops::lease::fail(tx, params)).await
+    }
+
+    async fn job_release(&self, params: ReleaseParams) -> quern::Result<Vec<quern::Result<()>>> {
+        self.write(move |tx| ops::lease::release(tx, params)).await
+    }
+
+    async fn job_cancel(&self, params: CancelParams) -> quern::Result<Job> {
+        self.write(move |tx| ops::admin::cancel(tx, params)).await
+    }
+
+    async fn job_get(&self, id: JobId) -> quern::Result<Option<Job>> {
+        self.read(move |c| ops::admin::get(c, id)).await
+    }
+
+    async fn job_list(&self, params: ListParams) -> quern::Result<JobPage> {
+        self.read(move |c| ops::read::list(c, params)).await
+    }
+
+    async fn job_retry(&self, params: RetryParams) -> quern::Result<Vec<JobId>> {
+        self.write(move |tx| ops::admin::retry(tx, params)).await
+    }
+
+    async fn job_prune(&self, params: PruneParams) -> quern::Result<PruneReport> {
+        self.write(move |tx| ops::admin::prune(tx, params)).await
+    }
+
+    async fn lease_rescue(&self, params: RescueParams) -> quern::Result<RescueReport> {
+        self.write(move |tx| ops::admin::rescue(tx, params)).await
+    }
+
+    async fn work_wait(&self, params: WaitParams) -> quern::Result<()> {
+        // Register for wake-ups before looking, so a commit between the look and the wait
+        // is not missed.
+        let notified = self.shared.wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        self.shared.waiters.fetch_add(1, Ordering::AcqRel);
+        let _guard = WaiterGuard(&self.shared.waiters);
+        let queues = params.queues.clone();
+        let (ready, due) = self
+            .read(move |c| Ok((ops::read::has_ready(c, &queues)?, ops::read::next_due(c)?)))
+            .await?;
+        if ready {
+            return Ok(());
+        }
+        let now = self.shared.clock.now_ms();
+        let mut wait = params.timeout;
+        if let Some(due) = due {
+            if due <= now {
+                return Ok(());
+            }
+            wait = wait.min(Duration::from_millis((due - now) as u64));
+        }
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+        Ok(())
+    }
+
+    async fn queue_list(&self) -> quern::Result<Vec<QueueInfo>> {
+        self.read(|c| ops::read::queues(c, None)).await
+    }
+
+    async fn queue_stats(&self, queue: &str) -> quern::Result<QueueInfo> {
+        let q = queue.to_string();
+        self.read(move |c| {
+            ops::read::queues(c, Some(&q))?
+                .pop()
+                .ok_or(quern::Error::QueueNotFound(q))
+        })
+        .await
+    }
+
+    async fn queue_pause(&self, queue: &str) -> quern::Result<()> {
+        let q = queue.to_string();
+        self.write(move |tx| ops::admin::set_paused(tx, &q, true))
+            .await
+    }
+
+    async fn queue_resume(&self, queue: &str) -> quern::Result<()> {
+        let q = queue.to_string();
+        self.write(move |tx| ops::admin::set_paused(tx, &q, false))
+            .await
+    }
+
+    async fn worker_register(&self, info: WorkerInfo) -> quern::Result<()> {
+        self.write(move |tx| ops::coord::worker_register(tx, info))
+            .await
+    }
+
+    async fn worker_heartbeat(&self, params: WorkerHeartbeatParams) -> quern::Result<()> {
+        self.write(move |tx| ops::coord::worker_heartbeat(tx, params))
+            .await
+    }
+
+    async fn worker_deregister(&self, id: &str) -> quern::Result<()> {
+        let id = id.to_string();
+        self.write(move |tx| ops::coord::worker_deregister(tx, &id))
+            .await
+    }
+
+    async fn worker_list(&self) -> quern::Result<Vec<WorkerInfo>> {
+        self.read(ops::coord::worker_list).await
+    }
+
+    async fn leader_acquire(&self, params: LeaderParams) -> quern::Result<bool> {
+        self.write(move |tx| ops::coord::leader_acquire(tx, params))
+            .await
+    }
+
+    async fn leader_renew(&self, params: LeaderParams) -> quern::Result<bool> {
+        self.write(move |tx| ops::coord::leader_renew(tx, params))
+            .await
+    }
+
+    async fn leader_release(&self, params: LeaderParams) -> quern::Result<()> {
+        self.write(move |tx| ops::coord::leader_release(tx, params))
+            .await
+    }
+
+    async fn leader_get(&self, name: &str) -> quern::Result<Option<LeaderInfo>> {
+        let name = name.to_string();
+        let now = self.shared.clock.now_ms();
+        self.read(move |c| ops::coord::leader_get(c, &name, now))
+            .await
+    }
+}

@@ -49,21 +49,29 @@ impl Trigger {
     pub fn resolve(self, deps: &[JobState]) -> Option<JobState> {
         let done = deps.iter().filter(|s| s.is_terminal()).count();
         let ok = deps.iter().filter(|s| **s == JobState::Succeeded).count();
+        self.resolve_counts(deps.len(), done, ok)
+    }
+
+    /// The same decision from counts: `total` dependencies, `done` of them terminal, `ok` of
+    /// them succeeded. Backends keep these counts on blocked jobs so that finishing one of
+    /// 10,000 fan-out jobs costs O(1) per waiting dependent, not O(10,000).
+    pub fn resolve_counts(self, total: usize, done: usize, ok: usize) -> Option<JobState> {
+        let failed = done - ok.min(done);
         match self {
             Trigger::AllSuccess => {
-                if deps.iter().any(|s| s.is_failed_terminal()) {
+                if failed > 0 {
                     Some(JobState::Skipped)
-                } else if ok == deps.len() {
+                } else if ok >= total {
                     Some(JobState::Queued)
                 } else {
                     None
                 }
             }
-            Trigger::AllDone => (done == deps.len()).then_some(JobState::Queued),
+            Trigger::AllDone => (done >= total).then_some(JobState::Queued),
             Trigger::AnySuccess => {
-                if ok > 0 || deps.is_empty() {
+                if ok > 0 || total == 0 {
                     Some(JobState::Queued)
-                } else if done == deps.len() {
+                } else if done >= total {
                     Some(JobState::Skipped)
                 } else {
                     None
@@ -162,11 +170,15 @@ pub struct NewJob {
     #[serde(default, with = "serde_ms::option")]
     pub timeout: Option<Duration>,
     /// A key that makes the enqueue idempotent within the queue: while a live job with the
-    /// same key exists (see `unique_for`), enqueue returns that job's id instead.
+    /// same key exists, enqueue returns that job's id instead of storing a new one.
+    ///
+    /// A job is live for its key while it is scheduled, queued, blocked or running. After it
+    /// succeeds it stays live until `created_at + unique_for` (if `unique_for` is set; the
+    /// window of the *stored* job counts). A job that ended dead, cancelled or skipped never
+    /// holds its key.
     pub unique_key: Option<String>,
-    /// How long the key holds after the job was created. Without it the key holds until the
-    /// job finishes; with it the key holds for this long even after success (but not after
-    /// the job ends dead, cancelled or skipped).
+    /// Keeps the key held after success until this long after the job was created (see
+    /// `unique_key`).
     #[serde(default, with = "serde_ms::option")]
     pub unique_for: Option<Duration>,
     /// Jobs that must finish first (see `trigger`). They must already exist or come earlier

@@ -1,0 +1,251 @@
+//! Operator and maintenance writes: cancel, retry/replay, rescue, prune, pause/resume.
+
+use quern::backend::{
+    CancelParams, PruneParams, PruneReport, RescueParams, RescueReport, RetryParams, RetryTarget,
+};
+use quern::model::{ErrorKind, ErrorRecord};
+use quern::{Error, Job, JobId, JobState};
+use rusqlite::OptionalExtension;
+
+use super::{deps, enqueue, state_of};
+use crate::error::sql_err;
+use crate::rows::{JOB_COLS, decode_ids, job_from_row, trigger_from_i64};
+use crate::writer::Tx;
+
+pub(crate) fn get(conn: &rusqlite::Connection, id: JobId) -> quern::Result<Option<Job>> {
+    conn.prepare_cached(&format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1"))
+        .and_then(|mut s| s.query_row([id.as_bytes()], job_from_row).optional())
+        .map_err(sql_err)
+}
+
+pub(crate) fn cancel(tx: &mut Tx<'_>, p: CancelParams) -> quern::Result<Job> {
+    let state = state_of(tx.conn, p.id)?.ok_or(Error::JobNotFound(p.id))?;
+    if state.is_terminal() {
+        return Err(Error::InvalidTransition {
+            id: p.id,
+            from: state,
+            action: "cancel",
+        });
+    }
+    let record = ErrorRecord {
+        attempt: 0,
+        at: tx.now,
+        kind: ErrorKind::Cancelled,
+        message: p.reason.unwrap_or_else(|| "cancelled by request".into()),
+    };
+    let record = serde_json::to_string(&record).map_err(|e| Error::Codec(e.to_string()))?;
+    // Clearing the lease and leaving `running` makes the worker's token stale: its next
+    // heartbeat gets LeaseLost and its outcome is refused.
+    tx.conn
+        .prepare_cached(
+            "UPDATE jobs SET state = 6, finished_at = ?2, lease_worker = NULL, lease_expires_at = NULL, \
+             errors = json_insert(coalesce(errors, '[]'), '$[#]', json(?3)) WHERE id = ?1",
+        )
+        .and_then(|mut s| s.execute(rusqlite::params![p.id.as_bytes(), tx.now, record]))
+        .map_err(sql_err)?;
+    deps::on_terminal(tx, p.id, JobState::Cancelled)?;
+    get(tx.conn, p.id)?.ok_or(Error::JobNotFound(p.id))
+}
+
+pub(crate) fn retry(tx: &mut Tx<'_>, p: RetryParams) -> quern::Result<Vec<JobId>> {
+    let ids: Vec<JobId> = match p.target {
+        RetryTarget::Ids(ids) => {
+            // All or nothing: check every id before moving any.
+            for id in &ids {
+                let state = state_of(tx.conn, *id)?.ok_or(Error::JobNotFound(*id))?;
+                if !state.is_failed_terminal() {
+                    return Err(Error::InvalidTransition {
+                        id: *id,
+                        from: state,
+                        action: "retry",
+                    });
+                }
+            }
+            ids
+        }
+        RetryTarget::Dead { queue, kind } => {
+            let mut stmt = tx
+                .conn
+                .prepare_cached(
+                    "SELECT id FROM jobs WHERE state = 5 AND (?1 IS NULL OR queue = ?1) \
+                     AND (?2 IS NULL OR kind = ?2) ORDER BY id LIMIT ?3",
+                )
+                .map_err(sql_err)?;
+            stmt.query_map(rusqlite::params![queue, kind, p.limit.max(1) as i64], |r| {
+                r.get::<_, [u8; 16]>(0)
+            })
+            .and_then(|rows| rows.map(|r| r.map(JobId::from_bytes)).collect())
+            .map_err(sql_err)?
+        }
+    };
+    let mut moved = Vec::with_capacity(ids.len());
+    for id in ids {
+        reopen(tx, id)?;
+        moved.push(id);
+    }
+    if !moved.is_empty() {
+        tx.st.wake = true;
+    }
+    Ok(moved)
+}
+
+/// Moves one dead/cancelled/skipped job back to queued (or blocked while dependencies are
+/// pending), attempts reset, history kept.
+fn reopen(tx: &mut Tx<'_>, id: JobId) -> quern::Result<()> {
+    let (old, trigger, deps_blob): (i64, i64, Option<Vec<u8>>) = tx
+        .conn
+        .prepare_cached("SELECT state, trigger_rule, depends_on FROM jobs WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id.as_bytes()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
+        .map_err(sql_err)?;
+    let old = JobState::from_i64(old).unwrap_or(JobState::Dead);
+    let deps = deps_blob.as_deref().map(decode_ids).unwrap_or_default();
+    let (state, done, ok) = if deps.is_empty() {
+        (JobState::Queued, 0, 0)
+    } else {
+        let (done, ok) = enqueue::dep_counts(tx, &deps)?;
+        match trigger_from_i64(trigger).resolve_counts(deps.len(), done, ok) {
+            Some(JobState::Queued) => (JobState::Queued, done, ok),
+            None => (JobState::Blocked, done, ok),
+            Some(_) => {
+                return Err(Error::InvalidArgument(format!(
+                    "job {id} cannot run again: its dependencies ended without success; retry them first"
+                )));
+            }
+        }
+    };
+    tx.conn
+        .prepare_cached(
+            "UPDATE jobs SET state = ?2, attempt = 0, run_at = ?3, finished_at = NULL, \
+             started_at = NULL, lease_worker = NULL, lease_expires_at = NULL, result = NULL, \
+             result_tag = NULL, result_expires_at = NULL, progress = NULL, deps_done = ?4, deps_ok = ?5 \
+             WHERE id = ?1",
+        )
+        .and_then(|mut s| {
+            s.execute(rusqlite::params![id.as_bytes(), state.as_i64(), tx.now, done as i64, ok as i64])
+        })
+        .map_err(sql_err)?;
+    deps::on_reopened(tx, id, old)?;
+    Ok(())
+}
+
+pub(crate) fn rescue(tx: &mut Tx<'_>, p: RescueParams) -> quern::Result<RescueReport> {
+    let expired: Vec<([u8; 16], i64, i64, Option<String>)> = tx
+        .conn
+        .prepare_cached(
+            "SELECT id, attempt, max_attempts, lease_worker FROM jobs \
+             WHERE state = 3 AND lease_expires_at < ?1 ORDER BY lease_expires_at LIMIT ?2",
+        )
+        .and_then(|mut s| {
+            s.query_map(rusqlite::params![tx.now, p.limit.max(1) as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .and_then(|rows| rows.collect())
+        })
+        .map_err(sql_err)?;
+    let mut report = RescueReport::default();
+    for (id, attempt, max_attempts, worker) in expired {
+        let id = JobId::from_bytes(id);
+        let record = ErrorRecord {
+            attempt: attempt as u32,
+            at: tx.now,
+            kind: ErrorKind::LeaseExpired,
+            message: format!(
+                "lease expired: worker {} stopped heartbeating",
+                worker.as_deref().unwrap_or("?")
+            ),
+        };
+        let record = serde_json::to_string(&record).map_err(|e| Error::Codec(e.to_string()))?;
+        let dead = attempt >= max_attempts;
+        let state = if dead {
+            JobState::Dead
+        } else {
+            JobState::Queued
+        };
+        tx.conn
+            .prepare_cached(
+                "UPDATE jobs SET state = ?2, finished_at = ?3, lease_worker = NULL, lease_expires_at = NULL, \
+                 errors = json_insert(coalesce(errors, '[]'), '$[#]', json(?4)) WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.execute(rusqlite::params![id.as_bytes(), state.as_i64(), dead.then_some(tx.now), record])
+            })
+            .map_err(sql_err)?;
+        if dead {
+            deps::on_terminal(tx, id, JobState::Dead)?;
+            report.dead.push(id);
+        } else {
+            tx.st.wake = true;
+            report.requeued.push(id);
+        }
+    }
+    Ok(report)
+}
+
+pub(crate) fn prune(tx: &mut Tx<'_>, p: PruneParams) -> quern::Result<PruneReport> {
+    let expired = tx
+        .conn
+        .prepare_cached(
+            "UPDATE jobs SET result = NULL, result_tag = NULL, result_expires_at = NULL WHERE id IN \
+             (SELECT id FROM jobs WHERE result_expires_at <= ?1 LIMIT ?2)",
+        )
+        .and_then(|mut s| s.execute(rusqlite::params![tx.now, p.limit.max(1) as i64]))
+        .map_err(sql_err)?;
+    let mut deleted = 0u64;
+    let states: Vec<JobState> = p.states.into_iter().filter(|s| s.is_terminal()).collect();
+    if !states.is_empty() {
+        let list = states
+            .iter()
+            .map(|s| s.as_i64().to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        // A finished job that a still-waiting job depends on is kept: its state is needed to
+        // settle that dependent.
+        let victims: Vec<[u8; 16]> = tx
+            .conn
+            .prepare_cached(&format!(
+                "SELECT id FROM jobs j WHERE finished_at < ?1 AND state IN ({list}) \
+                 AND NOT EXISTS (SELECT 1 FROM job_deps d JOIN jobs w ON w.id = d.job_id \
+                                 WHERE d.dep_id = j.id AND w.state IN (0, 1, 2, 3)) \
+                 ORDER BY finished_at LIMIT ?2"
+            ))
+            .and_then(|mut s| {
+                s.query_map(
+                    rusqlite::params![p.finished_before, p.limit.max(1) as i64],
+                    |r| r.get(0),
+                )
+                .and_then(|rows| rows.collect())
+            })
+            .map_err(sql_err)?;
+        let mut del = tx
+            .conn
+            .prepare_cached("DELETE FROM jobs WHERE id = ?1")
+            .map_err(sql_err)?;
+        let mut del_edges = tx
+            .conn
+            .prepare_cached("DELETE FROM job_deps WHERE dep_id = ?1")
+            .map_err(sql_err)?;
+        for id in &victims {
+            deleted += del.execute([id]).map_err(sql_err)? as u64;
+            del_edges.execute([id]).map_err(sql_err)?;
+        }
+    }
+    Ok(PruneReport {
+        jobs_deleted: deleted,
+        results_expired: expired as u64,
+    })
+}
+
+pub(crate) fn set_paused(tx: &mut Tx<'_>, queue: &str, paused: bool) -> quern::Result<()> {
+    let n = tx
+        .conn
+        .prepare_cached("UPDATE queues SET paused = ?2 WHERE name = ?1")
+        .and_then(|mut s| s.execute(rusqlite::params![queue, paused as i64]))
+        .map_err(sql_err)?;
+    if n == 0 {
+        return Err(Error::QueueNotFound(queue.to_string()));
+    }
+    if !paused {
+        tx.st.wake = true;
+    }
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! `job_claim`: the one place where admission is decided.
+//!
+//! In one transaction: promote due scheduled jobs, drop paused queues, split the requested
+//! number of jobs across the listed queues by weighted lottery among those that still have
+//! ready jobs, and lease the first jobs of each queue in (priority, run_at, id) order. Later
+//! admission rules (rate limits, concurrency caps) belong here too, inside the same step.
+
+use quern::backend::{ClaimParams, ClaimedJob, LeaseToken};
+use quern::{Job, JobState};
+use rusqlite::OptionalExtension;
+
+use crate::error::sql_err;
+use crate::rows::{JOB_COLS, job_from_row};
+use crate::writer::Tx;
+
+/// Most scheduled jobs promoted per claim (the rest on the next one).
+const PROMOTE_BATCH: i64 = 10_000;
+
+pub(crate) fn claim(tx: &mut Tx<'_>, p: ClaimParams) -> quern::Result<Vec<ClaimedJob>> {
+    if p.limit == 0 || p.queues.is_empty() {
+        return Ok(Vec::new());
+    }
+    promote_due(tx)?;
+    // Candidate queues: listed, positive weight, not paused.
+    let mut cands: Vec<(String, u32)> = Vec::with_capacity(p.queues.len());
+    for q in &p.queues {
+        if q.weight == 0 || cands.iter().any(|(n, _)| *n == q.queue) || is_paused(tx, &q.queue)? {
+            continue;
+        }
+        cands.push((q.queue.clone(), q.weight));
+    }
+    let expires = tx.now + p.lease.as_millis() as i64;
+    let mut out = Vec::with_capacity(p.limit);
+    let mut remaining = p.limit;
+    while remaining > 0 && !cands.is_empty() {
+        // Lottery: each of the remaining slots goes to a queue in proportion to its weight.
+        let total: u64 = cands.iter().map(|(_, w)| *w as u64).sum();
+        let mut alloc = vec![0usize; cands.len()];
+        for _ in 0..remaining {
+            let mut ticket = fastrand::u64(0..total);
+            for (i, (_, w)) in cands.iter().enumerate() {
+                if ticket < *w as u64 {
+                    alloc[i] += 1;
+                    break;
+                }
+                ticket -= *w as u64;
+            }
+        }
+        let mut exhausted = Vec::new();
+        for (i, n) in alloc.into_iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
+            let got = lease_from_queue(tx, &cands[i].0, n, &p.worker_id, expires, &mut out)?;
+            remaining -= got;
+            if got < n {
+                exhausted.push(i);
+            }
+        }
+        for i in exhausted.into_iter().rev() {
+            cands.remove(i);
+        }
+    }
+    Ok(out)
+}
+
+/// Moves scheduled jobs whose `run_at` has passed to `queued`.
+pub(crate) fn promote_due(tx: &mut Tx<'_>) -> quern::Result<usize> {
+    let n = tx
+        .conn
+        .prepare_cached(
+            "UPDATE jobs SET state = 1 WHERE id IN \
+             (SELECT id FROM jobs WHERE state = 0 AND run_at <= ?1 ORDER BY run_at LIMIT ?2)",
+        )
+        .and_then(|mut s| s.execute(rusqlite::params![tx.now, PROMOTE_BATCH]))
+        .map_err(sql_err)?;
+    Ok(n)
+}
+
+fn is_paused(tx: &Tx<'_>, queue: &str) -> quern::Result<bool> {
+    let p: Option<i64> = tx
+        .conn
+        .prepare_cached("SELECT paused FROM queues WHERE name = ?1")
+        .and_then(|mut s| s.query_row([queue], |r| r.get(0)).optional())
+        .map_err(sql_err)?;
+    Ok(p.unwrap_or(0) != 0)
+}
+
+fn lease_from_queue(
+    tx: &Tx<'_>,
+    queue: &str,
+    n: usize,
+    worker: &str,
+    expires: i64,
+    out: &mut Vec<ClaimedJob>,
+) -> quern::Result<usize> {
+    let sql = format!(
+        "UPDATE jobs SET state = 3, attempt = attempt + 1, lease_epoch = lease_epoch + 1, \
+         lease_worker = ?2, lease_expires_at = ?3, started_at = ?4 \
+         WHERE id IN (SELECT id FROM jobs WHERE queue = ?1 AND state = 1 \
+                      ORDER BY priority, run_at, id LIMIT ?5) \
+         RETURNING {JOB_COLS}"
+    );
+    let mut stmt = tx.conn.prepare_cached(&sql).map_err(sql_err)?;
+    let mut jobs: Vec<Job> = stmt
+        .query_map(
+            rusqlite::params![queue, worker, expires, tx.now, n as i64],
+            job_from_row,
+        )
+        .and_then(|rows| rows.collect())
+        .map_err(sql_err)?;
+    // RETURNING gives no order guarantee; hand jobs out in claim order.
+    jobs.sort_by_key(|j| (j.priority, j.run_at, j.id));
+    let got = jobs.len();
+    for job in jobs {
+        debug_assert_eq!(job.state, JobState::Running);
+        let token = LeaseToken {
+            job_id: job.id,
+            epoch: job.lease_epoch,
+            attempt: job.attempt,
+        };
+        out.push(ClaimedJob { job, token });
+    }
+    Ok(got)
+}

@@ -1,0 +1,210 @@
+//! Calls fenced by a lease token: heartbeat, complete, fail, release.
+//!
+//! Each checks `state = running AND lease_epoch = token.epoch` in the same statement that
+//! changes the row, so a stale token changes nothing and gets `LeaseLost`.
+
+use quern::backend::{
+    CompleteParams, Completion, FailAction, FailParams, Failure, HeartbeatParams, LeaseToken,
+    ReleaseParams,
+};
+use quern::model::ErrorRecord;
+use quern::{Error, JobState, Millis};
+use rusqlite::OptionalExtension;
+
+use super::{deps, truncate};
+use crate::error::sql_err;
+use crate::writer::Tx;
+
+/// Results and checkpoints obey the same limit as payloads.
+fn check_size(p: Option<&quern::Payload>, tx: &Tx<'_>) -> quern::Result<()> {
+    let limit = tx.st.limits.max_payload_bytes;
+    match p.map(|p| p.stored_bytes().len()) {
+        Some(size) if size > limit => Err(Error::PayloadTooLarge { size, limit }),
+        _ => Ok(()),
+    }
+}
+
+fn lost(t: &LeaseToken) -> Error {
+    Error::LeaseLost { job_id: t.job_id }
+}
+
+pub(crate) fn heartbeat(
+    tx: &mut Tx<'_>,
+    p: HeartbeatParams,
+) -> quern::Result<Vec<quern::Result<Millis>>> {
+    let deadline = tx.now + p.lease.as_millis() as i64;
+    let mut out = Vec::with_capacity(p.items.len());
+    for item in p.items {
+        if let Err(e) = check_size(item.checkpoint.as_ref(), tx) {
+            out.push(Err(e));
+            continue;
+        }
+        let progress = item
+            .progress
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| Error::Codec(e.to_string()))?;
+        let n = tx
+            .conn
+            .prepare_cached(
+                "UPDATE jobs SET lease_expires_at = ?3, progress = coalesce(?4, progress), \
+                 checkpoint = CASE WHEN ?5 IS NULL THEN checkpoint ELSE ?5 END, \
+                 checkpoint_tag = coalesce(?6, checkpoint_tag) \
+                 WHERE id = ?1 AND state = 3 AND lease_epoch = ?2",
+            )
+            .and_then(|mut s| {
+                s.execute(rusqlite::params![
+                    item.token.job_id.as_bytes(),
+                    item.token.epoch as i64,
+                    deadline,
+                    progress,
+                    item.checkpoint.as_ref().map(|c| c.stored_bytes()),
+                    item.checkpoint.as_ref().map(|c| c.tag() as i64),
+                ])
+            })
+            .map_err(sql_err)?;
+        out.push(if n == 1 {
+            Ok(deadline)
+        } else {
+            Err(lost(&item.token))
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) fn complete(
+    tx: &mut Tx<'_>,
+    p: CompleteParams,
+) -> quern::Result<Vec<quern::Result<()>>> {
+    let mut out = Vec::with_capacity(p.items.len());
+    for c in p.items {
+        out.push(complete_one(tx, c)?);
+    }
+    Ok(out)
+}
+
+/// Outer `Err` aborts the whole call (a storage failure); inner `Err` is this item's answer.
+fn complete_one(tx: &mut Tx<'_>, c: Completion) -> quern::Result<quern::Result<()>> {
+    if let Err(e) = check_size(c.result.as_ref(), tx) {
+        return Ok(Err(e));
+    }
+    let expires = c
+        .result
+        .as_ref()
+        .and(c.result_ttl)
+        .map(|ttl| tx.now + ttl.as_millis() as i64);
+    let n = tx
+        .conn
+        .prepare_cached(
+            "UPDATE jobs SET state = 4, finished_at = ?3, result = ?4, result_tag = ?5, \
+             result_expires_at = ?6, lease_worker = NULL, lease_expires_at = NULL \
+             WHERE id = ?1 AND state = 3 AND lease_epoch = ?2",
+        )
+        .and_then(|mut s| {
+            s.execute(rusqlite::params![
+                c.token.job_id.as_bytes(),
+                c.token.epoch as i64,
+                tx.now,
+                c.result.as_ref().map(|r| r.stored_bytes()),
+                c.result.as_ref().map(|r| r.tag() as i64),
+                expires,
+            ])
+        })
+        .map_err(sql_err)?;
+    if n == 0 {
+        return Ok(Err(lost(&c.token)));
+    }
+    deps::on_terminal(tx, c.token.job_id, JobState::Succeeded)?;
+    Ok(Ok(()))
+}
+
+pub(crate) fn fail(tx: &mut Tx<'_>, p: FailParams) -> quern::Result<Vec<quern::Result<()>>> {
+    let mut out = Vec::with_capacity(p.items.len());
+    for f in p.items {
+        out.push(fail_one(tx, f)?);
+    }
+    Ok(out)
+}
+
+fn fail_one(tx: &mut Tx<'_>, f: Failure) -> quern::Result<quern::Result<()>> {
+    let row: Option<(i64, i64)> = tx
+        .conn
+        .prepare_cached("SELECT attempt, max_attempts FROM jobs WHERE id = ?1 AND state = 3 AND lease_epoch = ?2")
+        .and_then(|mut s| {
+            s.query_row(rusqlite::params![f.token.job_id.as_bytes(), f.token.epoch as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+        })
+        .map_err(sql_err)?;
+    let Some((attempt, max_attempts)) = row else {
+        return Ok(Err(lost(&f.token)));
+    };
+    let id = f.token.job_id;
+    let record = ErrorRecord {
+        attempt: attempt as u32,
+        at: tx.now,
+        kind: f.error_kind,
+        message: truncate(&f.message),
+    };
+    let (state, run_at, attempt_delta, record) = match f.action {
+        FailAction::Retry { retry_at: Some(at) } if attempt < max_attempts => {
+            (JobState::Scheduled, Some(at), 0, Some(record))
+        }
+        FailAction::Retry { .. } | FailAction::Dead => (JobState::Dead, None, 0, Some(record)),
+        FailAction::Snooze { run_at } => (JobState::Scheduled, Some(run_at), -1, None),
+        FailAction::Cancel => (JobState::Cancelled, None, 0, Some(record)),
+    };
+    let record = record
+        .map(|r| serde_json::to_string(&r))
+        .transpose()
+        .map_err(|e| Error::Codec(e.to_string()))?;
+    let finished = state.is_terminal().then_some(tx.now);
+    tx.conn
+        .prepare_cached(
+            "UPDATE jobs SET state = ?2, run_at = coalesce(?3, run_at), attempt = attempt + ?4, \
+             finished_at = ?5, lease_worker = NULL, lease_expires_at = NULL, \
+             errors = CASE WHEN ?6 IS NULL THEN errors \
+                           ELSE json_insert(coalesce(errors, '[]'), '$[#]', json(?6)) END \
+             WHERE id = ?1",
+        )
+        .and_then(|mut s| {
+            s.execute(rusqlite::params![
+                id.as_bytes(),
+                state.as_i64(),
+                run_at,
+                attempt_delta,
+                finished,
+                record
+            ])
+        })
+        .map_err(sql_err)?;
+    if state.is_terminal() {
+        deps::on_terminal(tx, id, state)?;
+    } else {
+        tx.st.wake = true;
+    }
+    Ok(Ok(()))
+}
+
+pub(crate) fn release(tx: &mut Tx<'_>, p: ReleaseParams) -> quern::Result<Vec<quern::Result<()>>> {
+    let mut out = Vec::with_capacity(p.tokens.len());
+    for t in p.tokens {
+        let n = tx
+            .conn
+            .prepare_cached(
+                "UPDATE jobs SET state = 1, attempt = max(attempt - 1, 0), lease_worker = NULL, \
+                 lease_expires_at = NULL WHERE id = ?1 AND state = 3 AND lease_epoch = ?2",
+            )
+            .and_then(|mut s| s.execute(rusqlite::params![t.job_id.as_bytes(), t.epoch as i64]))
+            .map_err(sql_err)?;
+        if n == 1 {
+            tx.st.wake = true;
+            out.push(Ok(()));
+        } else {
+            out.push(Err(lost(&t)));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,39 @@
+//! The operations, each a function run on the writer (inside the group transaction) or on a
+//! reader. One file per area.
+
+pub(crate) mod admin;
+pub(crate) mod claim;
+pub(crate) mod coord;
+pub(crate) mod deps;
+pub(crate) mod enqueue;
+pub(crate) mod lease;
+pub(crate) mod read;
+
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::error::sql_err;
+use quern::{JobId, JobState};
+
+/// Longest error message kept in a job's history.
+const MAX_ERROR_MESSAGE: usize = 4096;
+
+/// Truncates at a char boundary.
+pub(crate) fn truncate(msg: &str) -> String {
+    if msg.len() <= MAX_ERROR_MESSAGE {
+        return msg.to_string();
+    }
+    let mut end = MAX_ERROR_MESSAGE;
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &msg[..end])
+}
+
+/// A job's state, or `None` if it does not exist.
+pub(crate) fn state_of(conn: &Connection, id: JobId) -> quern::Result<Option<JobState>> {
+    let n: Option<i64> = conn
+        .prepare_cached("SELECT state FROM jobs WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id.as_bytes()], |r| r.get(0)).optional())
+        .map_err(sql_err)?;
+    Ok(n.and_then(JobState::from_i64))
+}

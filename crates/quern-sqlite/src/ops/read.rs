@@ -1,0 +1,123 @@
+//! Read-only queries: listing, queue stats, and what `work_wait` needs.
+
+use std::collections::BTreeMap;
+
+use quern::JobState;
+use quern::backend::{JobPage, ListParams, QueueInfo};
+use quern::model::StateCounts;
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::error::sql_err;
+use crate::rows::{JOB_COLS, job_from_row};
+
+pub(crate) fn list(conn: &Connection, p: ListParams) -> quern::Result<JobPage> {
+    let limit = p.limit.clamp(1, 10_000);
+    let f = &p.filter;
+    let sql = format!(
+        "SELECT {JOB_COLS} FROM jobs WHERE (?1 IS NULL OR queue = ?1) AND (?2 IS NULL OR state = ?2) \
+         AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR workflow_id = ?4) AND (?5 IS NULL OR id < ?5) \
+         ORDER BY id DESC LIMIT ?6"
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
+    let jobs: Vec<quern::Job> = stmt
+        .query_map(
+            rusqlite::params![
+                f.queue,
+                f.state.map(JobState::as_i64),
+                f.kind,
+                f.workflow_id,
+                p.before.map(|id| id.as_bytes().to_vec()),
+                (limit + 1) as i64,
+            ],
+            job_from_row,
+        )
+        .and_then(|rows| rows.collect())
+        .map_err(sql_err)?;
+    let mut jobs = jobs;
+    let next = if jobs.len() > limit {
+        jobs.truncate(limit);
+        jobs.last().map(|j| j.id)
+    } else {
+        None
+    };
+    Ok(JobPage { jobs, next })
+}
+
+pub(crate) fn queues(conn: &Connection, only: Option<&str>) -> quern::Result<Vec<QueueInfo>> {
+    let mut infos: BTreeMap<String, QueueInfo> = BTreeMap::new();
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT name, paused FROM queues WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
+        )
+        .map_err(sql_err)?;
+    let rows: Vec<(String, i64)> = stmt
+        .query_map([only], |r| Ok((r.get(0)?, r.get(1)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(sql_err)?;
+    for (name, paused) in rows {
+        infos.insert(
+            name.clone(),
+            QueueInfo {
+                name,
+                paused: paused != 0,
+                counts: StateCounts::default(),
+                oldest_queued_at: None,
+            },
+        );
+    }
+    let mut counts = conn
+        .prepare_cached(
+            "SELECT queue, state, count(*), min(run_at) FROM jobs WHERE ?1 IS NULL OR queue = ?1 \
+             GROUP BY queue, state",
+        )
+        .map_err(sql_err)?;
+    let rows: Vec<(String, i64, i64, Option<i64>)> = counts
+        .query_map([only], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(sql_err)?;
+    for (queue, state, n, min_run_at) in rows {
+        let (Some(info), Some(state)) = (infos.get_mut(&queue), JobState::from_i64(state)) else {
+            continue;
+        };
+        *info.counts.get_mut(state) = n as u64;
+        if state == JobState::Queued {
+            info.oldest_queued_at = min_run_at;
+        }
+    }
+    Ok(infos.into_values().collect())
+}
+
+/// The earliest `run_at` of any scheduled job.
+pub(crate) fn next_due(conn: &Connection) -> quern::Result<Option<i64>> {
+    conn.prepare_cached("SELECT min(run_at) FROM jobs WHERE state = 0")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .map_err(sql_err)
+}
+
+/// Whether any of `queues` (unpaused) has a queued job.
+pub(crate) fn has_ready(conn: &Connection, queues: &[String]) -> quern::Result<bool> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT 1 FROM jobs WHERE queue = ?1 AND state = 1 \
+             AND NOT coalesce((SELECT paused FROM queues WHERE name = ?1), 0) LIMIT 1",
+        )
+        .map_err(sql_err)?;
+    for q in queues {
+        if stmt
+            .query_row([q], |_| Ok(()))
+            .optional()
+            .map_err(sql_err)?
+            .is_some()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// `PRAGMA data_version`: changes when another connection commits.
+pub(crate) fn data_version(conn: &Connection) -> quern::Result<i64> {
+    conn.prepare_cached("PRAGMA data_version")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .map_err(sql_err)
+}

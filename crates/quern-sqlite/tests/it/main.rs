@@ -1,0 +1,4 @@
+//! The quern-sqlite integration tests: one binary, one module per area.
+
+mod crash;
+mod smoke;
