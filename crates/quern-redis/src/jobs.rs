@@ -22,6 +22,21 @@ fn trigger_code(t: Trigger) -> i64 {
     }
 }
 
+/// Puts per-item refusals back at their input positions among the other items' results.
+fn merge_refused<T>(done: Vec<Result<T>>, refused: Vec<(usize, Error)>) -> Vec<Result<T>> {
+    let total = done.len() + refused.len();
+    let mut refused = refused.into_iter().peekable();
+    let mut done = done.into_iter();
+    let mut out = Vec::with_capacity(total);
+    for i in 0..total {
+        match refused.peek() {
+            Some((j, _)) if *j == i => out.push(Err(refused.next().map(|r| r.1).unwrap_or(Error::Shutdown))),
+            _ => out.push(done.next().unwrap_or(Err(Error::Shutdown))),
+        }
+    }
+    out
+}
+
 fn state_of(v: &Value) -> Result<JobState> {
     JobState::from_i64(reply::int(v)?).ok_or_else(|| Error::Storage("bad state".into()))
 }
@@ -309,10 +324,46 @@ impl RedisBackend {
         Ok(out)
     }
 
+    /// `PayloadTooLarge` for a result or checkpoint over the limit (checked per item, so
+    /// the other items of a batch go through).
+    fn too_large(&self, p: Option<&quern::Payload>) -> Option<Error> {
+        let size = p?.stored_bytes().len();
+        let limit = self.inner.limits.max_payload_bytes;
+        (size > limit).then_some(Error::PayloadTooLarge { size, limit })
+    }
+
     pub(crate) async fn heartbeat_impl(
         &self,
         params: HeartbeatParams,
     ) -> Result<Vec<Result<quern::Millis>>> {
+        let (refused, params) = {
+            let mut refused = Vec::new();
+            let mut keep = Vec::new();
+            for (i, it) in params.items.into_iter().enumerate() {
+                match self.too_large(it.checkpoint.as_ref()) {
+                    Some(e) => refused.push((i, e)),
+                    None => keep.push(it),
+                }
+            }
+            (
+                refused,
+                HeartbeatParams {
+                    items: keep,
+                    lease: params.lease,
+                },
+            )
+        };
+        let r = self.heartbeat_checked(params).await?;
+        Ok(merge_refused(r, refused))
+    }
+
+    async fn heartbeat_checked(
+        &self,
+        params: HeartbeatParams,
+    ) -> Result<Vec<Result<quern::Millis>>> {
+        if params.items.is_empty() {
+            return Ok(Vec::new());
+        }
         let lease_ms = params.lease.as_millis() as i64;
         let mut progress = Vec::with_capacity(params.items.len());
         for it in &params.items {
@@ -370,15 +421,21 @@ impl RedisBackend {
     }
 
     pub(crate) async fn complete_impl(&self, params: CompleteParams) -> Result<Vec<Result<()>>> {
-        for c in &params.items {
-            if let Some(r) = &c.result
-                && r.stored_bytes().len() > self.inner.limits.max_payload_bytes
-            {
-                return Err(Error::PayloadTooLarge {
-                    size: r.stored_bytes().len(),
-                    limit: self.inner.limits.max_payload_bytes,
-                });
+        let mut refused = Vec::new();
+        let mut keep = Vec::new();
+        for (i, c) in params.items.into_iter().enumerate() {
+            match self.too_large(c.result.as_ref()) {
+                Some(e) => refused.push((i, e)),
+                None => keep.push(c),
             }
+        }
+        let r = self.complete_checked(CompleteParams { items: keep }).await?;
+        Ok(merge_refused(r, refused))
+    }
+
+    async fn complete_checked(&self, params: CompleteParams) -> Result<Vec<Result<()>>> {
+        if params.items.is_empty() {
+            return Ok(Vec::new());
         }
         let tokens: Vec<&LeaseToken> = params.items.iter().map(|c| &c.token).collect();
         let items = &params.items;
@@ -583,9 +640,16 @@ impl RedisBackend {
                         action: "retry",
                     });
                 }
-                _ => {
+                2 => {
                     let i = members[reply::int(&out[1])? as usize];
                     return Err(Error::JobNotFound(ids[i]));
+                }
+                _ => {
+                    let i = members[reply::int(&out[1])? as usize];
+                    return Err(Error::InvalidArgument(format!(
+                        "job {} cannot be retried: its dependencies can no longer meet its trigger (replay the failed dependency first)",
+                        ids[i]
+                    )));
                 }
             }
         }
