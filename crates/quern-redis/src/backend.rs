@@ -21,6 +21,8 @@ pub struct RedisBackend {
 
 #[derive(Debug)]
 pub(crate) struct Inner {
+    /// The URL as given (kept for tools that open a second connection, such as tests).
+    pub(crate) url: String,
     pub(crate) cfg: RedisConfig,
     pub(crate) conn: Conn,
     pub(crate) clock: SharedClock,
@@ -47,14 +49,10 @@ impl RedisBackend {
     /// timestamp (pass [`quern::SystemClock`] outside tests).
     pub async fn connect(url: &str, clock: SharedClock) -> Result<RedisBackend> {
         let cfg = RedisConfig::parse(url)?;
-        Self::with_config(cfg, clock).await
-    }
-
-    /// Connects with an already parsed configuration.
-    pub async fn with_config(cfg: RedisConfig, clock: SharedClock) -> Result<RedisBackend> {
         let conn = conn::connect(&cfg).await?;
         let b = RedisBackend {
             inner: Arc::new(Inner {
+                url: url.to_string(),
                 cfg,
                 conn,
                 clock,
@@ -66,6 +64,11 @@ impl RedisBackend {
         // Fail early on a wrong address or password instead of at the first job.
         b.query::<String>(redis::cmd("PING")).await?;
         Ok(b)
+    }
+
+    /// The URL this backend was opened with.
+    pub fn url(&self) -> &str {
+        &self.inner.url
     }
 
     /// The key prefix in use.

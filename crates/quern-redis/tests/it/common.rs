@@ -42,19 +42,23 @@ pub async fn connect(clock: SharedClock) -> Option<RedisBackend> {
 }
 
 /// Deletes a test backend's keys when dropped (best effort; the prefix is random anyway).
+/// It opens its own connection on its own runtime: by the time it runs, the test's runtime
+/// (which drove the backend's connection) may be gone.
 pub struct Cleanup(pub RedisBackend);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let b = self.0.clone();
-        // A fresh thread with its own runtime: Drop may run inside or outside a runtime.
+        let url = self.0.url().to_string();
         let _ = std::thread::spawn(move || {
             if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
             {
                 rt.block_on(async move {
-                    let _ = b.destroy_all_keys().await;
+                    let clock: SharedClock = std::sync::Arc::new(quern::SystemClock);
+                    if let Ok(b) = RedisBackend::connect(&url, clock).await {
+                        let _ = b.destroy_all_keys().await;
+                    }
                 });
             }
         })
