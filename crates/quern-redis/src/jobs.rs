@@ -22,6 +22,33 @@ fn trigger_code(t: Trigger) -> i64 {
     }
 }
 
+/// The enqueue script's arguments for the jobs `idxs`.
+fn args_for(params: &EnqueueParams, idxs: &[usize], atomic: bool, now: i64) -> Result<Args> {
+    let mut args = Args::default();
+    args.s(if atomic { "a" } else { "b" }).n(idxs.len() as i64);
+    for i in idxs {
+        let j = &params.jobs[*i];
+        let mut seen = HashSet::new();
+        let deps: Vec<&JobId> = j.depends_on.iter().filter(|d| seen.insert(*d)).collect();
+        args.s(&j.id.to_string())
+            .s(&j.queue)
+            .n(i64::from(j.priority.get()))
+            .n(i64::from(j.max_attempts))
+            .n(j.run_at.unwrap_or(now))
+            .b(encode_static(j)?)
+            .s(j.unique_key.as_deref().unwrap_or(""));
+        match j.unique_for {
+            Some(d) => args.n(d.as_millis() as i64),
+            None => args.s(""),
+        };
+        args.n(trigger_code(j.trigger)).n(deps.len() as i64);
+        for d in deps {
+            args.s(&d.to_string());
+        }
+    }
+    Ok(args)
+}
+
 /// Puts per-item refusals back at their input positions among the other items' results.
 fn merge_refused<T>(done: Vec<Result<T>>, refused: Vec<(usize, Error)>) -> Vec<Result<T>> {
     let total = done.len() + refused.len();
@@ -92,84 +119,64 @@ impl RedisBackend {
         }
         let now = self.now();
         for (q, idxs) in calls {
-            let mut args = Args::default();
-            args.s(if atomic { "a" } else { "b" })
-                .n(idxs.len() as i64);
-            for i in &idxs {
-                let j = &params.jobs[*i];
-                let mut seen = HashSet::new();
-                let deps: Vec<&JobId> = j.depends_on.iter().filter(|d| seen.insert(*d)).collect();
-                args.s(&j.id.to_string())
-                    .s(&j.queue)
-                    .n(i64::from(j.priority.get()))
-                    .n(i64::from(j.max_attempts))
-                    .n(j.run_at.unwrap_or(now))
-                    .b(encode_static(j)?)
-                    .s(j.unique_key.as_deref().unwrap_or(""));
-                match j.unique_for {
-                    Some(d) => args.n(d.as_millis() as i64),
-                    None => args.s(""),
-                };
-                args.n(trigger_code(j.trigger)).n(deps.len() as i64);
-                for d in deps {
-                    args.s(&d.to_string());
-                }
-            }
+            let args = args_for(&params, &idxs, atomic, now)?;
+            // On Cluster the registry and id index live in the global slot, outside the
+            // script: written first, so a stored job is always findable. Ids already used
+            // in another queue are refused here.
+            let mut indexed: Vec<JobId> = Vec::new();
             if self.cluster() {
-                // The registry and id index live in the global slot, outside the script:
-                // written first, so a stored job is always findable.
-                let mut idx = redis::cmd("HSET");
-                idx.arg(self.gk("idx"));
-                for i in &idxs {
-                    idx.arg(params.jobs[*i].id.to_string()).arg(&q);
-                }
                 self.query::<()>(redis::cmd("SADD").arg(self.gk("queues")).arg(&q).clone())
                     .await?;
-                self.query::<()>(idx).await?;
-            }
-            let out = reply::array(
-                self.eval(&scripts::ENQUEUE, Some(&q), now, &args, true)
-                    .await?,
-            )?;
-            if out.len() != idxs.len() {
-                return Err(Error::Storage("enqueue script reply has the wrong length".into()));
-            }
-            let mut rejected = Vec::new();
-            for (i, item) in idxs.iter().zip(out) {
-                let item = reply::array(item)?;
-                let code = reply::int(&item[0])?;
-                let id: JobId = reply::string(item[1].clone())?.parse()?;
-                let r = match code {
-                    0 | 2 => Ok(EnqueueOutcome {
-                        id,
-                        state: state_of(&item[2])?,
-                        duplicate: false,
-                    }),
-                    1 => Ok(EnqueueOutcome {
-                        id,
-                        state: state_of(&item[2])?,
-                        duplicate: true,
-                    }),
-                    _ => {
-                        rejected.push(params.jobs[*i].id);
-                        Err(Error::InvalidJob {
-                            index: Some(*i),
-                            reason: reply::string(item[2].clone())?,
-                        })
-                    }
-                };
-                if atomic && let Err(e) = r {
-                    if self.cluster() {
-                        self.unindex(&idxs.iter().map(|i| params.jobs[*i].id).collect::<Vec<_>>())
-                            .await;
-                    }
-                    return Err(e);
+                let mut ia = Args::default();
+                ia.n(idxs.len() as i64);
+                for i in &idxs {
+                    ia.s(&params.jobs[*i].id.to_string()).s(&q);
                 }
-                results[*i] = Some(r);
+                let marks = reply::array(
+                    self.eval_key(&scripts::INDEX, &self.gk("idx"), now, &ia)
+                        .await?,
+                )?;
+                let mut clash = Vec::new();
+                for (i, m) in idxs.iter().zip(marks) {
+                    match reply::int(&m) {
+                        Ok(1) => indexed.push(params.jobs[*i].id),
+                        Ok(_) => {}
+                        Err(_) => clash.push((*i, reply::string(m)?)),
+                    }
+                }
+                if !clash.is_empty() {
+                    let errs: Vec<(usize, Error)> = clash
+                        .into_iter()
+                        .map(|(i, other)| {
+                            (
+                                i,
+                                Error::InvalidJob {
+                                    index: Some(i),
+                                    reason: format!(
+                                        "job id {} is already used by a job in queue {other:?}",
+                                        params.jobs[i].id
+                                    ),
+                                },
+                            )
+                        })
+                        .collect();
+                    if atomic {
+                        self.unindex(&indexed).await;
+                        return Err(errs.into_iter().next().map(|e| e.1).unwrap_or(Error::Shutdown));
+                    }
+                    let bad: HashSet<usize> = errs.iter().map(|e| e.0).collect();
+                    for (i, e) in errs {
+                        results[i] = Some(Err(e));
+                    }
+                    let idxs: Vec<usize> = idxs.iter().copied().filter(|i| !bad.contains(i)).collect();
+                    if idxs.is_empty() {
+                        continue;
+                    }
+                    self.enqueue_call(&params, &q, &idxs, &args_for(&params, &idxs, atomic, now)?, now, atomic, &indexed, &mut results).await?;
+                    continue;
+                }
             }
-            if self.cluster() && !rejected.is_empty() {
-                self.unindex(&rejected).await;
-            }
+            self.enqueue_call(&params, &q, &idxs, &args, now, atomic, &indexed, &mut results).await?;
         }
         Ok(results
             .into_iter()
@@ -177,6 +184,66 @@ impl RedisBackend {
             .collect())
     }
 
+    /// Runs the enqueue script for the jobs `idxs` of one call and records their outcomes.
+    #[allow(clippy::too_many_arguments)]
+    async fn enqueue_call(
+        &self,
+        params: &EnqueueParams,
+        q: &str,
+        idxs: &[usize],
+        args: &Args,
+        now: i64,
+        atomic: bool,
+        indexed: &[JobId],
+        results: &mut [Option<Result<EnqueueOutcome>>],
+    ) -> Result<()> {
+        let out = reply::array(
+            self.eval(&scripts::ENQUEUE, Some(q), now, args, true)
+                .await?,
+        )?;
+        if out.len() != idxs.len() {
+            return Err(Error::Storage("enqueue script reply has the wrong length".into()));
+        }
+        let mut rejected = Vec::new();
+        for (i, item) in idxs.iter().zip(out) {
+            let item = reply::array(item)?;
+            let code = reply::int(&item[0])?;
+            let id: JobId = reply::string(item[1].clone())?.parse()?;
+            let r = match code {
+                0 | 2 => Ok(EnqueueOutcome {
+                    id,
+                    state: state_of(&item[2])?,
+                    duplicate: false,
+                }),
+                1 => Ok(EnqueueOutcome {
+                    id,
+                    state: state_of(&item[2])?,
+                    duplicate: true,
+                }),
+                _ => {
+                    rejected.push(params.jobs[*i].id);
+                    Err(Error::InvalidJob {
+                        index: Some(*i),
+                        reason: reply::string(item[2].clone())?,
+                    })
+                }
+            };
+            if atomic && let Err(e) = r {
+                self.unindex(indexed).await;
+                return Err(e);
+            }
+            if code == 1 && indexed.contains(&params.jobs[*i].id) {
+                // Not stored (a unique-key duplicate): its id was never used.
+                rejected.push(params.jobs[*i].id);
+            }
+            results[*i] = Some(r);
+        }
+        if self.cluster() {
+            let drop: Vec<JobId> = rejected.into_iter().filter(|id| indexed.contains(id)).collect();
+            self.unindex(&drop).await;
+        }
+        Ok(())
+    }
     /// Drops ids from the Cluster id index (jobs that were not stored, or were pruned).
     pub(crate) async fn unindex(&self, ids: &[JobId]) {
         if ids.is_empty() {

@@ -32,3 +32,4 @@ script!(PEEK, "peek.lua");
 script!(LIST, "list.lua");
 script!(LEADER, "leader.lua");
 script!(PAUSE, "pause.lua");
+script!(INDEX, "index.lua");

@@ -5,4 +5,6 @@
 //! processes on free ports.
 
 mod common;
+mod cluster;
 mod conformance;
+mod procs;
