@@ -7,4 +7,5 @@
 mod common;
 mod cluster;
 mod conformance;
+mod faults;
 mod procs;
