@@ -35,6 +35,7 @@ pub(crate) fn open_reader(path: &PathBuf, busy_ms: u64) -> quern::Result<Connect
     conn.busy_timeout(std::time::Duration::from_millis(busy_ms))
         .map_err(sql_err)?;
     conn.set_prepared_statement_cache_capacity(64);
+    crate::stable_plans(&conn)?;
     Ok(conn)
 }
 

@@ -33,6 +33,7 @@ mod error;
 pub mod model;
 pub mod task;
 pub mod worker;
+pub mod workflow;
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -11,7 +11,9 @@ mod state;
 
 pub use duration::{format_duration, parse_duration, serde_ms};
 pub use id::JobId;
-pub use job::{ErrorKind, ErrorRecord, Job, Lease, Limits, NewJob, Progress, Trigger};
+pub use job::{
+    ErrorKind, ErrorRecord, Job, Lease, Limits, NewJob, Progress, Trigger, validate_queue_name,
+};
 pub use outcome::TaskError;
 pub use payload::{Codec, Format, Payload};
 pub use priority::Priority;
