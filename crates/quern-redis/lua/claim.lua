@@ -17,20 +17,22 @@ for x = 0, nq - 1 do
     promote(q, pm)
     if want > 0 then
       local popped = redis.call('ZPOPMIN', qk(q, 'ready'), want)
-      local lk = qk(q, 'lease')
+      local leases = {}
       for y = 1, #popped, 2 do
         local id = popped[y]
         local k = jk(q, id)
-        if redis.call('EXISTS', k) == 1 then
-          redis.call('HINCRBY', k, 'e', 1)
-          redis.call('HINCRBY', k, 'a', 1)
-          redis.call('HSET', k, 's', S_RUNNING, 't', NOW, 'lw', worker, 'lx', lease_until)
-          redis.call('ZADD', lk, lease_until, id)
+        local f = redis.call('HMGET', k, 's', 'e', 'a')
+        if f[1] then
+          redis.call('HSET', k, 's', S_RUNNING, 'e', tonumber(f[2] or '0') + 1,
+            'a', tonumber(f[3] or '0') + 1, 't', NOW, 'lw', worker, 'lx', lease_until)
+          leases[#leases + 1] = lease_until
+          leases[#leases + 1] = id
           out[#out + 1] = q
           out[#out + 1] = id
           out[#out + 1] = redis.call('HGETALL', k)
         end
       end
+      if #leases > 0 then redis.call('ZADD', qk(q, 'lease'), unpack(leases)) end
     end
   end
 end

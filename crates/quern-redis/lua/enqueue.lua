@@ -55,8 +55,8 @@ for j = 1, n do
       eq = queue_of(id)
     end
     if eq then
-      local f = redis.call('HMGET', jk(eq, id), 'd', 's')
-      ed, est = f[1], tonumber(f[2])
+      ed = hget_static(jk(eq, id))
+      est = tonumber(redis.call('HGET', jk(eq, id), 's'))
       if not ed then eq = nil end
     end
   end
@@ -138,11 +138,20 @@ if failed and atomic then
   return out
 end
 
+-- Per queue, the entries for the ready set and the id list (one multi-member ZADD each),
+-- and the id index (one HSET).
+local ready, ids, idx, seenq = {}, {}, {}, {}
 for _, job in ipairs(jobs) do
   if job.new then
     local q, id, st = job.q, job.id, job.st
     local k = jk(q, id)
-    redis.call('HSET', k, 's', st, 'd', job.d, 'p', job.prio, 'm', job.max, 'r', job.run_at, 'c', NOW)
+    if not seenq[q] then
+      seenq[q] = true
+      ready[q], ids[q] = {}, {}
+      if not CLUSTER then redis.call('SADD', QUEUES, q) end
+    end
+    redis.call('HSET', k, 's', st, 'p', job.prio, 'm', job.max, 'r', job.run_at, 'c', NOW)
+    hset_static(k, job.d)
     if job.ukey ~= '' then
       redis.call('HSET', k, 'u', job.ukey)
       if job.ufor ~= '' then redis.call('HSET', k, 'ux', NOW + tonumber(job.ufor)) end
@@ -154,16 +163,21 @@ for _, job in ipairs(jobs) do
       for x, r in ipairs(job.resolved) do
         list[x] = r[1] .. '/' .. r[2]
         redis.call('SADD', qk(r[1], 'dn:' .. r[2]), q .. '/' .. id)
+        redis.call('HSET', jk(r[1], r[2]), 'hd', 1)
       end
       redis.call('HSET', k, 'dt', job.trig, 'dn', nd, 'dk', job.ok, 'db', job.bad, 'dl', table.concat(list, ' '))
     end
-    redis.call('ZADD', qk(q, 'ids'), 0, id)
+    local iq = ids[q]
+    iq[#iq + 1] = 0
+    iq[#iq + 1] = id
     if not CLUSTER then
-      redis.call('HSET', IDX, id, q)
-      redis.call('SADD', QUEUES, q)
+      idx[#idx + 1] = id
+      idx[#idx + 1] = q
     end
     if st == S_QUEUED then
-      redis.call('ZADD', qk(q, 'ready'), score(job.prio, job.run_at), id)
+      local rq = ready[q]
+      rq[#rq + 1] = score(job.prio, job.run_at)
+      rq[#rq + 1] = id
       mark_wake(q)
     elseif st == S_SCHED then
       redis.call('ZADD', qk(q, 'sched'), job.run_at, id)
@@ -176,5 +190,10 @@ for _, job in ipairs(jobs) do
     end
   end
 end
+for q, _ in pairs(seenq) do
+  if #ready[q] > 0 then slices('ZADD', qk(q, 'ready'), ready[q]) end
+  slices('ZADD', qk(q, 'ids'), ids[q])
+end
+if #idx > 0 then slices('HSET', IDX, idx) end
 flush_wake()
 return out

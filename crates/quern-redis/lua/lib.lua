@@ -82,18 +82,57 @@ end
 
 -- Records the terminal state `st` (the caller already removed the job from the structure of
 -- its previous state).
-local function set_terminal(q, id, st)
+-- The last lease's fields stay (they are shown only while running): one call less.
+-- `batch`, when given, collects ids for one multi-member ZADD by the caller.
+local function set_terminal(q, id, st, batch)
   local k = jk(q, id)
   redis.call('HSET', k, 's', st, 'f', NOW)
-  redis.call('HDEL', k, 'lw', 'lx')
-  redis.call('ZADD', qk(q, TERM[st]), NOW, id)
+  if batch then
+    batch[#batch + 1] = NOW
+    batch[#batch + 1] = id
+  else
+    redis.call('ZADD', qk(q, TERM[st]), NOW, id)
+  end
+end
+
+-- Writes the static blob `d` as 64-byte fields d0, d1, … (count in `dc`): Redis keeps a
+-- hash whose values are all at most 64 bytes (hash-max-listpack-value) in the compact
+-- listpack encoding, about half the memory of a hash with one long value.
+-- Past 1 KiB the listpack is lost anyway (and large values are stored better in one
+-- piece), so the blob is one field then.
+local function hset_static(k, d)
+  if #d > 1024 then
+    redis.call('HSET', k, 'dc', 1, 'd0', d)
+    return
+  end
+  local n = math.ceil(#d / 64)
+  if n == 0 then n = 1 end
+  local args = { 'dc', n }
+  for x = 0, n - 1 do
+    args[#args + 1] = 'd' .. x
+    args[#args + 1] = string.sub(d, x * 64 + 1, x * 64 + 64)
+  end
+  redis.call('HSET', k, unpack(args))
+end
+
+local function hget_static(k)
+  local n = tonumber(redis.call('HGET', k, 'dc'))
+  if not n then return nil end
+  local names = {}
+  for x = 0, n - 1 do names[x + 1] = 'd' .. x end
+  local parts = redis.call('HMGET', k, unpack(names))
+  for x = 1, n do if not parts[x] then return nil end end
+  return table.concat(parts)
 end
 
 -- Ends a job in terminal state `st` and settles its dependents in the same script:
 -- each blocked dependent counts this outcome, then is queued, skipped or left waiting.
 -- Skips cascade transitively (an explicit stack, not recursion).
-local function finish(q, id, st)
-  set_terminal(q, id, st)
+-- `has_dependents` false skips the lookup (the caller read the job's `hd` flag); `batch`
+-- collects the terminal-set entry of the job itself for the caller's multi-member ZADD.
+local function finish(q, id, st, has_dependents, batch)
+  set_terminal(q, id, st, batch)
+  if has_dependents == false then return end
   local stack = { { q, id, st } }
   while #stack > 0 do
     local top = table.remove(stack)
@@ -178,6 +217,13 @@ local function promote(q, max)
     redis.call('ZREM', qk(q, 'sched'), unpack(due))
   end
   return #due
+end
+
+-- Runs `cmd key <list…>` in slices: unpack() is limited by the Lua stack.
+local function slices(cmd, key, list)
+  for i = 1, #list, 4000 do
+    redis.call(cmd, key, unpack(list, i, math.min(i + 3999, #list)))
+  end
 end
 
 -- Body of the script follows.

@@ -67,7 +67,10 @@ for _, j in ipairs(jobs) do
     redis.call('HSET', k, 'dk', ok, 'db', bad)
     for m in string.gmatch(f[1], '%S+') do
       local dq, did = split_member(m)
-      redis.call('SADD', qk(dq, 'dn:' .. did), q .. '/' .. id)
+      if redis.call('EXISTS', jk(dq, did)) == 1 then
+        redis.call('SADD', qk(dq, 'dn:' .. did), q .. '/' .. id)
+        redis.call('HSET', jk(dq, did), 'hd', 1)
+      end
     end
   end
   if target == S_BLOCKED then

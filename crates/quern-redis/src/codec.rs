@@ -111,11 +111,28 @@ fn num(f: &Fields, k: &str) -> Result<Option<i64>, Error> {
     }
 }
 
+/// Reassembles the static blob from its 64-byte fields `d0…` (see `hset_static` in
+/// `lua/lib.lua`).
+fn static_blob(f: &Fields) -> Result<Vec<u8>, Error> {
+    let n: usize = text(f, "dc")
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| corrupt("no dc"))?;
+    let mut out = Vec::with_capacity(n * 64);
+    for i in 0..n {
+        out.extend_from_slice(
+            f.get(&format!("d{i}"))
+                .ok_or_else(|| corrupt("missing d chunk"))?,
+        );
+    }
+    Ok(out)
+}
+
 /// Rebuilds a job from its hash. `now` hides a result whose retention ended but which the
 /// pruner has not dropped yet.
 pub(crate) fn decode_job(queue: &str, id: &str, f: &Fields, now: i64) -> Result<Job, Error> {
     let id: JobId = id.parse().map_err(|_| corrupt("id"))?;
-    let d = f.get("d").ok_or_else(|| corrupt("no d"))?;
+    let d = static_blob(f)?;
+    let d = &d;
     if d.len() < 6 || d[0] != STATIC_V1 {
         return Err(corrupt("d version"));
     }
@@ -267,7 +284,12 @@ mod tests {
         nj.meta = serde_json::json!({"task": "x"});
         nj.version = 3;
         let mut f = Fields::new();
-        f.insert("d".into(), encode_static(&nj).unwrap());
+        let d = encode_static(&nj).unwrap();
+        let chunks: Vec<&[u8]> = d.chunks(64).collect();
+        f.insert("dc".into(), chunks.len().to_string().into_bytes());
+        for (i, c) in chunks.iter().enumerate() {
+            f.insert(format!("d{i}"), c.to_vec());
+        }
         for (k, v) in [("s", "1"), ("p", "2"), ("m", "25"), ("r", "10"), ("c", "10")] {
             f.insert(k.into(), v.as_bytes().to_vec());
         }

@@ -80,10 +80,12 @@ impl RedisBackend {
                 Ok(()) => valid.push(i),
                 Err(e) => {
                     let e = match e {
-                        Error::InvalidJob { reason, .. } => Error::InvalidJob {
-                            index: Some(i),
-                            reason,
-                        },
+                        Error::InvalidJob { reason, .. } | Error::InvalidArgument(reason) => {
+                            Error::InvalidJob {
+                                index: Some(i),
+                                reason,
+                            }
+                        }
                         other => other,
                     };
                     if atomic {
