@@ -28,6 +28,19 @@ end
 
 local jobs = {}
 local out = {}
+-- Single node: one lookup for every id of the batch in the id index.
+local known = {}
+if not CLUSTER and n > 0 then
+  local ids, x = {}, 6
+  for j = 1, n do
+    ids[j] = ARGV[x]
+    x = x + 10 + tonumber(ARGV[x + 9])
+  end
+  local qs = redis.call('HMGET', IDX, unpack(ids))
+  for j = 1, n do
+    if qs[j] then known[ids[j]] = qs[j] end
+  end
+end
 local bstate, bqueue, bindex, alias, buniq = {}, {}, {}, {}, {}
 local failed = false
 local i = 6
@@ -52,7 +65,7 @@ for j = 1, n do
     if CLUSTER then
       if redis.call('EXISTS', jk(q, id)) == 1 then eq = q end
     else
-      eq = queue_of(id)
+      eq = known[id]
     end
     if eq then
       ed = hget_static(jk(eq, id))
@@ -150,8 +163,7 @@ for _, job in ipairs(jobs) do
       ready[q], ids[q] = {}, {}
       if not CLUSTER then redis.call('SADD', QUEUES, q) end
     end
-    redis.call('HSET', k, 's', st, 'p', job.prio, 'm', job.max, 'r', job.run_at, 'c', NOW)
-    hset_static(k, job.d)
+    hset_static(k, job.d, { 's', st, 'p', job.prio, 'm', job.max, 'r', job.run_at, 'c', NOW })
     if job.ukey ~= '' then
       redis.call('HSET', k, 'u', job.ukey)
       if job.ufor ~= '' then redis.call('HSET', k, 'ux', NOW + tonumber(job.ufor)) end

@@ -100,14 +100,20 @@ end
 -- listpack encoding, about half the memory of a hash with one long value.
 -- Past 1 KiB the listpack is lost anyway (and large values are stored better in one
 -- piece), so the blob is one field then.
-local function hset_static(k, d)
+-- `args` holds other field/value pairs to write in the same HSET.
+local function hset_static(k, d, args)
   if #d > 1024 then
-    redis.call('HSET', k, 'dc', 1, 'd0', d)
+    args[#args + 1] = 'dc'
+    args[#args + 1] = 1
+    args[#args + 1] = 'd0'
+    args[#args + 1] = d
+    redis.call('HSET', k, unpack(args))
     return
   end
   local n = math.ceil(#d / 64)
   if n == 0 then n = 1 end
-  local args = { 'dc', n }
+  args[#args + 1] = 'dc'
+  args[#args + 1] = n
   for x = 0, n - 1 do
     args[#args + 1] = 'd' .. x
     args[#args + 1] = string.sub(d, x * 64 + 1, x * 64 + 64)

@@ -49,6 +49,25 @@ fn args_for(params: &EnqueueParams, idxs: &[usize], atomic: bool, now: i64) -> R
     Ok(args)
 }
 
+/// Applies what `claim.lua` wrote to the job image it returned (taken before the claim):
+/// running, epoch + 1, attempt + 1, started now, leased to `worker` until `until`.
+fn apply_claim(f: &mut codec::Fields, now: i64, until: i64, worker: &str) {
+    let bump = |f: &mut codec::Fields, k: &str| {
+        let v = f
+            .get(k)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0);
+        f.insert(k.into(), (v + 1).to_string().into_bytes());
+    };
+    bump(f, "e");
+    bump(f, "a");
+    f.insert("s".into(), JobState::Running.as_i64().to_string().into_bytes());
+    f.insert("t".into(), now.to_string().into_bytes());
+    f.insert("lw".into(), worker.as_bytes().to_vec());
+    f.insert("lx".into(), until.to_string().into_bytes());
+}
+
 /// Puts per-item refusals back at their input positions among the other items' results.
 fn merge_refused<T>(done: Vec<Result<T>>, refused: Vec<(usize, Error)>) -> Vec<Result<T>> {
     let total = done.len() + refused.len();
@@ -325,7 +344,9 @@ impl RedisBackend {
                 while let (Some(q), Some(id), Some(fields)) = (it.next(), it.next(), it.next()) {
                     let q = reply::string(q)?;
                     let id = reply::string(id)?;
-                    let job = decode_job(&q, &id, &fields_from_value(fields)?, now)?;
+                    let mut f = fields_from_value(fields)?;
+                    apply_claim(&mut f, now, now + lease_ms, &params.worker_id);
+                    let job = decode_job(&q, &id, &f, now)?;
                     if let Some(qi) = params.queues.iter().position(|w| w.queue == q) {
                         got[qi] += 1;
                     }
