@@ -72,7 +72,9 @@ async fn drain(b: Arc<RedisBackend>, q: &str, n: u64, concurrency: usize) -> f64
                     }
                 }
                 let k = items.len() as u64;
-                b.job_complete(CompleteParams { items }).await.expect("complete");
+                b.job_complete(CompleteParams { items })
+                    .await
+                    .expect("complete");
                 done.fetch_add(k, Ordering::Relaxed);
             }
         })
@@ -172,10 +174,7 @@ async fn latency(url: &str, prefix: &str, q: &str, n: usize, rate: u64) -> (f64,
                         result_ttl: None,
                     })
                     .collect();
-                worker
-                    .job_complete(CompleteParams { items })
-                    .await
-                    .unwrap();
+                worker.job_complete(CompleteParams { items }).await.unwrap();
             }
         })
     };
@@ -244,7 +243,11 @@ async fn main() {
             .await
             .unwrap();
         let mem = async |c: &mut redis::aio::MultiplexedConnection| -> i64 {
-            let info: String = redis::cmd("INFO").arg("memory").query_async(c).await.unwrap();
+            let info: String = redis::cmd("INFO")
+                .arg("memory")
+                .query_async(c)
+                .await
+                .unwrap();
             info.lines()
                 .find_map(|l| l.strip_prefix("used_memory:"))
                 .and_then(|v| v.trim().parse().ok())

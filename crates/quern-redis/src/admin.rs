@@ -35,7 +35,10 @@ impl RedisBackend {
                 .n((limit - out.len()) as i64)
                 .s(&state)
                 .n(LIST_SCAN);
-            let r = reply::array(self.eval(&scripts::LIST, Some(q), now, &args, false).await?)?;
+            let r = reply::array(
+                self.eval(&scripts::LIST, Some(q), now, &args, false)
+                    .await?,
+            )?;
             let mut it = r.into_iter();
             let next = reply::string(it.next().unwrap_or(Value::Nil))?;
             let ids: Vec<String> = it.map(reply::string).collect::<Result<_>>()?;
@@ -95,7 +98,7 @@ impl RedisBackend {
                     .await?,
             );
         }
-        all.sort_by(|a, b| b.id.cmp(&a.id));
+        all.sort_by_key(|j| std::cmp::Reverse(j.id));
         all.truncate(params.limit);
         let next = if all.len() == params.limit {
             all.last().map(|j| j.id)
@@ -127,7 +130,10 @@ impl RedisBackend {
             for m in &members {
                 args.s(&queues[*m]);
             }
-            let r = reply::array(self.eval(&scripts::PRUNE, Some(&q), now, &args, false).await?)?;
+            let r = reply::array(
+                self.eval(&scripts::PRUNE, Some(&q), now, &args, false)
+                    .await?,
+            )?;
             let deleted = reply::int(&r[0])? as u64;
             report.jobs_deleted += deleted;
             report.results_expired += reply::int(&r[1])? as u64;
@@ -157,7 +163,10 @@ impl RedisBackend {
             for m in &members {
                 args.s(&queues[*m]);
             }
-            let r = reply::array(self.eval(&scripts::RESCUE, Some(&q), now, &args, true).await?)?;
+            let r = reply::array(
+                self.eval(&scripts::RESCUE, Some(&q), now, &args, true)
+                    .await?,
+            )?;
             let mut dead = false;
             for v in r {
                 let s = reply::string(v)?;
@@ -185,7 +194,10 @@ impl RedisBackend {
             for m in &members {
                 args.s(&queues[*m]);
             }
-            let rows = reply::array(self.eval(&scripts::STATS, Some(&q), now, &args, false).await?)?;
+            let rows = reply::array(
+                self.eval(&scripts::STATS, Some(&q), now, &args, false)
+                    .await?,
+            )?;
             for (m, row) in members.iter().zip(rows) {
                 let row = reply::array(row)?;
                 let n = |i: usize| reply::int(&row[i]).map(|v| v as u64);
@@ -338,7 +350,7 @@ impl RedisBackend {
             }
             out.push(info);
         }
-        out.sort_by(|a, b| b.last_seen_at.cmp(&a.last_seen_at));
+        out.sort_by_key(|w| std::cmp::Reverse(w.last_seen_at));
         Ok(out)
     }
 

@@ -37,8 +37,19 @@ pub(crate) struct Inner {
 
 /// Per-queue keys that are not per job.
 const QUEUE_KEYS: [&str; 13] = [
-    "ids", "ready", "sched", "lease", "blocked", "succeeded", "dead", "cancelled", "skipped",
-    "uniq", "rexp", "meta", "wake",
+    "ids",
+    "ready",
+    "sched",
+    "lease",
+    "blocked",
+    "succeeded",
+    "dead",
+    "cancelled",
+    "skipped",
+    "uniq",
+    "rexp",
+    "meta",
+    "wake",
 ];
 
 /// Entries above which the token → queue cache is cleared (it only saves a lookup).
@@ -48,6 +59,16 @@ impl RedisBackend {
     /// Connects to the Redis (or Redis Cluster) named by `url`, using `clock` for every
     /// timestamp (pass [`quern::SystemClock`] outside tests).
     pub async fn connect(url: &str, clock: SharedClock) -> Result<RedisBackend> {
+        Self::connect_with_limits(url, clock, Limits::default()).await
+    }
+
+    /// Like [`connect`](Self::connect), with storage limits (the largest payload, result
+    /// and checkpoint accepted).
+    pub async fn connect_with_limits(
+        url: &str,
+        clock: SharedClock,
+        limits: Limits,
+    ) -> Result<RedisBackend> {
         let cfg = RedisConfig::parse(url)?;
         let conn = conn::connect(&cfg).await?;
         let b = RedisBackend {
@@ -56,7 +77,7 @@ impl RedisBackend {
                 cfg,
                 conn,
                 clock,
-                limits: Limits::default(),
+                limits,
                 queue_cache: Mutex::new(HashMap::new()),
                 blockers: Mutex::new(Vec::new()),
             }),
@@ -118,7 +139,13 @@ impl RedisBackend {
                 // SCAN does not span a cluster; walk what the registries name instead.
                 for q in self.all_queues().await? {
                     let ids: Vec<String> = self
-                        .query(redis::cmd("ZRANGE").arg(self.qk(&q, "ids")).arg(0).arg(-1).clone())
+                        .query(
+                            redis::cmd("ZRANGE")
+                                .arg(self.qk(&q, "ids"))
+                                .arg(0)
+                                .arg(-1)
+                                .clone(),
+                        )
                         .await?;
                     for chunk in ids.chunks(500) {
                         let mut cmd = redis::cmd("UNLINK");
@@ -135,7 +162,13 @@ impl RedisBackend {
                     deleted += self.query::<u64>(cmd).await?;
                 }
                 let workers: Vec<String> = self
-                    .query(redis::cmd("ZRANGE").arg(self.gk("workers")).arg(0).arg(-1).clone())
+                    .query(
+                        redis::cmd("ZRANGE")
+                            .arg(self.gk("workers"))
+                            .arg(0)
+                            .arg(-1)
+                            .clone(),
+                    )
                     .await?;
                 let leaders: Vec<String> = self
                     .query(redis::cmd("SMEMBERS").arg(self.gk("leaders")).clone())
@@ -394,8 +427,7 @@ pub(crate) mod reply {
 pub(crate) fn check_queue(q: &str) -> Result<()> {
     let ok = !q.is_empty()
         && q.len() <= 128
-        && q
-            .chars()
+        && q.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
     if ok {
         Ok(())

@@ -290,7 +290,13 @@ mod tests {
         for (i, c) in chunks.iter().enumerate() {
             f.insert(format!("d{i}"), c.to_vec());
         }
-        for (k, v) in [("s", "1"), ("p", "2"), ("m", "25"), ("r", "10"), ("c", "10")] {
+        for (k, v) in [
+            ("s", "1"),
+            ("p", "2"),
+            ("m", "25"),
+            ("r", "10"),
+            ("c", "10"),
+        ] {
             f.insert(k.into(), v.as_bytes().to_vec());
         }
         f.insert(

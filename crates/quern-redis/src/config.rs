@@ -145,8 +145,7 @@ impl RedisConfig {
 fn validate_prefix(p: &str) -> Result<(), String> {
     let ok = !p.is_empty()
         && p.len() <= 64
-        && p
-            .chars()
+        && p.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if ok {
         Ok(())

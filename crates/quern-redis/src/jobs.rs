@@ -62,7 +62,10 @@ fn apply_claim(f: &mut codec::Fields, now: i64, until: i64, worker: &str) {
     };
     bump(f, "e");
     bump(f, "a");
-    f.insert("s".into(), JobState::Running.as_i64().to_string().into_bytes());
+    f.insert(
+        "s".into(),
+        JobState::Running.as_i64().to_string().into_bytes(),
+    );
     f.insert("t".into(), now.to_string().into_bytes());
     f.insert("lw".into(), worker.as_bytes().to_vec());
     f.insert("lx".into(), until.to_string().into_bytes());
@@ -76,7 +79,9 @@ fn merge_refused<T>(done: Vec<Result<T>>, refused: Vec<(usize, Error)>) -> Vec<R
     let mut out = Vec::with_capacity(total);
     for i in 0..total {
         match refused.peek() {
-            Some((j, _)) if *j == i => out.push(Err(refused.next().map(|r| r.1).unwrap_or(Error::Shutdown))),
+            Some((j, _)) if *j == i => {
+                out.push(Err(refused.next().map(|r| r.1).unwrap_or(Error::Shutdown)))
+            }
             _ => out.push(done.next().unwrap_or(Err(Error::Shutdown))),
         }
     }
@@ -183,21 +188,46 @@ impl RedisBackend {
                         .collect();
                     if atomic {
                         self.unindex(&indexed).await;
-                        return Err(errs.into_iter().next().map(|e| e.1).unwrap_or(Error::Shutdown));
+                        return Err(errs
+                            .into_iter()
+                            .next()
+                            .map(|e| e.1)
+                            .unwrap_or(Error::Shutdown));
                     }
                     let bad: HashSet<usize> = errs.iter().map(|e| e.0).collect();
                     for (i, e) in errs {
                         results[i] = Some(Err(e));
                     }
-                    let idxs: Vec<usize> = idxs.iter().copied().filter(|i| !bad.contains(i)).collect();
+                    let idxs: Vec<usize> =
+                        idxs.iter().copied().filter(|i| !bad.contains(i)).collect();
                     if idxs.is_empty() {
                         continue;
                     }
-                    self.enqueue_call(&params, &q, &idxs, &args_for(&params, &idxs, atomic, now)?, now, atomic, &indexed, &mut results).await?;
+                    self.enqueue_call(
+                        &params,
+                        &q,
+                        &idxs,
+                        &args_for(&params, &idxs, atomic, now)?,
+                        now,
+                        atomic,
+                        &indexed,
+                        &mut results,
+                    )
+                    .await?;
                     continue;
                 }
             }
-            self.enqueue_call(&params, &q, &idxs, &args, now, atomic, &indexed, &mut results).await?;
+            self.enqueue_call(
+                &params,
+                &q,
+                &idxs,
+                &args,
+                now,
+                atomic,
+                &indexed,
+                &mut results,
+            )
+            .await?;
         }
         Ok(results
             .into_iter()
@@ -223,7 +253,9 @@ impl RedisBackend {
                 .await?,
         )?;
         if out.len() != idxs.len() {
-            return Err(Error::Storage("enqueue script reply has the wrong length".into()));
+            return Err(Error::Storage(
+                "enqueue script reply has the wrong length".into(),
+            ));
         }
         let mut rejected = Vec::new();
         for (i, item) in idxs.iter().zip(out) {
@@ -260,7 +292,10 @@ impl RedisBackend {
             results[*i] = Some(r);
         }
         if self.cluster() {
-            let drop: Vec<JobId> = rejected.into_iter().filter(|id| indexed.contains(id)).collect();
+            let drop: Vec<JobId> = rejected
+                .into_iter()
+                .filter(|id| indexed.contains(id))
+                .collect();
             self.unindex(&drop).await;
         }
         Ok(())
@@ -519,7 +554,9 @@ impl RedisBackend {
                 None => keep.push(c),
             }
         }
-        let r = self.complete_checked(CompleteParams { items: keep }).await?;
+        let r = self
+            .complete_checked(CompleteParams { items: keep })
+            .await?;
         Ok(merge_refused(r, refused))
     }
 
@@ -597,7 +634,14 @@ impl RedisBackend {
     pub(crate) async fn release_impl(&self, params: ReleaseParams) -> Result<Vec<Result<()>>> {
         let tokens: Vec<&LeaseToken> = params.tokens.iter().collect();
         let r = self
-            .per_item(&scripts::RELEASE, tokens.clone(), |_| {}, |_, _| {}, false, 0)
+            .per_item(
+                &scripts::RELEASE,
+                tokens.clone(),
+                |_| {},
+                |_, _| {},
+                false,
+                0,
+            )
             .await?;
         Ok(self.lost_or_ok(r, &tokens))
     }
@@ -624,7 +668,10 @@ impl RedisBackend {
         };
         let mut args = Args::default();
         args.s(&q).s(&params.id.to_string()).s(&line);
-        let out = reply::array(self.eval(&scripts::CANCEL, Some(&q), now, &args, true).await?)?;
+        let out = reply::array(
+            self.eval(&scripts::CANCEL, Some(&q), now, &args, true)
+                .await?,
+        )?;
         match reply::int(&out[0])? {
             0 => {
                 self.forget_queue(&params.id);
@@ -719,7 +766,10 @@ impl RedisBackend {
             for m in &members {
                 args.s(&names[*m]).s(&ids[*m].to_string());
             }
-            let out = reply::array(self.eval(&scripts::RETRY, Some(&q), now, &args, true).await?)?;
+            let out = reply::array(
+                self.eval(&scripts::RETRY, Some(&q), now, &args, true)
+                    .await?,
+            )?;
             match reply::int(&out[0])? {
                 0 => {}
                 1 => {

@@ -39,7 +39,10 @@ impl RedisBackend {
             for m in &members {
                 args.s(&params.queues[*m]);
             }
-            let r = reply::array(self.eval(&scripts::PEEK, Some(&q), now, &args, false).await?)?;
+            let r = reply::array(
+                self.eval(&scripts::PEEK, Some(&q), now, &args, false)
+                    .await?,
+            )?;
             if reply::int(&r[0])? == 1 {
                 return Ok(());
             }

@@ -132,7 +132,8 @@ fn three_master_cluster_runs_core_cases_and_a_multi_queue_drain() {
         pause::paused_queue_is_skipped_in_multi_queue_claims,
         scheduled::claimable_exactly_at_run_at,
         scheduled::retry_backoff_is_respected,
-        #[threads(4)] unique::concurrent_enqueues_make_one_job,
+        #[threads(4)]
+        unique::concurrent_enqueues_make_one_job,
         unique::duplicate_of_live_job_returns_it,
         unique::window_holds_after_success_until_it_passes,
         unique::keys_are_per_queue,
@@ -163,11 +164,14 @@ fn three_master_cluster_runs_core_cases_and_a_multi_queue_drain() {
         queues::list_has_every_queue,
         list::newest_first,
         list::paging_by_before,
-        #[threads(2)] concurrency::eight_claimers_claim_each_job_once,
-        #[threads(2)] concurrency::cancel_races_complete,
+        #[threads(2)]
+        concurrency::eight_claimers_claim_each_job_once,
+        #[threads(2)]
+        concurrency::cancel_races_complete,
         payload::ten_mib_payload_round_trips,
         wait::wait_returns_after_timeout,
-        #[threads(2)] wait::enqueue_wakes_a_waiter,
+        #[threads(2)]
+        wait::enqueue_wakes_a_waiter,
     );
 
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -83,7 +83,10 @@ async fn drain_loop(
             })
             .collect();
         if let Ok(r) = b.job_complete(CompleteParams { items }).await {
-            done.fetch_add(r.iter().filter(|x| x.is_ok()).count() as u64, Ordering::Relaxed);
+            done.fetch_add(
+                r.iter().filter(|x| x.is_ok()).count() as u64,
+                Ordering::Relaxed,
+            );
         }
     }
 }
@@ -110,7 +113,12 @@ async fn wait_all_succeeded(b: &RedisBackend, queue: &str, total: u64, within: D
                 s.counts
             );
             if s.counts.succeeded == total {
-                assert_eq!(s.counts.total(), total, "no job lost or added: {:?}", s.counts);
+                assert_eq!(
+                    s.counts.total(),
+                    total,
+                    "no job lost or added: {:?}",
+                    s.counts
+                );
                 return;
             }
             assert!(
@@ -173,7 +181,12 @@ fn redis_restart_mid_drain_loses_nothing() {
         "restarted redis after {before} completions; {} after restart",
         done.load(Ordering::Relaxed)
     );
-    rt.block_on(wait_all_succeeded(&b, queue, total, Duration::from_secs(180)));
+    rt.block_on(wait_all_succeeded(
+        &b,
+        queue,
+        total,
+        Duration::from_secs(180),
+    ));
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         let _ = rt.block_on(t);
@@ -235,7 +248,12 @@ fn worker_sigkill_jobs_are_rescued() {
     let total = 2_000u64;
     rt.block_on(enqueue_all(&b, queue, total as usize));
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["faults::child_worker", "--exact", "--include-ignored", "--nocapture"])
+        .args([
+            "faults::child_worker",
+            "--exact",
+            "--include-ignored",
+            "--nocapture",
+        ])
         .env("QUERN_FAULT_CHILD_URL", b.url())
         .env("QUERN_FAULT_CHILD_QUEUE", queue)
         .stdout(Stdio::null())
@@ -274,7 +292,12 @@ fn worker_sigkill_jobs_are_rescued() {
         )),
         rt.spawn(rescue_loop(b.clone(), rescued.clone(), stop.clone())),
     ];
-    rt.block_on(wait_all_succeeded(&b, queue, total, Duration::from_secs(60)));
+    rt.block_on(wait_all_succeeded(
+        &b,
+        queue,
+        total,
+        Duration::from_secs(60),
+    ));
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         let _ = rt.block_on(t);
@@ -301,7 +324,10 @@ fn replicated_enqueues_survive_primary_kill() {
         .cli(&["info", "replication"])
         .contains("master_link_status:up")
     {
-        assert!(start.elapsed() < Duration::from_secs(20), "replica never synced");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "replica never synced"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let prefix = random_prefix();
@@ -338,7 +364,10 @@ fn replicated_enqueues_survive_primary_kill() {
     }
     let start = Instant::now();
     while acked.lock().unwrap().len() < 2_000 {
-        assert!(start.elapsed() < Duration::from_secs(60), "enqueues too slow");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "enqueues too slow"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     primary.kill9();
@@ -366,5 +395,8 @@ fn replicated_enqueues_survive_primary_kill() {
         "{missing} of {} acknowledged jobs were lost in the failover",
         unique.len()
     );
-    eprintln!("{} acknowledged jobs all present after failover", unique.len());
+    eprintln!(
+        "{} acknowledged jobs all present after failover",
+        unique.len()
+    );
 }

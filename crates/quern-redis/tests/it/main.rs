@@ -4,8 +4,8 @@
 //! its own random key prefix; the fault and cluster tests start their own redis-server
 //! processes on free ports.
 
-mod common;
 mod cluster;
+mod common;
 mod conformance;
 mod faults;
 mod procs;
