@@ -61,8 +61,21 @@ impl ConnectionLike for Conn {
     }
 }
 
+/// Installs rustls's crypto provider once (the redis crate leaves that to the application).
+/// A provider installed earlier by the application wins.
+#[cfg(feature = "tls")]
+fn tls_setup() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_setup() {}
+
 /// Opens the shared connection described by `cfg`.
 pub(crate) async fn connect(cfg: &RedisConfig) -> Result<Conn, Error> {
+    if cfg.nodes.iter().any(|n| n.starts_with("rediss://")) {
+        tls_setup();
+    }
     if cfg.cluster {
         let client = redis::cluster::ClusterClient::builder(cfg.nodes.clone())
             .connection_timeout(CONNECT_TIMEOUT)
