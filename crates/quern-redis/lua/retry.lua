@@ -1,4 +1,4 @@
--- job_retry by ids. ARGV[4] count, then per job: queue, id. Every job must exist and be
+-- job_retry by ids. ARGV[4] count, ARGV[5] check-only flag, then per job: queue, id. Every job must exist and be
 -- dead, cancelled or skipped, and its dependencies must still be able to meet its trigger;
 -- else nothing changes: returns {1, index, state} (not retryable), {2, index} (missing) or
 -- {3, index} (its trigger can never be met). Otherwise each moves back to queued (or
@@ -6,6 +6,8 @@
 -- attempt 0, error history kept. Returns {0}.
 
 local n = tonumber(ARGV[4])
+-- ARGV[5] '1': check only (Cluster runs every queue's check before moving anything).
+local check_only = ARGV[5] == '1'
 
 -- Counts a job's dependencies by their current states; jobs retried earlier in this call
 -- count as pending. Returns ok, bad, n.
@@ -31,7 +33,7 @@ end
 local jobs = {}
 local retried = {}
 for x = 0, n - 1 do
-  local q, id = ARGV[5 + 2 * x], ARGV[6 + 2 * x]
+  local q, id = ARGV[6 + 2 * x], ARGV[7 + 2 * x]
   local k = jk(q, id)
   local f = redis.call('HMGET', k, 's', 'dl', 'dt')
   if not f[1] then return { 2, x } end
@@ -49,6 +51,8 @@ for x = 0, n - 1 do
     jobs[#jobs + 1] = { q, id, st, target }
   end
 end
+
+if check_only then return { 0 } end
 
 -- Pass 2: move them.
 for _, j in ipairs(jobs) do

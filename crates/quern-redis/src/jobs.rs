@@ -760,36 +760,46 @@ impl RedisBackend {
         }
         let names: Vec<String> = queues.into_iter().map(Option::unwrap_or_default).collect();
         let now = self.now();
-        for (q, members) in self.group_by_queue(&names) {
-            let mut args = Args::default();
-            args.n(members.len() as i64);
-            for m in &members {
-                args.s(&names[*m]).s(&ids[*m].to_string());
-            }
-            let out = reply::array(
-                self.eval(&scripts::RETRY, Some(&q), now, &args, true)
-                    .await?,
-            )?;
-            match reply::int(&out[0])? {
-                0 => {}
-                1 => {
-                    let i = members[reply::int(&out[1])? as usize];
-                    return Err(Error::InvalidTransition {
-                        id: ids[i],
-                        from: state_of(&out[2])?,
-                        action: "retry",
-                    });
+        let groups = self.group_by_queue(&names);
+        // All or nothing: with several slot groups (Cluster), every group is checked before
+        // any is moved.
+        let phases: &[&str] = if groups.len() > 1 {
+            &["1", "0"]
+        } else {
+            &["0"]
+        };
+        for phase in phases {
+            for (q, members) in &groups {
+                let mut args = Args::default();
+                args.n(members.len() as i64).s(phase);
+                for m in members {
+                    args.s(&names[*m]).s(&ids[*m].to_string());
                 }
-                2 => {
-                    let i = members[reply::int(&out[1])? as usize];
-                    return Err(Error::JobNotFound(ids[i]));
-                }
-                _ => {
-                    let i = members[reply::int(&out[1])? as usize];
-                    return Err(Error::InvalidArgument(format!(
-                        "job {} cannot be retried: its dependencies can no longer meet its trigger (replay the failed dependency first)",
-                        ids[i]
-                    )));
+                let out = reply::array(
+                    self.eval(&scripts::RETRY, Some(q), now, &args, true)
+                        .await?,
+                )?;
+                match reply::int(&out[0])? {
+                    0 => {}
+                    1 => {
+                        let i = members[reply::int(&out[1])? as usize];
+                        return Err(Error::InvalidTransition {
+                            id: ids[i],
+                            from: state_of(&out[2])?,
+                            action: "retry",
+                        });
+                    }
+                    2 => {
+                        let i = members[reply::int(&out[1])? as usize];
+                        return Err(Error::JobNotFound(ids[i]));
+                    }
+                    _ => {
+                        let i = members[reply::int(&out[1])? as usize];
+                        return Err(Error::InvalidArgument(format!(
+                            "job {} cannot be retried: its dependencies can no longer meet its trigger (replay the failed dependency first)",
+                            ids[i]
+                        )));
+                    }
                 }
             }
         }
