@@ -78,8 +78,8 @@ mod tests {
             migrate_to(&mut conn, 1).unwrap();
             let id = quern::JobId::new();
             conn.execute(
-                "INSERT INTO jobs (id, queue, state, priority, run_at, kind, payload, payload_tag, \
-                 max_attempts, created_at) VALUES (?1, 'default', 1, 5, 0, 'old_kind', CAST('{\"a\":1}' AS BLOB), 0, 3, 0)",
+                "INSERT INTO jobs (id, queue_id, state, priority, run_at, kind, payload, payload_tag, \
+                 max_attempts, created_at) VALUES (?1, 1, 1, 5, 0, 'old_kind', CAST('{\"a\":1}' AS BLOB), 0, 3, 0)",
                 [id.as_bytes()],
             )
             .unwrap();

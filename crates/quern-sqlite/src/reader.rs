@@ -59,11 +59,14 @@ impl Readers {
         match self {
             Readers::Writer(w) => w.write(move |tx| f(tx.conn)).await,
             Readers::Pool(pool) => {
-                let _permit = pool
+                let permit = pool
                     .permits
                     .acquire()
                     .await
                     .map_err(|_| quern::Error::Shutdown)?;
+                // The permit is handed back by the blocking task together with the
+                // connection (see below), not when this future is dropped.
+                permit.forget();
                 let conn = pool
                     .conns
                     .lock()
@@ -71,7 +74,11 @@ impl Readers {
                     .pop()
                     .expect("a connection per permit");
                 let pool2 = pool.clone();
-                let (conn, out) = tokio::task::spawn_blocking(move || {
+                // The connection (and then its permit) goes back to the pool inside the
+                // blocking task, so neither is lost when the caller drops this future
+                // mid-read (a `select!` that picked another branch): futures must be
+                // cancel-safe.
+                tokio::task::spawn_blocking(move || {
                     // Keep the connection even if the closure panics.
                     let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&conn)))
                         .unwrap_or_else(|_| {
@@ -79,12 +86,16 @@ impl Readers {
                                 "internal error: read panicked".into(),
                             ))
                         });
-                    (conn, out)
+                    pool2
+                        .conns
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(conn);
+                    pool2.permits.add_permits(1);
+                    out
                 })
                 .await
-                .map_err(|e| quern::Error::Storage(format!("read task failed: {e}")))?;
-                pool2.conns.lock().expect("reader pool lock").push(conn);
-                out
+                .map_err(|e| quern::Error::Storage(format!("read task failed: {e}")))?
             }
         }
     }

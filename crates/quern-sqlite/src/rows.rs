@@ -6,7 +6,10 @@ use rusqlite::Row;
 use std::time::Duration;
 
 /// The column list every job query selects, in the order [`job_from_row`] reads.
-pub(crate) const JOB_COLS: &str = "id, queue, state, priority, run_at, kind, payload, payload_tag, \
+/// The expression [`JOB_COLS`] uses for the queue name.
+pub(crate) const QUEUE_NAME_COL: &str = "(SELECT name FROM queues WHERE queues.id = jobs.queue_id)";
+
+pub(crate) const JOB_COLS: &str = "id, (SELECT name FROM queues WHERE queues.id = jobs.queue_id), state, priority, run_at, kind, payload, payload_tag, \
     attempt, max_attempts, lease_epoch, created_at, started_at, finished_at, lease_worker, \
     lease_expires_at, retry, timeout_ms, unique_key, unique_for_ms, depends_on, trigger_rule, \
     workflow_id, tags, meta, version, result, result_tag, result_expires_at, errors, progress, \

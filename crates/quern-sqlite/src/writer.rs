@@ -12,7 +12,7 @@
 //! and a long-lived thread keeps its prepared-statement cache warm and never blocks a runtime
 //! worker thread (see rust-deps.md).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -38,9 +38,9 @@ pub(crate) struct Tx<'a> {
 
 /// State the writer keeps between transactions.
 pub(crate) struct WriterState {
-    /// Queues known to exist, so enqueue skips the `INSERT OR IGNORE INTO queues` for them.
+    /// Queue ids by name, so enqueue skips the `queues` lookup for queues it has seen.
     /// Cleared when a commit fails, since the rows may not have been written.
-    pub known_queues: HashSet<String>,
+    pub known_queues: HashMap<String, i64>,
     /// Set by an operation that may have made work claimable; waiters are woken after the
     /// commit.
     pub wake: bool,
@@ -48,13 +48,21 @@ pub(crate) struct WriterState {
 }
 
 trait Op: Send {
-    /// Runs the operation; returns false if it failed (its savepoint is rolled back).
+    /// Whether the operation runs inside its own savepoint. A guarded operation that fails
+    /// is rolled back alone. An unguarded one may only fail on a storage error, and then the
+    /// whole group is rolled back and every operation in it gets the error; the hot-path
+    /// operations (claim, complete, fail, heartbeat, release) are unguarded because their
+    /// logical refusals are per-item results, and a savepoint costs every page they touch a
+    /// copy into the statement journal.
+    fn guarded(&self) -> bool;
+    /// Runs the operation; returns false if it failed.
     fn apply(&mut self, tx: &mut Tx<'_>) -> bool;
     /// Sends the reply once the transaction's fate is known.
     fn reply(self: Box<Self>, committed: Result<(), String>);
 }
 
 struct FnOp<T, F> {
+    guarded: bool,
     f: Option<F>,
     out: Option<quern::Result<T>>,
     reply: oneshot::Sender<quern::Result<T>>,
@@ -65,6 +73,10 @@ where
     T: Send + 'static,
     F: FnOnce(&mut Tx<'_>) -> quern::Result<T> + Send + 'static,
 {
+    fn guarded(&self) -> bool {
+        self.guarded
+    }
+
     fn apply(&mut self, tx: &mut Tx<'_>) -> bool {
         let f = self.f.take().expect("applied once");
         let out = catch_unwind(AssertUnwindSafe(|| f(tx))).unwrap_or_else(|_| {
@@ -111,7 +123,7 @@ impl Writer {
     ) -> Writer {
         let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
         let st = WriterState {
-            known_queues: HashSet::new(),
+            known_queues: HashMap::new(),
             wake: false,
             limits,
         };
@@ -122,15 +134,34 @@ impl Writer {
         Writer { tx }
     }
 
-    /// Runs `f` inside a write transaction (possibly grouped with others) and returns its
-    /// result after the commit.
+    /// Runs `f` inside a write transaction (possibly grouped with others), in its own
+    /// savepoint, and returns its result after the commit.
     pub(crate) async fn write<T, F>(&self, f: F) -> quern::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> quern::Result<T> + Send + 'static,
+    {
+        self.submit(true, f).await
+    }
+
+    /// Like [`Writer::write`] without a savepoint: for operations whose only possible `Err`
+    /// is a storage failure (see [`Op::guarded`]).
+    pub(crate) async fn write_unguarded<T, F>(&self, f: F) -> quern::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> quern::Result<T> + Send + 'static,
+    {
+        self.submit(false, f).await
+    }
+
+    async fn submit<T, F>(&self, guarded: bool, f: F) -> quern::Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> quern::Result<T> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
         let op: Box<dyn Op> = Box::new(FnOp {
+            guarded,
             f: Some(f),
             out: None,
             reply,
@@ -180,6 +211,15 @@ fn run_group(
     exec(conn, "BEGIN IMMEDIATE").map_err(|e| e.to_string())?;
     let now = clock.now_ms();
     for op in batch.iter_mut() {
+        if !op.guarded() {
+            if !op.apply(&mut Tx { conn, now, st }) {
+                let _ = exec(conn, "ROLLBACK");
+                return Err(
+                    "an operation in this group failed; nothing in it was committed".into(),
+                );
+            }
+            continue;
+        }
         if let Err(e) = exec(conn, "SAVEPOINT op") {
             let _ = exec(conn, "ROLLBACK");
             return Err(e.to_string());

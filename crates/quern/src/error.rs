@@ -65,6 +65,11 @@ pub enum Error {
     /// The component is shutting down and refused new work.
     #[error("shutting down")]
     Shutdown,
+
+    /// A wait gave up before the awaited thing happened (for example `Client::wait` on a job
+    /// that is still running). Nothing was changed.
+    #[error("timed out: {0}")]
+    Timeout(String),
 }
 
 /// Shorthand used across the crate.
@@ -91,6 +96,7 @@ impl Error {
             Error::Unavailable(_) => "unavailable",
             Error::Storage(_) => "storage",
             Error::Shutdown => "shutdown",
+            Error::Timeout(_) => "timeout",
         }
     }
 }

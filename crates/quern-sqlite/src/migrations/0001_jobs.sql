@@ -5,7 +5,7 @@
 -- and `jobs_claim`.
 CREATE TABLE jobs (
     id                BLOB    NOT NULL PRIMARY KEY,
-    queue             TEXT    NOT NULL,
+    queue_id          INTEGER NOT NULL,      -- queues.id (integers compare faster than names in every index seek)
     state             INTEGER NOT NULL,      -- JobState::as_i64
     priority          INTEGER NOT NULL,      -- 0 (most urgent) .. 9
     run_at            INTEGER NOT NULL,      -- ms since epoch: when due
@@ -42,17 +42,17 @@ CREATE TABLE jobs (
 ) WITHOUT ROWID;
 
 -- The claim path: queued jobs of a queue in priority, due-time, id order. Also serves
--- per-queue counts by state and listing by queue and state.
-CREATE INDEX jobs_claim ON jobs (queue, state, priority, run_at);
+-- per-queue counts by state, listing by queue and state, the rescuer (running jobs of a
+-- queue) and the pruner (finished jobs of a queue by priority and run_at).
+CREATE INDEX jobs_claim ON jobs (queue_id, state, priority, run_at);
 -- Promotion of due scheduled jobs.
 CREATE INDEX jobs_scheduled ON jobs (run_at) WHERE state = 0;
--- Rescue of expired leases.
-CREATE INDEX jobs_leases ON jobs (lease_expires_at) WHERE state = 3;
 -- Unique keys are scoped to a queue.
-CREATE INDEX jobs_unique ON jobs (queue, unique_key) WHERE unique_key IS NOT NULL;
+CREATE INDEX jobs_unique ON jobs (queue_id, unique_key) WHERE unique_key IS NOT NULL;
 CREATE INDEX jobs_workflow ON jobs (workflow_id) WHERE workflow_id IS NOT NULL;
--- Pruning by age and result expiry.
-CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+-- Result expiry. (Rescue and pruning need no index of their own: running jobs are found per
+-- queue through jobs_claim, and finished jobs by run_at per priority, since finished_at is
+-- never before run_at. Each extra index costs every claim and completion a b-tree write.)
 CREATE INDEX jobs_result_expiry ON jobs (result_expires_at) WHERE result_expires_at IS NOT NULL;
 
 -- Reverse dependency edges: who waits on `dep_id`.
@@ -63,7 +63,8 @@ CREATE TABLE job_deps (
 ) WITHOUT ROWID;
 
 CREATE TABLE queues (
-    name       TEXT    NOT NULL PRIMARY KEY,
+    id         INTEGER PRIMARY KEY,
+    name       TEXT    NOT NULL UNIQUE,
     paused     INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL
-) WITHOUT ROWID;
+);

@@ -67,7 +67,7 @@ pub(crate) fn retry(tx: &mut Tx<'_>, p: RetryParams) -> quern::Result<Vec<JobId>
             let mut stmt = tx
                 .conn
                 .prepare_cached(
-                    "SELECT id FROM jobs WHERE state = 5 AND (?1 IS NULL OR queue = ?1) \
+                    "SELECT id FROM jobs WHERE state = 5 AND (?1 IS NULL OR queue_id = (SELECT id FROM queues WHERE name = ?1)) \
                      AND (?2 IS NULL OR kind = ?2) ORDER BY id LIMIT ?3",
                 )
                 .map_err(sql_err)?;
@@ -128,20 +128,40 @@ fn reopen(tx: &mut Tx<'_>, id: JobId) -> quern::Result<()> {
     Ok(())
 }
 
-pub(crate) fn rescue(tx: &mut Tx<'_>, p: RescueParams) -> quern::Result<RescueReport> {
-    let expired: Vec<([u8; 16], i64, i64, Option<String>)> = tx
-        .conn
-        .prepare_cached(
-            "SELECT id, attempt, max_attempts, lease_worker FROM jobs \
-             WHERE state = 3 AND lease_expires_at < ?1 ORDER BY lease_expires_at LIMIT ?2",
-        )
+/// Every queue id (the rescuer and pruner walk queues so they can use `jobs_claim`).
+fn queue_ids(tx: &Tx<'_>) -> quern::Result<Vec<i64>> {
+    tx.conn
+        .prepare_cached("SELECT id FROM queues ORDER BY id")
         .and_then(|mut s| {
-            s.query_map(rusqlite::params![tx.now, p.limit.max(1) as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
-            .and_then(|rows| rows.collect())
+            s.query_map([], |r| r.get(0))
+                .and_then(|rows| rows.collect())
         })
-        .map_err(sql_err)?;
+        .map_err(sql_err)
+}
+
+pub(crate) fn rescue(tx: &mut Tx<'_>, p: RescueParams) -> quern::Result<RescueReport> {
+    let limit = p.limit.max(1);
+    let mut expired: Vec<([u8; 16], i64, i64, Option<String>)> = Vec::new();
+    for queue in queue_ids(tx)? {
+        if expired.len() >= limit {
+            break;
+        }
+        let rows: Vec<([u8; 16], i64, i64, Option<String>)> = tx
+            .conn
+            .prepare_cached(
+                "SELECT id, attempt, max_attempts, lease_worker FROM jobs \
+                 WHERE queue_id = ?1 AND state = 3 AND lease_expires_at < ?2 LIMIT ?3",
+            )
+            .and_then(|mut s| {
+                s.query_map(
+                    rusqlite::params![queue, tx.now, (limit - expired.len()) as i64],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .and_then(|rows| rows.collect())
+            })
+            .map_err(sql_err)?;
+        expired.extend(rows);
+    }
     let mut report = RescueReport::default();
     for (id, attempt, max_attempts, worker) in expired {
         let id = JobId::from_bytes(id);
@@ -190,44 +210,52 @@ pub(crate) fn prune(tx: &mut Tx<'_>, p: PruneParams) -> quern::Result<PruneRepor
         )
         .and_then(|mut s| s.execute(rusqlite::params![tx.now, p.limit.max(1) as i64]))
         .map_err(sql_err)?;
-    let mut deleted = 0u64;
+    let limit = p.limit.max(1);
+    let mut victims: Vec<[u8; 16]> = Vec::new();
+    // A finished job that a still-waiting job depends on is kept: its state is needed to
+    // settle that dependent. `run_at < before` is implied by `finished_at < before` and lets
+    // the scan use jobs_claim.
     let states: Vec<JobState> = p.states.into_iter().filter(|s| s.is_terminal()).collect();
-    if !states.is_empty() {
-        let list = states
-            .iter()
-            .map(|s| s.as_i64().to_string())
-            .collect::<Vec<_>>()
-            .join(",");
-        // A finished job that a still-waiting job depends on is kept: its state is needed to
-        // settle that dependent.
-        let victims: Vec<[u8; 16]> = tx
-            .conn
-            .prepare_cached(&format!(
-                "SELECT id FROM jobs j WHERE finished_at < ?1 AND state IN ({list}) \
-                 AND NOT EXISTS (SELECT 1 FROM job_deps d JOIN jobs w ON w.id = d.job_id \
-                                 WHERE d.dep_id = j.id AND w.state IN (0, 1, 2, 3)) \
-                 ORDER BY finished_at LIMIT ?2"
-            ))
-            .and_then(|mut s| {
-                s.query_map(
-                    rusqlite::params![p.finished_before, p.limit.max(1) as i64],
-                    |r| r.get(0),
-                )
-                .and_then(|rows| rows.collect())
-            })
-            .map_err(sql_err)?;
-        let mut del = tx
-            .conn
-            .prepare_cached("DELETE FROM jobs WHERE id = ?1")
-            .map_err(sql_err)?;
-        let mut del_edges = tx
-            .conn
-            .prepare_cached("DELETE FROM job_deps WHERE dep_id = ?1")
-            .map_err(sql_err)?;
-        for id in &victims {
-            deleted += del.execute([id]).map_err(sql_err)? as u64;
-            del_edges.execute([id]).map_err(sql_err)?;
+    'scan: for queue in queue_ids(tx)? {
+        for state in &states {
+            for priority in 0..=9i64 {
+                let left = limit - victims.len();
+                if left == 0 {
+                    break 'scan;
+                }
+                let rows: Vec<[u8; 16]> = tx
+                    .conn
+                    .prepare_cached(
+                        "SELECT id FROM jobs j WHERE queue_id = ?1 AND state = ?2 AND priority = ?3 \
+                         AND run_at < ?4 AND finished_at < ?4 \
+                         AND NOT EXISTS (SELECT 1 FROM job_deps d JOIN jobs w ON w.id = d.job_id \
+                                         WHERE d.dep_id = j.id AND w.state IN (0, 1, 2, 3)) \
+                         LIMIT ?5",
+                    )
+                    .and_then(|mut s| {
+                        s.query_map(
+                            rusqlite::params![queue, state.as_i64(), priority, p.finished_before, left as i64],
+                            |r| r.get(0),
+                        )
+                        .and_then(|rows| rows.collect())
+                    })
+                    .map_err(sql_err)?;
+                victims.extend(rows);
+            }
         }
+    }
+    let mut deleted = 0u64;
+    let mut del = tx
+        .conn
+        .prepare_cached("DELETE FROM jobs WHERE id = ?1")
+        .map_err(sql_err)?;
+    let mut del_edges = tx
+        .conn
+        .prepare_cached("DELETE FROM job_deps WHERE dep_id = ?1")
+        .map_err(sql_err)?;
+    for id in &victims {
+        deleted += del.execute([id]).map_err(sql_err)? as u64;
+        del_edges.execute([id]).map_err(sql_err)?;
     }
     Ok(PruneReport {
         jobs_deleted: deleted,

@@ -6,11 +6,12 @@
 //! admission rules (rate limits, concurrency caps) belong here too, inside the same step.
 
 use quern::backend::{ClaimParams, ClaimedJob, LeaseToken};
+use quern::model::Lease;
 use quern::{Job, JobState};
 use rusqlite::OptionalExtension;
 
 use crate::error::sql_err;
-use crate::rows::{JOB_COLS, job_from_row};
+use crate::rows::{JOB_COLS, QUEUE_NAME_COL, job_from_row};
 use crate::writer::Tx;
 
 /// Most scheduled jobs promoted per claim (the rest on the next one).
@@ -22,23 +23,26 @@ pub(crate) fn claim(tx: &mut Tx<'_>, p: ClaimParams) -> quern::Result<Vec<Claime
     }
     promote_due(tx)?;
     // Candidate queues: listed, positive weight, not paused.
-    let mut cands: Vec<(String, u32)> = Vec::with_capacity(p.queues.len());
+    let mut cands: Vec<(String, i64, u32)> = Vec::with_capacity(p.queues.len());
     for q in &p.queues {
-        if q.weight == 0 || cands.iter().any(|(n, _)| *n == q.queue) || is_paused(tx, &q.queue)? {
+        if q.weight == 0 || cands.iter().any(|(n, _, _)| *n == q.queue) {
             continue;
         }
-        cands.push((q.queue.clone(), q.weight));
+        match queue_state(tx, &q.queue)? {
+            Some((id, false)) => cands.push((q.queue.clone(), id, q.weight)),
+            _ => continue, // unknown (nothing ever enqueued) or paused
+        }
     }
     let expires = tx.now + p.lease.as_millis() as i64;
     let mut out = Vec::with_capacity(p.limit);
     let mut remaining = p.limit;
     while remaining > 0 && !cands.is_empty() {
         // Lottery: each of the remaining slots goes to a queue in proportion to its weight.
-        let total: u64 = cands.iter().map(|(_, w)| *w as u64).sum();
+        let total: u64 = cands.iter().map(|(_, _, w)| *w as u64).sum();
         let mut alloc = vec![0usize; cands.len()];
         for _ in 0..remaining {
             let mut ticket = fastrand::u64(0..total);
-            for (i, (_, w)) in cands.iter().enumerate() {
+            for (i, (_, _, w)) in cands.iter().enumerate() {
                 if ticket < *w as u64 {
                     alloc[i] += 1;
                     break;
@@ -51,7 +55,15 @@ pub(crate) fn claim(tx: &mut Tx<'_>, p: ClaimParams) -> quern::Result<Vec<Claime
             if n == 0 {
                 continue;
             }
-            let got = lease_from_queue(tx, &cands[i].0, n, &p.worker_id, expires, &mut out)?;
+            let got = lease_from_queue(
+                tx,
+                &cands[i].0,
+                cands[i].1,
+                n,
+                &p.worker_id,
+                expires,
+                &mut out,
+            )?;
             remaining -= got;
             if got < n {
                 exhausted.push(i);
@@ -77,43 +89,68 @@ pub(crate) fn promote_due(tx: &mut Tx<'_>) -> quern::Result<usize> {
     Ok(n)
 }
 
-fn is_paused(tx: &Tx<'_>, queue: &str) -> quern::Result<bool> {
-    let p: Option<i64> = tx
-        .conn
-        .prepare_cached("SELECT paused FROM queues WHERE name = ?1")
-        .and_then(|mut s| s.query_row([queue], |r| r.get(0)).optional())
-        .map_err(sql_err)?;
-    Ok(p.unwrap_or(0) != 0)
+/// A queue's id and whether it is paused; `None` if it was never used.
+fn queue_state(tx: &Tx<'_>, queue: &str) -> quern::Result<Option<(i64, bool)>> {
+    tx.conn
+        .prepare_cached("SELECT id, paused FROM queues WHERE name = ?1")
+        .and_then(|mut s| {
+            s.query_row([queue], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0)))
+                .optional()
+        })
+        .map_err(sql_err)
 }
 
 fn lease_from_queue(
     tx: &Tx<'_>,
     queue: &str,
+    queue_id: i64,
     n: usize,
     worker: &str,
     expires: i64,
     out: &mut Vec<ClaimedJob>,
 ) -> quern::Result<usize> {
-    let sql = format!(
-        "UPDATE jobs SET state = 3, attempt = attempt + 1, lease_epoch = lease_epoch + 1, \
-         lease_worker = ?2, lease_expires_at = ?3, started_at = ?4 \
-         WHERE id IN (SELECT id FROM jobs WHERE queue = ?1 AND state = 1 \
-                      ORDER BY priority, run_at, id LIMIT ?5) \
-         RETURNING {JOB_COLS}"
-    );
-    let mut stmt = tx.conn.prepare_cached(&sql).map_err(sql_err)?;
-    let mut jobs: Vec<Job> = stmt
-        .query_map(
-            rusqlite::params![queue, worker, expires, tx.now, n as i64],
-            job_from_row,
-        )
-        .and_then(|rows| rows.collect())
+    // Read the rows in claim order, then lease each by primary key. (Cheaper than one
+    // `UPDATE … WHERE id IN (…) RETURNING`, which builds two ephemeral tables per call.)
+    let jobs: Vec<Job> = tx
+        .conn
+        .prepare_cached(&format!(
+            "SELECT {} FROM jobs WHERE queue_id = ?1 AND state = 1 \
+             ORDER BY priority, run_at, id LIMIT ?2",
+            // The queue's name is known here; bind it rather than look it up per row.
+            JOB_COLS.replacen(QUEUE_NAME_COL, "?3", 1)
+        ))
+        .and_then(|mut s| {
+            s.query_map(rusqlite::params![queue_id, n as i64, queue], job_from_row)
+                .and_then(|rows| rows.collect())
+        })
         .map_err(sql_err)?;
-    // RETURNING gives no order guarantee; hand jobs out in claim order.
-    jobs.sort_by_key(|j| (j.priority, j.run_at, j.id));
+    let mut lease = tx
+        .conn
+        .prepare_cached(
+            "UPDATE jobs SET state = 3, attempt = attempt + 1, lease_epoch = lease_epoch + 1, \
+             lease_worker = ?2, lease_expires_at = ?3, started_at = ?4 WHERE id = ?1",
+        )
+        .map_err(sql_err)?;
     let got = jobs.len();
-    for job in jobs {
-        debug_assert_eq!(job.state, JobState::Running);
+    for mut job in jobs {
+        lease
+            .execute(rusqlite::params![
+                job.id.as_bytes(),
+                worker,
+                expires,
+                tx.now
+            ])
+            .map_err(sql_err)?;
+        // Mirror the UPDATE above in the returned copy.
+        debug_assert_eq!(job.queue, queue);
+        job.state = JobState::Running;
+        job.attempt += 1;
+        job.lease_epoch += 1;
+        job.lease = Some(Lease {
+            worker_id: worker.to_string(),
+            expires_at: expires,
+        });
+        job.started_at = Some(tx.now);
         let token = LeaseToken {
             job_id: job.id,
             epoch: job.lease_epoch,

@@ -92,7 +92,7 @@ fn insert_one(tx: &mut Tx<'_>, job: NewJob) -> quern::Result<EnqueueOutcome> {
             None => (JobState::Blocked, done, ok),
         }
     };
-    ensure_queue(tx, &job.queue)?;
+    let queue_id = ensure_queue(tx, &job.queue)?;
     let retry = job
         .retry
         .as_ref()
@@ -108,7 +108,7 @@ fn insert_one(tx: &mut Tx<'_>, job: NewJob) -> quern::Result<EnqueueOutcome> {
     let mut stmt = tx
         .conn
         .prepare_cached(
-            "INSERT INTO jobs (id, queue, state, priority, run_at, kind, payload, payload_tag, \
+            "INSERT INTO jobs (id, queue_id, state, priority, run_at, kind, payload, payload_tag, \
              max_attempts, created_at, finished_at, retry, timeout_ms, unique_key, unique_for_ms, \
              depends_on, trigger_rule, deps_done, deps_ok, workflow_id, tags, meta, version) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
@@ -117,7 +117,7 @@ fn insert_one(tx: &mut Tx<'_>, job: NewJob) -> quern::Result<EnqueueOutcome> {
         .map_err(sql_err)?;
     let res = stmt.execute(rusqlite::params![
         job.id.as_bytes(),
-        job.queue,
+        queue_id,
         state.as_i64(),
         job.priority.get() as i64,
         run_at,
@@ -200,7 +200,7 @@ fn find_live_unique(
         .conn
         .prepare_cached(
             "SELECT id, state, created_at, unique_for_ms FROM jobs \
-             WHERE queue = ?1 AND unique_key = ?2 ORDER BY id DESC",
+             WHERE queue_id = (SELECT id FROM queues WHERE name = ?1) AND unique_key = ?2 ORDER BY id DESC",
         )
         .map_err(sql_err)?;
     let mut rows = stmt.query(rusqlite::params![queue, key]).map_err(sql_err)?;
@@ -218,10 +218,10 @@ fn find_live_unique(
     Ok(None)
 }
 
-/// Records a queue on first use.
-pub(crate) fn ensure_queue(tx: &mut Tx<'_>, queue: &str) -> quern::Result<()> {
-    if tx.st.known_queues.contains(queue) {
-        return Ok(());
+/// Records a queue on first use; returns its id.
+pub(crate) fn ensure_queue(tx: &mut Tx<'_>, queue: &str) -> quern::Result<i64> {
+    if let Some(id) = tx.st.known_queues.get(queue) {
+        return Ok(*id);
     }
     tx.conn
         .prepare_cached(
@@ -229,6 +229,11 @@ pub(crate) fn ensure_queue(tx: &mut Tx<'_>, queue: &str) -> quern::Result<()> {
         )
         .and_then(|mut s| s.execute(rusqlite::params![queue, tx.now]))
         .map_err(sql_err)?;
-    tx.st.known_queues.insert(queue.to_string());
-    Ok(())
+    let id: i64 = tx
+        .conn
+        .prepare_cached("SELECT id FROM queues WHERE name = ?1")
+        .and_then(|mut s| s.query_row([queue], |r| r.get(0)))
+        .map_err(sql_err)?;
+    tx.st.known_queues.insert(queue.to_string(), id);
+    Ok(id)
 }

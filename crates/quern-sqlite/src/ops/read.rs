@@ -14,7 +14,7 @@ pub(crate) fn list(conn: &Connection, p: ListParams) -> quern::Result<JobPage> {
     let limit = p.limit.clamp(1, 10_000);
     let f = &p.filter;
     let sql = format!(
-        "SELECT {JOB_COLS} FROM jobs WHERE (?1 IS NULL OR queue = ?1) AND (?2 IS NULL OR state = ?2) \
+        "SELECT {JOB_COLS} FROM jobs WHERE (?1 IS NULL OR queue_id = (SELECT id FROM queues WHERE name = ?1)) AND (?2 IS NULL OR state = ?2) \
          AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR workflow_id = ?4) AND (?5 IS NULL OR id < ?5) \
          ORDER BY id DESC LIMIT ?6"
     );
@@ -44,36 +44,38 @@ pub(crate) fn list(conn: &Connection, p: ListParams) -> quern::Result<JobPage> {
 }
 
 pub(crate) fn queues(conn: &Connection, only: Option<&str>) -> quern::Result<Vec<QueueInfo>> {
-    let mut infos: BTreeMap<String, QueueInfo> = BTreeMap::new();
-    let mut stmt = conn
+    let rows: Vec<(i64, String, i64)> = conn
         .prepare_cached(
-            "SELECT name, paused FROM queues WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
+            "SELECT id, name, paused FROM queues WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
         )
+        .and_then(|mut s| {
+            s.query_map([only], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .and_then(|rows| rows.collect())
+        })
         .map_err(sql_err)?;
-    let rows: Vec<(String, i64)> = stmt
-        .query_map([only], |r| Ok((r.get(0)?, r.get(1)?)))
-        .and_then(|rows| rows.collect())
-        .map_err(sql_err)?;
-    for (name, paused) in rows {
+    let mut infos: BTreeMap<i64, QueueInfo> = BTreeMap::new();
+    for (id, name, paused) in rows {
+        let counts = StateCounts::default();
         infos.insert(
-            name.clone(),
+            id,
             QueueInfo {
                 name,
                 paused: paused != 0,
-                counts: StateCounts::default(),
+                counts,
                 oldest_queued_at: None,
             },
         );
     }
-    let mut counts = conn
+    let rows: Vec<(i64, i64, i64, Option<i64>)> = conn
         .prepare_cached(
-            "SELECT queue, state, count(*), min(run_at) FROM jobs WHERE ?1 IS NULL OR queue = ?1 \
-             GROUP BY queue, state",
+            "SELECT queue_id, state, count(*), min(run_at) FROM jobs \
+             WHERE ?1 IS NULL OR queue_id = (SELECT id FROM queues WHERE name = ?1) \
+             GROUP BY queue_id, state",
         )
-        .map_err(sql_err)?;
-    let rows: Vec<(String, i64, i64, Option<i64>)> = counts
-        .query_map([only], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .and_then(|rows| rows.collect())
+        .and_then(|mut s| {
+            s.query_map([only], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .and_then(|rows| rows.collect())
+        })
         .map_err(sql_err)?;
     for (queue, state, n, min_run_at) in rows {
         let (Some(info), Some(state)) = (infos.get_mut(&queue), JobState::from_i64(state)) else {
@@ -84,7 +86,9 @@ pub(crate) fn queues(conn: &Connection, only: Option<&str>) -> quern::Result<Vec
             info.oldest_queued_at = min_run_at;
         }
     }
-    Ok(infos.into_values().collect())
+    let mut out: Vec<QueueInfo> = infos.into_values().collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
 }
 
 /// The earliest `run_at` of any scheduled job.
@@ -98,8 +102,8 @@ pub(crate) fn next_due(conn: &Connection) -> quern::Result<Option<i64>> {
 pub(crate) fn has_ready(conn: &Connection, queues: &[String]) -> quern::Result<bool> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT 1 FROM jobs WHERE queue = ?1 AND state = 1 \
-             AND NOT coalesce((SELECT paused FROM queues WHERE name = ?1), 0) LIMIT 1",
+            "SELECT 1 FROM queues q JOIN jobs j ON j.queue_id = q.id \
+             WHERE q.name = ?1 AND q.paused = 0 AND j.state = 1 LIMIT 1",
         )
         .map_err(sql_err)?;
     for q in queues {

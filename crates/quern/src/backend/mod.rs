@@ -68,7 +68,10 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     async fn job_list(&self, params: ListParams) -> Result<JobPage>;
 
     /// Moves dead (and, by id, cancelled or skipped) jobs back to `queued` (or `blocked`
-    /// while their dependencies are still pending). Returns the ids moved.
+    /// while their dependencies are still pending). Returns the ids moved. By id it is all or
+    /// nothing: an unknown id (`JobNotFound`), a job in another state (`InvalidTransition`), or
+    /// a job whose trigger can no longer be met because its dependencies ended without
+    /// success (an input error; retry those first) fails the call and moves none.
     async fn job_retry(&self, params: RetryParams) -> Result<Vec<JobId>>;
 
     /// Deletes old finished jobs and drops expired results.

@@ -297,7 +297,13 @@ impl NewJob {
                 self.kind
             ));
         }
-        validate_queue_name(&self.queue)?;
+        // Reported as an invalid job (not a bare invalid argument) so a batch names the item.
+        if let Err(e) = validate_queue_name(&self.queue) {
+            return bad(e
+                .to_string()
+                .trim_start_matches("invalid argument: ")
+                .to_string());
+        }
         if self.payload.stored_bytes().len() > limits.max_payload_bytes {
             return Err(Error::PayloadTooLarge {
                 size: self.payload.stored_bytes().len(),

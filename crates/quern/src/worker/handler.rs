@@ -1,3 +1,4 @@
+use std::any::TypeId;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +17,11 @@ pub trait Handler: Send + Sync + 'static {
     /// Runs one attempt. `Ok(Some(result))` stores a result; `Ok(None)` stores none.
     async fn run(&self, ctx: Context, payload: Payload) -> Result<Option<Payload>, TaskError>;
 
-    /// The retry policy for jobs of this kind that do not carry their own.
-    fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy::default()
+    /// The retry policy for jobs of this kind that do not carry their own; `None` means the
+    /// worker's default (see `WorkerBuilder::default_retry`). Resolution order: the job's
+    /// own policy, then this, then the worker's default.
+    fn retry_policy(&self) -> Option<RetryPolicy> {
+        None
     }
 
     /// The per-attempt timeout for jobs that do not carry their own; `None` means the
@@ -59,13 +62,17 @@ impl<T: Task> Handler for TaskHandler<T> {
             .decode()
             .map_err(|e| TaskError::Fatal(format!("cannot decode {} payload: {e}", T::KIND)))?;
         let out = self.task.run(&ctx, input).await?;
+        // `()` means "no result": store nothing rather than a JSON `null` per job.
+        if TypeId::of::<T::Output>() == TypeId::of::<()>() {
+            return Ok(None);
+        }
         let encoded = Payload::encode(&out, &self.codec)
             .map_err(|e| TaskError::Fatal(format!("cannot encode {} result: {e}", T::KIND)))?;
         Ok(Some(encoded))
     }
 
-    fn retry_policy(&self) -> RetryPolicy {
-        T::retry_policy()
+    fn retry_policy(&self) -> Option<RetryPolicy> {
+        Some(T::retry_policy())
     }
 
     fn timeout(&self) -> Option<Duration> {

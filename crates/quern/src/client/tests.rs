@@ -1,0 +1,161 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::backend::BatchMode;
+use crate::test_util::mem::MemBackend;
+use crate::{Context, JobState, Priority, RetryPolicy, TaskError, TokioClock};
+
+#[derive(Serialize, Deserialize)]
+struct Mail {
+    to: String,
+}
+
+struct SendMail;
+impl Task for SendMail {
+    const KIND: &'static str = "send_mail";
+    type Input = Mail;
+    type Output = ();
+    async fn run(&self, _: &Context, _: Mail) -> Result<(), TaskError> {
+        Ok(())
+    }
+    fn queue() -> &'static str {
+        "mail"
+    }
+    fn priority() -> Priority {
+        Priority::HIGH
+    }
+    fn max_attempts() -> u32 {
+        3
+    }
+}
+
+fn client() -> Client {
+    let clock: SharedClock = Arc::new(TokioClock::new());
+    Client::new(Arc::new(MemBackend::new(clock.clone()))).with_clock(clock)
+}
+
+fn mail() -> Mail {
+    Mail {
+        to: "ada@example.com".into(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn typed_enqueue_uses_task_defaults_and_overrides() {
+    let c = client();
+    let id = c.enqueue::<SendMail>(&mail()).await.unwrap();
+    let j = c.get(id).await.unwrap().unwrap();
+    assert_eq!((j.kind.as_str(), j.queue.as_str()), ("send_mail", "mail"));
+    assert_eq!((j.priority, j.max_attempts), (Priority::HIGH, 3));
+    assert_eq!(
+        (j.retry.clone(), j.timeout),
+        (None, None),
+        "left to the worker"
+    );
+    assert_eq!(
+        j.payload.decode::<serde_json::Value>().unwrap()["to"],
+        "ada@example.com"
+    );
+
+    let dep = id;
+    let now = c.now_ms();
+    let id = c
+        .enqueue::<SendMail>(&mail())
+        .queue("urgent")
+        .priority(Priority::CRITICAL)
+        .delay(Duration::from_secs(90))
+        .max_attempts(9)
+        .timeout(Duration::from_secs(5))
+        .retry(RetryPolicy::None)
+        .depends_on(dep)
+        .tag("welcome")
+        .await
+        .unwrap();
+    let j = c.get(id).await.unwrap().unwrap();
+    assert_eq!(
+        (j.queue.as_str(), j.priority, j.max_attempts),
+        ("urgent", Priority::CRITICAL, 9)
+    );
+    assert_eq!(j.run_at, now + 90_000);
+    assert_eq!(j.timeout, Some(Duration::from_secs(5)));
+    assert_eq!(j.retry, Some(RetryPolicy::None));
+    assert_eq!(
+        (j.depends_on.clone(), j.tags.clone()),
+        (vec![dep], vec!["welcome".to_string()])
+    );
+    assert_eq!(j.state, JobState::Blocked);
+}
+
+#[tokio::test(start_paused = true)]
+async fn bad_input_is_a_clear_error_and_stores_nothing() {
+    let c = client();
+    let err = c
+        .enqueue::<SendMail>(&mail())
+        .queue("no spaces")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("queue name"), "{err}");
+    let err = c
+        .enqueue::<SendMail>(&mail())
+        .unique_for(Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("unique_for needs a unique key"),
+        "{err}"
+    );
+    let page = c.list(Default::default()).await.unwrap();
+    assert!(page.jobs.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn batches_are_atomic_or_best_effort() {
+    let c = client();
+    let good = || NewJob::json("k", serde_json::json!(1));
+    let bad = || NewJob::json("k", serde_json::json!(1)).max_attempts(0);
+    assert!(
+        c.enqueue_batch(vec![good(), bad()], BatchMode::Atomic)
+            .await
+            .is_err()
+    );
+    assert!(c.list(Default::default()).await.unwrap().jobs.is_empty());
+    let r = c
+        .enqueue_batch(vec![good(), bad(), good()], BatchMode::BestEffort)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.iter().map(Result::is_ok).collect::<Vec<_>>(),
+        [true, false, true]
+    );
+    assert_eq!(c.list(Default::default()).await.unwrap().jobs.len(), 2);
+    assert!(
+        c.enqueue_batch(vec![], BatchMode::Atomic)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_times_out_on_live_jobs_and_fails_on_missing_ones() {
+    let c = client();
+    let id = c.enqueue::<SendMail>(&mail()).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let err = c.wait(id, Duration::from_secs(5)).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)), "{err}");
+    assert!(err.to_string().contains("still queued"), "{err}");
+    assert_eq!(started.elapsed(), Duration::from_secs(5));
+    assert!(matches!(
+        c.wait(JobId::new(), Duration::from_secs(1)).await,
+        Err(Error::JobNotFound(_))
+    ));
+    let j = c.cancel(id, None).await.unwrap();
+    assert_eq!(j.state, JobState::Cancelled);
+    assert_eq!(
+        c.wait(id, Duration::from_secs(1)).await.unwrap().state,
+        JobState::Cancelled
+    );
+}

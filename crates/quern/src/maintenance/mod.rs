@@ -1,0 +1,35 @@
+//! Background services that keep a Quern deployment healthy, one file each, each with a
+//! config struct whose defaults are documented on its fields.
+//!
+//! - [`Rescuer`]: re-delivers jobs whose lease expired. Safe and useful on every node; the
+//!   [`Worker`](crate::Worker) runs one by default.
+//! - [`Pruner`]: deletes old finished jobs and expired results. Idempotent, but one node is
+//!   enough, so it is meant to run under [`run_as_leader`].
+//! - [`run_as_leader`]: runs a singleton service only while this node holds a named leader
+//!   lease stored in the backend, handing over when the holder dies.
+//!
+//! Each service has a `run_once` (one pass, returns what it did; what tests call) and a
+//! `run` loop that stops when its cancellation token is cancelled.
+
+mod leader;
+mod pruner;
+mod rescuer;
+
+pub use leader::{LeaderConfig, run_as_leader};
+pub use pruner::{PruneTickReport, Pruner, PrunerConfig};
+pub use rescuer::{Rescuer, RescuerConfig};
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+/// Sleeps for `d`, or less if `stop` is cancelled. Returns false when stopped.
+pub(crate) async fn pause(d: Duration, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = stop.cancelled() => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;

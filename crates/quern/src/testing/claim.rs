@@ -1,0 +1,116 @@
+//! `job_claim`: leasing ready jobs, the lease fields, limits, and what is never claimed.
+
+use super::*;
+use crate::backend::{FailAction, QueueWeight};
+use crate::model::JobState;
+
+/// A claim moves the job to `running` with attempt 1, a new epoch, a lease held by the
+/// claiming worker until now + lease, `started_at` = now; the returned job is the stored one
+/// and the token carries its epoch and attempt.
+pub async fn claim_leases_the_job(h: Harness) {
+    let id = h.enqueue(job("work")).await.id;
+    let before = h.get(id).await;
+    h.advance(std::time::Duration::from_millis(1234));
+    let c = h.claim_id("default", id).await;
+    let j = &c.job;
+    assert_eq!(j.state, JobState::Running, "{}: state", h.case);
+    assert_eq!(j.attempt, 1, "{}: attempt", h.case);
+    assert!(
+        j.lease_epoch > before.lease_epoch,
+        "{}: epoch grows",
+        h.case
+    );
+    assert_eq!(c.token.job_id, id, "{}: token job id", h.case);
+    assert_eq!(c.token.epoch, j.lease_epoch, "{}: token epoch", h.case);
+    assert_eq!(c.token.attempt, 1, "{}: token attempt", h.case);
+    assert_eq!(j.started_at, Some(h.now()), "{}: started_at", h.case);
+    let lease = j.lease.as_ref().expect("a running job has a lease");
+    assert_eq!(lease.worker_id, WORKER, "{}: lease holder", h.case);
+    assert_eq!(
+        lease.expires_at,
+        h.now() + ms(LEASE),
+        "{}: lease deadline",
+        h.case
+    );
+    assert_eq!(
+        &h.get(id).await,
+        j,
+        "{}: claimed job is the stored job",
+        h.case
+    );
+    assert_eq!(j.payload, before.payload, "{}: payload unchanged", h.case);
+}
+
+/// A claim never returns more than `limit` jobs, and each job once.
+pub async fn claim_respects_limit(h: Harness) {
+    h.enqueue_many("default", 5).await;
+    let first = h.claim("default", 3).await;
+    assert_eq!(first.len(), 3, "{}: limit 3", h.case);
+    let rest = h.claim("default", 10).await;
+    assert_eq!(rest.len(), 2, "{}: the remaining two", h.case);
+    let mut ids: Vec<_> = first.iter().chain(&rest).map(|c| c.job.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 5, "{}: five distinct jobs", h.case);
+}
+
+/// A running job whose lease is valid is not handed out again.
+pub async fn running_job_is_not_claimed_again(h: Harness) {
+    let c = h.enqueue_and_claim(job("once")).await;
+    h.advance(LEASE / 2);
+    h.claim_none("default", "job is leased").await;
+    h.assert_state(c.job.id, JobState::Running, "still running")
+        .await;
+}
+
+/// Claiming from a queue never used, or from queues not holding the job, returns nothing
+/// (and is not an error: workers start before work arrives).
+pub async fn unknown_or_unlisted_queue_claims_nothing(h: Harness) {
+    h.claim_none("never-used", "unknown queue").await;
+    let id = h.enqueue(job("x").queue("q2")).await.id;
+    let got = h
+        .claim_from(
+            vec![QueueWeight::new("q1", 1), QueueWeight::new("q3", 5)],
+            10,
+        )
+        .await;
+    assert!(got.is_empty(), "{}: job is in an unlisted queue", h.case);
+    h.assert_state(id, JobState::Queued, "untouched").await;
+    h.claim_id("q2", id).await;
+}
+
+/// Blocked jobs and not-yet-due scheduled jobs are never claimed; finished ones neither.
+pub async fn blocked_and_scheduled_jobs_are_not_claimed(h: Harness) {
+    let a = h.enqueue(job("a")).await.id;
+    h.enqueue(job("b").depends_on([a])).await;
+    h.enqueue(job("c").run_at(h.now() + 1_000)).await;
+    let done = h.enqueue(job("d")).await.id;
+    // Claim a and d (the only ready ones), finish d as dead.
+    let got = h.claim("default", 10).await;
+    let mut ids: Vec<_> = got.iter().map(|c| c.job.id).collect();
+    ids.sort();
+    let mut want = vec![a, done];
+    want.sort();
+    assert_eq!(ids, want, "{}: only the ready jobs", h.case);
+    let d = got.iter().find(|c| c.job.id == done).unwrap();
+    h.fail(&d.token, FailAction::Dead).await;
+    h.claim_none("default", "blocked, scheduled and dead jobs")
+        .await;
+}
+
+/// Every claim of the same job gets a strictly larger epoch.
+pub async fn every_claim_gets_a_new_epoch(h: Harness) {
+    let id = h.enqueue(job("x")).await.id;
+    let mut last = h.get(id).await.lease_epoch;
+    for round in 0..3 {
+        let c = h.claim_id("default", id).await;
+        assert!(
+            c.token.epoch > last,
+            "{}: round {round}: epoch {} not above {last}",
+            h.case,
+            c.token.epoch
+        );
+        last = c.token.epoch;
+        h.try_release(&c.token).await.unwrap();
+    }
+}

@@ -1,0 +1,285 @@
+//! The claim loop: lease jobs while there is room, otherwise wait.
+//!
+//! Room is `concurrency + prefetch` minus the jobs already claimed and not finished, where
+//! prefetch adapts to job length (`prefetch.rs`), so the worker never holds more leases
+//! than it can start soon (the "don't hoard" rule: a job held here cannot be taken by an
+//! idle worker elsewhere). Per-queue caps shrink the room
+//! for their queue. When there is no room the loop sleeps until a job finishes; when there
+//! is room but no work it sleeps in `Backend::work_wait`, which an enqueue wakes at once,
+//! so enqueue→start latency is one wake-up plus one claim, not a polling interval.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::pool::Shared;
+use super::prefetch;
+use crate::backend::{ClaimParams, QueueWeight, WaitParams};
+
+/// One claim call: these queues, at most `limit` jobs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Claim {
+    queues: Vec<QueueWeight>,
+    limit: usize,
+}
+
+/// What to claim now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Plan {
+    /// Total jobs that may be claimed now (free slots plus prefetch room).
+    room: usize,
+    /// The claims to make, in order; each is also bounded by what is left of `room`.
+    claims: Vec<Claim>,
+    /// Some queue was left out because it is at its cap: a finishing job may make it
+    /// claimable again, so the idle wait must also wake on a freed slot.
+    capped_out: bool,
+}
+
+/// Works out the claims. Queues without a cap, and capped queues whose remaining room is at
+/// least the total room, share one claim (the backend splits it by weight). A capped queue
+/// with less remaining room than that gets its own claim limited to its room, so a tight cap
+/// never shrinks the batch of the other queues. Several claims are ordered by a weighted
+/// random draw so no queue always goes first.
+fn plan(
+    queues: &[QueueWeight],
+    caps: &[Option<usize>],
+    occupying_per_queue: &[usize],
+    room: usize,
+    mut unit: impl FnMut() -> f64,
+) -> Plan {
+    let mut shared = Vec::new();
+    let mut own = Vec::new();
+    let mut capped_out = false;
+    for ((q, cap), held) in queues.iter().zip(caps).zip(occupying_per_queue) {
+        match cap {
+            Some(cap) if held >= cap => capped_out = true,
+            Some(cap) if cap - held < room => own.push(Claim {
+                queues: vec![q.clone()],
+                limit: cap - held,
+            }),
+            _ => shared.push(q.clone()),
+        }
+    }
+    let mut claims = own;
+    if !shared.is_empty() {
+        claims.push(Claim {
+            queues: shared,
+            limit: room,
+        });
+    }
+    if room == 0 {
+        claims.clear();
+    }
+    // Weighted random order, drawing without replacement.
+    let mut ordered = Vec::with_capacity(claims.len());
+    while !claims.is_empty() {
+        let weights: Vec<u64> = claims
+            .iter()
+            .map(|c| c.queues.iter().map(|q| u64::from(q.weight.max(1))).sum())
+            .collect();
+        let total: u64 = weights.iter().sum();
+        let mut pick = (unit() * total as f64) as u64;
+        let mut i = 0;
+        while i + 1 < weights.len() && pick >= weights[i] {
+            pick -= weights[i];
+            i += 1;
+        }
+        ordered.push(claims.remove(i));
+    }
+    Plan {
+        room,
+        claims: ordered,
+        capped_out,
+    }
+}
+
+/// Exponential backoff for store errors: 50 ms doubling to 5 s.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(50);
+    const MAX: Duration = Duration::from_secs(5);
+
+    fn new() -> Self {
+        Backoff { next: Self::FIRST }
+    }
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+    fn step(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        d
+    }
+}
+
+pub(super) async fn run(s: Arc<Shared>) {
+    let cfg = &s.cfg;
+    let caps: Vec<Option<usize>> = cfg.queues.iter().map(|q| cfg.cap(&q.queue)).collect();
+    let names: Vec<String> = cfg.queues.iter().map(|q| q.queue.clone()).collect();
+    let mut backoff = Backoff::new();
+    loop {
+        if s.stop_claiming.is_cancelled() {
+            break;
+        }
+        let prefetch = prefetch::allowed(
+            cfg.prefetch_max(),
+            cfg.concurrency,
+            cfg.prefetch_wait,
+            s.run_times.average(),
+        );
+        let room = (cfg.concurrency + prefetch).saturating_sub(s.leases.occupying());
+        let held = s.leases.occupying_in(names.iter().map(String::as_str));
+        let p = plan(&cfg.queues, &caps, &held, room, fastrand::f64);
+        if p.claims.is_empty() {
+            // Full (or every queue at its cap): wait for a job to finish.
+            tokio::select! {
+                _ = s.slot_freed.notified() => continue,
+                _ = s.stop_claiming.cancelled() => break,
+            }
+        }
+
+        let mut left = p.room;
+        let mut drained = true;
+        let mut failed = false;
+        for c in p.claims {
+            let limit = c.limit.min(left);
+            if limit == 0 {
+                drained = false;
+                break;
+            }
+            // Never abandon a claim call half-way: the backend may already have leased the
+            // jobs, and dropping the answer would strand them until their leases expire.
+            let res = s
+                .backend
+                .job_claim(ClaimParams {
+                    worker_id: cfg.id.clone(),
+                    queues: c.queues,
+                    limit,
+                    lease: cfg.lease,
+                })
+                .await;
+            match res {
+                Ok(jobs) => {
+                    backoff.reset();
+                    if jobs.len() >= limit {
+                        drained = false;
+                    }
+                    left = left.saturating_sub(jobs.len());
+                    if !jobs.is_empty() {
+                        tracing::trace!(n = jobs.len(), limit, "claimed jobs");
+                    }
+                    for job in jobs {
+                        s.spawn_job(job);
+                    }
+                }
+                Err(e) => {
+                    failed = true;
+                    tracing::warn!(error = %e, "claiming jobs failed; backing off");
+                }
+            }
+        }
+
+        if failed {
+            tokio::select! {
+                _ = tokio::time::sleep(backoff.step()) => {}
+                _ = s.stop_claiming.cancelled() => break,
+            }
+        } else if drained {
+            // Every claim came back short: no ready work right now. Sleep until the backend
+            // says work may have arrived (or a capped queue got room again).
+            let wait = s.backend.work_wait(WaitParams {
+                queues: names.clone(),
+                timeout: cfg.poll_interval,
+            });
+            tokio::select! {
+                r = wait => {
+                    if let Err(e) = r {
+                        tracing::warn!(error = %e, "waiting for work failed; backing off");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff.step()) => {}
+                            _ = s.stop_claiming.cancelled() => break,
+                        }
+                    }
+                }
+                _ = s.slot_freed.notified(), if p.capped_out => {}
+                _ = s.stop_claiming.cancelled() => break,
+            }
+        }
+    }
+    tracing::debug!("claim loop stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn qw(q: &str, w: u32) -> QueueWeight {
+        QueueWeight::new(q, w)
+    }
+
+    #[test]
+    fn uncapped_queues_share_one_claim() {
+        let qs = [qw("a", 3), qw("b", 1)];
+        let p = plan(&qs, &[None, None], &[5, 0], 8, || 0.5);
+        assert_eq!(
+            p.claims,
+            vec![Claim {
+                queues: qs.to_vec(),
+                limit: 8
+            }]
+        );
+        assert!(!p.capped_out);
+    }
+
+    #[test]
+    fn tight_caps_get_their_own_claim_and_full_caps_are_left_out() {
+        let qs = [qw("a", 1), qw("b", 1), qw("c", 1), qw("d", 1)];
+        // a: cap 2, 1 held → own claim of 1. b: cap 100 → shared. c: at cap → out. d: free.
+        let p = plan(
+            &qs,
+            &[Some(2), Some(100), Some(3), None],
+            &[1, 0, 3, 0],
+            10,
+            || 0.99,
+        );
+        assert!(p.capped_out);
+        assert_eq!(p.claims.len(), 2);
+        let own = p.claims.iter().find(|c| c.queues.len() == 1).unwrap();
+        assert_eq!(own.queues[0].queue, "a");
+        assert_eq!(own.limit, 1);
+        let shared = p.claims.iter().find(|c| c.queues.len() == 2).unwrap();
+        let names: Vec<_> = shared.queues.iter().map(|q| q.queue.as_str()).collect();
+        assert_eq!(names, ["b", "d"]);
+        assert_eq!(shared.limit, 10);
+    }
+
+    #[test]
+    fn order_follows_the_weighted_draw() {
+        let qs = [qw("small", 1), qw("big", 9)];
+        let first = |u: f64| {
+            plan(&qs, &[Some(1), Some(1)], &[0, 0], 5, move || u).claims[0].queues[0]
+                .queue
+                .clone()
+        };
+        assert_eq!(first(0.05), "small");
+        assert_eq!(first(0.5), "big");
+    }
+
+    #[test]
+    fn no_room_means_no_claims() {
+        let qs = [qw("a", 1)];
+        assert!(plan(&qs, &[None], &[0], 0, || 0.0).claims.is_empty());
+    }
+
+    #[test]
+    fn backoff_doubles_to_a_cap_and_resets() {
+        let mut b = Backoff::new();
+        let steps: Vec<_> = (0..9).map(|_| b.step().as_millis()).collect();
+        assert_eq!(steps, [50, 100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        b.reset();
+        assert_eq!(b.step(), Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,299 @@
+//! [`Worker`] and [`WorkerHandle`]: starting the worker's tasks and shutting them down in
+//! order.
+//!
+//! A running worker is a handful of tokio tasks around one [`Shared`] state:
+//! - the **claim loop** (`claim.rs`) leases jobs when slots are free and otherwise waits in
+//!   `Backend::work_wait`;
+//! - one **job task** per claimed job (`run.rs`), which waits for a run slot, runs the
+//!   handler under its timeout and turns the result into an acknowledgement;
+//! - the **acker** (`acker.rs`), which sends acknowledgements in batches;
+//! - the **heartbeat loops** (`heartbeat.rs`) for leases and for the worker record;
+//! - maintenance services (the rescuer by default).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::acker::{self, Ack};
+use super::builder::WorkerBuilder;
+use super::config::WorkerConfig;
+use super::leases::Leases;
+use super::prefetch::RunTimes;
+use super::{Handler, claim, heartbeat};
+use crate::Result;
+use crate::backend::{Backend, ClaimedJob, WorkerInfo};
+use crate::clock::SharedClock;
+use crate::maintenance::{LeaderConfig, Pruner, Rescuer, run_as_leader};
+use crate::model::Codec;
+
+/// State shared by the worker's tasks.
+pub(crate) struct Shared {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) cfg: WorkerConfig,
+    pub(crate) handlers: HashMap<String, Arc<dyn Handler>>,
+    pub(crate) clock: SharedClock,
+    pub(crate) codec: Codec,
+    /// Every lease held, from claim until its outcome is acknowledged.
+    pub(crate) leases: Leases,
+    /// When the worker first registered (kept across re-registrations).
+    pub(crate) started_at: std::sync::OnceLock<crate::Millis>,
+    /// Average handler run time, which sizes the prefetch.
+    pub(crate) run_times: RunTimes,
+    /// Signalled when a job stops occupying a claim slot, so the claim loop can refill.
+    /// `notify_one` keeps a permit when nobody waits, so a wake-up is never lost.
+    pub(crate) slot_freed: Notify,
+    /// Limits jobs running at once to `concurrency`. Claimed jobs beyond that (prefetch)
+    /// wait here for a permit.
+    pub(crate) run_slots: Arc<Semaphore>,
+    /// Cancelled first on shutdown: no new claims; jobs still waiting for a run slot give
+    /// their leases back.
+    pub(crate) stop_claiming: CancellationToken,
+    /// Cancelled when the shutdown grace period is over: every job's cancellation token is
+    /// a child of this one, so running handlers are told to stop.
+    pub(crate) force_stop: CancellationToken,
+    /// Outcomes to acknowledge, consumed by the acker.
+    pub(crate) acks: mpsc::UnboundedSender<Ack>,
+    /// The job tasks, so shutdown can wait for them.
+    pub(crate) jobs: TaskTracker,
+}
+
+impl Shared {
+    /// This worker as recorded in the registry; `started_at` is the first registration.
+    pub(crate) fn worker_info(&self, running: u32) -> WorkerInfo {
+        let now = self.clock.now_ms();
+        WorkerInfo {
+            id: self.cfg.id.clone(),
+            hostname: self.cfg.hostname.clone(),
+            pid: std::process::id(),
+            queues: self.cfg.queues.iter().map(|q| q.queue.clone()).collect(),
+            capabilities: self.cfg.capabilities.clone(),
+            concurrency: u32::try_from(self.cfg.concurrency).unwrap_or(u32::MAX),
+            started_at: *self.started_at.get_or_init(|| now),
+            last_seen_at: now,
+            running,
+        }
+    }
+
+    /// Records a claimed job and starts its task.
+    pub(crate) fn spawn_job(self: &Arc<Self>, claimed: ClaimedJob) {
+        let cancel = self.force_stop.child_token();
+        self.leases
+            .insert(claimed.token.clone(), &claimed.job.queue, cancel.clone());
+        self.jobs
+            .spawn(super::run::run_job(Arc::clone(self), claimed, cancel));
+    }
+}
+
+/// A pool of job handlers that claims jobs from a backend and runs them. Build one with
+/// [`Worker::builder`]; run it with [`Worker::run_until`] or [`Worker::start`].
+///
+/// What it guarantees, with the backend: every claimed job is heartbeated every third of
+/// the lease while it runs; an outcome is reported only under the lease it was claimed
+/// with (a job whose lease was lost is cancelled and its outcome discarded); a handler's
+/// panic or timeout is a failed attempt, never a crashed worker; on shutdown no new work is
+/// claimed, running jobs get a grace period, and jobs that could not finish are given back
+/// without counting an attempt.
+///
+/// How outcomes are recorded: `Ok` completes the job (acknowledgements are batched across
+/// jobs); [`TaskError::Retryable`](crate::TaskError), a timeout and a panic schedule a retry
+/// after the retry policy's delay (the job's own policy, else the handler's, else the
+/// worker's default), or dead when attempts are used up; `Fatal` is dead at once; `Snooze`
+/// reschedules without counting an attempt; `Cancel` cancels. A job whose kind has no
+/// handler on this worker is retried like a retryable failure (`ErrorKind::UnknownKind`), as
+/// Sidekiq does: during a rolling deploy a newer worker may know the kind, and
+/// `max_attempts` bounds the cost.
+pub struct Worker {
+    shared: Arc<Shared>,
+    ack_rx: mpsc::UnboundedReceiver<Ack>,
+}
+
+impl Worker {
+    /// Starts configuring a worker for `backend`.
+    pub fn builder(backend: Arc<dyn Backend>) -> WorkerBuilder {
+        WorkerBuilder::new(backend)
+    }
+
+    pub(super) fn from_parts(
+        backend: Arc<dyn Backend>,
+        cfg: WorkerConfig,
+        handlers: HashMap<String, Arc<dyn Handler>>,
+        clock: SharedClock,
+        codec: Codec,
+    ) -> Self {
+        let (acks, ack_rx) = mpsc::unbounded_channel();
+        let run_slots = Arc::new(Semaphore::new(cfg.concurrency));
+        Worker {
+            shared: Arc::new(Shared {
+                backend,
+                cfg,
+                handlers,
+                clock,
+                codec,
+                leases: Leases::default(),
+                run_times: RunTimes::default(),
+                started_at: std::sync::OnceLock::new(),
+                slot_freed: Notify::new(),
+                run_slots,
+                stop_claiming: CancellationToken::new(),
+                force_stop: CancellationToken::new(),
+                acks,
+                jobs: TaskTracker::new(),
+            }),
+            ack_rx,
+        }
+    }
+
+    /// This worker's id, as recorded in its leases and the worker registry.
+    pub fn id(&self) -> &str {
+        &self.shared.cfg.id
+    }
+
+    /// Registers the worker with the backend and starts its tasks on the current tokio
+    /// runtime. Call [`WorkerHandle::shutdown`] to stop it; dropping the handle leaves the
+    /// worker running in the background.
+    pub async fn start(self) -> Result<WorkerHandle> {
+        let s = self.shared;
+        s.backend.worker_register(s.worker_info(0)).await?;
+        tracing::info!(
+            worker_id = %s.cfg.id,
+            queues = ?s.cfg.queues.iter().map(|q| (&q.queue, q.weight)).collect::<Vec<_>>(),
+            concurrency = s.cfg.concurrency,
+            kinds = ?{ let mut k: Vec<_> = s.handlers.keys().collect(); k.sort(); k },
+            "worker started"
+        );
+
+        let ack_close = CancellationToken::new();
+        let acker = tokio::spawn(acker::run(Arc::clone(&s), self.ack_rx, ack_close.clone()));
+        let background_stop = CancellationToken::new();
+        let mut background = vec![
+            tokio::spawn(heartbeat::leases(Arc::clone(&s), background_stop.clone())),
+            tokio::spawn(heartbeat::worker(Arc::clone(&s), background_stop.clone())),
+        ];
+        if let Some(cfg) = s.cfg.rescuer.clone() {
+            let rescuer = Rescuer::new(Arc::clone(&s.backend), cfg);
+            background.push(tokio::spawn(rescuer.run(background_stop.clone())));
+        }
+        if let Some(cfg) = s.cfg.pruner.clone() {
+            let pruner = Pruner::new(Arc::clone(&s.backend), Arc::clone(&s.clock), cfg);
+            let leader = LeaderConfig::new(Pruner::LEADER_NAME, s.cfg.id.clone());
+            let backend = Arc::clone(&s.backend);
+            let stop = background_stop.clone();
+            background.push(tokio::spawn(async move {
+                run_as_leader(backend, leader, stop, |lost| pruner.clone().run(lost)).await
+            }));
+        }
+        let claim = tokio::spawn(claim::run(Arc::clone(&s)));
+        Ok(WorkerHandle {
+            shared: s,
+            claim,
+            acker,
+            ack_close,
+            background,
+            background_stop,
+        })
+    }
+
+    /// Starts the worker, runs until `shutdown` resolves (for example
+    /// `tokio::signal::ctrl_c()`), then shuts down gracefully.
+    pub async fn run_until<F: Future>(self, shutdown: F) -> Result<()> {
+        let handle = self.start().await?;
+        shutdown.await;
+        handle.shutdown().await
+    }
+}
+
+impl fmt::Debug for Worker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Worker")
+            .field("id", &self.shared.cfg.id)
+            .field("config", &self.shared.cfg)
+            .finish()
+    }
+}
+
+/// A started worker. [`WorkerHandle::shutdown`] stops it gracefully.
+pub struct WorkerHandle {
+    shared: Arc<Shared>,
+    claim: JoinHandle<()>,
+    acker: JoinHandle<()>,
+    /// Tells the acker to finish once the queue of acknowledgements is empty.
+    ack_close: CancellationToken,
+    /// Heartbeat loops and maintenance services, stopped last.
+    background: Vec<JoinHandle<()>>,
+    background_stop: CancellationToken,
+}
+
+impl WorkerHandle {
+    /// This worker's id.
+    pub fn id(&self) -> &str {
+        &self.shared.cfg.id
+    }
+
+    /// Jobs claimed and not yet finished (running or waiting for a run slot).
+    pub fn running(&self) -> usize {
+        self.shared.leases.occupying()
+    }
+
+    /// Stops the worker gracefully:
+    /// 1. stop claiming; jobs claimed but not started give their leases back;
+    /// 2. wait up to the shutdown grace period for running jobs to finish;
+    /// 3. cancel the rest (their handlers see `Context::cancelled`, and are dropped after
+    ///    the cancel grace), giving their leases back without counting the attempt;
+    /// 4. send the remaining acknowledgements, stop heartbeats and services, and
+    ///    deregister the worker.
+    pub async fn shutdown(self) -> Result<()> {
+        let s = &self.shared;
+        tracing::info!(worker_id = %s.cfg.id, running = s.leases.occupying(), "worker shutting down");
+        s.stop_claiming.cancel();
+        join_quietly(self.claim, "claim loop").await;
+        s.jobs.close();
+        if tokio::time::timeout(s.cfg.shutdown_grace, s.jobs.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                worker_id = %s.cfg.id,
+                running = s.leases.occupying(),
+                grace = ?s.cfg.shutdown_grace,
+                "shutdown grace period over; cancelling running jobs and giving their leases back"
+            );
+            s.force_stop.cancel();
+            s.jobs.wait().await;
+        }
+        self.ack_close.cancel();
+        join_quietly(self.acker, "acker").await;
+        self.background_stop.cancel();
+        for task in self.background {
+            join_quietly(task, "background task").await;
+        }
+        let res = s.backend.worker_deregister(&s.cfg.id).await;
+        match &res {
+            Ok(()) => tracing::info!(worker_id = %s.cfg.id, "worker stopped"),
+            Err(e) => {
+                tracing::warn!(worker_id = %s.cfg.id, error = %e, "worker stopped but could not deregister")
+            }
+        }
+        res
+    }
+}
+
+async fn join_quietly(task: JoinHandle<()>, what: &str) {
+    if let Err(e) = task.await {
+        tracing::error!(error = %e, "worker {what} ended abnormally");
+    }
+}
+
+impl fmt::Debug for WorkerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerHandle")
+            .field("id", &self.shared.cfg.id)
+            .field("running", &self.shared.leases.occupying())
+            .finish()
+    }
+}
