@@ -1,9 +1,11 @@
 -- job_enqueue. ARGV[4] 'a' (atomic) or 'b' (best effort), ARGV[5] job count, then per job:
 -- id, queue, priority, max_attempts, run_at, static blob, unique key ('' = none),
 -- unique_for ms ('' = none), trigger (0/1/2), dependency count, dependency ids (distinct).
--- Returns one {code, id, state-or-message} per job: code 0 stored, 1 unique-key duplicate
--- (id = existing job), 2 same id already stored with the same content (an idempotent
--- resend), 3 error. In atomic mode nothing is written when any job has code 3.
+-- Per job a code: 0 stored, 1 unique-key duplicate (of an existing job), 2 same id already
+-- stored with the same content (an idempotent resend), 3 error. In atomic mode nothing is
+-- written when any job has code 3. Returns, compactly (a batch can be thousands of jobs):
+-- {codes, details…}: `codes` has two digits per job (code, state; state 9 for errors),
+-- `details` a pair (1-based index, existing id or error message) per job with code 1 or 3.
 
 local atomic = ARGV[4] == 'a'
 local n = tonumber(ARGV[5])
@@ -147,8 +149,29 @@ for j = 1, n do
   end
 end
 
+local function reply()
+  local codes, details = {}, {}
+  for j = 1, n do
+    local o = out[j]
+    if o[1] == 3 then
+      codes[j] = '39'
+      details[#details + 1] = j
+      details[#details + 1] = o[3]
+    else
+      codes[j] = o[1] .. o[3]
+      if o[1] == 1 then
+        details[#details + 1] = j
+        details[#details + 1] = o[2]
+      end
+    end
+  end
+  local r = { table.concat(codes) }
+  for _, d in ipairs(details) do r[#r + 1] = d end
+  return r
+end
+
 if failed and atomic then
-  return out
+  return reply()
 end
 
 -- Per queue, the entries for the ready set and the id list (one multi-member ZADD each),
@@ -208,4 +231,4 @@ for q, _ in pairs(seenq) do
 end
 if #idx > 0 then slices('HSET', IDX, idx) end
 flush_wake()
-return out
+return reply()

@@ -252,32 +252,44 @@ impl RedisBackend {
             self.eval(&scripts::ENQUEUE, Some(q), now, args, true)
                 .await?,
         )?;
-        if out.len() != idxs.len() {
+        let mut it = out.into_iter();
+        let codes = codec::bulk_bytes(it.next().unwrap_or(Value::Nil))?;
+        if codes.len() != 2 * idxs.len() {
             return Err(Error::Storage(
                 "enqueue script reply has the wrong length".into(),
             ));
         }
+        let mut details = std::collections::HashMap::new();
+        while let (Some(i), Some(v)) = (it.next(), it.next()) {
+            details.insert(reply::int(&i)? as usize - 1, reply::string(v)?);
+        }
         let mut rejected = Vec::new();
-        for (i, item) in idxs.iter().zip(out) {
-            let item = reply::array(item)?;
-            let code = reply::int(&item[0])?;
-            let id: JobId = reply::string(item[1].clone())?.parse()?;
+        for (k, i) in idxs.iter().enumerate() {
+            let code = codes[2 * k] - b'0';
+            let state = || {
+                JobState::from_i64(i64::from(codes[2 * k + 1] - b'0'))
+                    .ok_or_else(|| Error::Storage("bad state in enqueue reply".into()))
+            };
+            let own = params.jobs[*i].id;
             let r = match code {
                 0 | 2 => Ok(EnqueueOutcome {
-                    id,
-                    state: state_of(&item[2])?,
+                    id: own,
+                    state: state()?,
                     duplicate: false,
                 }),
                 1 => Ok(EnqueueOutcome {
-                    id,
-                    state: state_of(&item[2])?,
+                    id: details
+                        .get(&k)
+                        .ok_or_else(|| Error::Storage("missing duplicate id".into()))?
+                        .parse()?,
+                    state: state()?,
                     duplicate: true,
                 }),
                 _ => {
-                    rejected.push(params.jobs[*i].id);
+                    rejected.push(own);
                     Err(Error::InvalidJob {
                         index: Some(*i),
-                        reason: reply::string(item[2].clone())?,
+                        reason: details.remove(&k).unwrap_or_default(),
                     })
                 }
             };
@@ -285,9 +297,9 @@ impl RedisBackend {
                 self.unindex(indexed).await;
                 return Err(e);
             }
-            if code == 1 && indexed.contains(&params.jobs[*i].id) {
+            if code == 1 && indexed.contains(&own) {
                 // Not stored (a unique-key duplicate): its id was never used.
-                rejected.push(params.jobs[*i].id);
+                rejected.push(own);
             }
             results[*i] = Some(r);
         }
