@@ -4,7 +4,8 @@
 //!
 //! Run (release, against a private Redis without persistence):
 //! `cargo run --release -p quern-redis --example redis_bench -- redis://127.0.0.1:6391 all`
-//! Metrics: enqueue_single enqueue_bulk drain_c1 drain_c16 latency memory (or `all`).
+//! Metrics: enqueue_single enqueue_bulk drain_c1 drain_c16 worker_c16 (the real
+//! `quern::Worker`) latency memory (or `all`).
 //! Prints `peer=quern-redis metric=… jobs_per_s=…` lines like the peer scripts.
 
 use std::sync::Arc;
@@ -200,6 +201,50 @@ async fn latency(url: &str, prefix: &str, q: &str, n: usize, rate: u64) -> (f64,
     (p(0.5), p(0.99), p(0.999))
 }
 
+/// The no-op task for the `worker_c16` metric.
+struct Noop;
+
+impl quern::Task for Noop {
+    const KIND: &'static str = "noop";
+    type Input = serde_json::Value;
+    type Output = ();
+    async fn run(
+        &self,
+        _ctx: &quern::Context,
+        _input: serde_json::Value,
+    ) -> Result<(), quern::TaskError> {
+        Ok(())
+    }
+}
+
+/// Drains with the real `quern::Worker` (16 slots, default prefetch and batched acks),
+/// timed until the queue reports every job succeeded.
+async fn worker_drain(b: Arc<RedisBackend>, q: &str, n: u64) -> f64 {
+    let backend: Arc<dyn Backend> = b.clone();
+    let worker = quern::Worker::builder(backend)
+        .register(Noop)
+        .queues([(q, 1)])
+        .concurrency(16)
+        .build()
+        .expect("worker");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let t0 = Instant::now();
+    let run = tokio::spawn(worker.run_until(async move {
+        let _ = rx.await;
+    }));
+    loop {
+        let s = b.queue_stats(q).await.expect("stats");
+        if s.counts.succeeded >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let el = t0.elapsed().as_secs_f64();
+    let _ = tx.send(());
+    let _ = run.await;
+    n as f64 / el
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -268,6 +313,11 @@ async fn main() {
             let r = drain(b.clone(), &q, n as u64, conc).await;
             out(m, format!("jobs_per_s={r:.1}"));
         }
+    }
+    if all || which == "worker_c16" {
+        prefill(&b, "worker16", n).await;
+        let r = worker_drain(b.clone(), "worker16", n as u64).await;
+        out("worker_c16", format!("jobs_per_s={r:.1}"));
     }
     if all || which == "latency" {
         let (p50, p99, p999) = latency(&url, &prefix, "latency", 2000, 1000).await;
