@@ -11,5 +11,6 @@ mod enqueue;
 mod executors;
 mod jobs;
 mod readme;
+mod redis;
 mod robustness;
 mod worker;
