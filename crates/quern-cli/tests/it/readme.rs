@@ -1,5 +1,5 @@
 //! Every command in the README's and docs/cli.md's ```sh blocks is run here, in order, in a
-//! fresh directory, with `quern` being the binary under test. Blocks tagged otherwise
+//! fresh directory (with `examples/` linked in), with `quern` being the binary under test. Blocks tagged otherwise
 //! (```text, ```toml) are not run. Lines starting with `cargo` are skipped: they build or
 //! test the project, which CI does itself.
 
@@ -67,6 +67,8 @@ fn run_doc(name: &str) {
     let cmds = sh_commands(&text);
     assert!(!cmds.is_empty(), "{name} has no ```sh commands");
     let dir = tempfile::tempdir().unwrap();
+    // Commands name files under examples/ as seen from the repository root.
+    std::os::unix::fs::symlink(repo_root().join("examples"), dir.path().join("examples")).unwrap();
     let bindir = Path::new(bin()).parent().unwrap();
     let script = format!("set -eu\n{}\n", cmds.join("\n"));
     let mut c = Command::new("sh");
