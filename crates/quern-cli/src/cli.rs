@@ -133,7 +133,7 @@ pub struct WorkerArgs {
     #[arg(long, value_name = "N", value_parser = parse::positive)]
     pub concurrency: Option<u32>,
 
-    /// Let the shell executor run any program (otherwise only those in [shell] allow)
+    /// Let the shell executor run any program (otherwise only those in `[shell] allow`)
     #[arg(long)]
     pub allow_shell: bool,
 

@@ -9,6 +9,7 @@ mod cmd;
 mod error;
 mod output;
 mod parse;
+mod redis;
 mod runner;
 mod settings;
 mod sqlite;

@@ -28,21 +28,21 @@ pub struct StoreOptions {
 /// - `sqlite://PATH` (relative; `sqlite:///abs/path` for absolute), with optional
 ///   `?durability=fsync`, and `sqlite::memory:` (a private in-memory store, useful only
 ///   within one process, e.g. for `quern bench`);
-/// - `redis://`, `rediss://` and `redis+cluster://` once the Redis backend is built in.
+/// - `redis://[user:pass@]host:port[/db]`, `rediss://…` (TLS) and
+///   `redis+cluster://host:port[,host:port…]`, with `?prefix=NAME` to share one Redis.
 pub async fn open_store(url: &str, mode: Open, opts: StoreOptions) -> CliResult<Arc<dyn Backend>> {
     let bad = |why: &str| {
         CliError::usage(
             "invalid_store_url",
-            format!("store URL {url:?} {why} (expected sqlite://PATH or sqlite::memory:)"),
+            format!(
+                "store URL {url:?} {why} (expected sqlite://PATH, sqlite::memory: or redis://HOST:PORT)"
+            ),
         )
     };
     let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
     match scheme {
         "sqlite" => crate::sqlite::open(url, mode, opts).await,
-        "redis" | "rediss" | "redis+cluster" => Err(CliError::failed(
-            "unsupported_store",
-            format!("store URL {url:?}: this build of quern has no Redis backend yet"),
-        )),
+        "redis" | "rediss" | "redis+cluster" => crate::redis::open(url, opts).await,
         "" => Err(bad("has no scheme")),
         _ => Err(bad(&format!("has an unknown scheme {scheme:?}"))),
     }

@@ -71,6 +71,11 @@ pub enum Error {
     #[error("store error: {0}")]
     Storage(String),
 
+    /// The backend does not support this operation (see `Backend::capabilities`). Nothing
+    /// was changed.
+    #[error("not supported: {0}")]
+    Unsupported(String),
+
     /// The component is shutting down and refused new work.
     #[error("shutting down")]
     Shutdown,
@@ -106,6 +111,7 @@ impl Error {
             Error::InvalidArgument(_) => "invalid_argument",
             Error::Unavailable(_) => "unavailable",
             Error::Storage(_) => "storage",
+            Error::Unsupported(_) => "unsupported",
             Error::Shutdown => "shutdown",
             Error::Timeout(_) => "timeout",
         }

@@ -77,7 +77,8 @@ pub async fn run(ctx: &Ctx, args: BenchArgs) -> CliResult<u8> {
         std::process::id(),
         quern::clock::system_now_ms()
     );
-    let progress = !ctx.out.json || std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // Progress bars go to stderr, and only when it is a terminal (so never into logs).
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let bench = phases::Bench {
         backend: backend.clone(),
         args: &args,

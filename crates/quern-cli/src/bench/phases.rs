@@ -99,7 +99,7 @@ impl Bench<'_> {
         };
         let pb = ProgressBar::with_draw_target(Some(len as u64), target);
         pb.set_style(
-            ProgressStyle::with_template("{msg:28} [{bar:30}] {pos}/{len} {per_sec} {elapsed}")
+            ProgressStyle::with_template("{msg:28} [{bar:30}] {pos}/{len} {elapsed}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );

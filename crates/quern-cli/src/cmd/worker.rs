@@ -140,6 +140,9 @@ async fn exit_when_idle(
 /// Running workflows with no job left to run: they wait for the workflow monitor (which this
 /// worker runs under a leader lease) to compensate or finish them, so the worker is not idle.
 async fn settling_workflows(backend: &Arc<dyn Backend>) -> quern::Result<usize> {
+    if !backend.capabilities().workflows {
+        return Ok(0);
+    }
     let running = backend
         .workflow_list(quern::backend::WorkflowListParams {
             state: Some(quern::model::WorkflowState::Running),

@@ -146,6 +146,10 @@ impl Server {
                         "text/plain",
                         "try later".to_string(),
                     ),
+                    "/slow" => {
+                        std::thread::sleep(std::time::Duration::from_millis(1500));
+                        ("200 OK", "text/plain", "too late".to_string())
+                    }
                     _ => ("404 Not Found", "text/plain", "no such hook".to_string()),
                 };
                 let _ = write!(
@@ -180,6 +184,7 @@ fn http_classifies_responses() {
     // Nothing listens on port 9 of 127.0.0.1 here: connection refused.
     let refused = enqueue(json!({"url": "http://127.0.0.1:9/x", "timeout": "2s"}));
     let bad = enqueue(json!({"url": "ftp://127.0.0.1/x"}));
+    let slow = enqueue(json!({"url": u("/slow"), "timeout": "200ms"}));
     env.drain(&[]);
 
     let job = env.job(&json_ok);
@@ -205,6 +210,9 @@ fn http_classifies_responses() {
     assert_eq!(k, "retryable", "connect errors are retryable: {m}");
     let (k, _) = kind(&bad);
     assert_eq!(k, "fatal");
+    let (k, m) = kind(&slow);
+    assert_eq!(k, "retryable", "timeouts are retryable: {m}");
+    assert!(m.contains("timed out"), "{m}");
 
     let reqs = srv.requests.lock().unwrap();
     assert!(

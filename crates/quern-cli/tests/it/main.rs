@@ -11,6 +11,7 @@ mod enqueue;
 mod executors;
 mod jobs;
 mod readme;
+mod redis;
 mod robustness;
 mod worker;
 mod workflow;

@@ -1,5 +1,5 @@
 //! Every command in the README's and docs/cli.md's ```sh blocks is run here, in order, in a
-//! fresh directory, with `quern` being the binary under test. Blocks tagged otherwise
+//! fresh directory (with `examples/` linked in), with `quern` being the binary under test. Blocks tagged otherwise
 //! (```text, ```toml) are not run. Lines starting with `cargo` are skipped: they build or
 //! test the project, which CI does itself.
 
@@ -58,21 +58,6 @@ fn rewrite_cargo(segment: &str) -> Option<String> {
     (head.starts_with("cargo run") && head.contains("quern-cli")).then(|| format!("quern {args}"))
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    let Ok(entries) = std::fs::read_dir(from) else {
-        return;
-    };
-    std::fs::create_dir_all(to).unwrap();
-    for e in entries.flatten() {
-        let target = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
 fn run_doc(name: &str) {
     let path = repo_root().join(name);
     let Ok(text) = std::fs::read_to_string(&path) else {
@@ -82,8 +67,8 @@ fn run_doc(name: &str) {
     let cmds = sh_commands(&text);
     assert!(!cmds.is_empty(), "{name} has no ```sh commands");
     let dir = tempfile::tempdir().unwrap();
-    // Commands may name the example files (`quern workflow run examples/workflows/etl.yaml`).
-    copy_dir(&repo_root().join("examples"), &dir.path().join("examples"));
+    // Commands name files under examples/ as seen from the repository root.
+    std::os::unix::fs::symlink(repo_root().join("examples"), dir.path().join("examples")).unwrap();
     let bindir = Path::new(bin()).parent().unwrap();
     let script = format!("set -eu\n{}\n", cmds.join("\n"));
     let mut c = Command::new("sh");

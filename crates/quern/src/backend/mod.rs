@@ -26,6 +26,14 @@ pub use params::*;
 use crate::Result;
 use crate::model::{Job, JobId, WorkflowRecord};
 
+/// The answer of the default `workflow_*` methods.
+fn no_workflows<B: Backend + ?Sized>(b: &B) -> crate::Error {
+    crate::Error::Unsupported(format!(
+        "the {} backend does not support workflows",
+        b.capabilities().name
+    ))
+}
+
 /// A job store. See the module docs: an internal seam, not a stable API.
 #[async_trait]
 pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
@@ -100,30 +108,47 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     async fn work_wait(&self, params: WaitParams) -> Result<()>;
 
     // --- workflows ------------------------------------------------------------------------
+    // A backend that reports `capabilities().workflows` implements all five (and the `Skip`
+    // and `Spawn` failure actions); the defaults answer `Unsupported` for one that does not.
 
     /// Stores a workflow record (state `running`, phase `tasks`, revision 1) and all of its
     /// task jobs in one transaction: either everything is stored or nothing is. Refused
     /// (nothing stored) when the id is taken, the record is invalid, a job is invalid or
     /// does not carry the workflow's id, or a task maps to a job not in `jobs`.
-    async fn workflow_create(&self, params: WorkflowCreateParams) -> Result<WorkflowRecord>;
+    async fn workflow_create(&self, params: WorkflowCreateParams) -> Result<WorkflowRecord> {
+        let _ = params;
+        Err(no_workflows(self))
+    }
 
     /// One workflow record, or `None`.
-    async fn workflow_get(&self, id: &str) -> Result<Option<WorkflowRecord>>;
+    async fn workflow_get(&self, id: &str) -> Result<Option<WorkflowRecord>> {
+        let _ = id;
+        Err(no_workflows(self))
+    }
 
     /// Workflow records, newest first (by id), optionally only those in one state. Finding
     /// the running ones must not cost a scan of every workflow.
-    async fn workflow_list(&self, params: WorkflowListParams) -> Result<WorkflowPage>;
+    async fn workflow_list(&self, params: WorkflowListParams) -> Result<WorkflowPage> {
+        let _ = params;
+        Err(no_workflows(self))
+    }
 
     /// Changes a workflow record, compare-and-set on its revision, with the job changes
     /// that go with it, atomically (see [`WorkflowUpdateParams`]). Returns the record as
     /// stored after the change. `WorkflowNotFound` for an unknown id; `Conflict` when the
     /// revision moved.
-    async fn workflow_update(&self, params: WorkflowUpdateParams) -> Result<WorkflowRecord>;
+    async fn workflow_update(&self, params: WorkflowUpdateParams) -> Result<WorkflowRecord> {
+        let _ = params;
+        Err(no_workflows(self))
+    }
 
     /// How many of the workflow's jobs (tasks, fan-out instances, compensations) are in
     /// each state. Costs O(jobs of the workflow) at most, never a scan of all jobs.
     /// `WorkflowNotFound` for an unknown id.
-    async fn workflow_counts(&self, id: &str) -> Result<crate::model::StateCounts>;
+    async fn workflow_counts(&self, id: &str) -> Result<crate::model::StateCounts> {
+        let _ = id;
+        Err(no_workflows(self))
+    }
 
     // --- queues ---------------------------------------------------------------------------
 

@@ -450,6 +450,9 @@ pub struct Capabilities {
     pub dependencies_across_queues: bool,
     /// Enqueues from other processes wake `work_wait` promptly (not only by polling).
     pub cross_process_wakeup: bool,
+    /// Workflows: the `workflow_*` methods and the `Skip` and `Spawn` failure actions. A
+    /// backend without them answers `Unsupported` (the trait's defaults do).
+    pub workflows: bool,
 }
 
 impl Capabilities {
@@ -460,6 +463,7 @@ impl Capabilities {
             atomic_batch_across_queues: true,
             dependencies_across_queues: true,
             cross_process_wakeup: true,
+            workflows: true,
         }
     }
 }

@@ -17,9 +17,7 @@ use tokio::sync::Notify;
 
 use crate::backend::*;
 use crate::clock::{Millis, SharedClock};
-use crate::model::{
-    ErrorKind, ErrorRecord, Job, JobId, JobState, Lease, Limits, StateCounts, WorkflowRecord,
-};
+use crate::model::{ErrorKind, ErrorRecord, Job, JobId, JobState, Lease, Limits, StateCounts};
 use crate::{Error, Result};
 
 /// Call counters, for asserting batching.
@@ -122,7 +120,9 @@ fn settle_dependents(st: &mut State, now: Millis) {
 #[async_trait]
 impl Backend for MemBackend {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::full("memory")
+        let mut c = Capabilities::full("memory");
+        c.workflows = false;
+        c
     }
 
     async fn job_enqueue(&self, params: EnqueueParams) -> Result<EnqueueResults> {
@@ -406,29 +406,6 @@ impl Backend for MemBackend {
 
     async fn job_retry(&self, _params: RetryParams) -> Result<Vec<JobId>> {
         Err(Error::InvalidArgument("not modelled".into()))
-    }
-
-    async fn workflow_create(&self, _params: WorkflowCreateParams) -> Result<WorkflowRecord> {
-        Err(Error::InvalidArgument("not modelled".into()))
-    }
-
-    async fn workflow_get(&self, _id: &str) -> Result<Option<WorkflowRecord>> {
-        Ok(None)
-    }
-
-    async fn workflow_list(&self, _params: WorkflowListParams) -> Result<WorkflowPage> {
-        Ok(WorkflowPage {
-            workflows: Vec::new(),
-            next: None,
-        })
-    }
-
-    async fn workflow_update(&self, params: WorkflowUpdateParams) -> Result<WorkflowRecord> {
-        Err(Error::WorkflowNotFound(params.id))
-    }
-
-    async fn workflow_counts(&self, id: &str) -> Result<StateCounts> {
-        Err(Error::WorkflowNotFound(id.to_string()))
     }
 
     async fn job_prune(&self, params: PruneParams) -> Result<PruneReport> {

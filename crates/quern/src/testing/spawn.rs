@@ -61,6 +61,9 @@ async fn skip(h: &Harness, token: &LeaseToken, reason: &str) {
 /// `running → skipped`: finished, the attempt not counted, the reason in the history, and
 /// the old lease is stale.
 pub async fn skip_ends_skipped_without_counting_the_attempt(h: Harness) {
+    if h.lacks("workflows", h.caps().workflows) {
+        return;
+    }
     let c = h.enqueue_and_claim(job("cond")).await;
     skip(&h, &c.token, "condition `x > 3` was false").await;
     let j = h.get(c.job.id).await;
@@ -86,6 +89,9 @@ pub async fn skip_ends_skipped_without_counting_the_attempt(h: Harness) {
 /// A skip settles dependents like any skip: `all_success` ones are skipped (transitively),
 /// `all_done` ones run.
 pub async fn skip_settles_dependents(h: Harness) {
+    if h.lacks("workflows", h.caps().workflows) {
+        return;
+    }
     let a = job("a");
     let b = job("b").depends_on([a.id]);
     let c = job("c").depends_on([b.id]);
@@ -105,6 +111,9 @@ pub async fn skip_settles_dependents(h: Harness) {
 /// `all_done`, attempt not counted, checkpoint kept; the parent is queued again in the call
 /// that finishes the last child, and its next claim sees the children and the checkpoint.
 pub async fn spawn_blocks_the_parent_on_its_children(h: Harness) {
+    if h.lacks("workflows", h.caps().workflows) {
+        return;
+    }
     let parent = h.enqueue_and_claim(job("parent").max_attempts(1)).await;
     let kids = children(3);
     let kid_ids: Vec<JobId> = kids.iter().map(|k| k.id).collect();
@@ -168,6 +177,9 @@ pub async fn spawn_blocks_the_parent_on_its_children(h: Harness) {
 /// Spawning no children (or only children that are already settled) queues the parent at
 /// once.
 pub async fn spawn_of_nothing_requeues_at_once(h: Harness) {
+    if h.lacks("workflows", h.caps().workflows) {
+        return;
+    }
     let parent = h.enqueue_and_claim(job("parent")).await;
     try_spawn(&h, &parent.token, Vec::new(), None)
         .await
@@ -180,6 +192,9 @@ pub async fn spawn_of_nothing_requeues_at_once(h: Harness) {
 
 /// A bad child refuses the item: nothing stored, the parent still running under its lease.
 pub async fn spawn_with_a_bad_child_changes_nothing(h: Harness) {
+    if h.lacks("workflows", h.caps().workflows) {
+        return;
+    }
     let parent = h.enqueue_and_claim(job("parent")).await;
     let before = h.get(parent.job.id).await;
     let mut kids = children(3);
@@ -215,6 +230,9 @@ pub async fn spawn_with_a_bad_child_changes_nothing(h: Harness) {
 
 /// A stale token spawns nothing.
 pub async fn spawn_with_a_stale_token_changes_nothing(h: Harness) {
+    if h.lacks("workflows", h.caps().workflows) {
+        return;
+    }
     let parent = h.enqueue_and_claim(job("parent")).await;
     h.complete(&parent.token).await;
     let kids = children(2);
@@ -233,6 +251,9 @@ pub async fn spawn_with_a_stale_token_changes_nothing(h: Harness) {
 /// The parent's old dependencies no longer count for it: a dependency finishing again (after
 /// an operator retried it) does not release the parent while its children are pending.
 pub async fn spawned_parent_forgets_its_old_dependencies(h: Harness) {
+    if h.lacks("workflows", h.caps().workflows) {
+        return;
+    }
     let a = job("a");
     let p = job("parent").depends_on([a.id]).trigger(Trigger::AllDone);
     let (ai, pi) = (a.id, p.id);
@@ -263,6 +284,9 @@ pub async fn spawned_parent_forgets_its_old_dependencies(h: Harness) {
 /// A fan-out of 10,000 children: stored in one call, and the parent is released exactly when
 /// the last one finishes.
 pub async fn ten_thousand_children(h: Harness) {
+    if h.lacks("workflows", h.caps().workflows) {
+        return;
+    }
     const N: usize = 10_000;
     let parent = h.enqueue_and_claim(job("parent")).await;
     let kids: Vec<NewJob> = (0..N)

@@ -66,6 +66,9 @@ async fn counts(h: &Harness, id: &str) -> StateCounts {
 /// The record and every task job are stored by one call, with the documented initial
 /// values; jobs with dependencies start blocked as usual.
 pub async fn create_stores_the_record_and_its_jobs(h: Harness) {
+    if h.lacks("workflows", h.caps().workflows) {
+        return;
+    }
     let a = task("wf-1", "a");
     let b = task("wf-1", "b").depends_on([a.id]);
     let (ai, bi) = (a.id, b.id);
@@ -106,6 +109,9 @@ pub async fn create_stores_the_record_and_its_jobs(h: Harness) {
 
 /// Anything wrong refuses the whole call: no record and no job is stored.
 pub async fn create_is_all_or_nothing(h: Harness) {
+    if h.lacks("workflows", h.caps().workflows) {
+        return;
+    }
     let good = task("wf-x", "a");
     let bad_queue = task("wf-x", "b").queue("bad queue");
     let ids = [good.id, bad_queue.id];
@@ -204,6 +210,9 @@ pub async fn create_is_all_or_nothing(h: Harness) {
 
 /// Unknown ids: `None` from get, `WorkflowNotFound` from update and counts.
 pub async fn unknown_workflow(h: Harness) {
+    if h.lacks("workflows", h.caps().workflows) {
+        return;
+    }
     assert!(h.backend.workflow_get("nope").await.unwrap().is_none());
     expect_err!(
         h,
@@ -222,6 +231,9 @@ pub async fn unknown_workflow(h: Harness) {
 /// An update applies only at the expected revision; a stale one changes nothing, not even
 /// the job changes it carries.
 pub async fn update_is_compare_and_set(h: Harness) {
+    if h.lacks("workflows", h.caps().workflows) {
+        return;
+    }
     let a = task("wf-1", "a");
     let ai = a.id;
     create(&h, "wf-1", vec![a]).await;
@@ -263,6 +275,9 @@ pub async fn update_is_compare_and_set(h: Harness) {
 
 /// A final state sets `finished_at`; going back to `running` clears it.
 pub async fn final_states_set_finished_at(h: Harness) {
+    if h.lacks("workflows", h.caps().workflows) {
+        return;
+    }
     create(&h, "wf-1", vec![task("wf-1", "a")]).await;
     let mut p = WorkflowUpdateParams::new("wf-1", 1);
     p.state = Some(WorkflowState::Failed);
@@ -283,6 +298,9 @@ pub async fn final_states_set_finished_at(h: Harness) {
 
 /// Counts cover exactly this workflow's jobs, by state.
 pub async fn counts_by_state(h: Harness) {
+    if h.lacks("workflows", h.caps().workflows) {
+        return;
+    }
     let a = task("wf-1", "a");
     let b = task("wf-1", "b");
     let c = task("wf-1", "c").depends_on([a.id]);
@@ -319,6 +337,9 @@ pub async fn counts_by_state(h: Harness) {
 /// `NotStarted` cancels scheduled, queued and blocked jobs and leaves running ones alone;
 /// `All` also revokes running leases.
 pub async fn cancel_scopes(h: Harness) {
+    if h.lacks("workflows", h.caps().workflows) {
+        return;
+    }
     let run = task("wf-1", "run");
     let queued = task("wf-1", "queued");
     let later = task("wf-1", "later").run_at(h.now() + 60_000);
@@ -376,6 +397,9 @@ pub async fn cancel_scopes(h: Harness) {
 /// `retry` reopens failed jobs, dependencies first, in the same step as the record change;
 /// a job of another workflow refuses the whole update.
 pub async fn retry_reopens_failed_jobs(h: Harness) {
+    if h.lacks("workflows", h.caps().workflows) {
+        return;
+    }
     let a = task("wf-1", "a");
     let b = task("wf-1", "b").depends_on([a.id]);
     let (ai, bi) = (a.id, b.id);
@@ -420,6 +444,9 @@ pub async fn retry_reopens_failed_jobs(h: Harness) {
 /// Compensation jobs are stored with the record change and listed on the record in order;
 /// a bad one refuses the update.
 pub async fn compensations_are_stored_with_the_update(h: Harness) {
+    if h.lacks("workflows", h.caps().workflows) {
+        return;
+    }
     create(&h, "wf-1", vec![task("wf-1", "a")]).await;
     let c1 = task("wf-1", "undo_b").queue("undo");
     let c2 = task("wf-1", "undo_a")
@@ -464,6 +491,9 @@ pub async fn compensations_are_stored_with_the_update(h: Harness) {
 
 /// Newest first, filtered by state, paged by id.
 pub async fn list_newest_first_by_state(h: Harness) {
+    if h.lacks("workflows", h.caps().workflows) {
+        return;
+    }
     let ids: Vec<String> = sorted_ids(5).iter().map(|i| i.to_string()).collect();
     for id in &ids {
         create(&h, id, vec![task(id, "a")]).await;

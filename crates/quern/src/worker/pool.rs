@@ -194,7 +194,9 @@ impl Worker {
                 run_as_leader(backend, leader, stop, |lost| pruner.clone().run(lost)).await
             }));
         }
-        if let Some(cfg) = s.cfg.workflow_monitor.clone() {
+        if let Some(cfg) = s.cfg.workflow_monitor.clone()
+            && s.backend.capabilities().workflows
+        {
             let monitor = WorkflowMonitor::new(Arc::clone(&s.backend), cfg);
             let leader = LeaderConfig::new(WorkflowMonitor::LEADER_NAME, s.cfg.id.clone());
             let backend = Arc::clone(&s.backend);

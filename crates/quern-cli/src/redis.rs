@@ -1,0 +1,49 @@
+//! Adapter to the Redis backend crate (`redis://`, `rediss://`, `redis+cluster://`).
+
+use std::sync::Arc;
+
+use quern::{Backend, SystemClock};
+use quern_redis::RedisBackend;
+
+use crate::error::{CliError, CliResult};
+use crate::store::StoreOptions;
+
+/// Connects (and pings) the Redis named by `url`.
+pub async fn open(url: &str, opts: StoreOptions) -> CliResult<Arc<dyn Backend>> {
+    // rediss:// needs a rustls crypto provider; the redis crate leaves the choice to the
+    // application. A second install (the http executor does the same) fails harmlessly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let limits = quern::model::Limits {
+        max_payload_bytes: opts.max_payload_bytes,
+    };
+    let backend = RedisBackend::connect_with_limits(url, Arc::new(SystemClock), limits)
+        .await
+        .map_err(|e| match e {
+            quern::Error::InvalidArgument(m) => CliError::usage("invalid_store_url", m),
+            other => CliError::failed(
+                "store_unavailable",
+                format!("cannot open store {}: {other}", redact(url)),
+            ),
+        })?;
+    Ok(Arc::new(backend))
+}
+
+/// The URL without its password, for error messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://…@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_not_echoed() {
+        assert_eq!(
+            super::redact("redis://u:secret@h:6379/0"),
+            "redis://…@h:6379/0"
+        );
+        assert_eq!(super::redact("redis://h:6379"), "redis://h:6379");
+    }
+}

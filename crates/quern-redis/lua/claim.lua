@@ -1,0 +1,46 @@
+-- job_claim. ARGV[4] worker id, ARGV[5] lease ms, ARGV[6] queue count, then per queue: name,
+-- how many jobs to take from it. Paused queues are skipped. Due scheduled jobs are promoted
+-- first, so a delayed job is claimable exactly at its run_at. Within a queue the order is
+-- the ready set's: priority, then run_at, then id.
+-- Returns a flat list: queue, id, HGETALL of the job *before* the claim, for each job taken
+-- (the caller applies the claim: see `apply_claim` in src/jobs.rs).
+
+local worker = ARGV[4]
+local lease_until = NOW + tonumber(ARGV[5])
+local nq = tonumber(ARGV[6])
+local out = {}
+for x = 0, nq - 1 do
+  local q = ARGV[7 + 2 * x]
+  local want = tonumber(ARGV[8 + 2 * x])
+  if redis.call('HGET', qk(q, 'meta'), 'paused') ~= '1' then
+    local pm = want
+    if pm < 100 then pm = 100 end
+    promote(q, pm)
+    if want > 0 then
+      local popped = redis.call('ZPOPMIN', qk(q, 'ready'), want)
+      local leases = {}
+      for y = 1, #popped, 2 do
+        local id = popped[y]
+        local k = jk(q, id)
+        -- The job as it was; the caller applies the claim's changes (state, epoch + 1,
+        -- attempt + 1, started_at, lease) to this image, which saves a read per job.
+        local all = redis.call('HGETALL', k)
+        if #all > 0 then
+          local e, a = 0, 0
+          for z = 1, #all, 2 do
+            local f = all[z]
+            if f == 'e' then e = tonumber(all[z + 1]) elseif f == 'a' then a = tonumber(all[z + 1]) end
+          end
+          redis.call('HSET', k, 's', S_RUNNING, 'e', e + 1, 'a', a + 1, 't', NOW, 'lw', worker, 'lx', lease_until)
+          leases[#leases + 1] = lease_until
+          leases[#leases + 1] = id
+          out[#out + 1] = q
+          out[#out + 1] = id
+          out[#out + 1] = all
+        end
+      end
+      if #leases > 0 then redis.call('ZADD', qk(q, 'lease'), unpack(leases)) end
+    end
+  end
+end
+return out

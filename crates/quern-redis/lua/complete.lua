@@ -1,0 +1,37 @@
+-- job_complete. ARGV[4] item count, then per item: queue, id, epoch, result ('' = none),
+-- result ttl ms ('' = keep until pruned). Marks each job succeeded and settles its
+-- dependents in the same script. Returns per item 1, or 0 when the token is stale.
+
+local n = tonumber(ARGV[4])
+local out = {}
+-- Per queue: ids leaving the lease set and [score, id] pairs for the succeeded set, each
+-- written with one multi-member call at the end.
+local gone, done = {}, {}
+for x = 0, n - 1 do
+  local b = 5 + 5 * x
+  local q, id, epoch = ARGV[b], ARGV[b + 1], ARGV[b + 2]
+  local k = jk(q, id)
+  local f = redis.call('HMGET', k, 's', 'e', 'hd')
+  if f[1] == '3' and f[2] == epoch then
+    if not gone[q] then gone[q], done[q] = {}, {} end
+    table.insert(gone[q], id)
+    if ARGV[b + 3] ~= '' then
+      redis.call('HSET', k, 'res', ARGV[b + 3])
+      if ARGV[b + 4] ~= '' then
+        local rx = NOW + tonumber(ARGV[b + 4])
+        redis.call('HSET', k, 'rx', rx)
+        redis.call('ZADD', qk(q, 'rexp'), rx, id)
+      end
+    end
+    finish(q, id, S_OK, f[3] == '1', done[q])
+    out[x + 1] = 1
+  else
+    out[x + 1] = 0
+  end
+end
+for q, ids in pairs(gone) do
+  slices('ZREM', qk(q, 'lease'), ids)
+  slices('ZADD', qk(q, 'succeeded'), done[q])
+end
+flush_wake()
+return out

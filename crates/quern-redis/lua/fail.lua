@@ -1,0 +1,39 @@
+-- job_fail. ARGV[4] item count, then per item: queue, id, epoch, action, time, error line.
+-- Actions: 'r' retry at time ('' = the policy gave up: dead), 'd' dead, 's' snooze until
+-- time (the attempt is not counted, no error recorded), 'c' cancelled.
+-- Returns per item 1, or 0 when the token is stale.
+
+local n = tonumber(ARGV[4])
+local out = {}
+for x = 0, n - 1 do
+  local b = 5 + 6 * x
+  local q, id, epoch, action, at, line = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
+  local k = jk(q, id)
+  local f = redis.call('HMGET', k, 's', 'e', 'a', 'm')
+  if f[1] == '3' and f[2] == epoch then
+    redis.call('ZREM', qk(q, 'lease'), id)
+    if action == 'r' and (at == '' or tonumber(f[3]) >= tonumber(f[4])) then action = 'd' end
+    if action == 'r' or action == 's' then
+      if action == 's' then
+        redis.call('HINCRBY', k, 'a', -1)
+      else
+        add_error(k, line)
+      end
+      redis.call('HSET', k, 's', S_SCHED, 'r', at)
+      redis.call('HDEL', k, 'lw', 'lx')
+      redis.call('ZADD', qk(q, 'sched'), at, id)
+      mark_wake(q)
+    elseif action == 'c' then
+      add_error(k, line)
+      finish(q, id, S_CANCELLED)
+    else
+      add_error(k, line)
+      finish(q, id, S_DEAD)
+    end
+    out[x + 1] = 1
+  else
+    out[x + 1] = 0
+  end
+end
+flush_wake()
+return out

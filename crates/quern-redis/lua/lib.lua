@@ -1,0 +1,235 @@
+-- Shared prelude of every Quern script (prepended at build time, see src/scripts.rs).
+--
+-- ARGV[1] key prefix, ARGV[2] '1' on Redis Cluster, ARGV[3] now (ms, from the injected clock;
+-- Redis TIME is never used so tests can drive time). Script arguments start at ARGV[4].
+-- KEYS[1] is any key in the slot the script works on; on a single node scripts may touch
+-- several queues (every key they build shares its queue's hash tag, so on Cluster a script
+-- given one queue stays in one slot).
+
+local P = ARGV[1]
+local CLUSTER = ARGV[2] == '1'
+local NOW = tonumber(ARGV[3])
+
+-- Key of queue `q`: <prefix>:{<queue>}:<suffix>. The braces are the Cluster hash tag.
+local function qk(q, s) return P .. ':{' .. q .. '}:' .. s end
+local function jk(q, id) return P .. ':{' .. q .. '}:j:' .. id end
+-- Global keys share the tag `{#}`, which no queue name can produce.
+local IDX = P .. ':{#}:idx'
+local QUEUES = P .. ':{#}:queues'
+
+-- Job states, as stored in field `s` (JobState::as_i64).
+local S_SCHED, S_QUEUED, S_BLOCKED, S_RUNNING = 0, 1, 2, 3
+local S_OK, S_DEAD, S_CANCELLED, S_SKIPPED = 4, 5, 6, 7
+local TERM = { [4] = 'succeeded', [5] = 'dead', [6] = 'cancelled', [7] = 'skipped' }
+
+-- Ready-set score: priority in the high bits, run_at (ms) below. 10 * 2^48 < 2^53, so the
+-- score is an exact double and orders by (priority, run_at); ties fall to the member (the id).
+local PRIO_UNIT = 281474976710656
+local function score(prio, run_at)
+  if run_at < 0 then run_at = 0 end
+  return prio * PRIO_UNIT + run_at
+end
+
+-- Queues that got claimable (or newly scheduled) work during this call; each gets one entry
+-- in its wake stream at the end, which wakes every `work_wait` blocked on it.
+local WAKE = {}
+local function mark_wake(q) WAKE[q] = true end
+local function flush_wake()
+  for q, _ in pairs(WAKE) do
+    redis.call('XADD', qk(q, 'wake'), 'MAXLEN', '1', '*', 'w', '1')
+  end
+end
+
+-- The queue a job id lives in: single node looks it up in the id index; on Cluster the
+-- caller always passes the queue (scripts never leave their slot).
+local function queue_of(id)
+  return redis.call('HGET', IDX, id)
+end
+
+-- Moves a job whose trigger is met to `queued` (or `scheduled` while its run_at is ahead).
+local function make_ready(q, id, prio, run_at)
+  local k = jk(q, id)
+  if run_at > NOW then
+    redis.call('HSET', k, 's', S_SCHED)
+    redis.call('ZADD', qk(q, 'sched'), run_at, id)
+  else
+    redis.call('HSET', k, 's', S_QUEUED)
+    redis.call('ZADD', qk(q, 'ready'), score(prio, run_at), id)
+  end
+  mark_wake(q)
+end
+
+-- Trigger::resolve over counts: trigger 0 all_success, 1 all_done, 2 any_success. Returns
+-- S_QUEUED, S_SKIPPED or nil (keep waiting). `n` counts distinct dependencies.
+local function resolve(trigger, n, ok, bad)
+  local done = ok + bad
+  if trigger == 0 then
+    if bad > 0 then return S_SKIPPED elseif ok == n then return S_QUEUED end
+    return nil
+  elseif trigger == 1 then
+    if done == n then return S_QUEUED end
+    return nil
+  else
+    if ok > 0 or n == 0 then return S_QUEUED elseif done == n then return S_SKIPPED end
+    return nil
+  end
+end
+
+local function split_member(m)
+  local sep = string.find(m, '/', 1, true)
+  return string.sub(m, 1, sep - 1), string.sub(m, sep + 1)
+end
+
+-- Records the terminal state `st` (the caller already removed the job from the structure of
+-- its previous state).
+-- The last lease's fields stay (they are shown only while running): one call less.
+-- `batch`, when given, collects ids for one multi-member ZADD by the caller.
+local function set_terminal(q, id, st, batch)
+  local k = jk(q, id)
+  redis.call('HSET', k, 's', st, 'f', NOW)
+  if batch then
+    batch[#batch + 1] = NOW
+    batch[#batch + 1] = id
+  else
+    redis.call('ZADD', qk(q, TERM[st]), NOW, id)
+  end
+end
+
+-- Writes the static blob `d` as 64-byte fields d0, d1, … (count in `dc`): Redis keeps a
+-- hash whose values are all at most 64 bytes (hash-max-listpack-value) in the compact
+-- listpack encoding, about half the memory of a hash with one long value.
+-- Past 1 KiB the listpack is lost anyway (and large values are stored better in one
+-- piece), so the blob is one field then.
+-- `args` holds other field/value pairs to write in the same HSET.
+local function hset_static(k, d, args)
+  if #d > 1024 then
+    args[#args + 1] = 'dc'
+    args[#args + 1] = 1
+    args[#args + 1] = 'd0'
+    args[#args + 1] = d
+    redis.call('HSET', k, unpack(args))
+    return
+  end
+  local n = math.ceil(#d / 64)
+  if n == 0 then n = 1 end
+  args[#args + 1] = 'dc'
+  args[#args + 1] = n
+  for x = 0, n - 1 do
+    args[#args + 1] = 'd' .. x
+    args[#args + 1] = string.sub(d, x * 64 + 1, x * 64 + 64)
+  end
+  redis.call('HSET', k, unpack(args))
+end
+
+local function hget_static(k)
+  local n = tonumber(redis.call('HGET', k, 'dc'))
+  if not n then return nil end
+  local names = {}
+  for x = 0, n - 1 do names[x + 1] = 'd' .. x end
+  local parts = redis.call('HMGET', k, unpack(names))
+  for x = 1, n do if not parts[x] then return nil end end
+  return table.concat(parts)
+end
+
+-- Ends a job in terminal state `st` and settles its dependents in the same script:
+-- each blocked dependent counts this outcome, then is queued, skipped or left waiting.
+-- Skips cascade transitively (an explicit stack, not recursion).
+-- `has_dependents` false skips the lookup (the caller read the job's `hd` flag); `batch`
+-- collects the terminal-set entry of the job itself for the caller's multi-member ZADD.
+local function finish(q, id, st, has_dependents, batch)
+  set_terminal(q, id, st, batch)
+  if has_dependents == false then return end
+  local stack = { { q, id, st } }
+  while #stack > 0 do
+    local top = table.remove(stack)
+    local dq, did, dst = top[1], top[2], top[3]
+    local members = redis.call('SMEMBERS', qk(dq, 'dn:' .. did))
+    for _, m in ipairs(members) do
+      local jq, jid = split_member(m)
+      local key = jk(jq, jid)
+      local f = redis.call('HMGET', key, 's', 'dt', 'dn', 'dk', 'db', 'p', 'r')
+      if f[1] == '2' then
+        local ok, bad = tonumber(f[4]), tonumber(f[5])
+        if dst == S_OK then
+          ok = ok + 1
+          redis.call('HSET', key, 'dk', ok)
+        else
+          bad = bad + 1
+          redis.call('HSET', key, 'db', bad)
+        end
+        local r = resolve(tonumber(f[2]), tonumber(f[3]), ok, bad)
+        if r then
+          redis.call('SREM', qk(jq, 'blocked'), jid)
+          if r == S_QUEUED then
+            make_ready(jq, jid, tonumber(f[6]), tonumber(f[7]))
+          else
+            set_terminal(jq, jid, S_SKIPPED)
+            table.insert(stack, { jq, jid, S_SKIPPED })
+          end
+        end
+      end
+    end
+  end
+end
+
+-- Undoes what a terminal job counted in its still-blocked dependents, when an operator moves
+-- it out of its terminal state (retry), so that its next outcome is counted once.
+local function uncount(q, id, prev_st)
+  local members = redis.call('SMEMBERS', qk(q, 'dn:' .. id))
+  local field = 'db'
+  if prev_st == S_OK then field = 'dk' end
+  for _, m in ipairs(members) do
+    local jq, jid = split_member(m)
+    local key = jk(jq, jid)
+    if redis.call('HGET', key, 's') == '2' then
+      redis.call('HINCRBY', key, field, -1)
+    end
+  end
+end
+
+-- Appends one JSON line to the job's error history.
+local function add_error(k, line)
+  local cur = redis.call('HGET', k, 'er')
+  if cur then
+    redis.call('HSET', k, 'er', cur .. '\n' .. line)
+  else
+    redis.call('HSET', k, 'er', line)
+  end
+end
+
+-- Removes a job from the structure of its current (non-terminal) state.
+local function unlink_live(q, id, st)
+  if st == S_SCHED then
+    redis.call('ZREM', qk(q, 'sched'), id)
+  elseif st == S_QUEUED then
+    redis.call('ZREM', qk(q, 'ready'), id)
+  elseif st == S_BLOCKED then
+    redis.call('SREM', qk(q, 'blocked'), id)
+  elseif st == S_RUNNING then
+    redis.call('ZREM', qk(q, 'lease'), id)
+  end
+end
+
+-- Moves due scheduled jobs of queue q to ready, oldest first, at most `max` of them.
+local function promote(q, max)
+  local due = redis.call('ZRANGEBYSCORE', qk(q, 'sched'), '-inf', NOW, 'LIMIT', 0, max)
+  for _, id in ipairs(due) do
+    local k = jk(q, id)
+    local f = redis.call('HMGET', k, 'p', 'r')
+    redis.call('HSET', k, 's', S_QUEUED)
+    redis.call('ZADD', qk(q, 'ready'), score(tonumber(f[1]), tonumber(f[2])), id)
+  end
+  if #due > 0 then
+    redis.call('ZREM', qk(q, 'sched'), unpack(due))
+  end
+  return #due
+end
+
+-- Runs `cmd key <list…>` in slices: unpack() is limited by the Lua stack.
+local function slices(cmd, key, list)
+  for i = 1, #list, 4000 do
+    redis.call(cmd, key, unpack(list, i, math.min(i + 3999, #list)))
+  end
+end
+
+-- Body of the script follows.

@@ -1,0 +1,25 @@
+-- work_wait's check, for the queues named in ARGV[4..]: {1} when one of them (not paused)
+-- has a ready job or a due scheduled job; otherwise {0, next due time ('' = none), then the
+-- last id of each queue's wake stream}. Blocking on the wake streams from these ids cannot
+-- miss an enqueue that happens after this check.
+
+local next_due = nil
+local last = {}
+for qi = 4, #ARGV do
+  local q = ARGV[qi]
+  if redis.call('HGET', qk(q, 'meta'), 'paused') ~= '1' then
+    if redis.call('ZCARD', qk(q, 'ready')) > 0 then return { 1 } end
+    local head = redis.call('ZRANGE', qk(q, 'sched'), 0, 0, 'WITHSCORES')
+    if #head > 0 then
+      local due = tonumber(head[2])
+      if due <= NOW then return { 1 } end
+      if not next_due or due < next_due then next_due = due end
+    end
+  end
+  local e = redis.call('XREVRANGE', qk(q, 'wake'), '+', '-', 'COUNT', 1)
+  if #e > 0 then last[#last + 1] = e[1][1] else last[#last + 1] = '0-0' end
+end
+local out = { 0, '' }
+if next_due then out[2] = string.format('%d', next_due) end
+for _, id in ipairs(last) do out[#out + 1] = id end
+return out

@@ -1,0 +1,340 @@
+//! How a job is stored: one Redis hash per job.
+//!
+//! Fields the scripts read or change are small separate fields (`s` state, `p` priority,
+//! `m` max attempts, `r` run_at, `c` created_at, `e` epoch, `a` attempt, `t` started_at,
+//! `f` finished_at, `lw`/`lx` lease worker and deadline, `u`/`ux` unique key and window end,
+//! `dt`/`dn`/`dk`/`db`/`dl` dependency trigger, count, successes, failures, list). What no
+//! script needs is one opaque field `d`, written once at enqueue: a version byte, the
+//! payload (tag + length + bytes) and a compact JSON of the remaining fields. Results and
+//! checkpoints are `res` / `cp` (payload tag byte + bytes), progress `pg` (JSON), the error
+//! history `er` (JSON lines).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use quern::model::{ErrorRecord, Lease, Progress};
+use quern::{Error, Job, JobId, JobState, NewJob, Payload, Priority, RetryPolicy, Trigger};
+use serde::{Deserialize, Serialize};
+
+const STATIC_V1: u8 = 1;
+
+/// The fields of a job no script reads, as JSON (short names, defaults left out).
+#[derive(Serialize, Deserialize, Default)]
+struct Rest {
+    k: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rt: Option<RetryPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    to: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    uk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    uf: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    dp: Vec<JobId>,
+    #[serde(default, skip_serializing_if = "is_default_trigger")]
+    tr: Trigger,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    wf: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    tg: Vec<String>,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    mt: serde_json::Value,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    v: u32,
+}
+
+fn is_default_trigger(t: &Trigger) -> bool {
+    *t == Trigger::AllSuccess
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+/// Encodes the `d` field of a new job.
+pub(crate) fn encode_static(job: &NewJob) -> Result<Vec<u8>, Error> {
+    let rest = Rest {
+        k: job.kind.clone(),
+        rt: job.retry.clone(),
+        to: job.timeout.map(|d| d.as_millis() as u64),
+        uk: job.unique_key.clone(),
+        uf: job.unique_for.map(|d| d.as_millis() as u64),
+        dp: job.depends_on.clone(),
+        tr: job.trigger,
+        wf: job.workflow_id.clone(),
+        tg: job.tags.clone(),
+        mt: job.meta.clone(),
+        v: job.version,
+    };
+    let json = serde_json::to_vec(&rest).map_err(|e| Error::Codec(e.to_string()))?;
+    let p = job.payload.stored_bytes();
+    let mut out = Vec::with_capacity(6 + p.len() + json.len());
+    out.push(STATIC_V1);
+    out.push(job.payload.tag());
+    out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+    out.extend_from_slice(p);
+    out.extend_from_slice(&json);
+    Ok(out)
+}
+
+/// A payload in its stored form: the tag byte, then the bytes.
+pub(crate) fn encode_payload(p: &Payload) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + p.stored_bytes().len());
+    out.push(p.tag());
+    out.extend_from_slice(p.stored_bytes());
+    out
+}
+
+fn decode_payload(b: &[u8]) -> Result<Payload, Error> {
+    let (tag, rest) = b
+        .split_first()
+        .ok_or_else(|| Error::Storage("empty stored payload".into()))?;
+    Payload::from_stored(*tag, rest.to_vec())
+}
+
+fn corrupt(what: &str) -> Error {
+    Error::Storage(format!("corrupt job hash: {what}"))
+}
+
+/// The raw fields of a job hash (HGETALL).
+pub(crate) type Fields = HashMap<String, Vec<u8>>;
+
+fn text<'a>(f: &'a Fields, k: &str) -> Option<&'a str> {
+    f.get(k).and_then(|v| std::str::from_utf8(v).ok())
+}
+
+fn num(f: &Fields, k: &str) -> Result<Option<i64>, Error> {
+    match text(f, k) {
+        None => Ok(None),
+        Some(s) => s.parse::<i64>().map(Some).map_err(|_| corrupt(k)),
+    }
+}
+
+/// Reassembles the static blob from its 64-byte fields `d0…` (see `hset_static` in
+/// `lua/lib.lua`).
+fn static_blob(f: &Fields) -> Result<Vec<u8>, Error> {
+    let n: usize = text(f, "dc")
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| corrupt("no dc"))?;
+    let mut out = Vec::with_capacity(n * 64);
+    for i in 0..n {
+        out.extend_from_slice(
+            f.get(&format!("d{i}"))
+                .ok_or_else(|| corrupt("missing d chunk"))?,
+        );
+    }
+    Ok(out)
+}
+
+/// Rebuilds a job from its hash. `now` hides a result whose retention ended but which the
+/// pruner has not dropped yet.
+pub(crate) fn decode_job(queue: &str, id: &str, f: &Fields, now: i64) -> Result<Job, Error> {
+    let id: JobId = id.parse().map_err(|_| corrupt("id"))?;
+    let d = static_blob(f)?;
+    let d = &d;
+    if d.len() < 6 || d[0] != STATIC_V1 {
+        return Err(corrupt("d version"));
+    }
+    let tag = d[1];
+    let plen = u32::from_le_bytes([d[2], d[3], d[4], d[5]]) as usize;
+    let pend = 6 + plen;
+    if d.len() < pend {
+        return Err(corrupt("d length"));
+    }
+    let payload = Payload::from_stored(tag, d[6..pend].to_vec())?;
+    let rest: Rest = serde_json::from_slice(&d[pend..]).map_err(|e| corrupt(&e.to_string()))?;
+    let state = num(f, "s")?
+        .and_then(JobState::from_i64)
+        .ok_or_else(|| corrupt("s"))?;
+    let prio = num(f, "p")?
+        .and_then(|p| u8::try_from(p).ok())
+        .and_then(Priority::new)
+        .ok_or_else(|| corrupt("p"))?;
+    let lease = match (text(f, "lw"), num(f, "lx")?) {
+        (Some(w), Some(x)) if state == JobState::Running => Some(Lease {
+            worker_id: w.to_string(),
+            expires_at: x,
+        }),
+        _ => None,
+    };
+    let rx = num(f, "rx")?;
+    let result = match f.get("res") {
+        Some(b) if rx.is_none_or(|x| x > now) => Some(decode_payload(b)?),
+        _ => None,
+    };
+    let errors = match text(f, "er") {
+        None => Vec::new(),
+        Some(s) => s
+            .lines()
+            .map(|l| serde_json::from_str::<ErrorRecord>(l).map_err(|_| corrupt("er")))
+            .collect::<Result<_, _>>()?,
+    };
+    let progress = match f.get("pg") {
+        None => None,
+        Some(b) => Some(serde_json::from_slice::<Progress>(b).map_err(|_| corrupt("pg"))?),
+    };
+    let checkpoint = match f.get("cp") {
+        None => None,
+        Some(b) => Some(decode_payload(b)?),
+    };
+    Ok(Job {
+        id,
+        kind: rest.k,
+        queue: queue.to_string(),
+        priority: prio,
+        payload,
+        state,
+        attempt: num(f, "a")?.unwrap_or(0).max(0) as u32,
+        max_attempts: num(f, "m")?.unwrap_or(1) as u32,
+        retry: rest.rt,
+        run_at: num(f, "r")?.ok_or_else(|| corrupt("r"))?,
+        created_at: num(f, "c")?.ok_or_else(|| corrupt("c"))?,
+        started_at: num(f, "t")?,
+        finished_at: num(f, "f")?,
+        lease,
+        lease_epoch: num(f, "e")?.unwrap_or(0) as u64,
+        timeout: rest.to.map(Duration::from_millis),
+        unique_key: rest.uk,
+        unique_for: rest.uf.map(Duration::from_millis),
+        depends_on: rest.dp,
+        trigger: rest.tr,
+        workflow_id: rest.wf,
+        tags: rest.tg,
+        meta: rest.mt,
+        version: rest.v,
+        result_expires_at: if result.is_some() { rx } else { None },
+        result,
+        errors,
+        progress,
+        checkpoint,
+    })
+}
+
+/// Converts the flat `[field, value, field, value…]` reply of HGETALL inside a script.
+pub(crate) fn fields_from_value(v: redis::Value) -> Result<Fields, Error> {
+    let items = match v {
+        redis::Value::Array(items) => items,
+        redis::Value::Map(pairs) => {
+            let mut out = Fields::with_capacity(pairs.len());
+            for (k, v) in pairs {
+                out.insert(bulk_string(k)?, bulk_bytes(v)?);
+            }
+            return Ok(out);
+        }
+        redis::Value::Nil => Vec::new(),
+        other => return Err(Error::Storage(format!("unexpected reply {other:?}"))),
+    };
+    let mut out = Fields::with_capacity(items.len() / 2);
+    let mut it = items.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        out.insert(bulk_string(k)?, bulk_bytes(v)?);
+    }
+    Ok(out)
+}
+
+/// The bytes of a bulk-string (or simple-string / integer) reply.
+pub(crate) fn bulk_bytes(v: redis::Value) -> Result<Vec<u8>, Error> {
+    match v {
+        redis::Value::BulkString(b) => Ok(b),
+        redis::Value::SimpleString(s) => Ok(s.into_bytes()),
+        redis::Value::Int(i) => Ok(i.to_string().into_bytes()),
+        other => Err(Error::Storage(format!("unexpected reply {other:?}"))),
+    }
+}
+
+/// The text of a bulk-string reply.
+pub(crate) fn bulk_string(v: redis::Value) -> Result<String, Error> {
+    String::from_utf8(bulk_bytes(v)?).map_err(|_| Error::Storage("non-UTF-8 reply".into()))
+}
+
+/// An error-history line: the JSON of one [`ErrorRecord`], its message cut to 4 KiB.
+pub(crate) fn error_line(rec: &ErrorRecord) -> String {
+    let mut rec = rec.clone();
+    const MAX: usize = 4096;
+    if rec.message.len() > MAX {
+        let mut cut = MAX;
+        while !rec.message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        rec.message.truncate(cut);
+        rec.message.push('…');
+    }
+    serde_json::to_string(&rec).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_blob_round_trips_every_field() {
+        let mut nj = NewJob::json("send", serde_json::json!({"to": "a@b.c"}))
+            .queue("mail")
+            .priority(Priority::HIGH)
+            .timeout(Duration::from_secs(9))
+            .unique("k1", Some(Duration::from_secs(60)))
+            .retry(RetryPolicy::Fixed {
+                delay: Duration::from_secs(3),
+            })
+            .workflow("wf1")
+            .trigger(Trigger::AnySuccess)
+            .depends_on([JobId::new()]);
+        nj.tags = vec!["t1".into()];
+        nj.meta = serde_json::json!({"task": "x"});
+        nj.version = 3;
+        let mut f = Fields::new();
+        let d = encode_static(&nj).unwrap();
+        let chunks: Vec<&[u8]> = d.chunks(64).collect();
+        f.insert("dc".into(), chunks.len().to_string().into_bytes());
+        for (i, c) in chunks.iter().enumerate() {
+            f.insert(format!("d{i}"), c.to_vec());
+        }
+        for (k, v) in [
+            ("s", "1"),
+            ("p", "2"),
+            ("m", "25"),
+            ("r", "10"),
+            ("c", "10"),
+        ] {
+            f.insert(k.into(), v.as_bytes().to_vec());
+        }
+        f.insert(
+            "er".into(),
+            format!(
+                "{}\n{}",
+                error_line(&ErrorRecord {
+                    attempt: 1,
+                    at: 5,
+                    kind: quern::model::ErrorKind::Retryable,
+                    message: "a\nb".into()
+                }),
+                error_line(&ErrorRecord {
+                    attempt: 2,
+                    at: 6,
+                    kind: quern::model::ErrorKind::Timeout,
+                    message: "x".repeat(5000)
+                })
+            )
+            .into_bytes(),
+        );
+        let id = nj.id.to_string();
+        let job = decode_job("mail", &id, &f, 0).unwrap();
+        assert_eq!(job.kind, "send");
+        assert_eq!(job.payload, nj.payload);
+        assert_eq!(job.timeout, nj.timeout);
+        assert_eq!(job.unique_key, nj.unique_key);
+        assert_eq!(job.unique_for, nj.unique_for);
+        assert_eq!(job.retry, nj.retry);
+        assert_eq!(job.depends_on, nj.depends_on);
+        assert_eq!(job.trigger, nj.trigger);
+        assert_eq!(job.workflow_id, nj.workflow_id);
+        assert_eq!(job.tags, nj.tags);
+        assert_eq!(job.meta, nj.meta);
+        assert_eq!(job.version, 3);
+        assert_eq!(job.priority, Priority::HIGH);
+        assert_eq!(job.errors.len(), 2);
+        assert_eq!(job.errors[0].message, "a\nb");
+        assert!(job.errors[1].message.len() <= 4096 + 3);
+    }
+}

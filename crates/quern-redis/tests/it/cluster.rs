@@ -1,0 +1,282 @@
+//! Redis Cluster: a real 3-master cluster of our own (`redis-server --cluster-enabled yes`
+//! on free ports, `redis-cli --cluster create`), the suite's core cases against it, a drain
+//! across several queues (which must spread over the masters), then shutdown.
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use quern::backend::*;
+use quern::{Backend, NewJob, SharedClock};
+use quern_redis::RedisBackend;
+
+use crate::common::random_prefix;
+use crate::procs::{RedisProc, redis_server_available};
+
+/// The cluster URL for the case factory (set once the cluster is up).
+static CLUSTER_URL: OnceLock<String> = OnceLock::new();
+
+async fn make_cluster(clock: SharedClock) -> Arc<dyn Backend> {
+    let url = format!(
+        "{}?prefix={}",
+        CLUSTER_URL.get().expect("cluster started"),
+        random_prefix()
+    );
+    Arc::new(
+        RedisBackend::connect(&url, clock)
+            .await
+            .expect("connect to the test cluster"),
+    )
+}
+
+struct Cluster {
+    nodes: Vec<RedisProc>,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let nodes: Vec<RedisProc> = (0..3)
+            .map(|_| {
+                RedisProc::start(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                    "--appendonly",
+                    "no",
+                ])
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("run redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let start = Instant::now();
+        while !nodes
+            .iter()
+            .all(|n| n.cli(&["cluster", "info"]).contains("cluster_state:ok"))
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "cluster did not reach state ok"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Cluster { nodes }
+    }
+
+    fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis+cluster://{}/", hosts.join(","))
+    }
+}
+
+macro_rules! run_cases {
+    ($( $(#[threads($n:literal)])? $area:ident :: $case:ident ),* $(,)?) => {
+        $(
+            quern::testing::run_case(
+                concat!("cluster::", stringify!($area), "::", stringify!($case)),
+                run_cases!(@threads $($n)?),
+                make_cluster,
+                quern::testing::$area::$case,
+            );
+        )*
+    };
+    (@threads) => { 1 };
+    (@threads $n:literal) => { $n };
+}
+
+#[test]
+fn three_master_cluster_runs_core_cases_and_a_multi_queue_drain() {
+    if !redis_server_available() {
+        return;
+    }
+    let cluster = Cluster::start();
+    CLUSTER_URL.set(cluster.url()).expect("set once");
+
+    run_cases!(
+        enqueue::new_job_is_queued_with_fields_as_given,
+        enqueue::future_run_at_is_scheduled,
+        enqueue::pending_dependency_is_blocked,
+        enqueue::failed_dependency_is_skipped,
+        enqueue::unknown_dependency_is_refused,
+        enqueue::duplicate_id_is_refused,
+        claim::claim_leases_the_job,
+        claim::claim_respects_limit,
+        claim::every_claim_gets_a_new_epoch,
+        priority::more_urgent_first,
+        priority::fifo_by_run_at_then_id,
+        priority::claim_batch_takes_the_most_urgent,
+        weights::three_to_one_weights_split_three_to_one,
+        weights::empty_queue_does_not_starve_the_others,
+        pause::paused_queue_is_not_claimed,
+        pause::paused_queue_is_skipped_in_multi_queue_claims,
+        scheduled::claimable_exactly_at_run_at,
+        scheduled::retry_backoff_is_respected,
+        #[threads(4)]
+        unique::concurrent_enqueues_make_one_job,
+        unique::duplicate_of_live_job_returns_it,
+        unique::window_holds_after_success_until_it_passes,
+        unique::keys_are_per_queue,
+        batch::atomic_unknown_dependency_inserts_nothing,
+        batch::atomic_batch_across_queues_inserts_nothing,
+        batch::best_effort_stores_the_valid_ones,
+        batch::dependencies_within_a_batch,
+        fencing::stale_token_changes_nothing,
+        fencing::stale_item_does_not_fail_the_batch,
+        lease::heartbeat_extends_the_lease,
+        lease::expired_lease_is_rescued_attempt_counted,
+        lease::rescue_of_last_attempt_is_dead_and_skips_dependents,
+        retry::retryable_failure_is_scheduled,
+        retry::out_of_attempts_goes_dead_with_history,
+        retry::replay_by_filter,
+        deps::complete_unblocks_in_the_same_call,
+        deps::skip_propagates_transitively_at_once,
+        deps::replayed_dependency_counts_as_pending_again,
+        deps::dependencies_across_queues,
+        cancel::cancel_running_revokes_the_lease,
+        transitions::snooze_does_not_count_an_attempt,
+        transitions::release_gives_back_without_counting,
+        prune::prune_deletes_old_finished_jobs,
+        prune::result_expires_and_is_pruned,
+        leader::lease_is_exclusive_until_it_expires,
+        workers::register_list_deregister,
+        queues::counts_by_state,
+        queues::list_has_every_queue,
+        list::newest_first,
+        list::paging_by_before,
+        #[threads(2)]
+        concurrency::eight_claimers_claim_each_job_once,
+        #[threads(2)]
+        concurrency::cancel_races_complete,
+        payload::ten_mib_payload_round_trips,
+        wait::wait_returns_after_timeout,
+        #[threads(2)]
+        wait::enqueue_wakes_a_waiter,
+    );
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(multi_queue_drain(&cluster));
+    drop(cluster);
+}
+
+/// 8 queues × 500 jobs, drained by 8 concurrent claimers across all queues; every job ends
+/// succeeded exactly once, and the queues sit on more than one master.
+async fn multi_queue_drain(cluster: &Cluster) {
+    let url = format!("{}?prefix={}", cluster.url(), random_prefix());
+    let b = Arc::new(
+        RedisBackend::connect(&url, Arc::new(quern::SystemClock))
+            .await
+            .unwrap(),
+    );
+    let queues: Vec<String> = (0..8).map(|i| format!("drain-{i}")).collect();
+    let per = 500;
+    for q in &queues {
+        let jobs: Vec<NewJob> = (0..per)
+            .map(|n| NewJob::json("drain", serde_json::json!({ "n": n })).queue(q.clone()))
+            .collect();
+        let r = b
+            .job_enqueue(EnqueueParams {
+                jobs,
+                mode: BatchMode::Atomic,
+            })
+            .await
+            .unwrap();
+        assert!(r.iter().all(|o| o.is_ok()));
+    }
+    // The queues' hash tags spread over the masters.
+    let mut owners = HashSet::new();
+    for q in &queues {
+        let slot = cluster.nodes[0].cli(&["cluster", "keyslot", &format!("x:{{{q}}}:ids")]);
+        let slot: u16 = slot.trim().parse().unwrap();
+        for (i, n) in cluster.nodes.iter().enumerate() {
+            let owned = n.cli(&["cluster", "countkeysinslot", &slot.to_string()]);
+            if owned.trim().parse::<u64>().unwrap_or(0) > 0 {
+                owners.insert(i);
+            }
+        }
+    }
+    assert!(
+        owners.len() > 1,
+        "8 queues should spread over several masters, got {owners:?}"
+    );
+    let weights: Vec<QueueWeight> = queues.iter().map(|q| QueueWeight::new(q, 1)).collect();
+    let seen = Arc::new(std::sync::Mutex::new(HashSet::new()));
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let b = b.clone();
+        let weights = weights.clone();
+        let seen = seen.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut idle = 0;
+            while idle < 3 {
+                let claimed = b
+                    .job_claim(ClaimParams {
+                        worker_id: format!("w{w}"),
+                        queues: weights.clone(),
+                        limit: 16,
+                        lease: Duration::from_secs(30),
+                    })
+                    .await
+                    .unwrap();
+                if claimed.is_empty() {
+                    idle += 1;
+                    continue;
+                }
+                idle = 0;
+                {
+                    let mut s = seen.lock().unwrap();
+                    for c in &claimed {
+                        assert!(s.insert(c.job.id), "job {} claimed twice", c.job.id);
+                    }
+                }
+                let r = b
+                    .job_complete(CompleteParams {
+                        items: claimed
+                            .into_iter()
+                            .map(|c| Completion {
+                                token: c.token,
+                                result: None,
+                                result_ttl: None,
+                            })
+                            .collect(),
+                    })
+                    .await
+                    .unwrap();
+                assert!(r.iter().all(|x| x.is_ok()));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(seen.lock().unwrap().len(), queues.len() * per);
+    for q in &queues {
+        let s = b.queue_stats(q).await.unwrap();
+        assert_eq!(s.counts.succeeded, per as u64, "{q}: {:?}", s.counts);
+        assert_eq!(s.counts.total(), per as u64, "{q}: {:?}", s.counts);
+    }
+}
