@@ -8,7 +8,8 @@
 //!   handler under its timeout and turns the result into an acknowledgement;
 //! - the **acker** (`acker.rs`), which sends acknowledgements in batches;
 //! - the **heartbeat loops** (`heartbeat.rs`) for leases and for the worker record;
-//! - maintenance services (the rescuer by default).
+//! - maintenance services (the rescuer and, under a leader lease, the workflow monitor by
+//!   default).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -112,6 +113,12 @@ impl Shared {
 /// handler on this worker is retried like a retryable failure (`ErrorKind::UnknownKind`), as
 /// Sidekiq does: during a rolling deploy a newer worker may know the kind, and
 /// `max_attempts` bounds the cost.
+///
+/// Workflow jobs are prepared before their handler runs
+/// ([`workflow::Preparer`](crate::workflow::Preparer): templates rendered from upstream
+/// results, conditions, `for_each` fan-out and fan-in), and the worker runs the
+/// [`WorkflowMonitor`](crate::maintenance::WorkflowMonitor) under a leader lease, so a
+/// deployment of workers needs nothing else to run workflows.
 pub struct Worker {
     shared: Arc<Shared>,
     ack_rx: mpsc::UnboundedReceiver<Ack>,
