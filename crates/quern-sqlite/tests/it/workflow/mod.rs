@@ -4,6 +4,7 @@
 
 mod checkpoint;
 mod control;
+mod examples;
 mod fanout;
 mod harness;
 mod passing;
