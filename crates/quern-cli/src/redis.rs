@@ -28,6 +28,29 @@ pub async fn open(url: &str, opts: StoreOptions) -> CliResult<Arc<dyn Backend>> 
     Ok(Arc::new(backend))
 }
 
+/// Reads the memory a Redis store uses, for `quern bench`'s memory per queued job.
+pub struct MemoryProbe(RedisBackend);
+
+impl MemoryProbe {
+    /// A probe for `url` when it names a single-node Redis (`None` for other stores, and for
+    /// Redis Cluster, whose memory is spread over the masters).
+    pub async fn open(url: &str) -> Option<MemoryProbe> {
+        let scheme = url.split_once(':').map(|(s, _)| s)?;
+        if scheme != "redis" && scheme != "rediss" {
+            return None;
+        }
+        let b = RedisBackend::connect(url, Arc::new(SystemClock))
+            .await
+            .ok()?;
+        Some(MemoryProbe(b))
+    }
+
+    /// Redis's `used_memory` in bytes, if it could be read.
+    pub async fn used(&self) -> Option<u64> {
+        self.0.used_memory().await.ok().flatten()
+    }
+}
+
 /// The URL without its password, for error messages.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

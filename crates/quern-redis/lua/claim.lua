@@ -3,10 +3,21 @@
 -- first, so a delayed job is claimable exactly at its run_at. Within a queue the order is
 -- the ready set's: priority, then run_at, then id.
 -- Returns a flat list: queue, id, HGETALL of the job *before* the claim, for each job taken
--- (the caller applies the claim: see `apply_claim` in src/jobs.rs).
+-- (the caller applies the claim: see `apply_claim` in src/jobs.rs), packed as one MessagePack
+-- string (src/packed.rs says why); nothing taken: an empty array.
 
 local worker = ARGV[4]
-local lease_until = NOW + tonumber(ARGV[5])
+local lease_until = string.format('%d', NOW + tonumber(ARGV[5]))
+-- Small counters as text, converted once per value (see NOWS in lib.lua).
+local ISTR = {}
+local function istr(v)
+  local s = ISTR[v]
+  if not s then
+    s = string.format('%d', v)
+    ISTR[v] = s
+  end
+  return s
+end
 local nq = tonumber(ARGV[6])
 local out = {}
 for x = 0, nq - 1 do
@@ -31,7 +42,7 @@ for x = 0, nq - 1 do
             local f = all[z]
             if f == 'e' then e = tonumber(all[z + 1]) elseif f == 'a' then a = tonumber(all[z + 1]) end
           end
-          redis.call('HSET', k, 's', S_RUNNING, 'e', e + 1, 'a', a + 1, 't', NOW, 'lw', worker, 'lx', lease_until)
+          redis.call('HSET', k, 's', '3', 'e', istr(e + 1), 'a', istr(a + 1), 't', NOWS, 'lw', worker, 'lx', lease_until)
           leases[#leases + 1] = lease_until
           leases[#leases + 1] = id
           out[#out + 1] = q
@@ -43,4 +54,5 @@ for x = 0, nq - 1 do
     end
   end
 end
-return out
+if #out == 0 then return {} end
+return cmsgpack.pack(out)

@@ -9,6 +9,9 @@
 local P = ARGV[1]
 local CLUSTER = ARGV[2] == '1'
 local NOW = tonumber(ARGV[3])
+-- `now` as given, for writing: Redis turns a Lua number argument back into text with
+-- printf, which shows up in profiles of the hot scripts, so they pass strings.
+local NOWS = ARGV[3]
 
 -- Key of queue `q`: <prefix>:{<queue>}:<suffix>. The braces are the Cluster hash tag.
 local function qk(q, s) return P .. ':{' .. q .. '}:' .. s end
@@ -21,6 +24,8 @@ local QUEUES = P .. ':{#}:queues'
 local S_SCHED, S_QUEUED, S_BLOCKED, S_RUNNING = 0, 1, 2, 3
 local S_OK, S_DEAD, S_CANCELLED, S_SKIPPED = 4, 5, 6, 7
 local TERM = { [4] = 'succeeded', [5] = 'dead', [6] = 'cancelled', [7] = 'skipped' }
+-- Each state as the text stored in field `s`.
+local STS = { [0] = '0', '1', '2', '3', '4', '5', '6', '7' }
 
 -- Ready-set score: priority in the high bits, run_at (ms) below. 10 * 2^48 < 2^53, so the
 -- score is an exact double and orders by (priority, run_at); ties fall to the member (the id).
@@ -86,9 +91,9 @@ end
 -- `batch`, when given, collects ids for one multi-member ZADD by the caller.
 local function set_terminal(q, id, st, batch)
   local k = jk(q, id)
-  redis.call('HSET', k, 's', st, 'f', NOW)
+  redis.call('HSET', k, 's', STS[st], 'f', NOWS)
   if batch then
-    batch[#batch + 1] = NOW
+    batch[#batch + 1] = NOWS
     batch[#batch + 1] = id
   else
     redis.call('ZADD', qk(q, TERM[st]), NOW, id)

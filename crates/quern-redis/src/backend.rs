@@ -102,6 +102,20 @@ impl RedisBackend {
         self.inner.cfg.cluster
     }
 
+    /// Redis's `used_memory` in bytes (`INFO memory`), for measurements such as the memory
+    /// per queued job that `quern bench` reports. `None` on Cluster, where memory is spread
+    /// over the masters.
+    pub async fn used_memory(&self) -> Result<Option<u64>> {
+        if self.cluster() {
+            return Ok(None);
+        }
+        let info: String = self.query(redis::cmd("INFO").arg("memory").clone()).await?;
+        Ok(info
+            .lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok()))
+    }
+
     /// Deletes every key under this backend's prefix (for tests and `quern` admin tools).
     /// Uses SCAN, so it is safe on a live server but not atomic.
     pub async fn destroy_all_keys(&self) -> Result<u64> {

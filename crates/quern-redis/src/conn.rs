@@ -8,7 +8,11 @@ use std::time::Duration;
 use quern::Error;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, ServerErrorKind, Value};
+use redis::io::tcp::TcpSettings;
+use redis::{
+    Client, Cmd, ErrorKind, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, ServerErrorKind,
+    Value,
+};
 
 use crate::config::RedisConfig;
 
@@ -71,6 +75,21 @@ fn tls_setup() {
 #[cfg(not(feature = "tls"))]
 fn tls_setup() {}
 
+/// TCP settings of every connection: `TCP_NODELAY` on. The redis crate leaves Nagle's
+/// algorithm on by default, so a small command written while another is in flight on the
+/// same multiplexed connection (a claim behind an enqueue, an acknowledgement behind a
+/// claim) waits for the earlier one's ACK; with many callers sharing one connection that
+/// adds to the enqueue→start latency.
+fn tcp() -> TcpSettings {
+    TcpSettings::default().set_nodelay(true)
+}
+
+/// A single-node client for `url` with [`tcp`] settings.
+fn single_client(url: &str) -> Result<Client, RedisError> {
+    let info = url.into_connection_info()?.set_tcp_settings(tcp());
+    Client::open(info)
+}
+
 /// Opens the shared connection described by `cfg`.
 pub(crate) async fn connect(cfg: &RedisConfig) -> Result<Conn, Error> {
     if cfg.nodes.iter().any(|n| n.starts_with("rediss://")) {
@@ -78,6 +97,7 @@ pub(crate) async fn connect(cfg: &RedisConfig) -> Result<Conn, Error> {
     }
     if cfg.cluster {
         let client = redis::cluster::ClusterClient::builder(cfg.nodes.clone())
+            .tcp_settings(tcp())
             .connection_timeout(CONNECT_TIMEOUT)
             .response_timeout(RESPONSE_TIMEOUT)
             .retries(6)
@@ -88,7 +108,7 @@ pub(crate) async fn connect(cfg: &RedisConfig) -> Result<Conn, Error> {
         let conn = client.get_async_connection().await.map_err(map_err)?;
         Ok(Conn::Cluster(conn))
     } else {
-        let client = redis::Client::open(cfg.nodes[0].as_str()).map_err(map_err)?;
+        let client = single_client(&cfg.nodes[0]).map_err(map_err)?;
         let mcfg = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -109,6 +129,7 @@ pub(crate) async fn dedicated(cfg: &RedisConfig, block: Duration) -> Result<Conn
     let timeout = block + Duration::from_secs(5);
     if cfg.cluster {
         let client = redis::cluster::ClusterClient::builder(cfg.nodes.clone())
+            .tcp_settings(tcp())
             .connection_timeout(CONNECT_TIMEOUT)
             .response_timeout(timeout)
             .retries(2)
@@ -118,7 +139,7 @@ pub(crate) async fn dedicated(cfg: &RedisConfig, block: Duration) -> Result<Conn
             client.get_async_connection().await.map_err(map_err)?,
         ))
     } else {
-        let client = redis::Client::open(cfg.nodes[0].as_str()).map_err(map_err)?;
+        let client = single_client(&cfg.nodes[0]).map_err(map_err)?;
         let mcfg = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(timeout))

@@ -22,8 +22,51 @@ fn trigger_code(t: Trigger) -> i64 {
     }
 }
 
-/// The enqueue script's arguments for the jobs `idxs`.
-fn args_for(params: &EnqueueParams, idxs: &[usize], atomic: bool, now: i64) -> Result<Args> {
+/// True when the jobs `idxs` can take the plain enqueue script (`enqueue_plain.lua`): no
+/// unique key, no dependencies, no workflow, and no id twice.
+fn all_plain(params: &EnqueueParams, idxs: &[usize]) -> bool {
+    let mut ids = HashSet::with_capacity(idxs.len());
+    idxs.iter().all(|i| {
+        let j = &params.jobs[*i];
+        j.unique_key.is_none()
+            && j.depends_on.is_empty()
+            && j.workflow_id.is_none()
+            && ids.insert(j.id)
+    })
+}
+
+/// The plain enqueue script's arguments for the jobs `idxs` (see `all_plain`).
+fn plain_args_for(params: &EnqueueParams, idxs: &[usize], atomic: bool, now: i64) -> Result<Args> {
+    let mut args = Args::default();
+    args.0.reserve(2 + 6 * idxs.len());
+    args.s(if atomic { "a" } else { "b" }).n(idxs.len() as i64);
+    for i in idxs {
+        let j = &params.jobs[*i];
+        args.b(j.id.to_string().into_bytes())
+            .s(&j.queue)
+            .n(i64::from(j.priority.get()))
+            .n(i64::from(j.max_attempts))
+            .n(j.run_at.unwrap_or(now))
+            .b(encode_static(j)?);
+    }
+    Ok(args)
+}
+
+/// An enqueue script and its arguments.
+struct EnqueueCall {
+    script: &'static redis::Script,
+    args: Args,
+}
+
+/// The enqueue script for the jobs `idxs` (the plain one when it can take them) and its
+/// arguments.
+fn args_for(params: &EnqueueParams, idxs: &[usize], atomic: bool, now: i64) -> Result<EnqueueCall> {
+    if all_plain(params, idxs) {
+        return Ok(EnqueueCall {
+            script: &scripts::ENQUEUE_PLAIN,
+            args: plain_args_for(params, idxs, atomic, now)?,
+        });
+    }
     let mut args = Args::default();
     args.s(if atomic { "a" } else { "b" }).n(idxs.len() as i64);
     for i in idxs {
@@ -46,7 +89,10 @@ fn args_for(params: &EnqueueParams, idxs: &[usize], atomic: bool, now: i64) -> R
             args.s(&d.to_string());
         }
     }
-    Ok(args)
+    Ok(EnqueueCall {
+        script: &scripts::ENQUEUE,
+        args,
+    })
 }
 
 /// Applies what `claim.lua` wrote to the job image it returned (taken before the claim):
@@ -86,6 +132,40 @@ fn merge_refused<T>(done: Vec<Result<T>>, refused: Vec<(usize, Error)>) -> Vec<R
         }
     }
     out
+}
+
+/// The claim script's reply: queue, id and the hash as it was, per job taken (see
+/// `lua/claim.lua` and `packed.rs`).
+fn claimed_images(v: Value) -> Result<Vec<(String, String, codec::Fields)>> {
+    let buf = match v {
+        Value::BulkString(b) => b,
+        Value::Array(a) if a.is_empty() => return Ok(Vec::new()),
+        Value::Nil => return Ok(Vec::new()),
+        other => {
+            return Err(Error::Storage(format!("unexpected claim reply {other:?}")));
+        }
+    };
+    let mut r = crate::packed::Reader::new(&buf);
+    let n = r.array()?;
+    if n % 3 != 0 {
+        return Err(Error::Storage("claim reply has the wrong length".into()));
+    }
+    let mut out = Vec::with_capacity(n / 3);
+    for _ in 0..n / 3 {
+        let q = r.text()?.to_string();
+        let id = r.text()?.to_string();
+        let m = r.array()?;
+        let mut f = codec::Fields::with_capacity(m / 2 + 6);
+        for _ in 0..m / 2 {
+            let k = r.text()?.to_string();
+            f.insert(k, r.bytes()?.to_vec());
+        }
+        out.push((q, id, f));
+    }
+    if !r.done() {
+        return Err(Error::Storage("claim reply has trailing bytes".into()));
+    }
+    Ok(out)
 }
 
 fn state_of(v: &Value) -> Result<JobState> {
@@ -242,14 +322,14 @@ impl RedisBackend {
         params: &EnqueueParams,
         q: &str,
         idxs: &[usize],
-        args: &Args,
+        call: &EnqueueCall,
         now: i64,
         atomic: bool,
         indexed: &[JobId],
         results: &mut [Option<Result<EnqueueOutcome>>],
     ) -> Result<()> {
         let out = reply::array(
-            self.eval(&scripts::ENQUEUE, Some(q), now, args, true)
+            self.eval(call.script, Some(q), now, &call.args, true)
                 .await?,
         )?;
         let mut it = out.into_iter();
@@ -383,15 +463,10 @@ impl RedisBackend {
                     args.s(&params.queues[qi].queue).n(want[qi] as i64);
                 }
                 let slot = &params.queues[open[members[0]]].queue;
-                let out = reply::array(
-                    self.eval(&scripts::CLAIM, Some(slot), now, &args, false)
-                        .await?,
-                )?;
-                let mut it = out.into_iter();
-                while let (Some(q), Some(id), Some(fields)) = (it.next(), it.next(), it.next()) {
-                    let q = reply::string(q)?;
-                    let id = reply::string(id)?;
-                    let mut f = fields_from_value(fields)?;
+                let out = self
+                    .eval(&scripts::CLAIM, Some(slot), now, &args, false)
+                    .await?;
+                for (q, id, mut f) in claimed_images(out)? {
                     apply_claim(&mut f, now, now + lease_ms, &params.worker_id);
                     let job = decode_job(&q, &id, &f, now)?;
                     if let Some(qi) = params.queues.iter().position(|w| w.queue == q) {

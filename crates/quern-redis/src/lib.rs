@@ -26,6 +26,7 @@ mod codec;
 mod config;
 mod conn;
 mod jobs;
+mod packed;
 mod scripts;
 mod wait;
 

@@ -18,6 +18,7 @@ macro_rules! script {
 }
 
 script!(ENQUEUE, "enqueue.lua");
+script!(ENQUEUE_PLAIN, "enqueue_plain.lua");
 script!(CLAIM, "claim.lua");
 script!(HEARTBEAT, "heartbeat.lua");
 script!(COMPLETE, "complete.lua");

@@ -35,6 +35,10 @@ pub struct Report {
     pub latency_p999_ms: f64,
     pub lost: u64,
     pub duplicates: u64,
+    /// Store memory per queued job in bytes: Redis's `used_memory` after the two enqueue
+    /// phases minus before, divided by the jobs then queued (2 × `jobs`). `null` for stores
+    /// where it is not measured (SQLite, Redis Cluster).
+    pub bytes_per_queued_job: Option<f64>,
     /// How the run was set up.
     pub setup: Setup,
 }
@@ -86,6 +90,7 @@ pub async fn run(ctx: &Ctx, args: BenchArgs) -> CliResult<u8> {
         codec: ctx.codec(),
         progress,
         lease: ctx.settings.worker.lease,
+        memory: crate::redis::MemoryProbe::open(&url).await,
     };
     let report = bench.run_all(&url).await?;
     ctx.out.emit(&report, || print_report(&report));
@@ -133,6 +138,13 @@ fn print_report(r: &Report) {
         (
             "lost / duplicated jobs".into(),
             format!("{} / {}", r.lost, r.duplicates),
+        ),
+        (
+            "memory per queued job".into(),
+            match r.bytes_per_queued_job {
+                Some(b) => format!("{b:.0} B"),
+                None => "not measured for this store".into(),
+            },
         ),
     ];
     for (k, v) in rows {

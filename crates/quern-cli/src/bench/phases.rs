@@ -21,6 +21,8 @@ pub struct Bench<'a> {
     pub codec: Codec,
     pub progress: bool,
     pub lease: Duration,
+    /// Reads the store's memory use, where the store can tell (single-node Redis).
+    pub memory: Option<crate::redis::MemoryProbe>,
 }
 
 /// A drain's outcome.
@@ -37,8 +39,15 @@ impl Bench<'_> {
         let qn = format!("{}-cn", self.run_id);
         let ql = format!("{}-lat", self.run_id);
 
+        let mem0 = self.used_memory().await;
         let (single, ids1) = self.enqueue_single(&q1, n).await?;
         let (batch, idsn) = self.enqueue_batch(&qn, n).await?;
+        // Both enqueue phases' jobs are queued now, none drained.
+        let mem1 = self.used_memory().await;
+        let bytes_per_queued_job = match (mem0, mem1) {
+            (Some(a), Some(b)) if n > 0 => Some(((b as f64 - a as f64) / (2 * n) as f64).round()),
+            _ => None,
+        };
         let d1 = self.drain(&q1, &ids1, 1).await?;
         let dn = self
             .drain(&qn, &idsn, self.args.concurrency as usize)
@@ -55,6 +64,7 @@ impl Bench<'_> {
             latency_p999_ms: round3(quantile(&lat, 0.999)),
             lost: d1.lost + dn.lost + lat_lost,
             duplicates: d1.duplicates + dn.duplicates + lat_dup,
+            bytes_per_queued_job,
             setup: Setup {
                 store: url.to_string(),
                 backend: self.backend.capabilities().name,
@@ -70,6 +80,13 @@ impl Bench<'_> {
                 version: env!("CARGO_PKG_VERSION"),
             },
         })
+    }
+
+    async fn used_memory(&self) -> Option<u64> {
+        match &self.memory {
+            Some(m) => m.used().await,
+            None => None,
+        }
     }
 
     /// A job like the peers': ~100 bytes of JSON (padded to `--payload-bytes`), `ts` set for

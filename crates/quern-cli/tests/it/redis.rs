@@ -81,6 +81,40 @@ fn commands_work_against_redis() {
     assert!(err.contains("cannot open store"), "{err}");
 }
 
+#[test]
+fn bench_against_redis_reports_memory_per_queued_job() {
+    let Some(base) = redis_url() else { return };
+    let prefix = format!("quern-cli-bench-{:016x}", fastrand_u64());
+    let _cleanup = Cleanup {
+        base: base.clone(),
+        prefix: prefix.clone(),
+    };
+    let env = Env::new();
+    let r = env.json(&[
+        "--store",
+        &format!("{base}/?prefix={prefix}"),
+        "bench",
+        "--jobs",
+        "400",
+        "--batch-size",
+        "100",
+        "--concurrency",
+        "4",
+        "--latency-jobs",
+        "50",
+        "--rate",
+        "500",
+    ]);
+    assert_eq!(r["setup"]["backend"], "redis");
+    assert_eq!(r["lost"], 0);
+    assert_eq!(r["duplicates"], 0);
+    // 800 queued jobs with ~100-byte payloads: a few hundred bytes each, never nothing.
+    let b = r["bytes_per_queued_job"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("bytes_per_queued_job missing: {r}"));
+    assert!((150.0..5000.0).contains(&b), "bytes_per_queued_job = {b}");
+}
+
 /// A random number without another dependency: the std hasher is randomly seeded.
 fn fastrand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
