@@ -114,9 +114,10 @@ for j = 1, n do
       local t = ready[q]
       if st == S_SCHED then
         t = sched[q]
-        t[#t + 1] = run_at
+        t[#t + 1] = ARGV[b + 4]
       else
-        t[#t + 1] = score(tonumber(ARGV[b + 2]), run_at)
+        -- '%d' is a cheap integer format; the score is an exact integer below 2^53.
+        t[#t + 1] = string.format('%d', score(tonumber(ARGV[b + 2]), run_at))
       end
       t[#t + 1] = id
       if not CLUSTER then
