@@ -28,9 +28,15 @@ for x = 0, nq - 1 do
     if pm < 100 then pm = 100 end
     promote(q, pm)
     if want > 0 then
-      local popped = redis.call('ZPOPMIN', qk(q, 'ready'), want)
+      -- The `want` first of the ready set, then removed by rank: the same jobs ZPOPMIN would
+      -- take, without its scores (Redis formats each score with printf for the reply).
+      local rk = qk(q, 'ready')
+      local popped = redis.call('ZRANGE', rk, '0', string.format('%d', want - 1))
+      if #popped > 0 then
+        redis.call('ZREMRANGEBYRANK', rk, '0', string.format('%d', #popped - 1))
+      end
       local leases = {}
-      for y = 1, #popped, 2 do
+      for y = 1, #popped do
         local id = popped[y]
         local k = jk(q, id)
         -- The job as it was; the caller applies the claim's changes (state, epoch + 1,

@@ -217,12 +217,12 @@ end
 
 -- Moves due scheduled jobs of queue q to ready, oldest first, at most `max` of them.
 local function promote(q, max)
-  local due = redis.call('ZRANGEBYSCORE', qk(q, 'sched'), '-inf', NOW, 'LIMIT', 0, max)
+  local due = redis.call('ZRANGEBYSCORE', qk(q, 'sched'), '-inf', NOWS, 'LIMIT', '0', string.format('%d', max))
   for _, id in ipairs(due) do
     local k = jk(q, id)
     local f = redis.call('HMGET', k, 'p', 'r')
-    redis.call('HSET', k, 's', S_QUEUED)
-    redis.call('ZADD', qk(q, 'ready'), score(tonumber(f[1]), tonumber(f[2])), id)
+    redis.call('HSET', k, 's', STS[S_QUEUED])
+    redis.call('ZADD', qk(q, 'ready'), string.format('%d', score(tonumber(f[1]), tonumber(f[2]))), id)
   end
   if #due > 0 then
     redis.call('ZREM', qk(q, 'sched'), unpack(due))
