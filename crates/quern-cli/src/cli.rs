@@ -19,7 +19,8 @@ use crate::parse;
     max_term_width = 100
 )]
 pub struct Cli {
-    /// Store URL: sqlite://PATH or sqlite::memory: [env: QUERN_STORE] [default: sqlite://quern.db]
+    /// Store URL: sqlite://PATH, sqlite::memory:, redis://HOST:PORT, rediss://… (TLS) or
+    /// redis+cluster://HOST:PORT,… (?prefix=NAME) [env: QUERN_STORE] [default: sqlite://quern.db]
     #[arg(long, global = true, value_name = "URL")]
     pub store: Option<String>,
 

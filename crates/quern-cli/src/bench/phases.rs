@@ -56,7 +56,7 @@ impl Bench<'_> {
             lost: d1.lost + dn.lost + lat_lost,
             duplicates: d1.duplicates + dn.duplicates + lat_dup,
             setup: Setup {
-                store: url.to_string(),
+                store: crate::store::redact(url),
                 backend: self.backend.capabilities().name,
                 jobs: n,
                 batch_size: self.args.batch_size,
