@@ -2,9 +2,13 @@ use std::time::Duration;
 
 use crate::support::{Env, eventually, state};
 
-#[test]
-fn queues_list_shows_depth_by_state_and_pause_holds_jobs() {
-    let mut env = Env::new();
+on_every_store!(
+    queues_list_shows_depth_by_state_and_pause_holds_jobs,
+    dlq_list_and_replay_by_id_queue_kind_and_all,
+    workers_list_shows_a_running_worker,
+);
+
+fn queues_list_shows_depth_by_state_and_pause_holds_jobs(mut env: Env) {
     env.enqueue(&["quern.noop", "--queue", "mail"]);
     env.enqueue(&["quern.noop", "--queue", "mail", "--delay", "1h"]);
     let id = env.enqueue(&["quern.noop", "--queue", "mail"]);
@@ -33,9 +37,7 @@ fn queues_list_shows_depth_by_state_and_pause_holds_jobs() {
     );
 }
 
-#[test]
-fn dlq_list_and_replay_by_id_queue_kind_and_all() {
-    let env = Env::new();
+fn dlq_list_and_replay_by_id_queue_kind_and_all(env: Env) {
     let fatal = r#"{"fatal": true}"#;
     let a = env.enqueue(&["quern.fail", "--payload", fatal, "--queue", "q1"]);
     let b = env.enqueue(&["quern.fail", "--payload", fatal, "--queue", "q2"]);
@@ -66,9 +68,7 @@ fn dlq_list_and_replay_by_id_queue_kind_and_all() {
     env.fails(2, &["dlq", "replay"]);
 }
 
-#[test]
-fn workers_list_shows_a_running_worker() {
-    let mut env = Env::new();
+fn workers_list_shows_a_running_worker(mut env: Env) {
     env.enqueue(&["quern.noop"]);
     let pid = env.spawn(&["worker", "--queues", "default,other", "--concurrency", "3"]);
     let mut seen = serde_json::Value::Null;

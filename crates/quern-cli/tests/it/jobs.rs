@@ -2,9 +2,13 @@ use serde_json::json;
 
 use crate::support::{Env, state};
 
-#[test]
-fn list_filters_by_queue_state_kind_and_limit() {
-    let env = Env::new();
+on_every_store!(
+    list_filters_by_queue_state_kind_and_limit,
+    show_has_state_attempts_result_errors_and_progress,
+    cancel_retry_and_wait,
+);
+
+fn list_filters_by_queue_state_kind_and_limit(env: Env) {
     let a = env.enqueue(&["quern.noop", "--queue", "a"]);
     let b = env.enqueue(&["quern.sleep", "--payload", r#"{"ms":1}"#, "--queue", "b"]);
     let c = env.enqueue(&["quern.noop", "--queue", "b", "--delay", "1h"]);
@@ -33,9 +37,7 @@ fn list_filters_by_queue_state_kind_and_limit() {
     }
 }
 
-#[test]
-fn show_has_state_attempts_result_errors_and_progress() {
-    let env = Env::new();
+fn show_has_state_attempts_result_errors_and_progress(env: Env) {
     let ok = env.enqueue(&[
         "shell",
         "--payload",
@@ -71,9 +73,7 @@ fn show_has_state_attempts_result_errors_and_progress() {
     assert!(text.contains("boom") && text.contains("dead"), "{text}");
 }
 
-#[test]
-fn cancel_retry_and_wait() {
-    let env = Env::new();
+fn cancel_retry_and_wait(env: Env) {
     let id = env.enqueue(&["quern.noop", "--delay", "1h"]);
     let out = env.json(&["jobs", "cancel", &id]);
     assert_eq!(out["state"], "cancelled");
