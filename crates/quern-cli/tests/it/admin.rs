@@ -66,6 +66,26 @@ fn dlq_list_and_replay_by_id_queue_kind_and_all(env: Env) {
     assert_eq!(state(&env.job(&c)), "queued");
     // A target is required.
     env.fails(2, &["dlq", "replay"]);
+    // --limit caps both the listing and a replay.
+    let more: Vec<String> = (0..3)
+        .map(|_| env.enqueue(&["quern.fail", "--payload", fatal, "--queue", "q4"]))
+        .collect();
+    env.drain(&["--queues", "q1,q2,q3,q4"]);
+    let dead = env.json(&["dlq", "list", "--limit", "2"]);
+    assert_eq!(dead["jobs"].as_array().unwrap().len(), 2);
+    let out = env.json(&["dlq", "replay", "--queue", "q4", "--limit", "2"]);
+    assert_eq!(out["replayed"], 2);
+    let left = env.json(&["dlq", "list", "--queue", "q4"]);
+    assert_eq!(left["jobs"].as_array().unwrap().len(), 1);
+    let states: Vec<String> = more
+        .iter()
+        .map(|id| state(&env.job(id)).to_string())
+        .collect();
+    assert_eq!(
+        states.iter().filter(|s| *s == "queued").count(),
+        2,
+        "{states:?}"
+    );
 }
 
 fn workers_list_shows_a_running_worker(mut env: Env) {

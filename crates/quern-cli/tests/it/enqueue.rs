@@ -153,4 +153,33 @@ fn batch_atomic_stores_all_or_nothing(env: Env) {
     let out = env.ok(&["enqueue", "--batch", "good.jsonl", "--atomic"]);
     assert_eq!(out.lines().count(), 2, "one id per line: {out}");
     assert_eq!(env.jobs(&["--queue", "bulk"]).len(), 2);
+    // From stdin, with several dependencies on one job.
+    let ids: Vec<&str> = out.lines().collect();
+    let line = format!(
+        "{{\"kind\": \"quern.noop\", \"queue\": \"bulk\", \"depends_on\": [\"{}\", \"{}\"]}}\n",
+        ids[0], ids[1]
+    );
+    let out = env.run_with_stdin(&["--json", "enqueue", "--batch", "-"], Some(&line));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = doc["jobs"][0]["id"].as_str().unwrap();
+    let job = env.job(id);
+    assert_eq!(job["depends_on"], json!([ids[0], ids[1]]));
+    assert_eq!(state(&job), "blocked");
+    let two = env.enqueue(&[
+        "quern.noop",
+        "--queue",
+        "bulk",
+        "--depends-on",
+        ids[0],
+        "--depends-on",
+        ids[1],
+    ]);
+    env.drain(&["--queues", "bulk"]);
+    assert_eq!(state(&env.job(id)), "succeeded");
+    assert_eq!(state(&env.job(&two)), "succeeded");
 }

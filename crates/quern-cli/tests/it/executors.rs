@@ -232,7 +232,26 @@ fn smoke_executors(env: Env) {
     let sleep = env.enqueue(&["quern.sleep", "--payload", r#"{"ms": 50}"#]);
     let retry = env.enqueue(&["quern.fail", "--max-attempts", "1"]);
     let bad = env.enqueue(&["quern.sleep", "--payload", r#"{"seconds": 1}"#]);
+    // The job's own time limit (--timeout) stops an attempt that runs too long.
+    let slow = env.enqueue(&[
+        "quern.sleep",
+        "--payload",
+        r#"{"ms": 20000}"#,
+        "--timeout",
+        "300ms",
+        "--max-attempts",
+        "1",
+    ]);
+    let t0 = std::time::Instant::now();
     env.drain(&[]);
+    assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+    let j = env.job(&slow);
+    assert_eq!(state(&j), "dead", "{j}");
+    let msg = j["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("timed out") || msg.contains("timeout"),
+        "{msg}"
+    );
     assert_eq!(state(&env.job(&noop)), "succeeded");
     assert_eq!(state(&env.job(&sleep)), "succeeded");
     let j = env.job(&retry);
