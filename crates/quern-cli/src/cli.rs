@@ -95,7 +95,8 @@ pub struct EnqueueArgs {
     #[arg(long, value_name = "KEY")]
     pub unique: Option<String>,
 
-    /// How long the unique key holds after the job was created
+    /// After the job succeeded, the key still holds until this long after it was created (it
+    /// always holds while the job waits or runs)
     #[arg(long, value_name = "DURATION", value_parser = parse::duration, requires = "unique")]
     pub unique_for: Option<Duration>,
 

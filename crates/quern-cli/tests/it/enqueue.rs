@@ -65,6 +65,15 @@ fn enqueue_prints_the_id_and_stores_every_option(env: Env) {
     ]);
     assert_eq!(again["id"], id);
     assert_eq!(again["duplicate"], true);
+
+    // A window that has passed does not free the key of a job that has not run yet.
+    let first = env.enqueue(&["quern.noop", "--unique", "w", "--unique-for", "200ms"]);
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let out = env.json(&["enqueue", "quern.noop", "--unique", "w"]);
+    assert_eq!(
+        (out["id"].as_str(), &out["duplicate"]),
+        (Some(first.as_str()), &json!(true))
+    );
 }
 
 fn at_schedules_and_payload_file_and_stdin_work(env: Env) {
