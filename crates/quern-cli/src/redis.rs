@@ -6,7 +6,7 @@ use quern::{Backend, SystemClock};
 use quern_redis::RedisBackend;
 
 use crate::error::{CliError, CliResult};
-use crate::store::{StoreOptions, redact, scrub};
+use crate::store::{StoreOptions, scrub};
 
 /// Connects (and pings) the Redis named by `url`.
 pub async fn open(url: &str, opts: StoreOptions) -> CliResult<Arc<dyn Backend>> {
@@ -29,4 +29,21 @@ pub async fn open(url: &str, opts: StoreOptions) -> CliResult<Arc<dyn Backend>> 
             ),
         })?;
     Ok(Arc::new(backend))
+}
+
+/// The URL without its password, for error messages.
+fn redact(url: &str) -> String {
+    crate::store::redact(url)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_not_echoed() {
+        assert_eq!(
+            super::redact("redis://u:secret@h:6379/0"),
+            "redis://…@h:6379/0"
+        );
+        assert_eq!(super::redact("redis://h:6379"), "redis://h:6379");
+    }
 }

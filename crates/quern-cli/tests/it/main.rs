@@ -14,6 +14,7 @@ mod executors;
 mod jobs;
 mod readme;
 mod redis;
+mod redis_store;
 mod robustness;
 mod worker;
 mod workflow;
