@@ -23,7 +23,6 @@ local new_state, new_phase, errmode, errtext = ARGV[8], ARGV[9], ARGV[10], ARGV[
 local scope, cancel_line = ARGV[12], ARGV[13]
 local nretry = tonumber(ARGV[14])
 local rk = wk(home, 'wf:' .. wid)
-local sk = wk(home, 'wfj:' .. wid)
 local cur = redis.call('HMGET', rk, 'v', 's')
 if not cur[1] then return { 1 } end
 if cur[1] ~= rev then return { 2, tonumber(cur[1]) } end
@@ -35,13 +34,14 @@ local targets = {}
 local cancelled = {}
 if scope ~= '' then
   local by = { [S_BLOCKED] = {}, [S_SCHED] = {}, [S_QUEUED] = {}, [S_RUNNING] = {} }
-  for _, m in ipairs(redis.call('SMEMBERS', sk)) do
-    local jq, jid = split_member(m)
-    local s = redis.call('HGET', jk(jq, jid), 's')
-    if s then
-      local st = tonumber(s)
-      if by[st] and (scope == 'a' or st ~= S_RUNNING) then
-        table.insert(by[st], { jq, jid })
+  for _, jq in ipairs(redis.call('SMEMBERS', wk(home, 'wfqs:' .. wid))) do
+    for _, jid in ipairs(redis.call('SMEMBERS', qk(jq, 'wfj:' .. wid))) do
+      local s = redis.call('HGET', jk(jq, jid), 's')
+      if s then
+        local st = tonumber(s)
+        if by[st] and (scope == 'a' or st ~= S_RUNNING) then
+          table.insert(by[st], { jq, jid })
+        end
       end
     end
   end
@@ -66,7 +66,7 @@ for x = 1, nretry do
     q = queue_of(id)
   end
   if not q then return { 3, id } end
-  if redis.call('SISMEMBER', sk, q .. '/' .. id) == 0 then return { 4, id } end
+  if redis.call('SISMEMBER', qk(q, 'wfj:' .. wid), id) == 0 then return { 4, id } end
   local f = redis.call('HMGET', jk(q, id), 's', 'dl', 'dt')
   if not f[1] then return { 3, id } end
   if not retried[id] then

@@ -836,7 +836,8 @@ impl RedisBackend {
         for (id, home) in homes {
             let mut cmd = redis::cmd("UNLINK");
             cmd.arg(self.qk(&home, &format!("wf:{id}")))
-                .arg(self.qk(&home, &format!("wfj:{id}")));
+                .arg(self.qk(&home, &format!("wfj:{id}")))
+                .arg(self.qk(&home, &format!("wfqs:{id}")));
             deleted += self.query::<u64>(cmd).await?;
         }
         let homes: HashSet<String> = self

@@ -1,10 +1,10 @@
 //! What the library-level workflow tests shared with quern-sqlite (`workflow/`) expect from
 //! `crate::worker`, on the machine's Redis: a fresh store per test (a random key prefix,
-//! its keys deleted when the test binary exits), a fast worker builder, the wait bound and
-//! a concurrency gauge.
+//! its keys deleted when the test is done with it), a fast worker builder, the wait bound
+//! and a concurrency gauge.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
 use quern::{Backend, Worker, WorkerBuilder};
@@ -14,27 +14,21 @@ use crate::common;
 /// Long enough for any single test step on a loaded 2-core CI machine.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// Stores opened by this process, deleted at exit (a test's backend may outlive its
-/// runtime, so its keys cannot be deleted when the test returns).
-static OPENED: Mutex<Vec<common::Cleanup>> = Mutex::new(Vec::new());
-
-extern "C" fn delete_opened() {
-    if let Ok(mut v) = OPENED.lock() {
-        v.clear();
-    }
-}
-
-/// A fresh Redis store (the directory is unused: the signature is the SQLite one's).
+/// A fresh Redis store (the directory is unused: the signature is the SQLite one's). Its
+/// keys are deleted once the test has dropped every handle to it (a watcher thread).
 pub async fn open(_dir: &tempfile::TempDir) -> Arc<dyn Backend> {
-    static AT_EXIT: Once = Once::new();
-    AT_EXIT.call_once(|| unsafe {
-        libc::atexit(delete_opened);
-    });
     let b = common::connect(Arc::new(quern::SystemClock))
         .await
         .unwrap_or_else(|| panic!("Redis is unreachable; these tests need it"));
-    OPENED.lock().unwrap().push(common::Cleanup(b.clone()));
-    Arc::new(b)
+    let out: Arc<dyn Backend> = Arc::new(b.clone());
+    let alive = Arc::downgrade(&out);
+    std::thread::spawn(move || {
+        while alive.strong_count() > 0 {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        drop(common::Cleanup(b));
+    });
+    out
 }
 
 /// A worker builder with settings that keep tests fast.
