@@ -23,7 +23,12 @@ fn trigger_code(t: Trigger) -> i64 {
 }
 
 /// The enqueue script's arguments for the jobs `idxs`.
-pub(crate) fn args_for(params: &EnqueueParams, idxs: &[usize], atomic: bool, now: i64) -> Result<Args> {
+pub(crate) fn args_for(
+    params: &EnqueueParams,
+    idxs: &[usize],
+    atomic: bool,
+    now: i64,
+) -> Result<Args> {
     let mut args = Args::default();
     args.s(if atomic { "a" } else { "b" }).n(idxs.len() as i64);
     for i in idxs {

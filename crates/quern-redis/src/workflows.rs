@@ -268,13 +268,8 @@ impl RedisBackend {
         now: i64,
         args: &Args,
     ) -> Result<Value> {
-        if !idxs
-            .iter()
-            .any(|i| params.jobs[*i].workflow_id.is_some())
-        {
-            return self
-                .eval(&scripts::ENQUEUE, Some(q), now, args, true)
-                .await;
+        if !idxs.iter().any(|i| params.jobs[*i].workflow_id.is_some()) {
+            return self.eval(&scripts::ENQUEUE, Some(q), now, args, true).await;
         }
         if self.cluster() {
             // A job of an existing workflow must be in that workflow's home queue.
@@ -344,9 +339,8 @@ impl RedisBackend {
         } else {
             Some(enqueue_args(&p.jobs, now)?)
         };
-        let taken = || {
-            Error::InvalidArgument(format!("a workflow with id {} already exists", w.id))
-        };
+        let taken =
+            || Error::InvalidArgument(format!("a workflow with id {} already exists", w.id));
         let mut indexed = Vec::new();
         if self.cluster() {
             let fresh: bool = self

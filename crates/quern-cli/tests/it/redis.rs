@@ -147,7 +147,10 @@ fn workflows_work_against_redis() {
     assert_eq!(st["record"]["state"], "succeeded");
     assert_eq!(st["counts"]["succeeded"], 6, "{st}");
     let fin = result(&env, &st, "final_output");
-    assert_eq!((&fin["sum"], &fin["report"]), (&json!(108), &json!("7 rows from redis")));
+    assert_eq!(
+        (&fin["sum"], &fin["report"]),
+        (&json!(108), &json!("7 rows from redis"))
+    );
     let etl_id = st["record"]["id"].as_str().unwrap().to_string();
 
     let (code, st) = run(&env, &example("fanout.yaml"), &[]);

@@ -324,8 +324,13 @@ async fn workflows_stay_in_one_queue(cluster: &Cluster) {
             .map(|(i, j)| (format!("t{i}"), j.id))
             .collect(),
     };
-    let task = |wf: &str, q: &str| NewJob::json("t", serde_json::json!({})).queue(q).workflow(wf);
-    let one_queue_error = |e: &Error| matches!(e, Error::InvalidJob { reason, .. } if reason.contains("one queue"));
+    let task = |wf: &str, q: &str| {
+        NewJob::json("t", serde_json::json!({}))
+            .queue(q)
+            .workflow(wf)
+    };
+    let one_queue_error =
+        |e: &Error| matches!(e, Error::InvalidJob { reason, .. } if reason.contains("one queue"));
 
     // Tasks in two queues: refused, nothing stored.
     let a = task("split", "wf-a");
@@ -443,7 +448,10 @@ async fn workflows_stay_in_one_queue(cluster: &Cluster) {
             mode: BatchMode::Atomic,
         })
         .await;
-    assert!(matches!(&r, Err(Error::InvalidJob { reason, .. }) if reason.contains("one queue")), "{r:?}");
+    assert!(
+        matches!(&r, Err(Error::InvalidJob { reason, .. }) if reason.contains("one queue")),
+        "{r:?}"
+    );
 
     b.destroy_all_keys().await.unwrap();
     assert!(b.workflow_get("wf-2").await.unwrap().is_none());

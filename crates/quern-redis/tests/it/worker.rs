@@ -1,10 +1,10 @@
 //! What the library-level workflow tests shared with quern-sqlite (`workflow/`) expect from
 //! `crate::worker`, on the machine's Redis: a fresh store per test (a random key prefix,
-//! its keys deleted when the test is done with it), a fast worker builder, the wait bound
-//! and a concurrency gauge.
+//! its keys deleted after the run), a fast worker builder, the wait bound and a concurrency
+//! gauge.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use quern::{Backend, Worker, WorkerBuilder};
@@ -14,21 +14,31 @@ use crate::common;
 /// Long enough for any single test step on a loaded 2-core CI machine.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// A fresh Redis store (the directory is unused: the signature is the SQLite one's). Its
-/// keys are deleted once the test has dropped every handle to it (a watcher thread).
+/// A fresh Redis store (the directory is unused: the signature is the SQLite one's).
+///
+/// Its keys are deleted by a small shell process once this test binary has exited: a test's
+/// backend can outlive the test's runtime, and the binary exits without waiting for
+/// threads, so an in-process cleanup would lose the last tests' keys.
 pub async fn open(_dir: &tempfile::TempDir) -> Arc<dyn Backend> {
     let b = common::connect(Arc::new(quern::SystemClock))
         .await
         .unwrap_or_else(|| panic!("Redis is unreachable; these tests need it"));
-    let out: Arc<dyn Backend> = Arc::new(b.clone());
-    let alive = Arc::downgrade(&out);
-    std::thread::spawn(move || {
-        while alive.strong_count() > 0 {
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        drop(common::Cleanup(b));
-    });
-    out
+    let url = common::redis_url();
+    let url = url.split('?').next().unwrap_or("");
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
+         redis-cli -u '{url}' --scan --pattern '{prefix}:*' | xargs -r -n 1000 redis-cli -u '{url}' unlink > /dev/null",
+        pid = std::process::id(),
+        prefix = b.prefix()
+    );
+    let _ = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    Arc::new(b)
 }
 
 /// A worker builder with settings that keep tests fast.
