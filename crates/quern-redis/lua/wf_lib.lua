@@ -20,12 +20,6 @@ local function wk(home, s)
   return P .. ':{#}:' .. s
 end
 
--- Adds job `id` of queue `q` to workflow `w`.
-local function add_member(w, q, id)
-  redis.call('SADD', qk(q, 'wfj:' .. w), id)
-  redis.call('SADD', wk(q, 'wfqs:' .. w), q)
-end
-
 -- Runs the enqueue body on ARGV[base…] (its mode, count and jobs). `wfs[j]` is job j's
 -- workflow id ('' = none): each stored job joins its workflow's member set.
 -- Returns jobs (per job {q, id, code, st, detail}), the enqueue reply, and, when a job was
@@ -53,11 +47,22 @@ local function run_enqueue(base, wfs)
       if jobs[j].code == 3 then return nil, r, j, jobs[j].detail end
     end
   end
+  -- One SADD per (workflow, queue), not two per job.
+  local by, order = {}, {}
   for j = 1, n do
     local w, job = wfs[j], jobs[j]
     if w and w ~= '' and job.code == 0 then
-      add_member(w, job.q, job.id)
+      local key = w .. '\0' .. job.q
+      if not by[key] then
+        by[key] = {}
+        order[#order + 1] = { w, job.q, key }
+      end
+      table.insert(by[key], job.id)
     end
+  end
+  for _, o in ipairs(order) do
+    slices('SADD', qk(o[2], 'wfj:' .. o[1]), by[o[3]])
+    redis.call('SADD', wk(o[2], 'wfqs:' .. o[1]), o[2])
   end
   return jobs, r
 end

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! QUERN_BENCH_REDIS=redis://127.0.0.1:6379 \
-//!   cargo run --release -p quern-redis --example workflow_bench -- [N] [CONCURRENCY] [ROUNDS]
+//!   cargo run --release -p quern-redis --example redis_workflow_bench -- [N] [CONCURRENCY] [ROUNDS]
 //! ```
 //!
 //! Each measurement uses a fresh random key prefix (deleted afterwards) and one worker
