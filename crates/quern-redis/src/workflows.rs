@@ -272,9 +272,12 @@ impl RedisBackend {
             return self.eval(&scripts::ENQUEUE, Some(q), now, args, true).await;
         }
         if self.cluster() {
-            // A job of an existing workflow must be in that workflow's home queue.
+            // A job of an existing workflow must be in that workflow's home queue (one
+            // lookup per distinct workflow).
+            let mut seen = HashSet::new();
             for i in idxs {
                 if let Some(w) = &params.jobs[*i].workflow_id
+                    && seen.insert(w.as_str())
                     && let Some(home) = self.home_of(w).await?
                     && home != q
                 {
