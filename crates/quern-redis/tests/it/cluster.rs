@@ -182,6 +182,7 @@ fn three_master_cluster_runs_core_cases_and_a_multi_queue_drain() {
         workflow::cancel_scopes,
         workflow::retry_reopens_failed_jobs,
         workflow::list_newest_first_by_state,
+        workflow::enqueued_jobs_join_their_workflow,
         spawn::skip_ends_skipped_without_counting_the_attempt,
         spawn::skip_settles_dependents,
         spawn::spawn_blocks_the_parent_on_its_children,
