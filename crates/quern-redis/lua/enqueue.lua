@@ -34,9 +34,13 @@ if not CLUSTER and n > 0 then
     ids[j] = ARGV[x]
     x = x + 10 + tonumber(ARGV[x + 9])
   end
-  local qs = redis.call('HMGET', IDX, unpack(ids))
-  for j = 1, n do
-    if qs[j] then known[ids[j]] = qs[j] end
+  -- In slices: unpack() is limited by the Lua stack (a spawn can store 10,000 jobs).
+  for s = 1, n, 4000 do
+    local e = math.min(s + 3999, n)
+    local qs = redis.call('HMGET', IDX, unpack(ids, s, e))
+    for j = s, e do
+      if qs[j - s + 1] then known[ids[j]] = qs[j - s + 1] end
+    end
   end
 end
 local bstate, bqueue, bindex, alias, buniq = {}, {}, {}, {}, {}

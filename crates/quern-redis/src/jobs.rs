@@ -23,7 +23,12 @@ fn trigger_code(t: Trigger) -> i64 {
 }
 
 /// The enqueue script's arguments for the jobs `idxs`.
-fn args_for(params: &EnqueueParams, idxs: &[usize], atomic: bool, now: i64) -> Result<Args> {
+pub(crate) fn args_for(
+    params: &EnqueueParams,
+    idxs: &[usize],
+    atomic: bool,
+    now: i64,
+) -> Result<Args> {
     let mut args = Args::default();
     args.s(if atomic { "a" } else { "b" }).n(idxs.len() as i64);
     for i in idxs {
@@ -248,10 +253,8 @@ impl RedisBackend {
         indexed: &[JobId],
         results: &mut [Option<Result<EnqueueOutcome>>],
     ) -> Result<()> {
-        let out = reply::array(
-            self.eval(&scripts::ENQUEUE, Some(q), now, args, true)
-                .await?,
-        )?;
+        // Jobs carrying a workflow id also join its member set (see workflows.rs).
+        let out = reply::array(self.eval_enqueue(params, idxs, q, now, args).await?)?;
         let mut it = out.into_iter();
         let codes = codec::bulk_bytes(it.next().unwrap_or(Value::Nil))?;
         if codes.len() != 2 * idxs.len() {
@@ -606,9 +609,8 @@ impl RedisBackend {
             .iter()
             .any(|f| matches!(f.action, FailAction::Skip | FailAction::Spawn { .. }))
         {
-            return Err(Error::Unsupported(
-                "the redis backend does not support workflows (skip, spawn) yet".into(),
-            ));
+            // Workflow actions have their own scripts (workflows.rs).
+            return self.fail_with_workflow_actions(params).await;
         }
         let now = self.now();
         let tokens: Vec<&LeaseToken> = params.items.iter().map(|c| &c.token).collect();
@@ -638,7 +640,7 @@ impl RedisBackend {
                             a.s("c").s("");
                         }
                         FailAction::Skip | FailAction::Spawn { .. } => {
-                            unreachable!("refused above")
+                            unreachable!("handled above")
                         }
                     }
                     a.s(&codec::error_line(&ErrorRecord {

@@ -343,6 +343,7 @@ macro_rules! __quern_cases {
                 retry_reopens_failed_jobs,
                 compensations_are_stored_with_the_update,
                 list_newest_first_by_state,
+                enqueued_jobs_join_their_workflow,
             }
         }
     };
