@@ -19,7 +19,8 @@ use crate::parse;
     max_term_width = 100
 )]
 pub struct Cli {
-    /// Store URL: sqlite://PATH or sqlite::memory: [env: QUERN_STORE] [default: sqlite://quern.db]
+    /// Store URL: sqlite://PATH, sqlite::memory:, redis://HOST:PORT, rediss://… (TLS) or
+    /// redis+cluster://HOST:PORT,… (?prefix=NAME) [env: QUERN_STORE] [default: sqlite://quern.db]
     #[arg(long, global = true, value_name = "URL")]
     pub store: Option<String>,
 
@@ -94,7 +95,8 @@ pub struct EnqueueArgs {
     #[arg(long, value_name = "KEY")]
     pub unique: Option<String>,
 
-    /// How long the unique key holds after the job was created
+    /// After the job succeeded, the key still holds until this long after it was created (it
+    /// always holds while the job waits or runs)
     #[arg(long, value_name = "DURATION", value_parser = parse::duration, requires = "unique")]
     pub unique_for: Option<Duration>,
 

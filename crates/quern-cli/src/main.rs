@@ -101,13 +101,17 @@ fn usage_error(e: clap::Error, json: bool) -> ExitCode {
         }
         _ => {
             let rendered = e.render().to_string();
+            // The first paragraph: its heading and what it lists (such as the missing
+            // arguments), folded into one line.
             let first = rendered
                 .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("bad usage")
-                .trim()
-                .trim_start_matches("error: ")
-                .to_string();
+                .map(str::trim)
+                .skip_while(|l| l.is_empty())
+                .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let first = first.trim_start_matches("error: ");
+            let first = if first.is_empty() { "bad usage" } else { first };
             let message = format!("{first} (see quern --help)");
             Out { json }.error(&CliError::usage("usage", message));
             ExitCode::from(EXIT_USAGE)
@@ -116,10 +120,11 @@ fn usage_error(e: clap::Error, json: bool) -> ExitCode {
 }
 
 /// Logs go to stderr. `QUERN_LOG` (or `RUST_LOG`) sets the filter; the worker logs at info by
-/// default, other commands only warnings.
+/// default, other commands only warnings, and not the Redis client's own (a command that
+/// cannot reach its store says so in its one-line error).
 fn init_logging(worker: bool) {
     use tracing_subscriber::EnvFilter;
-    let default = if worker { "info" } else { "warn" };
+    let default = if worker { "info" } else { "warn,redis=error" };
     let filter = std::env::var("QUERN_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .ok()

@@ -6,7 +6,7 @@ use quern::{Backend, SystemClock};
 use quern_redis::RedisBackend;
 
 use crate::error::{CliError, CliResult};
-use crate::store::StoreOptions;
+use crate::store::{StoreOptions, scrub};
 
 /// Connects (and pings) the Redis named by `url`.
 pub async fn open(url: &str, opts: StoreOptions) -> CliResult<Arc<dyn Backend>> {
@@ -19,10 +19,13 @@ pub async fn open(url: &str, opts: StoreOptions) -> CliResult<Arc<dyn Backend>> 
     let backend = RedisBackend::connect_with_limits(url, Arc::new(SystemClock), limits)
         .await
         .map_err(|e| match e {
-            quern::Error::InvalidArgument(m) => CliError::usage("invalid_store_url", m),
+            // The backend's message quotes the URL: never echo its password.
+            quern::Error::InvalidArgument(m) => {
+                CliError::usage("invalid_store_url", scrub(&m, url))
+            }
             other => CliError::failed(
                 "store_unavailable",
-                format!("cannot open store {}: {other}", redact(url)),
+                scrub(&format!("cannot open store {}: {other}", redact(url)), url),
             ),
         })?;
     Ok(Arc::new(backend))
@@ -53,10 +56,7 @@ impl MemoryProbe {
 
 /// The URL without its password, for error messages.
 fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://…@{}", &url[..s], &url[at + 1..]),
-        _ => url.to_string(),
-    }
+    crate::store::redact(url)
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ pub const DEFAULT_STORE: &str = "sqlite://quern.db";
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
-    /// Store URL (`sqlite://quern.db`, `sqlite::memory:`). `None` means the default, which
+    /// Store URL (`sqlite://quern.db`, `sqlite::memory:`, `redis://…`). `None` means the default, which
     /// `quern bench` replaces by a throwaway file.
     pub store: Option<String>,
     /// Machine-readable output.

@@ -10,21 +10,17 @@
 local atomic = ARGV[4] == 'a'
 local n = tonumber(ARGV[5])
 
--- A unique key's holder, if it still holds: without a window while the job is not terminal;
--- with one until the window ends, unless the job ended dead, cancelled or skipped.
+-- A unique key's holder, if it still holds: while the job is not terminal (however long it
+-- waits); after success only until its window ends; never once it ended dead, cancelled or
+-- skipped.
 local function unique_live(q, key)
   local uid = redis.call('HGET', qk(q, 'uniq'), key)
   if not uid then return nil end
   local f = redis.call('HMGET', jk(q, uid), 's', 'ux')
   if not f[1] then return nil end
   local st = tonumber(f[1])
-  if f[2] then
-    if NOW < tonumber(f[2]) and st ~= S_DEAD and st ~= S_CANCELLED and st ~= S_SKIPPED then
-      return uid, st
-    end
-    return nil
-  end
   if st < S_OK then return uid, st end
+  if st == S_OK and f[2] and NOW < tonumber(f[2]) then return uid, st end
   return nil
 end
 
@@ -38,9 +34,13 @@ if not CLUSTER and n > 0 then
     ids[j] = ARGV[x]
     x = x + 10 + tonumber(ARGV[x + 9])
   end
-  local qs = redis.call('HMGET', IDX, unpack(ids))
-  for j = 1, n do
-    if qs[j] then known[ids[j]] = qs[j] end
+  -- In slices: unpack() is limited by the Lua stack (a spawn can store 10,000 jobs).
+  for s = 1, n, 4000 do
+    local e = math.min(s + 3999, n)
+    local qs = redis.call('HMGET', IDX, unpack(ids, s, e))
+    for j = s, e do
+      if qs[j - s + 1] then known[ids[j]] = qs[j - s + 1] end
+    end
   end
 end
 local bstate, bqueue, bindex, alias, buniq = {}, {}, {}, {}, {}

@@ -175,6 +175,7 @@ impl RedisBackend {
                     }
                     deleted += self.query::<u64>(cmd).await?;
                 }
+                deleted += self.destroy_workflow_keys().await?;
                 let workers: Vec<String> = self
                     .query(
                         redis::cmd("ZRANGE")
@@ -223,10 +224,10 @@ impl RedisBackend {
 
     pub(crate) fn capabilities_impl(&self) -> Capabilities {
         let mut c = Capabilities::full("redis");
-        // Not yet: the workflow records and the Skip/Spawn actions (conformance areas
-        // `workflow` and `spawn`).
-        c.workflows = false;
         if self.cluster() {
+            // Each queue is its own hash slot and a script stays in one: an atomic batch, a
+            // dependency, and so a workflow (its jobs are stored atomically and depend on
+            // each other) must stay in one queue. Workflows refuse jobs outside their queue.
             c.atomic_batch_across_queues = false;
             c.dependencies_across_queues = false;
         }

@@ -7,7 +7,8 @@
 //! script needs is one opaque field `d`, written once at enqueue: a version byte, the
 //! payload (tag + length + bytes) and a compact JSON of the remaining fields. Results and
 //! checkpoints are `res` / `cp` (payload tag byte + bytes), progress `pg` (JSON), the error
-//! history `er` (JSON lines).
+//! history `er` (JSON lines). `sp` marks a job that spawned children: its `dl`/`dt` then
+//! replace the dependencies and trigger of the static blob.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -127,6 +128,26 @@ fn static_blob(f: &Fields) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
+/// The dependencies of a job that spawned children: the ids of its `dl` list (`queue/id`
+/// members) and the trigger of `dt`.
+fn spawned_deps(f: &Fields) -> Result<(Vec<JobId>, Trigger), Error> {
+    let ids = text(f, "dl")
+        .unwrap_or("")
+        .split_whitespace()
+        .map(|m| {
+            m.rsplit_once('/')
+                .and_then(|(_, id)| id.parse().ok())
+                .ok_or_else(|| corrupt("dl"))
+        })
+        .collect::<Result<Vec<JobId>, Error>>()?;
+    let trigger = match num(f, "dt")? {
+        Some(0) => Trigger::AllSuccess,
+        Some(2) => Trigger::AnySuccess,
+        _ => Trigger::AllDone,
+    };
+    Ok((ids, trigger))
+}
+
 /// Rebuilds a job from its hash. `now` hides a result whose retention ended but which the
 /// pruner has not dropped yet.
 pub(crate) fn decode_job(queue: &str, id: &str, f: &Fields, now: i64) -> Result<Job, Error> {
@@ -144,6 +165,13 @@ pub(crate) fn decode_job(queue: &str, id: &str, f: &Fields, now: i64) -> Result<
     }
     let payload = Payload::from_stored(tag, d[6..pend].to_vec())?;
     let rest: Rest = serde_json::from_slice(&d[pend..]).map_err(|e| corrupt(&e.to_string()))?;
+    // A job that spawned children (`sp`) waits on them: `dl`/`dt` override its static
+    // dependencies (see lua/wf_spawn.lua).
+    let (depends_on, trigger) = if f.contains_key("sp") {
+        spawned_deps(f)?
+    } else {
+        (rest.dp, rest.tr)
+    };
     let state = num(f, "s")?
         .and_then(JobState::from_i64)
         .ok_or_else(|| corrupt("s"))?;
@@ -197,8 +225,8 @@ pub(crate) fn decode_job(queue: &str, id: &str, f: &Fields, now: i64) -> Result<
         timeout: rest.to.map(Duration::from_millis),
         unique_key: rest.uk,
         unique_for: rest.uf.map(Duration::from_millis),
-        depends_on: rest.dp,
-        trigger: rest.tr,
+        depends_on,
+        trigger,
         workflow_id: rest.wf,
         tags: rest.tg,
         meta: rest.mt,

@@ -52,21 +52,40 @@ fn plain_args_for(params: &EnqueueParams, idxs: &[usize], atomic: bool, now: i64
     Ok(args)
 }
 
-/// An enqueue script and its arguments.
+/// An enqueue script call: the plain script, or `None` for the general one (which
+/// `eval_enqueue` runs, adding workflow members), and its arguments.
 struct EnqueueCall {
-    script: &'static redis::Script,
+    script: Option<&'static redis::Script>,
     args: Args,
 }
 
 /// The enqueue script for the jobs `idxs` (the plain one when it can take them) and its
 /// arguments.
-fn args_for(params: &EnqueueParams, idxs: &[usize], atomic: bool, now: i64) -> Result<EnqueueCall> {
+fn enqueue_call_for(
+    params: &EnqueueParams,
+    idxs: &[usize],
+    atomic: bool,
+    now: i64,
+) -> Result<EnqueueCall> {
     if all_plain(params, idxs) {
         return Ok(EnqueueCall {
-            script: &scripts::ENQUEUE_PLAIN,
+            script: Some(&scripts::ENQUEUE_PLAIN),
             args: plain_args_for(params, idxs, atomic, now)?,
         });
     }
+    Ok(EnqueueCall {
+        script: None,
+        args: args_for(params, idxs, atomic, now)?,
+    })
+}
+
+/// The enqueue script's arguments for the jobs `idxs`.
+pub(crate) fn args_for(
+    params: &EnqueueParams,
+    idxs: &[usize],
+    atomic: bool,
+    now: i64,
+) -> Result<Args> {
     let mut args = Args::default();
     args.s(if atomic { "a" } else { "b" }).n(idxs.len() as i64);
     for i in idxs {
@@ -89,10 +108,7 @@ fn args_for(params: &EnqueueParams, idxs: &[usize], atomic: bool, now: i64) -> R
             args.s(&d.to_string());
         }
     }
-    Ok(EnqueueCall {
-        script: &scripts::ENQUEUE,
-        args,
-    })
+    Ok(args)
 }
 
 /// Applies what `claim.lua` wrote to the job image it returned (taken before the claim):
@@ -225,7 +241,7 @@ impl RedisBackend {
         }
         let now = self.now();
         for (q, idxs) in calls {
-            let args = args_for(&params, &idxs, atomic, now)?;
+            let args = enqueue_call_for(&params, &idxs, atomic, now)?;
             // On Cluster the registry and id index live in the global slot, outside the
             // script: written first, so a stored job is always findable. Ids already used
             // in another queue are refused here.
@@ -287,7 +303,7 @@ impl RedisBackend {
                         &params,
                         &q,
                         &idxs,
-                        &args_for(&params, &idxs, atomic, now)?,
+                        &enqueue_call_for(&params, &idxs, atomic, now)?,
                         now,
                         atomic,
                         &indexed,
@@ -328,10 +344,13 @@ impl RedisBackend {
         indexed: &[JobId],
         results: &mut [Option<Result<EnqueueOutcome>>],
     ) -> Result<()> {
-        let out = reply::array(
-            self.eval(call.script, Some(q), now, &call.args, true)
-                .await?,
-        )?;
+        // Jobs carrying a workflow id also join its member set (see workflows.rs); plain
+        // batches carry none.
+        let out = match call.script {
+            Some(script) => self.eval(script, Some(q), now, &call.args, true).await?,
+            None => self.eval_enqueue(params, idxs, q, now, &call.args).await?,
+        };
+        let out = reply::array(out)?;
         let mut it = out.into_iter();
         let codes = codec::bulk_bytes(it.next().unwrap_or(Value::Nil))?;
         if codes.len() != 2 * idxs.len() {
@@ -681,9 +700,8 @@ impl RedisBackend {
             .iter()
             .any(|f| matches!(f.action, FailAction::Skip | FailAction::Spawn { .. }))
         {
-            return Err(Error::Unsupported(
-                "the redis backend does not support workflows (skip, spawn) yet".into(),
-            ));
+            // Workflow actions have their own scripts (workflows.rs).
+            return self.fail_with_workflow_actions(params).await;
         }
         let now = self.now();
         let tokens: Vec<&LeaseToken> = params.items.iter().map(|c| &c.token).collect();
@@ -713,7 +731,7 @@ impl RedisBackend {
                             a.s("c").s("");
                         }
                         FailAction::Skip | FailAction::Spawn { .. } => {
-                            unreachable!("refused above")
+                            unreachable!("handled above")
                         }
                     }
                     a.s(&codec::error_line(&ErrorRecord {

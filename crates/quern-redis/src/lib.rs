@@ -29,12 +29,14 @@ mod jobs;
 mod packed;
 mod scripts;
 mod wait;
+mod workflows;
 
 use async_trait::async_trait;
 pub use backend::RedisBackend;
 pub use config::{Durability, RedisConfig};
 pub use quern;
 use quern::backend::*;
+use quern::model::{StateCounts, WorkflowRecord};
 use quern::{Backend, Job, JobId, Result};
 
 #[async_trait]
@@ -75,6 +77,10 @@ impl Backend for RedisBackend {
         self.get_impl(id).await
     }
 
+    async fn job_get_many(&self, ids: &[JobId]) -> Result<Vec<Option<Job>>> {
+        self.get_many_impl(ids).await
+    }
+
     async fn job_list(&self, params: ListParams) -> Result<JobPage> {
         self.list_impl(params).await
     }
@@ -93,6 +99,26 @@ impl Backend for RedisBackend {
 
     async fn work_wait(&self, params: WaitParams) -> Result<()> {
         self.wait_impl(params).await
+    }
+
+    async fn workflow_create(&self, params: WorkflowCreateParams) -> Result<WorkflowRecord> {
+        self.workflow_create_impl(params).await
+    }
+
+    async fn workflow_get(&self, id: &str) -> Result<Option<WorkflowRecord>> {
+        self.workflow_get_impl(id).await
+    }
+
+    async fn workflow_list(&self, params: WorkflowListParams) -> Result<WorkflowPage> {
+        self.workflow_list_impl(params).await
+    }
+
+    async fn workflow_update(&self, params: WorkflowUpdateParams) -> Result<WorkflowRecord> {
+        self.workflow_update_impl(params).await
+    }
+
+    async fn workflow_counts(&self, id: &str) -> Result<StateCounts> {
+        self.workflow_counts_impl(id).await
     }
 
     async fn queue_list(&self) -> Result<Vec<QueueInfo>> {

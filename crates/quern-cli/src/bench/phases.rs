@@ -66,7 +66,7 @@ impl Bench<'_> {
             duplicates: d1.duplicates + dn.duplicates + lat_dup,
             bytes_per_queued_job,
             setup: Setup {
-                store: url.to_string(),
+                store: crate::store::redact(url),
                 backend: self.backend.capabilities().name,
                 jobs: n,
                 batch_size: self.args.batch_size,

@@ -54,10 +54,12 @@ async fn single(ctx: &Ctx, args: EnqueueArgs) -> CliResult<u8> {
             jobs: vec![job],
             mode: BatchMode::Atomic,
         })
-        .await?;
+        .await
+        .map_err(without_index)?;
     let outcome: EnqueueOutcome = res
         .pop()
-        .ok_or_else(|| CliError::failed("storage", "the store returned no enqueue result"))??;
+        .ok_or_else(|| CliError::failed("storage", "the store returned no enqueue result"))?
+        .map_err(without_index)?;
     ctx.out.emit(&outcome, || println!("{}", outcome.id));
     Ok(0)
 }
@@ -203,7 +205,7 @@ async fn batch(ctx: &Ctx, file: &Path, atomic: bool) -> CliResult<u8> {
             },
             Err(e) => {
                 failed += 1;
-                let e = CliError::from(e);
+                let e = without_index(e);
                 LineResult {
                     line: n,
                     id: None,
@@ -228,6 +230,19 @@ async fn batch(ctx: &Ctx, file: &Path, atomic: bool) -> CliResult<u8> {
         }
     });
     Ok(if failed > 0 { 1 } else { 0 })
+}
+
+/// A refused job's error without the backend's "batch item N" (the position in the call):
+/// the user gave one job, or the output already names the file's line.
+fn without_index(e: quern::Error) -> CliError {
+    match e {
+        quern::Error::InvalidJob { reason, .. } => quern::Error::InvalidJob {
+            index: None,
+            reason,
+        },
+        other => other,
+    }
+    .into()
 }
 
 /// A JSON payload from text; malformed JSON and oversize payloads are usage errors.

@@ -58,7 +58,7 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> CliResult<u8> {
         ));
     }
     tracing::info!(
-        store = %s.store_url(),
+        store = %crate::store::redact(s.store_url()),
         queues = %queues.join(","),
         concurrency,
         lease = %quern::model::format_duration(lease),

@@ -2,9 +2,13 @@ use std::time::Duration;
 
 use crate::support::{Env, eventually, state};
 
-#[test]
-fn queues_list_shows_depth_by_state_and_pause_holds_jobs() {
-    let mut env = Env::new();
+on_every_store!(
+    queues_list_shows_depth_by_state_and_pause_holds_jobs,
+    dlq_list_and_replay_by_id_queue_kind_and_all,
+    workers_list_shows_a_running_worker,
+);
+
+fn queues_list_shows_depth_by_state_and_pause_holds_jobs(mut env: Env) {
     env.enqueue(&["quern.noop", "--queue", "mail"]);
     env.enqueue(&["quern.noop", "--queue", "mail", "--delay", "1h"]);
     let id = env.enqueue(&["quern.noop", "--queue", "mail"]);
@@ -33,9 +37,7 @@ fn queues_list_shows_depth_by_state_and_pause_holds_jobs() {
     );
 }
 
-#[test]
-fn dlq_list_and_replay_by_id_queue_kind_and_all() {
-    let env = Env::new();
+fn dlq_list_and_replay_by_id_queue_kind_and_all(env: Env) {
     let fatal = r#"{"fatal": true}"#;
     let a = env.enqueue(&["quern.fail", "--payload", fatal, "--queue", "q1"]);
     let b = env.enqueue(&["quern.fail", "--payload", fatal, "--queue", "q2"]);
@@ -64,11 +66,29 @@ fn dlq_list_and_replay_by_id_queue_kind_and_all() {
     assert_eq!(state(&env.job(&c)), "queued");
     // A target is required.
     env.fails(2, &["dlq", "replay"]);
+    // --limit caps both the listing and a replay.
+    let more: Vec<String> = (0..3)
+        .map(|_| env.enqueue(&["quern.fail", "--payload", fatal, "--queue", "q4"]))
+        .collect();
+    env.drain(&["--queues", "q1,q2,q3,q4"]);
+    let dead = env.json(&["dlq", "list", "--limit", "2"]);
+    assert_eq!(dead["jobs"].as_array().unwrap().len(), 2);
+    let out = env.json(&["dlq", "replay", "--queue", "q4", "--limit", "2"]);
+    assert_eq!(out["replayed"], 2);
+    let left = env.json(&["dlq", "list", "--queue", "q4"]);
+    assert_eq!(left["jobs"].as_array().unwrap().len(), 1);
+    let states: Vec<String> = more
+        .iter()
+        .map(|id| state(&env.job(id)).to_string())
+        .collect();
+    assert_eq!(
+        states.iter().filter(|s| *s == "queued").count(),
+        2,
+        "{states:?}"
+    );
 }
 
-#[test]
-fn workers_list_shows_a_running_worker() {
-    let mut env = Env::new();
+fn workers_list_shows_a_running_worker(mut env: Env) {
     env.enqueue(&["quern.noop"]);
     let pid = env.spawn(&["worker", "--queues", "default,other", "--concurrency", "3"]);
     let mut seen = serde_json::Value::Null;

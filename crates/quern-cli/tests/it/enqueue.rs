@@ -2,9 +2,14 @@ use serde_json::json;
 
 use crate::support::{Env, state};
 
-#[test]
-fn enqueue_prints_the_id_and_stores_every_option() {
-    let env = Env::new();
+on_every_store!(
+    enqueue_prints_the_id_and_stores_every_option,
+    at_schedules_and_payload_file_and_stdin_work,
+    batch_best_effort_stores_the_good_lines,
+    batch_atomic_stores_all_or_nothing,
+);
+
+fn enqueue_prints_the_id_and_stores_every_option(env: Env) {
     let dep = env.enqueue(&["quern.noop"]);
     let out = env.json(&[
         "enqueue",
@@ -60,11 +65,18 @@ fn enqueue_prints_the_id_and_stores_every_option() {
     ]);
     assert_eq!(again["id"], id);
     assert_eq!(again["duplicate"], true);
+
+    // A window that has passed does not free the key of a job that has not run yet.
+    let first = env.enqueue(&["quern.noop", "--unique", "w", "--unique-for", "200ms"]);
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let out = env.json(&["enqueue", "quern.noop", "--unique", "w"]);
+    assert_eq!(
+        (out["id"].as_str(), &out["duplicate"]),
+        (Some(first.as_str()), &json!(true))
+    );
 }
 
-#[test]
-fn at_schedules_and_payload_file_and_stdin_work() {
-    let env = Env::new();
+fn at_schedules_and_payload_file_and_stdin_work(env: Env) {
     std::fs::write(env.path("p.json"), r#"{"argv": ["true"]}"#).unwrap();
     let id = env.enqueue(&[
         "shell",
@@ -87,9 +99,7 @@ fn at_schedules_and_payload_file_and_stdin_work() {
     assert_eq!(env.job(&id)["payload"], json!({"ms": 1}));
 }
 
-#[test]
-fn batch_best_effort_stores_the_good_lines() {
-    let env = Env::new();
+fn batch_best_effort_stores_the_good_lines(env: Env) {
     let missing = "01a205ab-0000-7000-8000-000000000000";
     std::fs::write(
         env.path("jobs.jsonl"),
@@ -109,7 +119,8 @@ fn batch_best_effort_stores_the_good_lines() {
     assert_eq!(doc["jobs"][1]["line"], 3);
     let msg = doc["jobs"][1]["error"]["message"].as_str().unwrap();
     assert!(
-        msg.contains("unknown dependency") && msg.contains(missing),
+        // SQLite says "unknown dependency X", Redis "dependency X does not exist".
+        msg.starts_with("invalid job: ") && msg.contains("dependency") && msg.contains(missing),
         "{msg}"
     );
     let jobs = env.jobs(&["--queue", "bulk"]);
@@ -119,9 +130,7 @@ fn batch_best_effort_stores_the_good_lines() {
     assert_eq!(state(sleep), "scheduled");
 }
 
-#[test]
-fn batch_atomic_stores_all_or_nothing() {
-    let env = Env::new();
+fn batch_atomic_stores_all_or_nothing(env: Env) {
     let missing = "01a205ab-0000-7000-8000-000000000000";
     std::fs::write(
         env.path("bad.jsonl"),
@@ -136,7 +145,10 @@ fn batch_atomic_stores_all_or_nothing() {
     .unwrap();
     env.enqueue(&["quern.noop", "--queue", "other"]);
     let err = env.fails(2, &["enqueue", "--batch", "bad.jsonl", "--atomic"]);
-    assert!(err.contains("line 2: unknown dependency"), "{err}");
+    assert!(
+        err.starts_with("error: line 2: ") && err.contains(missing),
+        "{err}"
+    );
     assert!(
         env.jobs(&["--queue", "bulk"]).is_empty(),
         "atomic batch stored nothing"
@@ -150,4 +162,33 @@ fn batch_atomic_stores_all_or_nothing() {
     let out = env.ok(&["enqueue", "--batch", "good.jsonl", "--atomic"]);
     assert_eq!(out.lines().count(), 2, "one id per line: {out}");
     assert_eq!(env.jobs(&["--queue", "bulk"]).len(), 2);
+    // From stdin, with several dependencies on one job.
+    let ids: Vec<&str> = out.lines().collect();
+    let line = format!(
+        "{{\"kind\": \"quern.noop\", \"queue\": \"bulk\", \"depends_on\": [\"{}\", \"{}\"]}}\n",
+        ids[0], ids[1]
+    );
+    let out = env.run_with_stdin(&["--json", "enqueue", "--batch", "-"], Some(&line));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = doc["jobs"][0]["id"].as_str().unwrap();
+    let job = env.job(id);
+    assert_eq!(job["depends_on"], json!([ids[0], ids[1]]));
+    assert_eq!(state(&job), "blocked");
+    let two = env.enqueue(&[
+        "quern.noop",
+        "--queue",
+        "bulk",
+        "--depends-on",
+        ids[0],
+        "--depends-on",
+        ids[1],
+    ]);
+    env.drain(&["--queues", "bulk"]);
+    assert_eq!(state(&env.job(id)), "succeeded");
+    assert_eq!(state(&env.job(&two)), "succeeded");
 }

@@ -9,9 +9,13 @@ use serde_json::json;
 
 use crate::support::{Env, alive, eventually, state};
 
-#[test]
-fn shell_passes_stdin_env_and_cwd_and_reports_failures() {
-    let env = Env::new();
+on_every_store!(
+    shell_passes_stdin_env_and_cwd_and_reports_failures,
+    http_classifies_responses,
+    smoke_executors,
+);
+
+fn shell_passes_stdin_env_and_cwd_and_reports_failures(env: Env) {
     std::fs::create_dir(env.path("sub")).unwrap();
     let sub = env.path("sub").canonicalize().unwrap();
     let payload = json!({
@@ -163,9 +167,7 @@ impl Server {
     }
 }
 
-#[test]
-fn http_classifies_responses() {
-    let env = Env::new();
+fn http_classifies_responses(env: Env) {
     let srv = Server::start();
     let u = |p: &str| format!("{}{p}", srv.url);
     let enqueue = |payload: serde_json::Value| {
@@ -225,14 +227,31 @@ fn http_classifies_responses() {
     );
 }
 
-#[test]
-fn smoke_executors() {
-    let env = Env::new();
+fn smoke_executors(env: Env) {
     let noop = env.enqueue(&["quern.noop"]);
     let sleep = env.enqueue(&["quern.sleep", "--payload", r#"{"ms": 50}"#]);
     let retry = env.enqueue(&["quern.fail", "--max-attempts", "1"]);
     let bad = env.enqueue(&["quern.sleep", "--payload", r#"{"seconds": 1}"#]);
+    // The job's own time limit (--timeout) stops an attempt that runs too long.
+    let slow = env.enqueue(&[
+        "quern.sleep",
+        "--payload",
+        r#"{"ms": 20000}"#,
+        "--timeout",
+        "300ms",
+        "--max-attempts",
+        "1",
+    ]);
+    let t0 = std::time::Instant::now();
     env.drain(&[]);
+    assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+    let j = env.job(&slow);
+    assert_eq!(state(&j), "dead", "{j}");
+    let msg = j["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("timed out") || msg.contains("timeout"),
+        "{msg}"
+    );
     assert_eq!(state(&env.job(&noop)), "succeeded");
     assert_eq!(state(&env.job(&sleep)), "succeeded");
     let j = env.job(&retry);

@@ -1,10 +1,17 @@
 use serde_json::json;
 
-use crate::support::{Env, state};
+use std::time::{Duration, Instant};
 
-#[test]
-fn list_filters_by_queue_state_kind_and_limit() {
-    let env = Env::new();
+use crate::support::{Env, eventually, state};
+
+on_every_store!(
+    list_filters_by_queue_state_kind_and_limit,
+    show_has_state_attempts_result_errors_and_progress,
+    cancel_retry_and_wait,
+    cancel_a_running_job_and_wait_for_one,
+);
+
+fn list_filters_by_queue_state_kind_and_limit(env: Env) {
     let a = env.enqueue(&["quern.noop", "--queue", "a"]);
     let b = env.enqueue(&["quern.sleep", "--payload", r#"{"ms":1}"#, "--queue", "b"]);
     let c = env.enqueue(&["quern.noop", "--queue", "b", "--delay", "1h"]);
@@ -33,9 +40,7 @@ fn list_filters_by_queue_state_kind_and_limit() {
     }
 }
 
-#[test]
-fn show_has_state_attempts_result_errors_and_progress() {
-    let env = Env::new();
+fn show_has_state_attempts_result_errors_and_progress(env: Env) {
     let ok = env.enqueue(&[
         "shell",
         "--payload",
@@ -71,9 +76,7 @@ fn show_has_state_attempts_result_errors_and_progress() {
     assert!(text.contains("boom") && text.contains("dead"), "{text}");
 }
 
-#[test]
-fn cancel_retry_and_wait() {
-    let env = Env::new();
+fn cancel_retry_and_wait(env: Env) {
     let id = env.enqueue(&["quern.noop", "--delay", "1h"]);
     let out = env.json(&["jobs", "cancel", &id]);
     assert_eq!(out["state"], "cancelled");
@@ -101,4 +104,44 @@ fn cancel_retry_and_wait() {
         "wait exits 1 when the job did not succeed"
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("dead"));
+    // A succeeded job is not retried, and the refusal changes nothing.
+    let err = env.fails(1, &["jobs", "retry", &id]);
+    assert!(err.contains("succeeded"), "{err}");
+    assert_eq!(state(&env.job(&id)), "succeeded");
+}
+
+fn cancel_a_running_job_and_wait_for_one(mut env: Env) {
+    // A running job is told to stop: quern.sleep notices and the job ends cancelled.
+    let long = env.enqueue(&["quern.sleep", "--payload", r#"{"ms": 30000}"#]);
+    env.spawn(&["worker"]);
+    eventually(Duration::from_secs(15), "the job to start", || {
+        state(&env.job(&long)) == "running"
+    });
+    let t0 = Instant::now();
+    let out = env.json(&["jobs", "cancel", &long]);
+    assert!(
+        ["running", "cancelled"].contains(&out["state"].as_str().unwrap()),
+        "{out}"
+    );
+    let out = env.run(&["--json", "jobs", "wait", &long, "--timeout", "20s"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a cancelled job did not succeed"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["state"], "cancelled", "{doc}");
+    assert!(t0.elapsed() < Duration::from_secs(15), "stopped early");
+
+    // `wait` follows a job that is still to run until it finishes, with its result.
+    let id = env.enqueue(&[
+        "quern.sleep",
+        "--payload",
+        r#"{"ms": 300}"#,
+        "--delay",
+        "500ms",
+    ]);
+    let out = env.json(&["jobs", "wait", &id, "--timeout", "20s"]);
+    assert_eq!(out["state"], "succeeded", "{out}");
+    assert_eq!(state(&env.job(&id)), "succeeded");
 }

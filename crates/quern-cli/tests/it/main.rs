@@ -1,6 +1,8 @@
 //! End-to-end tests of the `quern` binary: each runs the built binary in its own temp dir
-//! against a real SQLite file.
+//! against a real store: an SQLite file, or Redis under a random key prefix (tests defined
+//! with `on_every_store!` run on both).
 
+#[macro_use]
 mod support;
 
 mod admin;
@@ -12,6 +14,7 @@ mod executors;
 mod jobs;
 mod readme;
 mod redis;
+mod redis_store;
 mod robustness;
 mod worker;
 mod workflow;

@@ -2,19 +2,32 @@
 
 use crate::support::{Env, exists};
 
+on_every_store!(bad_input_is_refused_and_changes_nothing,);
+
 /// The store's jobs and queues, to compare before and after a refused command.
 fn snapshot(env: &Env) -> (serde_json::Value, serde_json::Value) {
     (env.json(&["jobs", "list"]), env.json(&["queues", "list"]))
 }
 
-#[test]
-fn bad_input_is_refused_and_changes_nothing() {
-    let mut env = Env::new();
+fn bad_input_is_refused_and_changes_nothing(mut env: Env) {
     env.var("QUERN_MAX_PAYLOAD_BYTES", "200");
     let id = env.enqueue(&["quern.noop", "--queue", "q"]);
     let before = snapshot(&env);
     let missing = "01a205ab-0000-7000-8000-000000000000";
     let big = format!("{{\"data\": \"{}\"}}", "x".repeat(300));
+    std::fs::write(env.path("p.json"), "{}").unwrap();
+    for (name, text) in [
+        ("unknown.jsonl", "{\"kind\": \"quern.noop\", \"colour\": \"red\"}\n".to_string()),
+        (
+            "both.jsonl",
+            "{\"kind\": \"quern.noop\"}\n{\"kind\": \"quern.noop\", \"delay\": \"1h\", \"at\": \"2030-01-01T00:00:00Z\"}\n".to_string(),
+        ),
+        ("big.jsonl", format!("{{\"kind\": \"quern.noop\", \"payload\": {big}}}\n")),
+        ("badqueue.jsonl", "{\"kind\": \"quern.noop\", \"queue\": \"a b\"}\n".to_string()),
+        ("empty.jsonl", "\n\n".to_string()),
+    ] {
+        std::fs::write(env.path(name), text).unwrap();
+    }
     let cases: Vec<(i32, Vec<&str>, &str)> = vec![
         (
             2,
@@ -79,6 +92,81 @@ fn bad_input_is_refused_and_changes_nothing() {
         (1, vec!["dlq", "replay", missing], "not found"),
         (1, vec!["queues", "pause", "nosuchqueue"], "not found"),
         (1, vec!["queues", "resume", "nosuchqueue"], "not found"),
+        (
+            2,
+            vec!["enqueue", "quern.noop", "--depends-on", missing],
+            "error: invalid job: ",
+        ),
+        (
+            2,
+            vec!["enqueue", "quern.noop", "--unique-for", "1h"],
+            "--unique",
+        ),
+        (
+            2,
+            vec![
+                "enqueue",
+                "quern.noop",
+                "--delay",
+                "1h",
+                "--at",
+                "2030-01-01T00:00:00Z",
+            ],
+            "cannot be used with",
+        ),
+        (
+            2,
+            vec![
+                "enqueue",
+                "quern.noop",
+                "--payload",
+                "{}",
+                "--payload-file",
+                "p.json",
+            ],
+            "cannot be used with",
+        ),
+        (
+            2,
+            vec!["enqueue", "quern.noop", "--payload-file", "missing.json"],
+            "cannot read missing.json",
+        ),
+        (
+            2,
+            vec!["enqueue", "--batch", "missing.jsonl"],
+            "cannot read",
+        ),
+        (
+            2,
+            vec!["enqueue", "--batch", "unknown.jsonl"],
+            "line 1: unknown field `colour`",
+        ),
+        (
+            2,
+            vec!["enqueue", "--batch", "both.jsonl", "--atomic"],
+            "line 2: give either delay or at",
+        ),
+        (2, vec!["enqueue", "--batch", "big.jsonl"], "over the limit"),
+        (
+            2,
+            vec!["enqueue", "--batch", "badqueue.jsonl"],
+            "queue name",
+        ),
+        (2, vec!["enqueue", "--batch", "empty.jsonl"], "has no jobs"),
+        (2, vec!["enqueue", "--atomic"], "required"),
+        (2, vec!["enqueue"], "required"),
+        (1, vec!["jobs", "retry", &id], "queued"),
+        (2, vec!["jobs", "list", "--limit", "0"], "positive count"),
+        (2, vec!["jobs", "show", "nope"], "not a job id"),
+        (2, vec!["queues", "pause", "bad queue"], "queue name"),
+        (
+            2,
+            vec!["dlq", "replay", missing, "--all"],
+            "cannot be used with",
+        ),
+        (2, vec!["worker", "--lease", "50ms"], "at least 100ms"),
+        (2, vec!["worker", "--concurrency", "0"], "at least 1"),
+        (2, vec!["bench", "--jobs", "0"], "positive count"),
     ];
     for (code, args, want) in &cases {
         let err = env.fails(*code, args);

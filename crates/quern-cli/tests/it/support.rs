@@ -6,11 +6,44 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// A temp dir with its own store (`quern.db`, the default) and environment.
+/// The backends a test can run against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    /// `quern.db` in the test's directory (the default store).
+    Sqlite,
+    /// The test Redis (`QUERN_TEST_REDIS_URL`) under a random `?prefix=`, deleted afterwards.
+    Redis,
+}
+
+/// A temp dir with its own store (`quern.db`, the default, or a private Redis prefix) and
+/// environment.
 pub struct Env {
     pub dir: tempfile::TempDir,
+    pub store: Store,
     vars: Vec<(String, String)>,
     children: Vec<Child>,
+    /// The Redis store URL whose keys are deleted on drop.
+    redis: Option<String>,
+}
+
+/// Defines, for each named `fn NAME(env: Env)`, a module `NAME` with two tests, `sqlite` and
+/// `redis`, that run it against a fresh store of each kind (the Redis one is skipped loudly
+/// when Redis is unreachable, unless QUERN_REQUIRE_REDIS=1).
+macro_rules! on_every_store {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(crate::support::Env::new())
+            }
+            #[test]
+            fn redis() {
+                if let Some(env) = crate::support::Env::redis() {
+                    super::$name(env)
+                }
+            }
+        }
+    )+};
 }
 
 /// The binary under test.
@@ -19,20 +52,51 @@ pub fn bin() -> &'static str {
 }
 
 impl Env {
+    /// On SQLite (`quern.db` in a fresh directory).
     pub fn new() -> Env {
         Env {
             dir: tempfile::Builder::new()
                 .prefix("quern-cli-test-")
                 .tempdir()
                 .expect("temp dir"),
+            store: Store::Sqlite,
             vars: Vec::new(),
             children: Vec::new(),
+            redis: None,
+        }
+    }
+
+    /// On the test Redis under a fresh random prefix (set as `QUERN_STORE`), or `None` after
+    /// saying so loudly when Redis is unreachable and not required.
+    pub fn redis() -> Option<Env> {
+        let base = crate::redis::redis_url()?;
+        let prefix = format!("quern-cli-test-{:016x}", crate::redis::fastrand_u64());
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}prefix={prefix}");
+        let mut env = Env::new();
+        env.store = Store::Redis;
+        env.var("QUERN_STORE", &url);
+        env.redis = Some(url);
+        Some(env)
+    }
+
+    /// The store URL commands use (as `QUERN_STORE` for Redis; the default for SQLite).
+    pub fn store_url(&self) -> String {
+        match &self.redis {
+            Some(url) => url.clone(),
+            None => "sqlite://quern.db".into(),
         }
     }
 
     /// Sets an environment variable for every later command.
     pub fn var(&mut self, k: &str, v: &str) -> &mut Self {
         self.vars.push((k.into(), v.into()));
+        self
+    }
+
+    /// Stops setting an environment variable set earlier.
+    pub fn remove_var(&mut self, k: &str) -> &mut Self {
+        self.vars.retain(|(name, _)| name != k);
         self
     }
 
@@ -49,7 +113,8 @@ impl Env {
                 c.env_remove(k);
             }
         }
-        c.env("QUERN_LOG", "warn");
+        // Quiet workers; otherwise the default of every other command.
+        c.env("QUERN_LOG", "warn,redis=error");
         for (k, v) in &self.vars {
             c.env(k, v);
         }
@@ -176,7 +241,32 @@ impl Drop for Env {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // Only once no worker of ours can write any more.
+        if let Some(url) = &self.redis {
+            delete_redis_keys(url);
+        }
     }
+}
+
+/// Deletes every key under the prefix of the Redis store `url`, returning how many there were.
+pub fn delete_redis_keys(url: &str) -> u64 {
+    let url = url.to_string();
+    // On a thread of its own: the caller may be a panicking test or inside another runtime.
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let clock: quern::SharedClock = std::sync::Arc::new(quern::SystemClock);
+            match quern_redis::RedisBackend::connect(&url, clock).await {
+                Ok(b) => b.destroy_all_keys().await.unwrap_or(0),
+                Err(_) => 0,
+            }
+        })
+    })
+    .join()
+    .unwrap_or(0)
 }
 
 /// Waits for a child with a time limit, killing it (by its own pid) when over.

@@ -2,10 +2,14 @@ use std::time::{Duration, Instant};
 
 use crate::support::{Env, eventually, signal, state, wait_output};
 
-#[test]
-fn sigterm_and_sigint_let_running_jobs_finish() {
+on_every_store!(
+    sigterm_and_sigint_let_running_jobs_finish,
+    shell_is_refused_unless_allowed,
+    exit_when_idle_waits_for_retries,
+);
+
+fn sigterm_and_sigint_let_running_jobs_finish(mut env: Env) {
     for sig in [libc::SIGTERM, libc::SIGINT] {
-        let mut env = Env::new();
         let id = env.enqueue(&["quern.sleep", "--payload", r#"{"ms": 1500}"#]);
         let pid = env.spawn(&["worker"]);
         eventually(Duration::from_secs(15), "the job to start", || {
@@ -29,9 +33,7 @@ fn sigterm_and_sigint_let_running_jobs_finish() {
     }
 }
 
-#[test]
-fn shell_is_refused_unless_allowed() {
-    let env = Env::new();
+fn shell_is_refused_unless_allowed(env: Env) {
     let id = env.enqueue(&["shell", "--payload", r#"{"argv": ["echo", "hi"]}"#]);
     env.drain(&[]);
     let job = env.job(&id);
@@ -51,9 +53,7 @@ fn shell_is_refused_unless_allowed() {
     assert_eq!(state(&env.job(&no)), "dead");
 }
 
-#[test]
-fn exit_when_idle_waits_for_retries() {
-    let env = Env::new();
+fn exit_when_idle_waits_for_retries(env: Env) {
     // Fails once (exit 1 while the marker file is absent), then succeeds: the idle worker
     // must wait out the retry backoff instead of leaving.
     let script = r#"{"argv": ["sh", "-c", "if [ -e marker ]; then echo done; else touch marker; exit 1; fi"]}"#;

@@ -172,6 +172,24 @@ fn three_master_cluster_runs_core_cases_and_a_multi_queue_drain() {
         wait::wait_returns_after_timeout,
         #[threads(2)]
         wait::enqueue_wakes_a_waiter,
+        // Workflows whose jobs share one queue (the rule on Cluster).
+        workflow::create_stores_the_record_and_its_jobs,
+        workflow::create_is_all_or_nothing,
+        workflow::unknown_workflow,
+        workflow::update_is_compare_and_set,
+        workflow::final_states_set_finished_at,
+        workflow::counts_by_state,
+        workflow::cancel_scopes,
+        workflow::retry_reopens_failed_jobs,
+        workflow::list_newest_first_by_state,
+        workflow::enqueued_jobs_join_their_workflow,
+        spawn::skip_ends_skipped_without_counting_the_attempt,
+        spawn::skip_settles_dependents,
+        spawn::spawn_blocks_the_parent_on_its_children,
+        spawn::spawn_of_nothing_requeues_at_once,
+        spawn::spawn_with_a_bad_child_changes_nothing,
+        spawn::spawn_with_a_stale_token_changes_nothing,
+        spawn::spawned_parent_forgets_its_old_dependencies,
     );
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -180,6 +198,7 @@ fn three_master_cluster_runs_core_cases_and_a_multi_queue_drain() {
         .build()
         .unwrap();
     rt.block_on(multi_queue_drain(&cluster));
+    rt.block_on(workflows_stay_in_one_queue(&cluster));
     drop(cluster);
 }
 
@@ -279,4 +298,162 @@ async fn multi_queue_drain(cluster: &Cluster) {
         assert_eq!(s.counts.succeeded, per as u64, "{q}: {:?}", s.counts);
         assert_eq!(s.counts.total(), per as u64, "{q}: {:?}", s.counts);
     }
+}
+
+/// On Cluster a workflow lives in one queue (one slot): a workflow, a spawn or a compensation
+/// that would put a job in another queue is refused with a clear error and stores nothing;
+/// the workflow's records in several home queues still list as one.
+async fn workflows_stay_in_one_queue(cluster: &Cluster) {
+    use quern::model::{NewWorkflow, WorkflowState};
+    use quern::{Error, JobState, LeaseToken};
+
+    let url = format!("{}?prefix={}", cluster.url(), random_prefix());
+    let b = RedisBackend::connect(&url, Arc::new(quern::SystemClock))
+        .await
+        .unwrap();
+    let caps = b.capabilities();
+    assert!(caps.workflows, "{caps:?}");
+    assert!(!caps.atomic_batch_across_queues && !caps.dependencies_across_queues);
+
+    let wf = |id: &str, jobs: &[NewJob]| NewWorkflow {
+        id: id.into(),
+        name: id.into(),
+        spec: serde_json::json!({"name": id}),
+        tasks: jobs
+            .iter()
+            .enumerate()
+            .map(|(i, j)| (format!("t{i}"), j.id))
+            .collect(),
+    };
+    let task = |wf: &str, q: &str| {
+        NewJob::json("t", serde_json::json!({}))
+            .queue(q)
+            .workflow(wf)
+    };
+    let one_queue_error =
+        |e: &Error| matches!(e, Error::InvalidJob { reason, .. } if reason.contains("one queue"));
+
+    // Tasks in two queues: refused, nothing stored.
+    let a = task("split", "wf-a");
+    let c = task("split", "wf-b").depends_on([a.id]);
+    let ids = [a.id, c.id];
+    let r = b
+        .workflow_create(WorkflowCreateParams {
+            workflow: wf("split", &[a.clone(), c.clone()]),
+            jobs: vec![a, c],
+        })
+        .await;
+    assert!(matches!(&r, Err(e) if one_queue_error(e)), "{r:?}");
+    assert!(b.workflow_get("split").await.unwrap().is_none());
+    for id in ids {
+        assert!(b.job_get(id).await.unwrap().is_none(), "job {id} stored");
+    }
+
+    // Two workflows in two home queues (two slots): both listed, newest first.
+    let mut parents = Vec::new();
+    for (id, q) in [("wf-1", "wf-a"), ("wf-2", "wf-b")] {
+        let t = task(id, q);
+        parents.push((t.id, q));
+        b.workflow_create(WorkflowCreateParams {
+            workflow: wf(id, std::slice::from_ref(&t)),
+            jobs: vec![t],
+        })
+        .await
+        .unwrap();
+        assert_eq!(b.workflow_counts(id).await.unwrap().queued, 1);
+    }
+    let page = b
+        .workflow_list(WorkflowListParams {
+            state: Some(WorkflowState::Running),
+            limit: 10,
+            before: None,
+        })
+        .await
+        .unwrap();
+    let got: Vec<&str> = page.workflows.iter().map(|w| w.id.as_str()).collect();
+    assert_eq!(got, ["wf-2", "wf-1"]);
+    // The id is taken across homes.
+    let again = task("wf-1", "wf-b");
+    let r = b
+        .workflow_create(WorkflowCreateParams {
+            workflow: wf("wf-1", std::slice::from_ref(&again)),
+            jobs: vec![again],
+        })
+        .await;
+    assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}");
+
+    // A spawn whose child is in another queue: refused, the parent keeps its lease.
+    let claimed = b
+        .job_claim(ClaimParams {
+            worker_id: "w".into(),
+            queues: vec![QueueWeight::new("wf-a", 1)],
+            limit: 1,
+            lease: Duration::from_secs(30),
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let token: LeaseToken = claimed[0].token.clone();
+    let stray = task("wf-1", "wf-b");
+    let stray_id = stray.id;
+    let r = b
+        .job_fail(FailParams {
+            items: vec![Failure {
+                token: token.clone(),
+                action: FailAction::Spawn {
+                    children: vec![stray],
+                    checkpoint: None,
+                },
+                error_kind: quern::model::ErrorKind::Retryable,
+                message: String::new(),
+            }],
+        })
+        .await
+        .unwrap();
+    assert!(matches!(&r[0], Err(e) if one_queue_error(e)), "{r:?}");
+    assert!(b.job_get(stray_id).await.unwrap().is_none());
+    assert_eq!(
+        b.job_get(token.job_id).await.unwrap().unwrap().state,
+        JobState::Running
+    );
+    // In its own queue it spawns, and the child counts for the workflow.
+    let child = task("wf-1", "wf-a");
+    let r = b
+        .job_fail(FailParams {
+            items: vec![Failure {
+                token,
+                action: FailAction::Spawn {
+                    children: vec![child],
+                    checkpoint: None,
+                },
+                error_kind: quern::model::ErrorKind::Retryable,
+                message: String::new(),
+            }],
+        })
+        .await
+        .unwrap();
+    assert!(r[0].is_ok(), "{r:?}");
+    let counts = b.workflow_counts("wf-1").await.unwrap();
+    assert_eq!((counts.blocked, counts.queued), (1, 1), "{counts:?}");
+
+    // A compensation in another queue: refused, the record unchanged.
+    let mut p = WorkflowUpdateParams::new("wf-1", 1);
+    p.compensations = vec![task("wf-1", "undo")];
+    let r = b.workflow_update(p).await;
+    assert!(matches!(&r, Err(e) if one_queue_error(e)), "{r:?}");
+    assert_eq!(b.workflow_get("wf-1").await.unwrap().unwrap().revision, 1);
+    // A job enqueued by hand for the workflow, in another queue: refused too.
+    let r = b
+        .job_enqueue(EnqueueParams {
+            jobs: vec![task("wf-1", "wf-b")],
+            mode: BatchMode::Atomic,
+        })
+        .await;
+    assert!(
+        matches!(&r, Err(Error::InvalidJob { reason, .. }) if reason.contains("one queue")),
+        "{r:?}"
+    );
+
+    b.destroy_all_keys().await.unwrap();
+    assert!(b.workflow_get("wf-2").await.unwrap().is_none());
 }

@@ -9,3 +9,5 @@ mod common;
 mod conformance;
 mod faults;
 mod procs;
+mod worker;
+mod workflow;

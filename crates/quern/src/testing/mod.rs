@@ -197,6 +197,7 @@ macro_rules! __quern_cases {
                 duplicate_of_live_job_returns_it,
                 key_without_window_frees_when_job_finishes,
                 window_holds_after_success_until_it_passes,
+                window_never_frees_an_unfinished_job,
                 window_does_not_hold_after_failure,
                 keys_are_per_queue,
                 duplicate_within_one_batch,
@@ -342,6 +343,7 @@ macro_rules! __quern_cases {
                 retry_reopens_failed_jobs,
                 compensations_are_stored_with_the_update,
                 list_newest_first_by_state,
+                enqueued_jobs_join_their_workflow,
             }
         }
     };

@@ -1,7 +1,8 @@
 //! Unique keys: an enqueue whose key matches a live job (within its window) returns the
 //! existing id instead of storing a duplicate. Window semantics per `NewJob::unique_for`:
-//! without a window the key holds until the job finishes; with one it holds for the window
-//! after creation even after success, but not after the job ends dead, cancelled or skipped.
+//! without a window the key holds until the job finishes; with one it also holds after
+//! success until the window (from creation) ends, but not after the job ends dead, cancelled
+//! or skipped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -140,6 +141,33 @@ pub async fn window_holds_after_success_until_it_passes(h: Harness) {
     .await;
     h.advance_to(created + ms(window) + 1_000);
     assert_new(&h, keyed("k", Some(window)), "after the window").await;
+}
+
+/// With a window, a job that has not finished holds its key however long it waits: the
+/// window only extends the hold after success.
+pub async fn window_never_frees_an_unfinished_job(h: Harness) {
+    let window = Duration::from_secs(60);
+    let a = assert_new(&h, keyed("k", Some(window)), "first").await;
+    h.advance(Duration::from_secs(120));
+    assert_dup(
+        &h,
+        keyed("k", Some(window)),
+        a,
+        JobState::Queued,
+        "queued past the window",
+    )
+    .await;
+    let c = h.claim_id("default", a).await;
+    assert_dup(
+        &h,
+        keyed("k", Some(window)),
+        a,
+        JobState::Running,
+        "running past the window",
+    )
+    .await;
+    h.complete(&c.token).await;
+    assert_new(&h, keyed("k", Some(window)), "succeeded after the window").await;
 }
 
 /// With a window, a job that ended cancelled or dead does not hold its key.

@@ -546,3 +546,41 @@ pub async fn list_newest_first_by_state(h: Harness) {
     }
     assert_eq!(seen, want, "{}: pages cover everything once", h.case);
 }
+
+/// A job enqueued on its own carrying the workflow's id (not through create, a spawn or a
+/// compensation) is one of the workflow's jobs: counted, and cancelled with it, in either
+/// batch mode.
+pub async fn enqueued_jobs_join_their_workflow(h: Harness) {
+    if h.lacks("workflows", h.caps().workflows) {
+        return;
+    }
+    create(&h, "wf-1", vec![task("wf-1", "a")]).await;
+    let extra = h.enqueue(task("wf-1", "extra")).await.id;
+    let plain = job("plain");
+    let plain_id = plain.id;
+    let res = h
+        .try_enqueue(
+            vec![task("wf-1", "b"), plain],
+            crate::backend::BatchMode::BestEffort,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: best-effort enqueue: {e}", h.case));
+    let b = res[0]
+        .as_ref()
+        .unwrap_or_else(|e| panic!("{}: job b refused: {e}", h.case))
+        .id;
+    let want = StateCounts {
+        queued: 3,
+        ..Default::default()
+    };
+    assert_eq!(counts(&h, "wf-1").await, want, "{}: counted", h.case);
+    let mut p = WorkflowUpdateParams::new("wf-1", 1);
+    p.cancel = Some(CancelScope::NotStarted);
+    update(&h, p).await;
+    for id in [extra, b] {
+        h.assert_state(id, JobState::Cancelled, "cancelled with its workflow")
+            .await;
+    }
+    h.assert_state(plain_id, JobState::Queued, "job outside the workflow")
+        .await;
+}
