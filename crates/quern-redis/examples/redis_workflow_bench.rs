@@ -1,250 +1,44 @@
 //! Workflow throughput on Redis: tasks per second through a 1,000-task fan-out/fan-in of
 //! no-op tasks, static (`root → 1,000 tasks → join`) and dynamic (`split → for_each over
 //! 1,000 items → join`), compared with the same number of plain jobs. The same measurement
-//! as `quern-sqlite/examples/workflow_bench.rs`, so the two can be compared.
+//! as `quern-sqlite/examples/workflow_bench.rs` (`quern::testing::workflow_bench` has it and
+//! its knobs), so the two can be compared.
 //!
 //! ```text
 //! QUERN_BENCH_REDIS=redis://127.0.0.1:6379 \
 //!   cargo run --release -p quern-redis --example redis_workflow_bench -- [N] [CONCURRENCY] [ROUNDS]
 //! ```
 //!
-//! Each measurement uses a fresh random key prefix (deleted afterwards) and one worker
-//! (default concurrency 16) in this process, and runs from the submit call until the workflow's final state is recorded
-//! (the monitor pass runs every `POLL_MS`, default 2 ms, so its polling adds at most that).
-//! Reported: the median of `ROUNDS` rounds (default 3). `BENCH_ONLY=plain|static|dynamic`
-//! runs one measurement; `BENCH_DEBUG=1` prints where each workflow's time went (submit,
-//! first task, last task, final state), read from the jobs' timestamps.
+//! Each measurement uses a fresh random key prefix, whose keys are deleted afterwards.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use quern::backend::{BatchMode, EnqueueParams, JobFilter, ListParams};
-use quern::model::WorkflowState;
-use quern::workflow::{Advancer, SourceFormat, SubmitOptions, WorkflowPlan, submit};
-use quern::{Backend, Context, NewJob, Task, TaskError, Worker};
+use quern::Backend;
+use quern::testing::workflow_bench::{BenchStore, run};
 use quern_redis::RedisBackend;
-
-struct Noop;
-
-impl Task for Noop {
-    const KIND: &'static str = "noop";
-    type Input = serde_json::Value;
-    type Output = ();
-    async fn run(&self, _: &Context, _: serde_json::Value) -> Result<(), TaskError> {
-        Ok(())
-    }
-}
-
-/// A fresh prefix on the bench Redis; its keys are deleted when the guard drops.
-struct Store {
-    backend: Arc<dyn Backend>,
-    redis: RedisBackend,
-}
-
-impl Store {
-    async fn open() -> Store {
-        let base =
-            std::env::var("QUERN_BENCH_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}prefix=wfbench{:016x}", fastrand::u64(..));
-        let redis = RedisBackend::connect(&url, Arc::new(quern::SystemClock))
-            .await
-            .expect("connect to redis");
-        Store {
-            backend: Arc::new(redis.clone()),
-            redis,
-        }
-    }
-
-    async fn close(self) {
-        self.redis.destroy_all_keys().await.expect("delete keys");
-    }
-}
-
-async fn start_worker(backend: &Arc<dyn Backend>, concurrency: usize) -> quern::WorkerHandle {
-    Worker::builder(backend.clone())
-        .register(Noop)
-        .concurrency(concurrency)
-        .poll_interval(Duration::from_millis(20))
-        // The bench advances its workflow itself, every POLL_MS.
-        .workflow_monitor(None)
-        .build()
-        .expect("worker")
-        .start()
-        .await
-        .expect("start")
-}
-
-/// `n` plain no-op jobs, enqueued in one batch; seconds until all succeeded.
-async fn plain(n: usize, concurrency: usize) -> f64 {
-    let store = Store::open().await;
-    let b = store.backend.clone();
-    let w = start_worker(&b, concurrency).await;
-    let t = Instant::now();
-    let jobs: Vec<NewJob> = (0..n)
-        .map(|i| NewJob::json(Noop::KIND, serde_json::json!({"i": i})))
-        .collect();
-    b.job_enqueue(EnqueueParams {
-        jobs,
-        mode: BatchMode::Atomic,
-    })
-    .await
-    .expect("enqueue");
-    loop {
-        let c = b.queue_stats("default").await.expect("stats").counts;
-        if c.succeeded as usize == n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let secs = t.elapsed().as_secs_f64();
-    w.shutdown().await.expect("shutdown");
-    store.close().await;
-    secs
-}
-
-/// Submits `yaml` and returns the seconds until the workflow succeeded.
-async fn workflow(yaml: &str, concurrency: usize) -> f64 {
-    let store = Store::open().await;
-    let b = store.backend.clone();
-    let w = start_worker(&b, concurrency).await;
-    let plan = WorkflowPlan::load(yaml, SourceFormat::Yaml, &[]).expect("valid workflow");
-    let advancer = Advancer::new(b.clone());
-    let t = Instant::now();
-    let rec = submit(&*b, &plan, SubmitOptions::default())
-        .await
-        .expect("submit");
-    let submitted = t.elapsed();
-    let poll: u64 = std::env::var("POLL_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
-    let done = loop {
-        match advancer.advance_id(&rec.id).await {
-            Ok(r) if r.state.is_final() => break r,
-            // The worker's own monitor moved it first: look again.
-            Ok(_) | Err(quern::Error::Conflict(_)) => {}
-            Err(e) => panic!("advance: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(poll)).await;
-    };
-    if std::env::var("BENCH_DEBUG").is_ok() {
-        breakdown(&b, &rec.id, submitted, done.finished_at.unwrap_or_default()).await;
-    }
-    let secs = t.elapsed().as_secs_f64();
-    assert_eq!(done.state, WorkflowState::Succeeded, "{done:?}");
-    w.shutdown().await.expect("shutdown");
-    store.close().await;
-    secs
-}
-
-/// Prints when the first task started, when the last one finished and when the workflow
-/// was marked finished, in ms after the jobs were stored.
-async fn breakdown(b: &Arc<dyn Backend>, id: &str, submitted: Duration, finished_at: i64) {
-    let page = b
-        .job_list(ListParams {
-            filter: JobFilter {
-                workflow_id: Some(id.to_owned()),
-                ..Default::default()
-            },
-            limit: 10_000,
-            before: None,
-        })
-        .await
-        .expect("list");
-    let jobs = &page.jobs;
-    let created = jobs.iter().map(|j| j.created_at).min().unwrap_or_default();
-    let first = jobs
-        .iter()
-        .filter_map(|j| j.started_at)
-        .min()
-        .unwrap_or_default();
-    let last = jobs
-        .iter()
-        .filter_map(|j| j.finished_at)
-        .max()
-        .unwrap_or_default();
-    eprintln!(
-        "  submit call {submitted:?}; after storing: first task started +{} ms, last finished +{} ms, workflow finished +{} ms",
-        first - created,
-        last - created,
-        finished_at - created
-    );
-}
-
-fn static_yaml(n: usize) -> String {
-    let mut y = String::from("name: static_fan\ntasks:\n  - {id: root, kind: noop}\n");
-    for i in 0..n {
-        y.push_str(&format!(
-            "  - {{id: t{i}, kind: noop, depends_on: [root]}}\n"
-        ));
-    }
-    let all: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
-    y.push_str(&format!(
-        "  - {{id: join, kind: noop, depends_on: [{}]}}\n",
-        all.join(", ")
-    ));
-    y
-}
-
-fn dynamic_yaml(n: usize) -> String {
-    let items: Vec<usize> = (0..n).collect();
-    format!(
-        "name: dynamic_fan\nvariables: {{items: {}}}\ntasks:\n  - {{id: split, kind: noop}}\n  \
-         - {{id: each, kind: noop, depends_on: [split], for_each: \"${{workflow.variables.items}}\", params: {{i: \"${{item}}\"}}}}\n  \
-         - {{id: join, kind: noop, depends_on: [each], params: {{n: \"${{each.result}}\"}}}}\n",
-        serde_json::to_string(&items).unwrap()
-    )
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse().expect("numeric arguments: N CONCURRENCY ROUNDS"))
-        .collect();
-    let n = args.first().copied().unwrap_or(1000);
-    let concurrency = args.get(1).copied().unwrap_or(16);
-    let rounds = args.get(2).copied().unwrap_or(3).max(1);
-    let total = n + 2;
-    let (static_y, dynamic_y) = (static_yaml(n), dynamic_yaml(n));
-
-    let only = std::env::var("BENCH_ONLY").ok();
-    let mut results = Vec::new();
-    for (name, jobs) in [
-        ("plain jobs", total),
-        ("static fan-out/fan-in", total),
-        ("dynamic for_each fan-out/fan-in", total + 1),
-    ] {
-        if only.as_deref().is_some_and(|o| !name.starts_with(o)) {
-            continue;
-        }
-        let mut secs = Vec::new();
-        for _ in 0..rounds {
-            secs.push(match name {
-                "plain jobs" => plain(total, concurrency).await,
-                "static fan-out/fan-in" => workflow(&static_y, concurrency).await,
-                _ => workflow(&dynamic_y, concurrency).await,
-            });
-        }
-        results.push((name, jobs, median(secs)));
-    }
-    println!(
-        "{n}-task fan-out/fan-in of no-op tasks on Redis, worker concurrency {concurrency}, median of {rounds}"
-    );
-    let Some(first) = results.first() else { return };
-    let base = first.1 as f64 / first.2;
-    for (name, jobs, secs) in results {
-        let rate = jobs as f64 / secs;
-        println!(
-            "{name:<34} {jobs:>6} jobs  {:>8.1} ms  {rate:>9.0} jobs/s  ({:.2}x plain)",
-            secs * 1000.0,
-            rate / base
-        );
-    }
+    run(
+        "Redis",
+        Box::new(|| {
+            Box::pin(async {
+                let base = std::env::var("QUERN_BENCH_REDIS")
+                    .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+                let sep = if base.contains('?') { '&' } else { '?' };
+                let url = format!("{base}{sep}prefix=wfbench{:016x}", fastrand::u64(..));
+                let redis = RedisBackend::connect(&url, Arc::new(quern::SystemClock))
+                    .await
+                    .expect("connect to redis");
+                let backend: Arc<dyn Backend> = Arc::new(redis.clone());
+                BenchStore {
+                    backend,
+                    cleanup: Box::pin(async move {
+                        redis.destroy_all_keys().await.expect("delete keys");
+                    }),
+                }
+            })
+        }),
+    )
+    .await;
 }

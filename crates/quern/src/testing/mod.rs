@@ -82,6 +82,7 @@ pub mod wait;
 pub mod weights;
 pub mod workers;
 pub mod workflow;
+pub mod workflow_bench;
 
 pub use harness::*;
 
