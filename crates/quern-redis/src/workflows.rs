@@ -95,20 +95,6 @@ fn validate_jobs(jobs: &[NewJob], limits: &quern::model::Limits) -> Result<()> {
     Ok(())
 }
 
-/// Jobs must belong to workflow `id`; reports the first that does not, by batch index.
-fn check_membership(id: &str, jobs: &[NewJob]) -> Result<()> {
-    match jobs
-        .iter()
-        .position(|j| j.workflow_id.as_deref() != Some(id))
-    {
-        Some(i) => Err(Error::InvalidJob {
-            index: Some(i),
-            reason: format!("a job of workflow {id} must carry workflow_id {id:?}"),
-        }),
-        None => Ok(()),
-    }
-}
-
 /// On Cluster every job of a workflow must be in its home queue.
 fn check_home(home: &str, jobs: &[NewJob], what: &str) -> Result<()> {
     match jobs.iter().position(|j| j.queue != home) {
@@ -305,18 +291,8 @@ impl RedisBackend {
         &self,
         p: WorkflowCreateParams,
     ) -> Result<WorkflowRecord> {
+        p.check()?;
         let w = p.workflow;
-        w.validate()?;
-        check_membership(&w.id, &p.jobs)?;
-        if let Some((task, job)) = w
-            .tasks
-            .iter()
-            .find(|(_, job)| !p.jobs.iter().any(|j| j.id == **job))
-        {
-            return Err(Error::InvalidArgument(format!(
-                "task {task:?} maps to job {job}, which is not among the workflow's jobs"
-            )));
-        }
         validate_jobs(&p.jobs, &self.inner.limits)?;
         let home = p
             .jobs
@@ -499,7 +475,7 @@ impl RedisBackend {
             return Err(Error::WorkflowNotFound(p.id));
         };
         if !p.compensations.is_empty() {
-            check_membership(&p.id, &p.compensations)?;
+            check_workflow_membership(&p.id, &p.compensations)?;
             validate_jobs(&p.compensations, &self.inner.limits)?;
             if self.cluster() {
                 check_home(&home, &p.compensations, "a compensation job")?;

@@ -6,10 +6,10 @@
 
 use quern::backend::{
     BatchMode, CancelScope, EnqueueParams, RetryParams, RetryTarget, WorkflowCreateParams,
-    WorkflowListParams, WorkflowPage, WorkflowUpdateParams,
+    WorkflowListParams, WorkflowPage, WorkflowUpdateParams, check_workflow_membership,
 };
 use quern::model::{StateCounts, WorkflowPhase, WorkflowRecord, WorkflowState};
-use quern::{Error, JobId, JobState, NewJob};
+use quern::{Error, JobId, JobState};
 use rusqlite::{Connection, OptionalExtension, Row};
 
 use super::{admin, enqueue};
@@ -121,33 +121,9 @@ pub(crate) fn counts(conn: &Connection, id: &str) -> quern::Result<StateCounts> 
     Ok(out)
 }
 
-/// Jobs must belong to workflow `id`; reports the first that does not, by batch index.
-fn check_membership(id: &str, jobs: &[NewJob]) -> quern::Result<()> {
-    match jobs
-        .iter()
-        .position(|j| j.workflow_id.as_deref() != Some(id))
-    {
-        Some(i) => Err(Error::InvalidJob {
-            index: Some(i),
-            reason: format!("a job of workflow {id} must carry workflow_id {id:?}"),
-        }),
-        None => Ok(()),
-    }
-}
-
 pub(crate) fn create(tx: &mut Tx<'_>, p: WorkflowCreateParams) -> quern::Result<WorkflowRecord> {
+    p.check()?;
     let w = p.workflow;
-    w.validate()?;
-    check_membership(&w.id, &p.jobs)?;
-    if let Some((task, job)) = w
-        .tasks
-        .iter()
-        .find(|(_, job)| !p.jobs.iter().any(|j| j.id == **job))
-    {
-        return Err(Error::InvalidArgument(format!(
-            "task {task:?} maps to job {job}, which is not among the workflow's jobs"
-        )));
-    }
     let exists = tx
         .conn
         .prepare_cached("SELECT 1 FROM workflows WHERE id = ?1")
@@ -267,7 +243,7 @@ pub(crate) fn update(tx: &mut Tx<'_>, p: WorkflowUpdateParams) -> quern::Result<
         )?;
     }
     if !p.compensations.is_empty() {
-        check_membership(&p.id, &p.compensations)?;
+        check_workflow_membership(&p.id, &p.compensations)?;
         rec.compensations
             .extend(p.compensations.iter().map(|j| j.id));
         enqueue::enqueue(

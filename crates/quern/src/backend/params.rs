@@ -275,6 +275,41 @@ pub struct WorkflowCreateParams {
     pub jobs: Vec<NewJob>,
 }
 
+impl WorkflowCreateParams {
+    /// The checks every backend makes before it stores anything: the record is valid, every
+    /// job carries this workflow's id, and every task maps to one of the jobs.
+    pub fn check(&self) -> Result<(), crate::Error> {
+        let w = &self.workflow;
+        w.validate()?;
+        check_workflow_membership(&w.id, &self.jobs)?;
+        if let Some((task, job)) = w
+            .tasks
+            .iter()
+            .find(|(_, job)| !self.jobs.iter().any(|j| j.id == **job))
+        {
+            return Err(crate::Error::InvalidArgument(format!(
+                "task {task:?} maps to job {job}, which is not among the workflow's jobs"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Jobs must belong to workflow `id`; reports the first that does not, by batch index.
+/// (Backends check task jobs and compensation jobs with it.)
+pub fn check_workflow_membership(id: &str, jobs: &[NewJob]) -> Result<(), crate::Error> {
+    match jobs
+        .iter()
+        .position(|j| j.workflow_id.as_deref() != Some(id))
+    {
+        Some(i) => Err(crate::Error::InvalidJob {
+            index: Some(i),
+            reason: format!("a job of workflow {id} must carry workflow_id {id:?}"),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Which of a workflow's jobs `workflow_update` cancels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
