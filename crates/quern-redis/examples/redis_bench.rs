@@ -8,6 +8,9 @@
 //! `quern::Worker`) latency memory (or `all`).
 //! Prints `peer=quern-redis metric=… jobs_per_s=…` lines like the peer scripts.
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -225,6 +228,12 @@ async fn worker_drain(b: Arc<RedisBackend>, q: &str, n: u64) -> f64 {
         .register(Noop)
         .queues([(q, 1)])
         .concurrency(16)
+        .prefetch(
+            std::env::var("PREFETCH")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(16),
+        )
         .build()
         .expect("worker");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -243,6 +252,67 @@ async fn worker_drain(b: Arc<RedisBackend>, q: &str, n: u64) -> f64 {
     let _ = tx.send(());
     let _ = run.await;
     n as f64 / el
+}
+
+
+/// Redis-side and client-side cost of a measurement: Redis CPU seconds (`INFO cpu`), script
+/// calls (`INFO commandstats`, evalsha) and this process's CPU seconds, read before and after.
+#[derive(Clone, Copy, Debug, Default)]
+struct Cost {
+    redis_cpu: f64,
+    evalsha_calls: f64,
+    evalsha_usec: f64,
+    client_cpu: f64,
+}
+
+async fn cost(url: &str) -> Cost {
+    let mut c = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("all")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let field = |name: &str| -> f64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let stat = |key: &str| -> f64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix("cmdstat_evalsha:"))
+            .and_then(|l| l.split(',').find_map(|kv| kv.strip_prefix(key)))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    // utime + stime of this process, in clock ticks (100 per second on Linux).
+    let proc_stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after_name = &proc_stat[proc_stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after_name.split(' ').collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    Cost {
+        redis_cpu: field("used_cpu_sys:") + field("used_cpu_user:"),
+        evalsha_calls: stat("calls="),
+        evalsha_usec: stat("usec="),
+        client_cpu: ticks / 100.0,
+    }
+}
+
+/// `redis_us_per_job=… script_calls_per_job=… script_us_per_call=… client_us_per_job=…`
+fn cost_line(a: Cost, b: Cost, n: usize) -> String {
+    let n = n as f64;
+    let calls = b.evalsha_calls - a.evalsha_calls;
+    format!(
+        "redis_us_per_job={:.1} script_calls_per_job={:.3} script_us_per_call={:.1} client_us_per_job={:.1}",
+        (b.redis_cpu - a.redis_cpu) * 1e6 / n,
+        calls / n,
+        (b.evalsha_usec - a.evalsha_usec) / calls.max(1.0),
+        (b.client_cpu - a.client_cpu) * 1e6 / n,
+    )
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -274,11 +344,14 @@ async fn main() {
         );
     }
     if all || which == "enqueue_bulk" {
+        let c0 = cost(&url).await;
         let t0 = Instant::now();
         prefill(&b, "bulk", n).await;
+        let el = t0.elapsed().as_secs_f64();
+        let c1 = cost(&url).await;
         out(
             "enqueue_bulk",
-            format!("jobs_per_s={:.1}", n as f64 / t0.elapsed().as_secs_f64()),
+            format!("jobs_per_s={:.1} {}", n as f64 / el, cost_line(c0, c1, n)),
         );
     }
     if all || which == "memory" {
@@ -316,8 +389,13 @@ async fn main() {
     }
     if all || which == "worker_c16" {
         prefill(&b, "worker16", n).await;
+        let c0 = cost(&url).await;
         let r = worker_drain(b.clone(), "worker16", n as u64).await;
-        out("worker_c16", format!("jobs_per_s={r:.1}"));
+        let c1 = cost(&url).await;
+        out(
+            "worker_c16",
+            format!("jobs_per_s={r:.1} {}", cost_line(c0, c1, n)),
+        );
     }
     if all || which == "latency" {
         let (p50, p99, p999) = latency(&url, &prefix, "latency", 2000, 1000).await;

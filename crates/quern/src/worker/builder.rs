@@ -107,7 +107,8 @@ impl WorkerBuilder {
     }
 
     /// The most jobs to claim beyond free slots, so they start without a claim round trip
-    /// when a slot frees (and claims come in bigger batches). Default: `concurrency`.
+    /// when a slot frees (and claims come in bigger batches). Default: `4 × concurrency`,
+    /// Celery's default multiplier.
     /// `0` turns prefetch off.
     ///
     /// Prefetch adapts to job length so it never hoards: a prefetched job holds a lease

@@ -92,6 +92,15 @@ fn plan(
     }
 }
 
+/// Whether to hold off claiming until more room frees: while claimed jobs still wait
+/// locally for a run slot the worker is not short of work, so it refills once at least half
+/// of its room (`room_max`, slots plus prefetch) is free, in one bigger claim, instead of
+/// one small claim per finished job. With nothing waiting locally it claims at once, so a
+/// free slot never waits for this.
+fn hold_for_refill(room: usize, room_max: usize, waiting: usize) -> bool {
+    waiting > 0 && room < room_max.div_ceil(2)
+}
+
 /// Exponential backoff for store errors: 50 ms doubling to 5 s.
 #[derive(Debug)]
 struct Backoff {
@@ -130,7 +139,15 @@ pub(super) async fn run(s: Arc<Shared>) {
             cfg.prefetch_wait,
             s.run_times.average(),
         );
-        let room = (cfg.concurrency + prefetch).saturating_sub(s.leases.occupying());
+        let occupying = s.leases.occupying();
+        let room = (cfg.concurrency + prefetch).saturating_sub(occupying);
+        let running = cfg.concurrency - s.run_slots.available_permits().min(cfg.concurrency);
+        if hold_for_refill(room, cfg.concurrency + prefetch, occupying.saturating_sub(running)) {
+            tokio::select! {
+                _ = s.slot_freed.notified() => continue,
+                _ = s.stop_claiming.cancelled() => break,
+            }
+        }
         let held = s.leases.occupying_in(names.iter().map(String::as_str));
         let p = plan(&cfg.queues, &caps, &held, room, fastrand::f64);
         if p.claims.is_empty() {
@@ -272,6 +289,17 @@ mod tests {
     fn no_room_means_no_claims() {
         let qs = [qw("a", 1)];
         assert!(plan(&qs, &[None], &[0], 0, || 0.0).claims.is_empty());
+    }
+
+    #[test]
+    fn refills_wait_for_half_the_room_only_while_jobs_wait_locally() {
+        // 16 slots + 64 prefetch: with jobs waiting locally, claim once 40 are free.
+        assert!(hold_for_refill(39, 80, 5));
+        assert!(!hold_for_refill(40, 80, 5));
+        // Nothing waiting locally: claim whatever room there is, even one.
+        assert!(!hold_for_refill(1, 80, 0));
+        // No prefetch (long jobs): room is the free slots, and nothing waits locally.
+        assert!(!hold_for_refill(1, 16, 0));
     }
 
     #[test]

@@ -8,6 +8,9 @@ use crate::maintenance::{PrunerConfig, RescuerConfig, WorkflowMonitorConfig};
 use crate::model::RetryPolicy;
 use crate::workflow::EnvSource;
 
+/// Default prefetch cap per run slot (`WorkerConfig::prefetch`).
+pub(crate) const DEFAULT_PREFETCH_PER_SLOT: usize = 4;
+
 /// Everything a [`Worker`](super::Worker) runs with. Built by
 /// [`WorkerBuilder`](super::WorkerBuilder); each default is documented on its field.
 #[derive(Clone, Debug)]
@@ -31,7 +34,8 @@ pub(crate) struct WorkerConfig {
     pub lease: Duration,
     /// The most jobs claimed beyond free slots, to start the moment a slot frees. Adaptive
     /// (see `prefetch.rs`): only as many as would start within `prefetch_wait` given the
-    /// average run time, so long jobs are never hoarded. `None` means `concurrency`.
+    /// average run time, so long jobs are never hoarded. `None` means `4 × concurrency`
+    /// (Celery's default prefetch multiplier).
     pub prefetch: Option<usize>,
     /// How soon, on average, a prefetched job must be expected to start. Default 50 ms.
     pub prefetch_wait: Duration,
@@ -107,7 +111,8 @@ impl WorkerConfig {
 
     /// The most jobs that may be prefetched.
     pub(crate) fn prefetch_max(&self) -> usize {
-        self.prefetch.unwrap_or(self.concurrency)
+        self.prefetch
+            .unwrap_or(self.concurrency.saturating_mul(DEFAULT_PREFETCH_PER_SLOT))
     }
 
     /// The cap for `queue`, if any.
