@@ -254,7 +254,6 @@ async fn worker_drain(b: Arc<RedisBackend>, q: &str, n: u64) -> f64 {
     n as f64 / el
 }
 
-
 /// Redis-side and client-side cost of a measurement: Redis CPU seconds (`INFO cpu`), script
 /// calls (`INFO commandstats`, evalsha) and this process's CPU seconds, read before and after.
 #[derive(Clone, Copy, Debug, Default)]

@@ -64,20 +64,21 @@ local function reply()
 end
 
 local write = not (failed and atomic)
--- Field/value pairs of the job hash, reused for every job: s p m r c dc, then the blob's
--- 64-byte chunks d0… (see hset_static in lib.lua).
+-- Field/value pairs of the job hash, reused for every job: s p m r, then `c` (created_at)
+-- only when it differs from run_at (a job to run now: see `decode_job`, which reads a
+-- missing `c` as `r`, and fail.lua, which keeps it before moving `r`), then the blob's
+-- 64-byte chunks d0… (see hset_static in lib.lua). Every field costs Redis a listpack
+-- search and append, so a job to run now has only s p m r and its chunks.
 -- Every value is text: Redis turns a Lua number back into text with printf, which showed in
 -- profiles (see NOWS in lib.lua).
-local f = { 's', '', 'p', '', 'm', '', 'r', '', 'c', NOWS, 'dc', '' }
-local DN, DC = {}, {}
-for x = 0, 16 do
-  DN[x] = 'd' .. x
-  DC[x] = tostring(x)
-end
+local f = { 's', '', 'p', '', 'm', '', 'r', '', 'c', NOWS }
+local DN = {}
+for x = 0, 16 do DN[x] = 'd' .. x end
 local CODE0 = { [S_SCHED] = '00', [S_QUEUED] = '01' }
--- Per queue: ready-set and id-list entries (one multi-member ZADD each at the end).
-local ready, ids, sched = {}, {}, {}
-local idx = {}
+-- Per queue: ready-set, id-list and scheduled-set entries with their lengths (one
+-- multi-member ZADD each at the end).
+local ready, ids, sched, lens = {}, {}, {}, {}
+local idx, nidx = {}, 0
 for j = 1, n do
   if not stored[j] then
     local b = at(j)
@@ -87,16 +88,15 @@ for j = 1, n do
     codes[j] = CODE0[st]
     if write then
       f[2], f[4], f[6], f[8] = STS[st], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+      local m = 8
+      if ARGV[b + 4] ~= NOWS then m = 10 end
       local d = ARGV[b + 5]
-      local m
       if #d > 1024 then
-        f[12], f[13], f[14] = '1', 'd0', d
-        m = 14
+        f[m + 1], f[m + 2] = 'd0', d
+        m = m + 2
       else
         local c = math.ceil(#d / 64)
         if c == 0 then c = 1 end
-        f[12] = DC[c]
-        m = 12
         for x = 0, c - 1 do
           f[m + 1] = DN[x]
           f[m + 2] = string.sub(d, x * 64 + 1, x * 64 + 64)
@@ -104,25 +104,29 @@ for j = 1, n do
         end
       end
       redis.call('HSET', jk(q, id), unpack(f, 1, m))
-      if not ids[q] then
+      local ln = lens[q]
+      if not ln then
         ids[q], ready[q], sched[q] = {}, {}, {}
+        ln = { 0, 0, 0 }
+        lens[q] = ln
         if not CLUSTER then redis.call('SADD', QUEUES, q) end
       end
-      local iq = ids[q]
-      iq[#iq + 1] = '0'
-      iq[#iq + 1] = id
-      local t = ready[q]
+      local iq, ni = ids[q], ln[1]
+      iq[ni + 1], iq[ni + 2] = '0', id
+      ln[1] = ni + 2
       if st == S_SCHED then
-        t = sched[q]
-        t[#t + 1] = ARGV[b + 4]
+        local t, nt = sched[q], ln[3]
+        t[nt + 1], t[nt + 2] = ARGV[b + 4], id
+        ln[3] = nt + 2
       else
         -- '%d' is a cheap integer format; the score is an exact integer below 2^53.
-        t[#t + 1] = string.format('%d', score(tonumber(ARGV[b + 2]), run_at))
+        local t, nt = ready[q], ln[2]
+        t[nt + 1], t[nt + 2] = string.format('%d', score(tonumber(ARGV[b + 2]), run_at)), id
+        ln[2] = nt + 2
       end
-      t[#t + 1] = id
       if not CLUSTER then
-        idx[#idx + 1] = id
-        idx[#idx + 1] = q
+        idx[nidx + 1], idx[nidx + 2] = id, q
+        nidx = nidx + 2
       end
     end
   end
@@ -133,6 +137,6 @@ for q, iq in pairs(ids) do
   slices('ZADD', qk(q, 'ids'), iq)
   mark_wake(q)
 end
-if #idx > 0 then slices('HSET', IDX, idx) end
+if nidx > 0 then slices('HSET', IDX, idx) end
 flush_wake()
 return reply()

@@ -9,7 +9,7 @@ for x = 0, n - 1 do
   local b = 5 + 6 * x
   local q, id, epoch, action, at, line = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
   local k = jk(q, id)
-  local f = redis.call('HMGET', k, 's', 'e', 'a', 'm')
+  local f = redis.call('HMGET', k, 's', 'e', 'a', 'm', 'c', 'r')
   if f[1] == '3' and f[2] == epoch then
     redis.call('ZREM', qk(q, 'lease'), id)
     if action == 'r' and (at == '' or tonumber(f[3]) >= tonumber(f[4])) then action = 'd' end
@@ -19,7 +19,12 @@ for x = 0, n - 1 do
       else
         add_error(k, line)
       end
-      redis.call('HSET', k, 's', S_SCHED, 'r', at)
+      if f[5] then
+        redis.call('HSET', k, 's', S_SCHED, 'r', at)
+      else
+        -- A job stored without `c` was created at its first run_at (enqueue_plain.lua).
+        redis.call('HSET', k, 's', S_SCHED, 'r', at, 'c', f[6])
+      end
       redis.call('HDEL', k, 'lw', 'lx')
       redis.call('ZADD', qk(q, 'sched'), at, id)
       mark_wake(q)

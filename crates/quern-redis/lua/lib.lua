@@ -100,16 +100,15 @@ local function set_terminal(q, id, st, batch)
   end
 end
 
--- Writes the static blob `d` as 64-byte fields d0, d1, … (count in `dc`): Redis keeps a
--- hash whose values are all at most 64 bytes (hash-max-listpack-value) in the compact
--- listpack encoding, about half the memory of a hash with one long value.
--- Past 1 KiB the listpack is lost anyway (and large values are stored better in one
--- piece), so the blob is one field then.
+-- Writes the static blob `d` as 64-byte fields d0, d1, …: Redis keeps a hash whose values
+-- are all at most 64 bytes (hash-max-listpack-value) in the compact listpack encoding, about
+-- half the memory of a hash with one long value. Past 1 KiB the listpack is lost anyway
+-- (and large values are stored better in one piece), so the blob is one field then.
+-- Readers take d0, d1, … up to the first missing one (every chunk but the last is full).
+-- Hashes written before this layout also have the chunk count `dc`; readers ignore it.
 -- `args` holds other field/value pairs to write in the same HSET.
 local function hset_static(k, d, args)
   if #d > 1024 then
-    args[#args + 1] = 'dc'
-    args[#args + 1] = 1
     args[#args + 1] = 'd0'
     args[#args + 1] = d
     redis.call('HSET', k, unpack(args))
@@ -117,8 +116,6 @@ local function hset_static(k, d, args)
   end
   local n = math.ceil(#d / 64)
   if n == 0 then n = 1 end
-  args[#args + 1] = 'dc'
-  args[#args + 1] = n
   for x = 0, n - 1 do
     args[#args + 1] = 'd' .. x
     args[#args + 1] = string.sub(d, x * 64 + 1, x * 64 + 64)
@@ -126,14 +123,15 @@ local function hset_static(k, d, args)
   redis.call('HSET', k, unpack(args))
 end
 
+-- The static blob of job hash `k` (nil when the hash has none).
+local CHUNKS = { 'd0', 'd1', 'd2', 'd3', 'd4', 'd5', 'd6', 'd7', 'd8', 'd9', 'd10', 'd11', 'd12',
+  'd13', 'd14', 'd15', 'd16' }
 local function hget_static(k)
-  local n = tonumber(redis.call('HGET', k, 'dc'))
-  if not n then return nil end
-  local names = {}
-  for x = 0, n - 1 do names[x + 1] = 'd' .. x end
-  local parts = redis.call('HMGET', k, unpack(names))
-  for x = 1, n do if not parts[x] then return nil end end
-  return table.concat(parts)
+  local parts = redis.call('HMGET', k, unpack(CHUNKS))
+  if not parts[1] then return nil end
+  local n = 1
+  while parts[n + 1] do n = n + 1 end
+  return table.concat(parts, '', 1, n)
 end
 
 -- Ends a job in terminal state `st` and settles its dependents in the same script:

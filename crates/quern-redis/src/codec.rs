@@ -109,8 +109,8 @@ pub(crate) fn fields_with_capacity(n: usize) -> Fields {
 
 /// Names of the blob chunk fields, `d0` to `d16` (a blob over 1 KiB is one field, `d0`).
 const CHUNK_NAMES: [&str; 17] = [
-    "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10", "d11", "d12", "d13",
-    "d14", "d15", "d16",
+    "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10", "d11", "d12", "d13", "d14",
+    "d15", "d16",
 ];
 
 fn text<'a>(f: &'a Fields, k: &str) -> Option<&'a str> {
@@ -124,16 +124,18 @@ fn num(f: &Fields, k: &str) -> Result<Option<i64>, Error> {
     }
 }
 
-/// Reassembles the static blob from its 64-byte fields `d0…` (see `hset_static` in
-/// `lua/lib.lua`).
+/// Reassembles the static blob from its 64-byte fields `d0…`, up to the first missing one
+/// (see `hset_static` in `lua/lib.lua`; the chunk count `dc` of older hashes is not needed).
 fn static_blob(f: &Fields) -> Result<Vec<u8>, Error> {
-    let n: usize = text(f, "dc")
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| corrupt("no dc"))?;
-    let names = CHUNK_NAMES.get(..n).ok_or_else(|| corrupt("dc"))?;
-    let mut out = Vec::with_capacity(n * 64);
-    for name in names {
-        out.extend_from_slice(f.get(*name).ok_or_else(|| corrupt("missing d chunk"))?);
+    let mut out = Vec::with_capacity(256);
+    for name in CHUNK_NAMES {
+        match f.get(name) {
+            Some(c) => out.extend_from_slice(c),
+            None => break,
+        }
+    }
+    if out.is_empty() && !f.contains_key("d0") {
+        return Err(corrupt("no d0"));
     }
     Ok(out)
 }
@@ -227,7 +229,12 @@ pub(crate) fn decode_job(queue: &str, id: &str, f: &Fields, now: i64) -> Result<
         max_attempts: num(f, "m")?.unwrap_or(1) as u32,
         retry: rest.rt,
         run_at: num(f, "r")?.ok_or_else(|| corrupt("r"))?,
-        created_at: num(f, "c")?.ok_or_else(|| corrupt("c"))?,
+        // Jobs to run at once are stored without `c`: they were created at their run_at
+        // (enqueue_plain.lua; fail.lua writes `c` before it moves `r`).
+        created_at: match num(f, "c")? {
+            Some(c) => c,
+            None => num(f, "r")?.ok_or_else(|| corrupt("c"))?,
+        },
         started_at: num(f, "t")?,
         finished_at: num(f, "f")?,
         lease,
@@ -374,5 +381,38 @@ mod tests {
         assert_eq!(job.errors.len(), 2);
         assert_eq!(job.errors[0].message, "a\nb");
         assert!(job.errors[1].message.len() <= 4096 + 3);
+    }
+
+    /// The layout `enqueue_plain.lua` writes for a job to run now: no chunk count and no
+    /// `c`, which reads as the run_at.
+    #[test]
+    fn a_hash_without_chunk_count_or_created_at_decodes() {
+        let nj = NewJob::json(
+            "send",
+            serde_json::json!({"to": "a@b.c", "pad": "x".repeat(150)}),
+        );
+        let d = encode_static(&nj).unwrap();
+        assert!(d.len() > 128, "the blob spans three chunks");
+        let mut f = fields_with_capacity(0);
+        for (i, c) in d.chunks(64).enumerate() {
+            f.insert(CHUNK_NAMES[i].into(), c.to_vec());
+        }
+        for (k, v) in [("s", "1"), ("p", "5"), ("m", "3"), ("r", "1234")] {
+            f.insert(k.into(), v.as_bytes().to_vec());
+        }
+        let job = decode_job("q", &nj.id.to_string(), &f, 0).unwrap();
+        assert_eq!(job.payload, nj.payload);
+        assert_eq!((job.created_at, job.run_at), (1234, 1234));
+        // With `c` (a scheduled job, or one that was retried), `c` wins.
+        f.insert("c".into(), b"1000".to_vec());
+        assert_eq!(
+            decode_job("q", &nj.id.to_string(), &f, 0)
+                .unwrap()
+                .created_at,
+            1000
+        );
+        // A hash without its first chunk is corrupt, not an empty payload.
+        f.remove("d0");
+        assert!(decode_job("q", &nj.id.to_string(), &f, 0).is_err());
     }
 }

@@ -26,15 +26,20 @@ async fn fail_until_dead(h: &Harness, queue: &str, id: JobId, attempts: u32) {
 }
 
 /// A retryable failure with attempts left: `scheduled` at the retry time, attempt kept, lease
-/// gone, the error recorded with its attempt, kind and message.
+/// gone, the error recorded with its attempt, kind and message, and the creation time
+/// unchanged by the new run_at.
 pub async fn retryable_failure_is_scheduled(h: Harness) {
     let c = h.enqueue_and_claim(job("flaky").max_attempts(3)).await;
+    let created = c.job.created_at;
+    assert_eq!(created, c.job.run_at, "{}: a job to run now", h.case);
+    h.advance(Duration::from_secs(2));
     let at = h.now() + 30_000;
     h.fail(&c.token, FailAction::Retry { retry_at: Some(at) })
         .await;
     let j = h.get(c.job.id).await;
     assert_eq!(j.state, JobState::Scheduled, "{}", h.case);
     assert_eq!(j.run_at, at, "{}: run_at is the retry time", h.case);
+    assert_eq!(j.created_at, created, "{}: created_at kept", h.case);
     assert_eq!(j.attempt, 1, "{}", h.case);
     assert!(j.lease.is_none(), "{}: lease cleared", h.case);
     assert!(j.finished_at.is_none(), "{}: not finished", h.case);

@@ -142,7 +142,11 @@ pub(super) async fn run(s: Arc<Shared>) {
         let occupying = s.leases.occupying();
         let room = (cfg.concurrency + prefetch).saturating_sub(occupying);
         let running = cfg.concurrency - s.run_slots.available_permits().min(cfg.concurrency);
-        if hold_for_refill(room, cfg.concurrency + prefetch, occupying.saturating_sub(running)) {
+        if hold_for_refill(
+            room,
+            cfg.concurrency + prefetch,
+            occupying.saturating_sub(running),
+        ) {
             tokio::select! {
                 _ = s.slot_freed.notified() => continue,
                 _ = s.stop_claiming.cancelled() => break,
