@@ -6,6 +6,7 @@
 -- (the caller applies the claim: see `apply_claim` in src/jobs.rs), packed as one MessagePack
 -- string (src/packed.rs says why); nothing taken: an empty array.
 
+local call = redis.call
 local worker = ARGV[4]
 local lease_until = string.format('%d', NOW + tonumber(ARGV[5]))
 -- Small counters as text, converted once per value (see NOWS in lib.lua).
@@ -19,7 +20,7 @@ local function istr(v)
   return s
 end
 local nq = tonumber(ARGV[6])
-local out = {}
+local out, nout = {}, 0
 for x = 0, nq - 1 do
   local q = ARGV[7 + 2 * x]
   local want = tonumber(ARGV[8 + 2 * x])
@@ -35,30 +36,29 @@ for x = 0, nq - 1 do
       if #popped > 0 then
         redis.call('ZREMRANGEBYRANK', rk, '0', string.format('%d', #popped - 1))
       end
-      local leases = {}
+      local leases, nl = {}, 0
       for y = 1, #popped do
         local id = popped[y]
         local k = jk(q, id)
         -- The job as it was; the caller applies the claim's changes (state, epoch + 1,
         -- attempt + 1, started_at, lease) to this image, which saves a read per job.
-        local all = redis.call('HGETALL', k)
+        local all = call('HGETALL', k)
         if #all > 0 then
           local e, a = 0, 0
           for z = 1, #all, 2 do
             local f = all[z]
             if f == 'e' then e = tonumber(all[z + 1]) elseif f == 'a' then a = tonumber(all[z + 1]) end
           end
-          redis.call('HSET', k, 's', '3', 'e', istr(e + 1), 'a', istr(a + 1), 't', NOWS, 'lw', worker, 'lx', lease_until)
-          leases[#leases + 1] = lease_until
-          leases[#leases + 1] = id
-          out[#out + 1] = q
-          out[#out + 1] = id
-          out[#out + 1] = all
+          call('HSET', k, 's', '3', 'e', istr(e + 1), 'a', istr(a + 1), 't', NOWS, 'lw', worker, 'lx', lease_until)
+          leases[nl + 1], leases[nl + 2] = lease_until, id
+          nl = nl + 2
+          out[nout + 1], out[nout + 2], out[nout + 3] = q, id, all
+          nout = nout + 3
         end
       end
-      if #leases > 0 then redis.call('ZADD', qk(q, 'lease'), unpack(leases)) end
+      if nl > 0 then slices('ZADD', qk(q, 'lease'), leases) end
     end
   end
 end
-if #out == 0 then return {} end
+if nout == 0 then return {} end
 return cmsgpack.pack(out)

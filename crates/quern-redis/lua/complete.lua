@@ -2,6 +2,7 @@
 -- result ttl ms ('' = keep until pruned). Marks each job succeeded and settles its
 -- dependents in the same script. Returns per item 1, or 0 when the token is stale.
 
+local call = redis.call
 local n = tonumber(ARGV[4])
 local out = {}
 -- Per queue: ids leaving the lease set and [score, id] pairs for the succeeded set, each
@@ -11,7 +12,7 @@ for x = 0, n - 1 do
   local b = 5 + 5 * x
   local q, id, epoch = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local k = jk(q, id)
-  local f = redis.call('HMGET', k, 's', 'e', 'hd')
+  local f = call('HMGET', k, 's', 'e', 'hd')
   if f[1] == '3' and f[2] == epoch then
     if not gone[q] then gone[q], done[q] = {}, {} end
     table.insert(gone[q], id)

@@ -9,6 +9,9 @@
 -- 3 error (the id belongs to another job). Returns {codes, details…}: two digits per job
 -- (code, state; 9 for errors), then (1-based index, message) per error.
 
+-- Globals the per-job loop uses, as locals (a global is a table lookup per use).
+local A, call, sub, fmt, tonum, ceil, unp = ARGV, redis.call, string.sub, string.format, tonumber, math.ceil, unpack
+
 local atomic = ARGV[4] == 'a'
 local n = tonumber(ARGV[5])
 local W = 6
@@ -81,29 +84,29 @@ local ready, ids, sched, lens = {}, {}, {}, {}
 local idx, nidx = {}, 0
 for j = 1, n do
   if not stored[j] then
-    local b = at(j)
-    local id, q, run_at = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 4])
+    local b = 6 + W * (j - 1)
+    local id, q, run_at = A[b], A[b + 1], tonum(A[b + 4])
     local st = S_QUEUED
     if run_at > NOW then st = S_SCHED end
     codes[j] = CODE0[st]
     if write then
-      f[2], f[4], f[6], f[8] = STS[st], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+      f[2], f[4], f[6], f[8] = STS[st], A[b + 2], A[b + 3], A[b + 4]
       local m = 8
-      if ARGV[b + 4] ~= NOWS then m = 10 end
-      local d = ARGV[b + 5]
+      if A[b + 4] ~= NOWS then m = 10 end
+      local d = A[b + 5]
       if #d > 1024 then
         f[m + 1], f[m + 2] = 'd0', d
         m = m + 2
       else
-        local c = math.ceil(#d / 64)
+        local c = ceil(#d / 64)
         if c == 0 then c = 1 end
         for x = 0, c - 1 do
           f[m + 1] = DN[x]
-          f[m + 2] = string.sub(d, x * 64 + 1, x * 64 + 64)
+          f[m + 2] = sub(d, x * 64 + 1, x * 64 + 64)
           m = m + 2
         end
       end
-      redis.call('HSET', jk(q, id), unpack(f, 1, m))
+      call('HSET', P .. ':{' .. q .. '}:j:' .. id, unp(f, 1, m))
       local ln = lens[q]
       if not ln then
         ids[q], ready[q], sched[q] = {}, {}, {}
@@ -116,12 +119,12 @@ for j = 1, n do
       ln[1] = ni + 2
       if st == S_SCHED then
         local t, nt = sched[q], ln[3]
-        t[nt + 1], t[nt + 2] = ARGV[b + 4], id
+        t[nt + 1], t[nt + 2] = A[b + 4], id
         ln[3] = nt + 2
       else
         -- '%d' is a cheap integer format; the score is an exact integer below 2^53.
         local t, nt = ready[q], ln[2]
-        t[nt + 1], t[nt + 2] = string.format('%d', score(tonumber(ARGV[b + 2]), run_at)), id
+        t[nt + 1], t[nt + 2] = fmt('%d', score(tonum(A[b + 2]), run_at)), id
         ln[2] = nt + 2
       end
       if not CLUSTER then

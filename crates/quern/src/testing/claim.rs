@@ -54,6 +54,20 @@ pub async fn claim_respects_limit(h: Harness) {
     assert_eq!(ids.len(), 5, "{}: five distinct jobs", h.case);
 }
 
+/// One claim call may take a very large batch (a worker with high concurrency and
+/// prefetch): 10,000 jobs come back at once, each leased once.
+pub async fn one_claim_takes_ten_thousand_jobs(h: Harness) {
+    let ids = h.enqueue_many("big", 10_000).await;
+    let got = h.claim("big", 10_000).await;
+    assert_eq!(got.len(), 10_000, "{}: every job in one claim", h.case);
+    let mut seen: Vec<_> = got.iter().map(|c| c.job.id).collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), ids.len(), "{}: each job once", h.case);
+    assert_eq!(h.stats("big").await.counts.running, 10_000, "{}", h.case);
+    h.claim_none("big", "nothing is left").await;
+}
+
 /// A running job whose lease is valid is not handed out again.
 pub async fn running_job_is_not_claimed_again(h: Harness) {
     let c = h.enqueue_and_claim(job("once")).await;

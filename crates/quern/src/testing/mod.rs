@@ -167,6 +167,7 @@ macro_rules! __quern_cases {
             claim {
                 claim_leases_the_job,
                 claim_respects_limit,
+                one_claim_takes_ten_thousand_jobs,
                 running_job_is_not_claimed_again,
                 unknown_or_unlisted_queue_claims_nothing,
                 blocked_and_scheduled_jobs_are_not_claimed,
