@@ -257,8 +257,12 @@ impl RedisBackend {
             Some(q) => self.qk(q, "ids"),
             None => self.gk("queues"),
         };
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(script.get_hash())
+        // Sized up front: a batch enqueue's command is hundreds of KiB, and growing it by
+        // doubling copied it several times (a tenth of the client's time in a profile).
+        let data: usize = args.0.iter().map(Vec::len).sum::<usize>() + slot_key.len() + 128;
+        let mut cmd = redis::Cmd::with_capacity(args.0.len() + 7, data);
+        cmd.arg("EVALSHA")
+            .arg(script.get_hash())
             .arg(1)
             .arg(&slot_key)
             .arg(&self.inner.cfg.prefix)
