@@ -67,14 +67,16 @@ local function reply()
 end
 
 local write = not (failed and atomic)
--- Field/value pairs of the job hash, reused for every job: s p m r, then `c` (created_at)
--- only when it differs from run_at (a job to run now: see `decode_job`, which reads a
--- missing `c` as `r`, and fail.lua, which keeps it before moving `r`), then the blob's
--- 64-byte chunks d0… (see hset_static in lib.lua). Every field costs Redis a listpack
--- search and append, so a job to run now has only s p m r and its chunks.
+-- Field/value pairs of the job hash, rebuilt in place for every job: s, then p and m only
+-- when they differ from the defaults (DEF_P, DEF_M in lib.lua: readers fill them in), r,
+-- then `c` (created_at) only when it differs from run_at (a job to run now: see
+-- `decode_job`, which reads a missing `c` as `r`, and fail.lua, which keeps it before moving
+-- `r`), then the blob's 64-byte chunks d0… (see hset_static in lib.lua). Every field costs
+-- Redis a listpack search and append, so a default job to run now has only s, r and its
+-- chunks.
 -- Every value is text: Redis turns a Lua number back into text with printf, which showed in
 -- profiles (see NOWS in lib.lua).
-local f = { 's', '', 'p', '', 'm', '', 'r', '', 'c', NOWS }
+local f = { 's', '' }
 local DN = {}
 for x = 0, 16 do DN[x] = 'd' .. x end
 local CODE0 = { [S_SCHED] = '00', [S_QUEUED] = '01' }
@@ -90,9 +92,22 @@ for j = 1, n do
     if run_at > NOW then st = S_SCHED end
     codes[j] = CODE0[st]
     if write then
-      f[2], f[4], f[6], f[8] = STS[st], A[b + 2], A[b + 3], A[b + 4]
-      local m = 8
-      if A[b + 4] ~= NOWS then m = 10 end
+      f[2] = STS[st]
+      local m = 2
+      if A[b + 2] ~= DEF_P then
+        f[3], f[4] = 'p', A[b + 2]
+        m = 4
+      end
+      if A[b + 3] ~= DEF_M then
+        f[m + 1], f[m + 2] = 'm', A[b + 3]
+        m = m + 2
+      end
+      f[m + 1], f[m + 2] = 'r', A[b + 4]
+      m = m + 2
+      if A[b + 4] ~= NOWS then
+        f[m + 1], f[m + 2] = 'c', NOWS
+        m = m + 2
+      end
       local d = A[b + 5]
       if #d > 1024 then
         f[m + 1], f[m + 2] = 'd0', d

@@ -27,6 +27,11 @@ local TERM = { [4] = 'succeeded', [5] = 'dead', [6] = 'cancelled', [7] = 'skippe
 -- Each state as the text stored in field `s`.
 local STS = { [0] = '0', '1', '2', '3', '4', '5', '6', '7' }
 
+-- Priority and max attempts of a job whose hash has no `p` / `m` field: the defaults
+-- (`Priority::NORMAL`, `NewJob::DEFAULT_MAX_ATTEMPTS`; a unit test in src/codec.rs checks they
+-- match), which enqueue_plain.lua leaves out. Every reader uses `f or DEF_P` / `f or DEF_M`.
+local DEF_P, DEF_M = '5', '25'
+
 -- Ready-set score: priority in the high bits, run_at (ms) below. 10 * 2^48 < 2^53, so the
 -- score is an exact double and orders by (priority, run_at); ties fall to the member (the id).
 local PRIO_UNIT = 281474976710656
@@ -151,6 +156,7 @@ local function finish(q, id, st, has_dependents, batch)
       local jq, jid = split_member(m)
       local key = jk(jq, jid)
       local f = redis.call('HMGET', key, 's', 'dt', 'dn', 'dk', 'db', 'p', 'r')
+      f[6] = f[6] or DEF_P
       if f[1] == '2' then
         local ok, bad = tonumber(f[4]), tonumber(f[5])
         if dst == S_OK then
@@ -219,6 +225,7 @@ local function promote(q, max)
   for _, id in ipairs(due) do
     local k = jk(q, id)
     local f = redis.call('HMGET', k, 'p', 'r')
+    f[1] = f[1] or DEF_P
     redis.call('HSET', k, 's', STS[S_QUEUED])
     redis.call('ZADD', qk(q, 'ready'), string.format('%d', score(tonumber(f[1]), tonumber(f[2]))), id)
   end

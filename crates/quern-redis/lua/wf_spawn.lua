@@ -14,6 +14,7 @@ local wfs = {}
 for x = 10, 4 + M do wfs[#wfs + 1] = ARGV[x] end
 local k = jk(q, id)
 local f = redis.call('HMGET', k, 's', 'e', 'dl', 'a', 'p', 'r')
+f[5] = f[5] or DEF_P
 if f[1] ~= '3' or f[2] ~= epoch then return { 0 } end
 local jobs = {}
 if HAS_JOBS then

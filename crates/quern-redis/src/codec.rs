@@ -187,10 +187,14 @@ pub(crate) fn decode_job(queue: &str, id: &str, f: &Fields, now: i64) -> Result<
     let state = num(f, "s")?
         .and_then(JobState::from_i64)
         .ok_or_else(|| corrupt("s"))?;
-    let prio = num(f, "p")?
-        .and_then(|p| u8::try_from(p).ok())
-        .and_then(Priority::new)
-        .ok_or_else(|| corrupt("p"))?;
+    // `p` and `m` are left out when they are the defaults (`DEF_P`, `DEF_M` in lua/lib.lua).
+    let prio = match num(f, "p")? {
+        None => Priority::NORMAL,
+        Some(p) => u8::try_from(p)
+            .ok()
+            .and_then(Priority::new)
+            .ok_or_else(|| corrupt("p"))?,
+    };
     let lease = match (text(f, "lw"), num(f, "lx")?) {
         (Some(w), Some(x)) if state == JobState::Running => Some(Lease {
             worker_id: w.to_string(),
@@ -226,7 +230,7 @@ pub(crate) fn decode_job(queue: &str, id: &str, f: &Fields, now: i64) -> Result<
         payload,
         state,
         attempt: num(f, "a")?.unwrap_or(0).max(0) as u32,
-        max_attempts: num(f, "m")?.unwrap_or(1) as u32,
+        max_attempts: num(f, "m")?.map_or(NewJob::DEFAULT_MAX_ATTEMPTS, |m| m as u32),
         retry: rest.rt,
         run_at: num(f, "r")?.ok_or_else(|| corrupt("r"))?,
         // Jobs to run at once are stored without `c`: they were created at their run_at
@@ -414,5 +418,30 @@ mod tests {
         // A hash without its first chunk is corrupt, not an empty payload.
         f.remove("d0");
         assert!(decode_job("q", &nj.id.to_string(), &f, 0).is_err());
+    }
+
+    /// enqueue_plain.lua leaves out `p` and `m` when they are the defaults, and every script
+    /// and `decode_job` fill them back in: the Lua constants must be the Rust defaults.
+    #[test]
+    fn lua_defaults_are_the_rust_defaults() {
+        let lib = include_str!("../lua/lib.lua");
+        let line = lib
+            .lines()
+            .find(|l| l.starts_with("local DEF_P, DEF_M = "))
+            .expect("DEF_P, DEF_M in lib.lua");
+        let want = format!(
+            "local DEF_P, DEF_M = '{}', '{}'",
+            Priority::NORMAL.get(),
+            NewJob::DEFAULT_MAX_ATTEMPTS
+        );
+        assert_eq!(line, want);
+        let nj = NewJob::json("send", serde_json::json!({}));
+        let mut f = fields_with_capacity(0);
+        f.insert("d0".into(), encode_static(&nj).unwrap());
+        f.insert("s".into(), b"1".to_vec());
+        f.insert("r".into(), b"7".to_vec());
+        let job = decode_job("q", &nj.id.to_string(), &f, 0).unwrap();
+        assert_eq!(job.priority, Priority::NORMAL);
+        assert_eq!(job.max_attempts, NewJob::DEFAULT_MAX_ATTEMPTS);
     }
 }

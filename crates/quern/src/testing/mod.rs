@@ -233,6 +233,7 @@ macro_rules! __quern_cases {
             }
             retry {
                 retryable_failure_is_scheduled,
+                retry_keeps_default_priority_and_attempts,
                 out_of_attempts_goes_dead_with_history,
                 retry_without_time_goes_dead,
                 fatal_goes_dead,

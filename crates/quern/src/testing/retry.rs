@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::*;
 use crate::Error;
 use crate::backend::{FailAction, RetryParams, RetryTarget};
-use crate::model::{ErrorKind, JobId, JobState};
+use crate::model::{ErrorKind, JobId, JobState, NewJob, Priority};
 
 /// Drives a job with `max_attempts` through retryable failures until it is dead.
 async fn fail_until_dead(h: &Harness, queue: &str, id: JobId, attempts: u32) {
@@ -48,6 +48,34 @@ pub async fn retryable_failure_is_scheduled(h: Harness) {
     assert_eq!((e.attempt, e.kind), (1, ErrorKind::Retryable), "{}", h.case);
     assert_eq!(e.message, "attempt 1 failed", "{}: message kept", h.case);
     assert_eq!(e.at, h.now(), "{}: error time", h.case);
+}
+
+/// A job with the default priority and attempts (which a backend may store implicitly)
+/// keeps them through a retry: scheduled, promoted and claimed again.
+pub async fn retry_keeps_default_priority_and_attempts(h: Harness) {
+    let c = h.enqueue_and_claim(job("plain")).await;
+    assert_eq!(c.job.priority, Priority::NORMAL, "{}", h.case);
+    assert_eq!(
+        c.job.max_attempts,
+        NewJob::DEFAULT_MAX_ATTEMPTS,
+        "{}",
+        h.case
+    );
+    let at = h.now() + 1_000;
+    h.fail(&c.token, FailAction::Retry { retry_at: Some(at) })
+        .await;
+    let j = h.get(c.job.id).await;
+    assert_eq!(j.state, JobState::Scheduled, "{}", h.case);
+    assert_eq!(
+        (j.priority, j.max_attempts),
+        (Priority::NORMAL, NewJob::DEFAULT_MAX_ATTEMPTS),
+        "{}: defaults kept",
+        h.case
+    );
+    h.advance(Duration::from_secs(1));
+    let again = h.claim_id("default", c.job.id).await;
+    assert_eq!(again.job.attempt, 2, "{}", h.case);
+    assert_eq!(again.job.priority, Priority::NORMAL, "{}", h.case);
 }
 
 /// The last attempt failing ends the job dead, finished, with one error per attempt.
