@@ -6,7 +6,9 @@
 //! `cargo run --release -p quern-redis --example redis_bench -- redis://127.0.0.1:6391 all`
 //! Metrics: enqueue_single enqueue_bulk drain_c1 drain_c16 worker_c16 (the real
 //! `quern::Worker`) latency memory (or `all`).
-//! Prints `peer=quern-redis metric=… jobs_per_s=…` lines like the peer scripts.
+//! Prints `peer=quern-redis metric=… jobs_per_s=…` lines like the peer scripts;
+//! `enqueue_bulk` and `worker_c16` add Redis CPU, script calls and client CPU per job.
+//! `PREFETCH=N` sets the worker's prefetch cap for `worker_c16` (default 16).
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
