@@ -68,7 +68,7 @@ end
 
 local write = not (failed and atomic)
 -- Field/value pairs of the job hash, rebuilt in place for every job: s, then p and m only
--- when they differ from the defaults (DEF_P, DEF_M in lib.lua: readers fill them in), r,
+-- when they differ from the defaults (DEF_P, DEF_M in lib.lua; job_hmget fills them in), r,
 -- then `c` (created_at) only when it differs from run_at (a job to run now: see
 -- `decode_job`, which reads a missing `c` as `r`, and fail.lua, which keeps it before moving
 -- `r`), then the blob's 64-byte chunks d0… (see hset_static in lib.lua). Every field costs
@@ -86,7 +86,7 @@ local ready, ids, sched, lens = {}, {}, {}, {}
 local idx, nidx = {}, 0
 for j = 1, n do
   if not stored[j] then
-    local b = 6 + W * (j - 1)
+    local b = at(j)
     local id, q, run_at = A[b], A[b + 1], tonum(A[b + 4])
     local st = S_QUEUED
     if run_at > NOW then st = S_SCHED end
@@ -121,7 +121,7 @@ for j = 1, n do
           m = m + 2
         end
       end
-      call('HSET', P .. ':{' .. q .. '}:j:' .. id, unp(f, 1, m))
+      call('HSET', jk(q, id), unp(f, 1, m))
       local ln = lens[q]
       if not ln then
         ids[q], ready[q], sched[q] = {}, {}, {}

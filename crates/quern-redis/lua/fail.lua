@@ -9,8 +9,7 @@ for x = 0, n - 1 do
   local b = 5 + 6 * x
   local q, id, epoch, action, at, line = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
   local k = jk(q, id)
-  local f = redis.call('HMGET', k, 's', 'e', 'a', 'm', 'c', 'r')
-  f[4] = f[4] or DEF_M
+  local f = job_hmget(k, 's', 'e', 'a', 'm', 'c', 'r')
   if f[1] == '3' and f[2] == epoch then
     redis.call('ZREM', qk(q, 'lease'), id)
     if action == 'r' and (at == '' or tonumber(f[3]) >= tonumber(f[4])) then action = 'd' end

@@ -29,8 +29,23 @@ local STS = { [0] = '0', '1', '2', '3', '4', '5', '6', '7' }
 
 -- Priority and max attempts of a job whose hash has no `p` / `m` field: the defaults
 -- (`Priority::NORMAL`, `NewJob::DEFAULT_MAX_ATTEMPTS`; a unit test in src/codec.rs checks they
--- match), which enqueue_plain.lua leaves out. Every reader uses `f or DEF_P` / `f or DEF_M`.
+-- match), which enqueue_plain.lua leaves out. Scripts read job fields with `job_hmget`,
+-- which fills them in.
 local DEF_P, DEF_M = '5', '25'
+local JOB_DEFAULTS = { p = DEF_P, m = DEF_M }
+
+-- HMGET of job hash `k`, with `p` and `m` at their defaults where the hash leaves them out.
+local function job_hmget(k, ...)
+  local names = { ... }
+  local f = redis.call('HMGET', k, ...)
+  for i = 1, #names do
+    if not f[i] then
+      local d = JOB_DEFAULTS[names[i]]
+      if d then f[i] = d end
+    end
+  end
+  return f
+end
 
 -- Ready-set score: priority in the high bits, run_at (ms) below. 10 * 2^48 < 2^53, so the
 -- score is an exact double and orders by (priority, run_at); ties fall to the member (the id).
@@ -155,8 +170,7 @@ local function finish(q, id, st, has_dependents, batch)
     for _, m in ipairs(members) do
       local jq, jid = split_member(m)
       local key = jk(jq, jid)
-      local f = redis.call('HMGET', key, 's', 'dt', 'dn', 'dk', 'db', 'p', 'r')
-      f[6] = f[6] or DEF_P
+      local f = job_hmget(key, 's', 'dt', 'dn', 'dk', 'db', 'p', 'r')
       if f[1] == '2' then
         local ok, bad = tonumber(f[4]), tonumber(f[5])
         if dst == S_OK then
@@ -224,8 +238,7 @@ local function promote(q, max)
   local due = redis.call('ZRANGEBYSCORE', qk(q, 'sched'), '-inf', NOWS, 'LIMIT', '0', string.format('%d', max))
   for _, id in ipairs(due) do
     local k = jk(q, id)
-    local f = redis.call('HMGET', k, 'p', 'r')
-    f[1] = f[1] or DEF_P
+    local f = job_hmget(k, 'p', 'r')
     redis.call('HSET', k, 's', STS[S_QUEUED])
     redis.call('ZADD', qk(q, 'ready'), string.format('%d', score(tonumber(f[1]), tonumber(f[2]))), id)
   end

@@ -8,8 +8,7 @@ for x = 0, n - 1 do
   local b = 5 + 3 * x
   local q, id, epoch = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local k = jk(q, id)
-  local f = redis.call('HMGET', k, 's', 'e', 'p', 'r')
-  f[3] = f[3] or DEF_P
+  local f = job_hmget(k, 's', 'e', 'p', 'r')
   if f[1] == '3' and f[2] == epoch then
     redis.call('ZREM', qk(q, 'lease'), id)
     redis.call('HINCRBY', k, 'a', -1)

@@ -14,8 +14,7 @@ for x = 0, nq - 1 do
   for _, id in ipairs(ids) do
     local k = jk(q, id)
     redis.call('ZREM', lk, id)
-    local f = redis.call('HMGET', k, 's', 'a', 'm', 'p', 'r', 'lw')
-    f[3], f[4] = f[3] or DEF_M, f[4] or DEF_P
+    local f = job_hmget(k, 's', 'a', 'm', 'p', 'r', 'lw')
     if f[1] == '3' then
       local attempt = tonumber(f[2])
       add_error(k, string.format('{"attempt":%d,"at":%d,"kind":"lease_expired","message":%s}',

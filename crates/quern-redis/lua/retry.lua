@@ -63,8 +63,7 @@ for _, j in ipairs(jobs) do
   redis.call('HSET', k, 'a', 0)
   redis.call('HDEL', k, 'f', 'lw', 'lx', 'res', 'rx', 'pg')
   redis.call('ZREM', qk(q, 'rexp'), id)
-  local f = redis.call('HMGET', k, 'dl', 'p', 'r')
-  f[2] = f[2] or DEF_P
+  local f = job_hmget(k, 'dl', 'p', 'r')
   if f[1] and f[1] ~= '' then
     -- Recount from the dependencies' states now (earlier jobs of this call are queued or
     -- blocked again by now) and make sure each dependency will report back.

@@ -13,8 +13,7 @@ local q, id, epoch, cpf, cp = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local wfs = {}
 for x = 10, 4 + M do wfs[#wfs + 1] = ARGV[x] end
 local k = jk(q, id)
-local f = redis.call('HMGET', k, 's', 'e', 'dl', 'a', 'p', 'r')
-f[5] = f[5] or DEF_P
+local f = job_hmget(k, 's', 'e', 'dl', 'a', 'p', 'r')
 if f[1] ~= '3' or f[2] ~= epoch then return { 0 } end
 local jobs = {}
 if HAS_JOBS then

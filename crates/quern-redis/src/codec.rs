@@ -127,15 +127,12 @@ fn num(f: &Fields, k: &str) -> Result<Option<i64>, Error> {
 /// Reassembles the static blob from its 64-byte fields `d0…`, up to the first missing one
 /// (see `hset_static` in `lua/lib.lua`; the chunk count `dc` of older hashes is not needed).
 fn static_blob(f: &Fields) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::with_capacity(256);
-    for name in CHUNK_NAMES {
-        match f.get(name) {
-            Some(c) => out.extend_from_slice(c),
-            None => break,
-        }
-    }
-    if out.is_empty() && !f.contains_key("d0") {
+    if !f.contains_key("d0") {
         return Err(corrupt("no d0"));
+    }
+    let mut out = Vec::with_capacity(256);
+    for c in CHUNK_NAMES.iter().map_while(|name| f.get(*name)) {
+        out.extend_from_slice(c);
     }
     Ok(out)
 }
