@@ -113,6 +113,25 @@ const CHUNK_NAMES: [&str; 17] = [
     "d15", "d16",
 ];
 
+/// The static blob as the fields `d0…` hold it (the layout `hset_static` in `lua/lib.lua`
+/// writes): 64-byte chunks, so the job hash stays a compact listpack (Redis's default
+/// `hash-max-listpack-value`), or the whole blob in `d0` above 1 KiB. Never empty.
+pub(crate) fn static_chunks(blob: &[u8]) -> Vec<&[u8]> {
+    if blob.len() > 1024 || blob.is_empty() {
+        vec![blob]
+    } else {
+        blob.chunks(64).collect()
+    }
+}
+
+/// A queued job's score in its queue's ready set: priority in the high bits, then run_at
+/// (ms, at least 0), so the set orders by (priority, run_at) and ties fall to the id. The
+/// same as `score` in `lua/lib.lua`, which the other scripts use (a unit test checks the
+/// constant).
+pub(crate) fn ready_score(priority: u8, run_at: i64) -> i64 {
+    (i64::from(priority) << 48) + run_at.max(0)
+}
+
 fn text<'a>(f: &'a Fields, k: &str) -> Option<&'a str> {
     f.get(k).and_then(|v| std::str::from_utf8(v).ok())
 }
@@ -382,6 +401,48 @@ mod tests {
         assert_eq!(job.errors.len(), 2);
         assert_eq!(job.errors[0].message, "a\nb");
         assert!(job.errors[1].message.len() <= 4096 + 3);
+    }
+
+    /// Scripts compute ready scores in Lua (`score` in lib.lua) and the client computes them
+    /// for plain enqueues: both must give the same number, or FIFO within a priority breaks
+    /// between jobs that came in different ways.
+    #[test]
+    fn ready_score_is_the_lua_score() {
+        let lib = include_str!("../lua/lib.lua");
+        let unit: i64 = lib
+            .lines()
+            .find_map(|l| l.strip_prefix("local PRIO_UNIT = "))
+            .expect("PRIO_UNIT in lib.lua")
+            .trim()
+            .parse()
+            .unwrap();
+        for (p, r) in [
+            (0u8, 0i64),
+            (5, 1_795_420_620_651),
+            (9, -5),
+            (9, (1 << 48) - 1),
+        ] {
+            assert_eq!(ready_score(p, r), i64::from(p) * unit + r.max(0));
+        }
+        // Exact as a double, as Redis stores it.
+        let top = ready_score(9, (1 << 48) - 1);
+        assert_eq!(top as f64 as i64, top);
+    }
+
+    /// Chunks as `hset_static` cuts them, and `static_blob` puts them back together.
+    #[test]
+    fn static_chunks_follow_hset_static() {
+        for len in [1usize, 63, 64, 65, 128, 1024, 1025, 5000] {
+            let blob: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let chunks = static_chunks(&blob);
+            let want = if len > 1024 { 1 } else { len.div_ceil(64) };
+            assert_eq!(chunks.len(), want, "len {len}");
+            let mut f = fields_with_capacity(0);
+            for (i, c) in chunks.iter().enumerate() {
+                f.insert(CHUNK_NAMES[i].into(), c.to_vec());
+            }
+            assert_eq!(static_blob(&f).unwrap(), blob);
+        }
     }
 
     /// The layout `enqueue_plain.lua` writes for a job to run now: no chunk count and no

@@ -35,19 +35,54 @@ fn all_plain(params: &EnqueueParams, idxs: &[usize]) -> bool {
     })
 }
 
-/// The plain enqueue script's arguments for the jobs `idxs` (see `all_plain`).
+/// The plain enqueue script's arguments for the jobs `idxs` (see `all_plain`): runs of
+/// consecutive jobs that share queue, run_at, priority, max attempts and chunk count form a
+/// group, whose shared values are sent once (see `enqueue_plain.lua`).
 fn plain_args_for(params: &EnqueueParams, idxs: &[usize], atomic: bool, now: i64) -> Result<Args> {
     let mut args = Args::default();
-    args.0.reserve(2 + 6 * idxs.len());
+    args.0.reserve(2 + 4 * idxs.len());
     args.s(if atomic { "a" } else { "b" }).n(idxs.len() as i64);
+    // The current group's key and the index of its job-count argument.
+    let mut group: Option<((&str, i64, u8, u32, usize), usize)> = None;
+    let mut count = 0i64;
     for i in idxs {
         let j = &params.jobs[*i];
-        args.b(j.id.to_string().into_bytes())
-            .s(&j.queue)
-            .n(i64::from(j.priority.get()))
-            .n(i64::from(j.max_attempts))
-            .n(j.run_at.unwrap_or(now))
-            .b(encode_static(j)?);
+        let run_at = j.run_at.unwrap_or(now);
+        let blob = encode_static(j)?;
+        let chunks = codec::static_chunks(&blob);
+        let key = (
+            j.queue.as_str(),
+            run_at,
+            j.priority.get(),
+            j.max_attempts,
+            chunks.len(),
+        );
+        if group.map(|(k, _)| k) != Some(key) {
+            if let Some((_, at)) = group {
+                args.0[at] = count.to_string().into_bytes();
+            }
+            args.s(&j.queue);
+            if run_at > now {
+                args.s("");
+            } else {
+                args.n(codec::ready_score(j.priority.get(), run_at));
+            }
+            args.n(run_at)
+                .n(i64::from(j.priority.get()))
+                .n(i64::from(j.max_attempts))
+                .n(chunks.len() as i64);
+            group = Some((key, args.0.len()));
+            args.s("");
+            count = 0;
+        }
+        count += 1;
+        args.b(j.id.to_string().into_bytes());
+        for c in chunks {
+            args.b(c.to_vec());
+        }
+    }
+    if let Some((_, at)) = group {
+        args.0[at] = count.to_string().into_bytes();
     }
     Ok(args)
 }

@@ -7,6 +7,7 @@
 mod cluster;
 mod common;
 mod conformance;
+mod enqueue;
 mod faults;
 mod procs;
 mod worker;

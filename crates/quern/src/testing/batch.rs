@@ -188,3 +188,97 @@ pub async fn refused_batch_leaves_no_phantom_queue(h: Harness) {
     );
     h.claim_id("fresh", id).await;
 }
+
+/// One batch whose jobs differ in every stored attribute, in runs of equal jobs and in
+/// alternation (a backend may send or store runs of similar jobs together): each job is
+/// stored as given, and the due ones are claimed in (priority, run_at, id) order.
+pub async fn mixed_batch_stores_each_job_as_given(h: Harness) {
+    let now = h.now();
+    let across = h.caps().atomic_batch_across_queues;
+    let ids = sorted_ids(30);
+    // Attribute counters: queue, payload size, run_at, priority, max attempts. The first
+    // twelve jobs come in runs of three equal ones (every attribute changes between runs);
+    // after that each job differs from the one before in exactly one attribute.
+    let mut a = [0usize; 5];
+    let mut jobs = Vec::with_capacity(30);
+    for i in 0..30usize {
+        if i >= 12 {
+            a[i % 5] += 1;
+        } else if i % 3 == 0 {
+            a.iter_mut().for_each(|x| *x += 1);
+        }
+        let queue = if across && a[0] % 2 == 1 {
+            "other"
+        } else {
+            "default"
+        };
+        let payload = match a[1] % 3 {
+            0 => json_payload(serde_json::json!({ "n": i })),
+            1 => raw_payload(100 + i, i as u64),
+            _ => raw_payload(2_000 + i, i as u64),
+        };
+        let run_at = match a[2] % 5 {
+            0 => None,
+            1 => Some(now - 1_000),
+            2 => Some(now + 5_000),
+            3 => Some(now),
+            _ => Some(now - (i as i64) * 10),
+        };
+        let prio = crate::model::Priority::new((a[3] * 7 % 10) as u8).expect("0-9");
+        let mut j = NewJob::new("mixed", payload)
+            .id(ids[i])
+            .queue(queue)
+            .priority(prio)
+            .max_attempts(if a[4] % 2 == 0 { 25 } else { 3 + i as u32 });
+        if let Some(at) = run_at {
+            j = j.run_at(at);
+        }
+        jobs.push(j);
+    }
+    let out = h.enqueue_all(jobs.clone()).await;
+    for (i, (nj, o)) in jobs.iter().zip(&out).enumerate() {
+        let due = nj.run_at.unwrap_or(now);
+        let want = if due > now {
+            JobState::Scheduled
+        } else {
+            JobState::Queued
+        };
+        assert_eq!((o.id, o.state), (nj.id, want), "{}: outcome {i}", h.case);
+        let got = h.get(nj.id).await;
+        assert_eq!(got.queue, nj.queue, "{}: job {i} queue", h.case);
+        assert_eq!(got.priority, nj.priority, "{}: job {i} priority", h.case);
+        assert_eq!(got.max_attempts, nj.max_attempts, "{}: job {i}", h.case);
+        assert_eq!(got.payload, nj.payload, "{}: job {i} payload", h.case);
+        assert_eq!(got.run_at, due, "{}: job {i} run_at", h.case);
+        assert_eq!(got.created_at, now, "{}: job {i} created_at", h.case);
+        assert_eq!(got.state, want, "{}: job {i} state", h.case);
+    }
+
+    let queues: &[&str] = if across {
+        &["default", "other"]
+    } else {
+        &["default"]
+    };
+    for &queue in queues {
+        let mut due: Vec<&NewJob> = jobs
+            .iter()
+            .filter(|j| j.queue == queue && j.run_at.unwrap_or(now) <= now)
+            .collect();
+        due.sort_by_key(|j| (j.priority, j.run_at.unwrap_or(now), j.id));
+        let want: Vec<JobId> = due.iter().map(|j| j.id).collect();
+        let waiting = jobs.iter().filter(|j| j.queue == queue).count() - want.len();
+        let c = h.stats(queue).await.counts;
+        assert_eq!(
+            (c.queued as usize, c.scheduled as usize),
+            (want.len(), waiting),
+            "{}: {queue} counts",
+            h.case
+        );
+        let mut order = Vec::new();
+        for _ in 0..want.len() {
+            order.push(h.claim_one(queue).await.job.id);
+        }
+        h.claim_none(queue, "only scheduled jobs left").await;
+        assert_eq!(order, want, "{}: {queue} claim order", h.case);
+    }
+}

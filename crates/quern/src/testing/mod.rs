@@ -214,6 +214,7 @@ macro_rules! __quern_cases {
                 dependencies_within_a_batch,
                 outcomes_in_input_order,
                 refused_batch_leaves_no_phantom_queue,
+                mixed_batch_stores_each_job_as_given,
             }
             fencing {
                 stale_token_changes_nothing,
