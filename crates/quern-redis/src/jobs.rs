@@ -35,6 +35,10 @@ fn all_plain(params: &EnqueueParams, idxs: &[usize]) -> bool {
     })
 }
 
+/// What consecutive plain jobs must share to form one group of `enqueue_plain.lua`: queue,
+/// run_at, priority, max attempts and chunk count.
+type GroupKey<'a> = (&'a str, i64, u8, u32, usize);
+
 /// The plain enqueue script's arguments for the jobs `idxs` (see `all_plain`): runs of
 /// consecutive jobs that share queue, run_at, priority, max attempts and chunk count form a
 /// group, whose shared values are sent once (see `enqueue_plain.lua`).
@@ -43,7 +47,7 @@ fn plain_args_for(params: &EnqueueParams, idxs: &[usize], atomic: bool, now: i64
     args.0.reserve(2 + 4 * idxs.len());
     args.s(if atomic { "a" } else { "b" }).n(idxs.len() as i64);
     // The current group's key and the index of its job-count argument.
-    let mut group: Option<((&str, i64, u8, u32, usize), usize)> = None;
+    let mut group: Option<(GroupKey, usize)> = None;
     let mut count = 0i64;
     for i in idxs {
         let j = &params.jobs[*i];
