@@ -35,7 +35,8 @@ do
   end
 end
 
--- Where each id is already stored, if anywhere (false: nowhere).
+-- Where each id is already stored, if anywhere (no entry: nowhere, so `next(known)` is nil
+-- for a batch of new ids and the check below is skipped).
 local known = {}
 if CLUSTER then
   -- The id index is in another slot; the job hash itself says whether this queue has it.
@@ -44,7 +45,7 @@ if CLUSTER then
     local q = A[b]
     b = b + HEAD
     for j = j0, j0 + cnt - 1 do
-      known[j] = call('EXISTS', jk(q, A[b])) == 1 and q
+      if call('EXISTS', jk(q, A[b])) == 1 then known[j] = q end
       b = b + 1 + k
     end
   end
@@ -61,7 +62,10 @@ else
   for s = 1, n, 4000 do
     local e = math.min(s + 3999, n)
     local qs = call('HMGET', IDX, unp(ids, s, e))
-    for j = s, e do known[j] = qs[j - s + 1] end
+    for j = s, e do
+      local v = qs[j - s + 1]
+      if v then known[j] = v end
+    end
   end
 end
 
