@@ -56,12 +56,15 @@ local function score(prio, run_at)
 end
 
 -- Queues that got claimable (or newly scheduled) work during this call; each gets one entry
--- in its wake stream at the end, which wakes every `work_wait` blocked on it.
+-- in its wake stream at the end, which wakes every `work_wait` blocked on it. The stream is
+-- trimmed approximately (whole listpack nodes, so it keeps up to about 100 entries): exact
+-- `MAXLEN 1` walked the node's deleted entries on every append, a fifth of a one-job
+-- enqueue's Redis instructions.
 local WAKE = {}
 local function mark_wake(q) WAKE[q] = true end
 local function flush_wake()
   for q, _ in pairs(WAKE) do
-    redis.call('XADD', qk(q, 'wake'), 'MAXLEN', '1', '*', 'w', '1')
+    redis.call('XADD', qk(q, 'wake'), 'MAXLEN', '~', '1', '*', 'w', '1')
   end
 end
 

@@ -1,6 +1,6 @@
 //! `work_wait`: block until a queue may have work.
 //!
-//! Each queue has a wake stream (`<prefix>:{<queue>}:wake`, trimmed to one entry) that every
+//! Each queue has a wake stream (`<prefix>:{<queue>}:wake`, trimmed to about 100 entries) that every
 //! script adding claimable or scheduled work appends to. A wait first runs the peek script,
 //! which atomically says whether work is ready and returns each stream's last id and the
 //! next due scheduled job; then it blocks in `XREAD` from those ids on a dedicated

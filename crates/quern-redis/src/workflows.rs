@@ -1,9 +1,9 @@
 //! Workflows on Redis: the records (create, get, list, compare-and-set update, counts), the
 //! `Skip` and `Spawn` failure actions, and the enqueue of jobs that carry a workflow id.
 //!
-//! Every change is one script. The workflow scripts are `lua/lib.lua`, then the enqueue and
-//! retry script bodies wrapped as functions (`ENQ`, `RETRY`), then `lua/wf_lib.lua`, then
-//! their own body: so a workflow's record and its jobs are stored, or a spawn's children and
+//! Every change is one script. The workflow scripts are what they use of `lua/lib.lua`,
+//! then the enqueue and retry script bodies wrapped as functions (`ENQ`, `RETRY`), then
+//! `lua/wf_lib.lua`, then their own body: so a workflow's record and its jobs are stored, or a spawn's children and
 //! its parent's change, in one atomic step that uses the very same enqueue code as
 //! `job_enqueue`.
 //!
@@ -31,8 +31,7 @@ use crate::scripts;
 macro_rules! wf_script {
     ($name:ident, $file:literal) => {
         static $name: LazyLock<Script> = LazyLock::new(|| {
-            Script::new(concat!(
-                include_str!("../lua/lib.lua"),
+            Script::new(&scripts::with_lib(concat!(
                 "\nlocal function ENQ(ARGV)\n",
                 include_str!("../lua/enqueue.lua"),
                 "\nend\nlocal function RETRY(ARGV)\n",
@@ -40,7 +39,7 @@ macro_rules! wf_script {
                 "\nend\n",
                 include_str!("../lua/wf_lib.lua"),
                 include_str!(concat!("../lua/", $file))
-            ))
+            )))
         });
     };
 }
