@@ -53,7 +53,7 @@ fn plain_args_for(params: &EnqueueParams, idxs: &[usize], atomic: bool, now: i64
     let mut count = 0i64;
     for i in idxs {
         let j = &params.jobs[*i];
-        let run_at = j.run_at.unwrap_or(now);
+        let run_at = j.due_at(now);
         let blob = encode_static(j)?;
         let chunks = codec::static_chunks(&blob);
         let key = (
@@ -137,7 +137,7 @@ pub(crate) fn args_for(
             .s(&j.queue)
             .n(i64::from(j.priority.get()))
             .n(i64::from(j.max_attempts))
-            .n(j.run_at.unwrap_or(now))
+            .n(j.due_at(now))
             .b(encode_static(j)?)
             .s(j.unique_key.as_deref().unwrap_or(""));
         match j.unique_for {

@@ -112,8 +112,10 @@ impl JobSpec {
             job = job.priority(p);
         }
         if let Some(d) = self.delay {
-            let d = i64::try_from(d.as_millis()).map_err(|_| bad("delay is too long".into()))?;
-            job = job.run_at(quern::clock::system_now_ms().saturating_add(d));
+            i64::try_from(d.as_millis()).map_err(|_| bad("delay is too long".into()))?;
+            // Counted by the store from the moment it stores the job (not from here, before
+            // the store was even opened).
+            job = job.delay(d);
         }
         if let Some(at) = self.at {
             job = job.run_at(at);

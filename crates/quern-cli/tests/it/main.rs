@@ -16,5 +16,6 @@ mod readme;
 mod redis;
 mod redis_store;
 mod robustness;
+mod timing;
 mod worker;
 mod workflow;

@@ -77,7 +77,7 @@ fn insert_one(tx: &mut Tx<'_>, job: NewJob) -> quern::Result<EnqueueOutcome> {
             duplicate: true,
         });
     }
-    let run_at = job.run_at.unwrap_or(now);
+    let run_at = job.due_at(now);
     let due = if run_at > now {
         JobState::Scheduled
     } else {

@@ -23,9 +23,6 @@ pub struct Enqueue<'a, T: Task> {
     client: &'a Client,
     /// The job being built, or the first error met while building it (reported at await).
     job: Result<NewJob>,
-    /// Relative delay, turned into `run_at` at send time so the clock is read as late as
-    /// possible.
-    delay: Option<Duration>,
     _task: PhantomData<fn() -> T>,
 }
 
@@ -40,7 +37,6 @@ impl<'a, T: Task> Enqueue<'a, T> {
         Enqueue {
             client,
             job,
-            delay: None,
             _task: PhantomData,
         }
     }
@@ -61,18 +57,14 @@ impl<'a, T: Task> Enqueue<'a, T> {
         self.map(|j| j.priority(p))
     }
 
-    /// Runs the job no earlier than `d` from now.
-    pub fn delay(mut self, d: Duration) -> Self {
-        self.delay = Some(d);
-        self.map(|mut j| {
-            j.run_at = None;
-            j
-        })
+    /// Runs the job no earlier than `d` after the backend stores it (the backend adds `d`
+    /// to its own clock at the store, the instant it records as `created_at`).
+    pub fn delay(self, d: Duration) -> Self {
+        self.map(|j| j.delay(d))
     }
 
     /// Runs the job no earlier than this time (milliseconds since the Unix epoch).
-    pub fn run_at(mut self, at: Millis) -> Self {
-        self.delay = None;
+    pub fn run_at(self, at: Millis) -> Self {
         self.map(|j| j.run_at(at))
     }
 
@@ -137,11 +129,11 @@ impl<'a, T: Task> Enqueue<'a, T> {
 
     /// The job as it would be stored, without storing it.
     pub fn into_new_job(self) -> Result<NewJob> {
-        let mut job = self.job?;
-        if let Some(d) = self.delay {
-            let ms = i64::try_from(d.as_millis())
-                .map_err(|_| Error::InvalidArgument(format!("delay {d:?} is too long")))?;
-            job.run_at = Some(self.client.now_ms().saturating_add(ms));
+        let job = self.job?;
+        if let Some(d) = job.delay
+            && i64::try_from(d.as_millis()).is_err()
+        {
+            return Err(Error::InvalidArgument(format!("delay {d:?} is too long")));
         }
         Ok(job)
     }
@@ -176,7 +168,6 @@ impl<T: Task> std::fmt::Debug for Enqueue<'_, T> {
         f.debug_struct("Enqueue")
             .field("kind", &T::KIND)
             .field("job", &self.job)
-            .field("delay", &self.delay)
             .finish()
     }
 }

@@ -18,7 +18,6 @@ use crate::backend::{
     Backend, BatchMode, CancelParams, EnqueueOutcome, EnqueueParams, EnqueueResults, JobPage,
     ListParams,
 };
-use crate::clock::{SharedClock, SystemClock};
 use crate::model::{Codec, Job, JobId, NewJob};
 use crate::task::Task;
 use crate::{Error, Result};
@@ -53,9 +52,6 @@ pub struct Client {
     backend: Arc<dyn Backend>,
     /// How typed inputs are encoded (JSON by default).
     codec: Codec,
-    /// Turns `delay(d)` into an absolute `run_at`. The backend keeps its own clock for
-    /// everything else; tests inject the same clock into both.
-    clock: SharedClock,
 }
 
 impl Client {
@@ -64,19 +60,12 @@ impl Client {
         Client {
             backend,
             codec: Codec::default(),
-            clock: Arc::new(SystemClock),
         }
     }
 
     /// Uses `codec` for typed payloads (for example MessagePack, or a lower size limit).
     pub fn with_codec(mut self, codec: Codec) -> Self {
         self.codec = codec;
-        self
-    }
-
-    /// Uses `clock` to compute `run_at` from delays (tests use the backend's clock).
-    pub fn with_clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
         self
     }
 
@@ -169,10 +158,6 @@ impl Client {
     /// [`Client::wait`] with a custom polling schedule.
     pub async fn wait_with(&self, id: JobId, opts: WaitOptions) -> Result<Job> {
         wait::wait_terminal(self.backend.as_ref(), id, opts).await
-    }
-
-    pub(crate) fn now_ms(&self) -> crate::Millis {
-        self.clock.now_ms()
     }
 }
 

@@ -15,7 +15,7 @@ use crate::{Client, JobId, JobState, NewJob, SharedClock, TokioClock};
 fn setup() -> (Arc<MemBackend>, Client, SharedClock) {
     let clock: SharedClock = Arc::new(TokioClock::new());
     let backend = Arc::new(MemBackend::new(clock.clone()));
-    let client = Client::new(backend.clone()).with_clock(clock.clone());
+    let client = Client::new(backend.clone());
     (backend, client, clock)
 }
 

@@ -167,8 +167,18 @@ pub struct NewJob {
     pub max_attempts: u32,
     /// Retry policy; `None` means the worker's default for the kind.
     pub retry: Option<RetryPolicy>,
-    /// Not before this time; `None` means now.
+    /// Not before this time; `None` means now (or `delay` after the job is stored).
     pub run_at: Option<Millis>,
+    /// Not before this long after the job is stored: the backend adds it to its own clock
+    /// at the moment it stores the job (the same instant it records as `created_at`), so
+    /// the delay counts from the store, not from when the caller built the job. Setting it
+    /// clears `run_at` and the other way round; see [`NewJob::due_at`].
+    #[serde(
+        default,
+        with = "serde_ms::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub delay: Option<Duration>,
     /// Per-attempt time limit; `None` means the worker's default.
     #[serde(default, with = "serde_ms::option")]
     pub timeout: Option<Duration>,
@@ -213,6 +223,7 @@ impl NewJob {
             max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
             retry: None,
             run_at: None,
+            delay: None,
             timeout: None,
             unique_key: None,
             unique_for: None,
@@ -246,9 +257,27 @@ impl NewJob {
         self.priority = p;
         self
     }
+    /// Due at this time (clears a `delay`).
     pub fn run_at(mut self, at: Millis) -> Self {
         self.run_at = Some(at);
+        self.delay = None;
         self
+    }
+    /// Due this long after the backend stores the job (clears a `run_at`).
+    pub fn delay(mut self, d: Duration) -> Self {
+        self.delay = Some(d);
+        self.run_at = None;
+        self
+    }
+
+    /// When the job is due if it is stored at `now` (the backend's clock at the store):
+    /// `now + delay`, else `run_at`, else `now`. Every backend computes the stored `run_at`
+    /// with this.
+    pub fn due_at(&self, now: Millis) -> Millis {
+        match self.delay {
+            Some(d) => now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            None => self.run_at.unwrap_or(now),
+        }
     }
     pub fn max_attempts(mut self, n: u32) -> Self {
         self.max_attempts = n;
@@ -315,6 +344,9 @@ impl NewJob {
         }
         if self.max_attempts == 0 {
             return bad("max_attempts must be at least 1".into());
+        }
+        if self.delay.is_some() && self.run_at.is_some() {
+            return bad("give either run_at or delay, not both".into());
         }
         if let Some(Err(e)) = self.retry.as_ref().map(RetryPolicy::validate) {
             return bad(e.to_string());
@@ -413,6 +445,7 @@ impl Job {
     /// Builds the stored form of a freshly enqueued job. Backends use this so that every
     /// field gets the same initial value everywhere.
     pub fn from_new(new: NewJob, state: JobState, now: Millis) -> Job {
+        let run_at = new.due_at(now);
         Job {
             id: new.id,
             kind: new.kind,
@@ -423,7 +456,7 @@ impl Job {
             attempt: 0,
             max_attempts: new.max_attempts,
             retry: new.retry,
-            run_at: new.run_at.unwrap_or(now),
+            run_at,
             created_at: now,
             started_at: None,
             finished_at: None,

@@ -170,7 +170,7 @@ impl Backend for MemBackend {
             }
             let state = if !new.depends_on.is_empty() {
                 JobState::Blocked
-            } else if new.run_at.is_some_and(|t| t > now) {
+            } else if new.due_at(now) > now {
                 JobState::Scheduled
             } else {
                 JobState::Queued

@@ -48,6 +48,67 @@ pub async fn future_run_at_is_scheduled(h: Harness) {
     assert_eq!(j.run_at, at, "{}: run_at stored as given", h.case);
 }
 
+/// A job with a `delay` is due exactly that long after it was stored: the backend adds the
+/// delay to the clock reading it records as `created_at`, in batches and on its own, and it
+/// is claimable then and not a millisecond before.
+pub async fn delay_counts_from_the_store(h: Harness) {
+    h.advance(Duration::from_millis(7));
+    let out = h
+        .enqueue(job("later").delay(Duration::from_millis(250)))
+        .await;
+    assert_eq!(out.state, JobState::Scheduled, "{}: outcome state", h.case);
+    let j = h.get(out.id).await;
+    assert_eq!(j.created_at, h.now(), "{}: created_at", h.case);
+    assert_eq!(
+        j.run_at,
+        j.created_at + 250,
+        "{}: run_at = created_at + delay",
+        h.case
+    );
+    let batch = h
+        .backend
+        .job_enqueue(crate::backend::EnqueueParams {
+            jobs: vec![
+                job("b1").delay(Duration::from_secs(2)),
+                job("b2").delay(Duration::from_millis(250)),
+            ],
+            mode: BatchMode::Atomic,
+        })
+        .await
+        .expect("batch enqueue");
+    let ids: Vec<_> = batch
+        .iter()
+        .map(|o| o.as_ref().expect("stored").id)
+        .collect();
+    assert_eq!(
+        h.get(ids[0]).await.run_at,
+        h.now() + 2_000,
+        "{}: batch delay",
+        h.case
+    );
+    h.advance(Duration::from_millis(249));
+    h.claim_none("default", "a delayed job before its delay has passed")
+        .await;
+    h.advance(Duration::from_millis(1));
+    let got = h.claim("default", 10).await;
+    let mut got: Vec<_> = got.iter().map(|c| c.job.id).collect();
+    got.sort();
+    let mut want = vec![out.id, ids[1]];
+    want.sort();
+    assert_eq!(got, want, "{}: both 250 ms jobs are due at once", h.case);
+    // Giving both a delay and a run_at is refused.
+    let mut both = job("both").delay(Duration::from_secs(1));
+    both.run_at = Some(h.now());
+    let res = h
+        .backend
+        .job_enqueue(crate::backend::EnqueueParams {
+            jobs: vec![both],
+            mode: BatchMode::Atomic,
+        })
+        .await;
+    expect_err!(h, res, crate::Error::InvalidJob { .. }, "delay and run_at");
+}
+
 /// A job whose `run_at` is already past is `queued` and keeps its `run_at` (which orders it
 /// among equal priorities).
 pub async fn past_run_at_is_queued(h: Harness) {

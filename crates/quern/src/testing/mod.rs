@@ -156,6 +156,7 @@ macro_rules! __quern_cases {
             enqueue {
                 new_job_is_queued_with_fields_as_given,
                 future_run_at_is_scheduled,
+                delay_counts_from_the_store,
                 past_run_at_is_queued,
                 pending_dependency_is_blocked,
                 succeeded_dependency_is_queued,

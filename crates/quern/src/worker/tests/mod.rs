@@ -55,7 +55,7 @@ impl Env {
     fn new() -> Self {
         let clock: SharedClock = Arc::new(TokioClock::new());
         let backend = Arc::new(MemBackend::new(clock.clone()));
-        let client = Client::new(backend.clone()).with_clock(clock.clone());
+        let client = Client::new(backend.clone());
         Env {
             backend,
             client,
