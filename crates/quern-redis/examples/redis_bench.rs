@@ -66,6 +66,7 @@ async fn drain(b: Arc<RedisBackend>, q: &str, n: u64, concurrency: usize) -> f64
                     token: t,
                     result: None,
                     result_ttl: None,
+                    started_at: None,
                 }];
                 while items.len() < 256 {
                     match rx.try_recv() {
@@ -73,6 +74,7 @@ async fn drain(b: Arc<RedisBackend>, q: &str, n: u64, concurrency: usize) -> f64
                             token: t,
                             result: None,
                             result_ttl: None,
+                            started_at: None,
                         }),
                         Err(_) => break,
                     }
@@ -96,6 +98,7 @@ async fn drain(b: Arc<RedisBackend>, q: &str, n: u64, concurrency: usize) -> f64
                 queues: weights.clone(),
                 limit: free,
                 lease: Duration::from_secs(30),
+                more_urgent_than: None,
             })
             .await
             .expect("claim");
@@ -107,6 +110,7 @@ async fn drain(b: Arc<RedisBackend>, q: &str, n: u64, concurrency: usize) -> f64
             b.work_wait(WaitParams {
                 queues: vec![q.to_string()],
                 timeout: Duration::from_millis(50),
+                more_urgent_than: None,
             })
             .await
             .ok();
@@ -145,6 +149,7 @@ async fn latency(url: &str, prefix: &str, q: &str, n: usize, rate: u64) -> (f64,
                         queues: vec![QueueWeight::new(q.clone(), 1)],
                         limit: 16,
                         lease: Duration::from_secs(30),
+                        more_urgent_than: None,
                     })
                     .await
                     .unwrap();
@@ -153,6 +158,7 @@ async fn latency(url: &str, prefix: &str, q: &str, n: usize, rate: u64) -> (f64,
                         .work_wait(WaitParams {
                             queues: vec![q.clone()],
                             timeout: Duration::from_millis(500),
+                            more_urgent_than: None,
                         })
                         .await
                         .unwrap();
@@ -178,6 +184,7 @@ async fn latency(url: &str, prefix: &str, q: &str, n: usize, rate: u64) -> (f64,
                         token: c.token,
                         result: None,
                         result_ttl: None,
+                        started_at: None,
                     })
                     .collect();
                 worker.job_complete(CompleteParams { items }).await.unwrap();

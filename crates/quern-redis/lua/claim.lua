@@ -1,5 +1,6 @@
 -- job_claim. ARGV[4] worker id, ARGV[5] lease ms, ARGV[6] queue count, then per queue: name,
--- how many jobs to take from it. Paused queues are skipped. Due scheduled jobs are promoted
+-- how many jobs to take from it; then a ready-set score bound ('' = none): only jobs scoring
+-- below it are taken (a priority bound, `more_urgent_than`; the same bound as peek.lua's). Paused queues are skipped. Due scheduled jobs are promoted
 -- first, so a delayed job is claimable exactly at its run_at. Within a queue the order is
 -- the ready set's: priority, then run_at, then id.
 -- Returns a flat list: queue, id, HGETALL of the job *before* the claim, for each job taken
@@ -20,6 +21,8 @@ local function istr(v)
   return s
 end
 local nq = tonumber(ARGV[6])
+local below = ARGV[7 + 2 * nq]
+if below == '' then below = nil else below = '(' .. below end
 local out, nout = {}, 0
 for x = 0, nq - 1 do
   local q = ARGV[7 + 2 * x]
@@ -32,7 +35,13 @@ for x = 0, nq - 1 do
       -- The `want` first of the ready set, then removed by rank: the same jobs ZPOPMIN would
       -- take, without its scores (Redis formats each score with printf for the reply).
       local rk = qk(q, 'ready')
-      local popped = redis.call('ZRANGE', rk, '0', string.format('%d', want - 1))
+      local popped
+      if below then
+        -- The most urgent jobs are the lowest ranks, so removing by rank below still fits.
+        popped = redis.call('ZRANGEBYSCORE', rk, '-inf', below, 'LIMIT', '0', string.format('%d', want))
+      else
+        popped = redis.call('ZRANGE', rk, '0', string.format('%d', want - 1))
+      end
       if #popped > 0 then
         redis.call('ZREMRANGEBYRANK', rk, '0', string.format('%d', #popped - 1))
       end
@@ -41,7 +50,7 @@ for x = 0, nq - 1 do
         local id = popped[y]
         local k = jk(q, id)
         -- The job as it was; the caller applies the claim's changes (state, epoch + 1,
-        -- attempt + 1, started_at, lease) to this image, which saves a read per job.
+        -- attempt + 1, claimed_at, lease) to this image, which saves a read per job.
         local all = call('HGETALL', k)
         if #all > 0 then
           local e, a = 0, 0
@@ -49,7 +58,7 @@ for x = 0, nq - 1 do
             local f = all[z]
             if f == 'e' then e = tonumber(all[z + 1]) elseif f == 'a' then a = tonumber(all[z + 1]) end
           end
-          call('HSET', k, 's', '3', 'e', istr(e + 1), 'a', istr(a + 1), 't', NOWS, 'lw', worker, 'lx', lease_until)
+          call('HSET', k, 's', '3', 'e', istr(e + 1), 'a', istr(a + 1), 'k', NOWS, 'lw', worker, 'lx', lease_until)
           leases[nl + 1], leases[nl + 2] = lease_until, id
           nl = nl + 2
           out[nout + 1], out[nout + 2], out[nout + 3] = q, id, all

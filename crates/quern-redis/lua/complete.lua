@@ -1,5 +1,5 @@
 -- job_complete. ARGV[4] item count, then per item: queue, id, epoch, result ('' = none),
--- result ttl ms ('' = keep until pruned). Marks each job succeeded and settles its
+-- result ttl ms ('' = keep until pruned), handler start time ('' = none). Marks each job succeeded and settles its
 -- dependents in the same script. Returns per item 1, or 0 when the token is stale.
 
 local call = redis.call
@@ -9,13 +9,14 @@ local out = {}
 -- written with one multi-member call at the end.
 local gone, done = {}, {}
 for x = 0, n - 1 do
-  local b = 5 + 5 * x
+  local b = 5 + 6 * x
   local q, id, epoch = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local k = jk(q, id)
-  local f = call('HMGET', k, 's', 'e', 'hd')
+  local f = call('HMGET', k, 's', 'e', 'hd', 'k')
   if f[1] == '3' and f[2] == epoch then
     if not gone[q] then gone[q], done[q] = {}, {} end
     table.insert(gone[q], id)
+    set_started(k, ARGV[b + 5], f[4])
     if ARGV[b + 3] ~= '' then
       redis.call('HSET', k, 'res', ARGV[b + 3])
       if ARGV[b + 4] ~= '' then

@@ -1,4 +1,5 @@
--- job_fail. ARGV[4] item count, then per item: queue, id, epoch, action, time, error line.
+-- job_fail. ARGV[4] item count, then per item: queue, id, epoch, action, time, error line,
+-- handler start time ('' = none).
 -- Actions: 'r' retry at time ('' = the policy gave up: dead), 'd' dead, 's' snooze until
 -- time (the attempt is not counted, no error recorded), 'c' cancelled.
 -- Returns per item 1, or 0 when the token is stale.
@@ -6,12 +7,13 @@
 local n = tonumber(ARGV[4])
 local out = {}
 for x = 0, n - 1 do
-  local b = 5 + 6 * x
+  local b = 5 + 7 * x
   local q, id, epoch, action, at, line = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
   local k = jk(q, id)
-  local f = job_hmget(k, 's', 'e', 'a', 'm', 'c', 'r')
+  local f = job_hmget(k, 's', 'e', 'a', 'm', 'c', 'r', 'k')
   if f[1] == '3' and f[2] == epoch then
     redis.call('ZREM', qk(q, 'lease'), id)
+    set_started(k, ARGV[b + 6], f[7])
     if action == 'r' and (at == '' or tonumber(f[3]) >= tonumber(f[4])) then action = 'd' end
     if action == 'r' or action == 's' then
       if action == 's' then

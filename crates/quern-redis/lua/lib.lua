@@ -13,6 +13,21 @@ local NOW = tonumber(ARGV[3])
 -- printf, which shows up in profiles of the hot scripts, so they pass strings.
 local NOWS = ARGV[3]
 
+-- Stores the time a worker reported its handler started ('' = none) as `t`, between the
+-- claim time `claimed` (field `k`, if known) and now: the worker's clock may differ from
+-- the store's.
+local function set_started(k, st, claimed)
+  if st ~= '' then
+    local t = tonumber(st)
+    if t > NOW then
+      st = NOWS
+    elseif claimed and t < tonumber(claimed) then
+      st = claimed
+    end
+    redis.call('HSET', k, 't', st)
+  end
+end
+
 -- Key of queue `q`: <prefix>:{<queue>}:<suffix>. The braces are the Cluster hash tag.
 local function qk(q, s) return P .. ':{' .. q .. '}:' .. s end
 local function jk(q, id) return P .. ':{' .. q .. '}:j:' .. id end

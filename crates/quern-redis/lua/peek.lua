@@ -1,14 +1,21 @@
--- work_wait's check, for the queues named in ARGV[4..]: {1} when one of them (not paused)
--- has a ready job or a due scheduled job; otherwise {0, next due time ('' = none), then the
+-- work_wait's check, for the queues named in ARGV[5..]: {1} when one of them (not paused)
+-- has a ready job scoring below ARGV[4] (a priority bound, as in claim.lua; '' = any job) or
+-- a due scheduled job; otherwise {0, next due time ('' = none), then the
 -- last id of each queue's wake stream}. Blocking on the wake streams from these ids cannot
 -- miss an enqueue that happens after this check.
 
 local next_due = nil
 local last = {}
-for qi = 4, #ARGV do
+local below = ARGV[4]
+if below ~= '' then below = '(' .. below end
+for qi = 5, #ARGV do
   local q = ARGV[qi]
   if redis.call('HGET', qk(q, 'meta'), 'paused') ~= '1' then
-    if redis.call('ZCARD', qk(q, 'ready')) > 0 then return { 1 } end
+    if below == '' then
+      if redis.call('ZCARD', qk(q, 'ready')) > 0 then return { 1 } end
+    elseif #redis.call('ZRANGEBYSCORE', qk(q, 'ready'), '-inf', below, 'LIMIT', '0', '1') > 0 then
+      return { 1 }
+    end
     local head = redis.call('ZRANGE', qk(q, 'sched'), 0, 0, 'WITHSCORES')
     if #head > 0 then
       local due = tonumber(head[2])

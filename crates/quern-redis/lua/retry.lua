@@ -61,7 +61,7 @@ for _, j in ipairs(jobs) do
   redis.call('ZREM', qk(q, TERM[st]), id)
   uncount(q, id, st)
   redis.call('HSET', k, 'a', 0)
-  redis.call('HDEL', k, 'f', 'lw', 'lx', 'res', 'rx', 'pg')
+  redis.call('HDEL', k, 'f', 't', 'k', 'lw', 'lx', 'res', 'rx', 'pg')
   redis.call('ZREM', qk(q, 'rexp'), id)
   local f = job_hmget(k, 'dl', 'p', 'r')
   if f[1] and f[1] ~= '' then

@@ -1,7 +1,7 @@
 //! How a job is stored: one Redis hash per job.
 //!
 //! Fields the scripts read or change are small separate fields (`s` state, `p` priority,
-//! `m` max attempts, `r` run_at, `c` created_at, `e` epoch, `a` attempt, `t` started_at,
+//! `m` max attempts, `r` run_at, `c` created_at, `e` epoch, `a` attempt, `k` claimed_at, `t` started_at,
 //! `f` finished_at, `lw`/`lx` lease worker and deadline, `u`/`ux` unique key and window end,
 //! `dt`/`dn`/`dk`/`db`/`dl` dependency trigger, count, successes, failures, list). What no
 //! script needs is one opaque field `d`, written once at enqueue: a version byte, the
@@ -132,6 +132,13 @@ pub(crate) fn ready_score(priority: u8, run_at: i64) -> i64 {
     (i64::from(priority) << 48) + run_at.max(0)
 }
 
+/// The ready-set score below which every job is more urgent than `p` (claim.lua and
+/// peek.lua take only those), or `""` for no bound.
+pub(crate) fn score_bound(p: Option<quern::Priority>) -> String {
+    p.map(|p| ready_score(p.get(), 0).to_string())
+        .unwrap_or_default()
+}
+
 fn text<'a>(f: &'a Fields, k: &str) -> Option<&'a str> {
     f.get(k).and_then(|v| std::str::from_utf8(v).ok())
 }
@@ -255,7 +262,14 @@ pub(crate) fn decode_job(queue: &str, id: &str, f: &Fields, now: i64) -> Result<
             Some(c) => c,
             None => num(f, "r")?.ok_or_else(|| corrupt("c"))?,
         },
-        started_at: num(f, "t")?,
+        // `t` is written with an attempt's outcome and `k` at each claim, so a `t` older
+        // than `k` belongs to an earlier attempt: the current one has not reported yet.
+        // (Jobs stored before `k` existed have only `t`, the claim time.)
+        started_at: match (num(f, "t")?, num(f, "k")?) {
+            (Some(t), Some(k)) if t < k => None,
+            (t, _) => t,
+        },
+        claimed_at: num(f, "k")?,
         finished_at: num(f, "f")?,
         lease,
         lease_epoch: num(f, "e")?.unwrap_or(0) as u64,

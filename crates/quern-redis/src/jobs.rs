@@ -169,7 +169,7 @@ fn apply_claim(f: &mut codec::Fields, now: i64, until: i64, worker: &str) {
         "s".into(),
         JobState::Running.as_i64().to_string().into_bytes(),
     );
-    f.insert("t".into(), now.to_string().into_bytes());
+    f.insert("k".into(), now.to_string().into_bytes());
     f.insert("lw".into(), worker.as_bytes().to_vec());
     f.insert("lx".into(), until.to_string().into_bytes());
 }
@@ -522,6 +522,7 @@ impl RedisBackend {
                     let qi = open[*m];
                     args.s(&params.queues[qi].queue).n(want[qi] as i64);
                 }
+                args.s(&codec::score_bound(params.more_urgent_than));
                 let slot = &params.queues[open[members[0]]].queue;
                 let out = self
                     .eval(&scripts::CLAIM, Some(slot), now, &args, false)
@@ -727,6 +728,10 @@ impl RedisBackend {
                         Some(d) => a.n(d.as_millis() as i64),
                         None => a.s(""),
                     };
+                    match items[i].started_at {
+                        Some(t) => a.n(t),
+                        None => a.s(""),
+                    };
                 },
                 true,
                 0,
@@ -781,6 +786,10 @@ impl RedisBackend {
                         kind: f.error_kind,
                         message: f.message.clone(),
                     }));
+                    match f.started_at {
+                        Some(t) => a.n(t),
+                        None => a.s(""),
+                    };
                 },
                 true,
                 0,

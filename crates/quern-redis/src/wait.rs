@@ -16,7 +16,7 @@ use redis::Value;
 
 use crate::backend::{Args, RedisBackend, reply};
 use crate::conn::{self, Conn};
-use crate::scripts;
+use crate::{codec, scripts};
 
 /// Longest single block; longer waits return early (a spurious wake-up is allowed).
 const MAX_BLOCK: Duration = Duration::from_secs(30);
@@ -36,6 +36,7 @@ impl RedisBackend {
         let mut streams: Vec<(String, String)> = Vec::new();
         for (q, members) in self.group_by_queue(&params.queues) {
             let mut args = Args::default();
+            args.s(&codec::score_bound(params.more_urgent_than));
             for m in &members {
                 args.s(&params.queues[*m]);
             }

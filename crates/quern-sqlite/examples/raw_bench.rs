@@ -77,6 +77,7 @@ async fn main() {
                         queues: vec![QueueWeight::new("default", 1)],
                         limit: 8,
                         lease: Duration::from_secs(30),
+                        more_urgent_than: None,
                     })
                     .await
                     .unwrap();
@@ -90,6 +91,7 @@ async fn main() {
                         token: c.token,
                         result: None,
                         result_ttl: None,
+                        started_at: None,
                     })
                     .collect();
                 b.job_complete(CompleteParams { items }).await.unwrap();

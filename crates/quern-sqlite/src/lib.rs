@@ -340,8 +340,14 @@ impl Backend for SqliteBackend {
         self.shared.waiters.fetch_add(1, Ordering::AcqRel);
         let _guard = WaiterGuard(&self.shared.waiters);
         let queues = params.queues.clone();
+        let below = ops::claim::priority_bound(params.more_urgent_than);
         let (ready, due) = self
-            .read(move |c| Ok((ops::read::has_ready(c, &queues)?, ops::read::next_due(c)?)))
+            .read(move |c| {
+                Ok((
+                    ops::read::has_ready(c, &queues, below)?,
+                    ops::read::next_due(c)?,
+                ))
+            })
             .await?;
         if ready {
             return Ok(());

@@ -16,7 +16,7 @@ pub(crate) const JOB_COLS: &str = concat!(
     crate::deps_expr!(),
     ", trigger_rule, \
     workflow_id, tags, meta, version, result, result_tag, result_expires_at, errors, progress, \
-    checkpoint, checkpoint_tag"
+    checkpoint, checkpoint_tag, claimed_at"
 );
 
 /// The SQL expression for a job's dependency list, inline or kept in `job_dep_lists` (see
@@ -144,5 +144,6 @@ pub(crate) fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
         errors: json_col::<Vec<ErrorRecord>>(row, 29)?.unwrap_or_default(),
         progress: json_col::<Progress>(row, 30)?,
         checkpoint: payload_col(row, 31, 32)?,
+        claimed_at: row.get(33)?,
     })
 }

@@ -258,6 +258,7 @@ async fn multi_queue_drain(cluster: &Cluster) {
                         queues: weights.clone(),
                         limit: 16,
                         lease: Duration::from_secs(30),
+                        more_urgent_than: None,
                     })
                     .await
                     .unwrap();
@@ -280,6 +281,7 @@ async fn multi_queue_drain(cluster: &Cluster) {
                                 token: c.token,
                                 result: None,
                                 result_ttl: None,
+                                started_at: None,
                             })
                             .collect(),
                     })
@@ -389,6 +391,7 @@ async fn workflows_stay_in_one_queue(cluster: &Cluster) {
             queues: vec![QueueWeight::new("wf-a", 1)],
             limit: 1,
             lease: Duration::from_secs(30),
+            more_urgent_than: None,
         })
         .await
         .unwrap();
@@ -406,6 +409,7 @@ async fn workflows_stay_in_one_queue(cluster: &Cluster) {
                 },
                 error_kind: quern::model::ErrorKind::Retryable,
                 message: String::new(),
+                started_at: None,
             }],
         })
         .await
@@ -428,6 +432,7 @@ async fn workflows_stay_in_one_queue(cluster: &Cluster) {
                 },
                 error_kind: quern::model::ErrorKind::Retryable,
                 message: String::new(),
+                started_at: None,
             }],
         })
         .await

@@ -56,6 +56,7 @@ async fn drain_loop(
                 queues: weights.clone(),
                 limit: 32,
                 lease,
+                more_urgent_than: None,
             })
             .await
         {
@@ -70,6 +71,7 @@ async fn drain_loop(
                 .work_wait(WaitParams {
                     queues: vec![queue.clone()],
                     timeout: Duration::from_millis(200),
+                    more_urgent_than: None,
                 })
                 .await;
             continue;
@@ -80,6 +82,7 @@ async fn drain_loop(
                 token: c.token,
                 result: None,
                 result_ttl: None,
+                started_at: None,
             })
             .collect();
         if let Ok(r) = b.job_complete(CompleteParams { items }).await {
@@ -229,6 +232,7 @@ fn child_worker() {
                     queues: vec![QueueWeight::new(queue.clone(), 1)],
                     limit: 50,
                     lease: Duration::from_secs(1),
+                    more_urgent_than: None,
                 })
                 .await
                 .unwrap();
@@ -240,6 +244,7 @@ fn child_worker() {
                     token: c.token,
                     result: None,
                     result_ttl: None,
+                    started_at: None,
                 })
                 .collect();
             b.job_complete(CompleteParams { items }).await.unwrap();

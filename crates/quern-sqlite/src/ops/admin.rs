@@ -122,7 +122,7 @@ fn reopen(tx: &mut Tx<'_>, id: JobId) -> quern::Result<()> {
     tx.conn
         .prepare_cached(
             "UPDATE jobs SET state = ?2, attempt = 0, run_at = ?3, finished_at = NULL, \
-             started_at = NULL, lease_worker = NULL, lease_expires_at = NULL, result = NULL, \
+             started_at = NULL, claimed_at = NULL, lease_worker = NULL, lease_expires_at = NULL, result = NULL, \
              result_tag = NULL, result_expires_at = NULL, progress = NULL, deps_done = ?4, deps_ok = ?5 \
              WHERE id = ?1",
         )

@@ -14,6 +14,13 @@ use crate::error::sql_err;
 use crate::rows::{JOB_COLS, QUEUE_NAME_COL, job_from_row};
 use crate::writer::Tx;
 
+/// The admission bound on priority: jobs with `priority < bound` may be claimed (every job
+/// when the claim sets no bound, since priorities are 0-9). The claim and `work_wait` use it
+/// alike.
+pub(crate) fn priority_bound(more_urgent_than: Option<quern::Priority>) -> i64 {
+    more_urgent_than.map_or(10, |p| i64::from(p.get()))
+}
+
 /// Most scheduled jobs promoted per claim (the rest on the next one).
 const PROMOTE_BATCH: i64 = 10_000;
 
@@ -33,7 +40,11 @@ pub(crate) fn claim(tx: &mut Tx<'_>, p: ClaimParams) -> quern::Result<Vec<Claime
             _ => continue, // unknown (nothing ever enqueued) or paused
         }
     }
-    let expires = tx.now + p.lease.as_millis() as i64;
+    let terms = Terms {
+        worker: &p.worker_id,
+        expires: tx.now + p.lease.as_millis() as i64,
+        below: priority_bound(p.more_urgent_than),
+    };
     let mut out = Vec::with_capacity(p.limit);
     let mut remaining = p.limit;
     while remaining > 0 && !cands.is_empty() {
@@ -55,15 +66,7 @@ pub(crate) fn claim(tx: &mut Tx<'_>, p: ClaimParams) -> quern::Result<Vec<Claime
             if n == 0 {
                 continue;
             }
-            let got = lease_from_queue(
-                tx,
-                &cands[i].0,
-                cands[i].1,
-                n,
-                &p.worker_id,
-                expires,
-                &mut out,
-            )?;
+            let got = lease_from_queue(tx, &cands[i].0, cands[i].1, n, &terms, &mut out)?;
             remaining -= got;
             if got < n {
                 exhausted.push(i);
@@ -100,13 +103,21 @@ fn queue_state(tx: &Tx<'_>, queue: &str) -> quern::Result<Option<(i64, bool)>> {
         .map_err(sql_err)
 }
 
+/// What every job of one claim is leased under.
+struct Terms<'a> {
+    worker: &'a str,
+    /// The lease deadline.
+    expires: i64,
+    /// Only jobs with `priority < below` ([`priority_bound`]).
+    below: i64,
+}
+
 fn lease_from_queue(
     tx: &Tx<'_>,
     queue: &str,
     queue_id: i64,
     n: usize,
-    worker: &str,
-    expires: i64,
+    terms: &Terms<'_>,
     out: &mut Vec<ClaimedJob>,
 ) -> quern::Result<usize> {
     // Read the rows in claim order, then lease each by primary key. (Cheaper than one
@@ -114,21 +125,25 @@ fn lease_from_queue(
     let jobs: Vec<Job> = tx
         .conn
         .prepare_cached(&format!(
-            "SELECT {} FROM jobs WHERE queue_id = ?1 AND state = 1 \
+            "SELECT {} FROM jobs WHERE queue_id = ?1 AND state = 1 AND priority < ?4 \
              ORDER BY priority, run_at, id LIMIT ?2",
             // The queue's name is known here; bind it rather than look it up per row.
             JOB_COLS.replacen(QUEUE_NAME_COL, "?3", 1)
         ))
         .and_then(|mut s| {
-            s.query_map(rusqlite::params![queue_id, n as i64, queue], job_from_row)
-                .and_then(|rows| rows.collect())
+            s.query_map(
+                rusqlite::params![queue_id, n as i64, queue, terms.below],
+                job_from_row,
+            )
+            .and_then(|rows| rows.collect())
         })
         .map_err(sql_err)?;
     let mut lease = tx
         .conn
         .prepare_cached(
             "UPDATE jobs SET state = 3, attempt = attempt + 1, lease_epoch = lease_epoch + 1, \
-             lease_worker = ?2, lease_expires_at = ?3, started_at = ?4 WHERE id = ?1",
+             lease_worker = ?2, lease_expires_at = ?3, claimed_at = ?4, started_at = NULL \
+             WHERE id = ?1",
         )
         .map_err(sql_err)?;
     let got = jobs.len();
@@ -136,8 +151,8 @@ fn lease_from_queue(
         lease
             .execute(rusqlite::params![
                 job.id.as_bytes(),
-                worker,
-                expires,
+                terms.worker,
+                terms.expires,
                 tx.now
             ])
             .map_err(sql_err)?;
@@ -147,10 +162,11 @@ fn lease_from_queue(
         job.attempt += 1;
         job.lease_epoch += 1;
         job.lease = Some(Lease {
-            worker_id: worker.to_string(),
-            expires_at: expires,
+            worker_id: terms.worker.to_string(),
+            expires_at: terms.expires,
         });
-        job.started_at = Some(tx.now);
+        job.claimed_at = Some(tx.now);
+        job.started_at = None;
         let token = LeaseToken {
             job_id: job.id,
             epoch: job.lease_epoch,

@@ -98,7 +98,8 @@ fn complete_one(tx: &mut Tx<'_>, c: Completion) -> quern::Result<quern::Result<(
         .conn
         .prepare_cached(
             "UPDATE jobs SET state = 4, finished_at = ?3, result = ?4, result_tag = ?5, \
-             result_expires_at = ?6, lease_worker = NULL, lease_expires_at = NULL \
+             result_expires_at = ?6, lease_worker = NULL, lease_expires_at = NULL, \
+             started_at = coalesce(max(min(?7, ?3), coalesce(claimed_at, 0)), started_at) \
              WHERE id = ?1 AND state = 3 AND lease_epoch = ?2",
         )
         .and_then(|mut s| {
@@ -109,6 +110,7 @@ fn complete_one(tx: &mut Tx<'_>, c: Completion) -> quern::Result<quern::Result<(
                 c.result.as_ref().map(|r| r.stored_bytes()),
                 c.result.as_ref().map(|r| r.tag() as i64),
                 expires,
+                c.started_at,
             ])
         })
         .map_err(sql_err)?;
@@ -182,6 +184,7 @@ fn fail_one(tx: &mut Tx<'_>, f: Failure) -> quern::Result<quern::Result<()>> {
         .prepare_cached(
             "UPDATE jobs SET state = ?2, run_at = coalesce(?3, run_at), attempt = attempt + ?4, \
              finished_at = ?5, lease_worker = NULL, lease_expires_at = NULL, \
+             started_at = coalesce(max(min(?7, ?8), coalesce(claimed_at, 0)), started_at), \
              errors = CASE WHEN ?6 IS NULL THEN errors \
                            ELSE json_insert(coalesce(errors, '[]'), '$[#]', json(?6)) END \
              WHERE id = ?1",
@@ -193,7 +196,9 @@ fn fail_one(tx: &mut Tx<'_>, f: Failure) -> quern::Result<quern::Result<()>> {
                 run_at,
                 attempt_delta,
                 finished,
-                record
+                record,
+                f.started_at,
+                tx.now
             ])
         })
         .map_err(sql_err)?;

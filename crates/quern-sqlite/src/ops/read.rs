@@ -98,17 +98,18 @@ pub(crate) fn next_due(conn: &Connection) -> quern::Result<Option<i64>> {
         .map_err(sql_err)
 }
 
-/// Whether any of `queues` (unpaused) has a queued job.
-pub(crate) fn has_ready(conn: &Connection, queues: &[String]) -> quern::Result<bool> {
+/// Whether any of `queues` (unpaused) has a queued job more urgent than `below` (a
+/// priority bound, [`super::claim::priority_bound`]): the claim's admission, as a question.
+pub(crate) fn has_ready(conn: &Connection, queues: &[String], below: i64) -> quern::Result<bool> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT 1 FROM queues q JOIN jobs j ON j.queue_id = q.id \
-             WHERE q.name = ?1 AND q.paused = 0 AND j.state = 1 LIMIT 1",
+             WHERE q.name = ?1 AND q.paused = 0 AND j.state = 1 AND j.priority < ?2 LIMIT 1",
         )
         .map_err(sql_err)?;
     for q in queues {
         if stmt
-            .query_row([q], |_| Ok(()))
+            .query_row(rusqlite::params![q, below], |_| Ok(()))
             .optional()
             .map_err(sql_err)?
             .is_some()

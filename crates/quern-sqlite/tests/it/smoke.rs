@@ -21,6 +21,7 @@ fn claim(worker: &str, queues: &[&str], limit: usize) -> ClaimParams {
         queues: queues.iter().map(|q| QueueWeight::new(*q, 1)).collect(),
         limit,
         lease: Duration::from_secs(30),
+        more_urgent_than: None,
     }
 }
 
@@ -55,6 +56,7 @@ async fn enqueue_claim_complete_unblocks_dependents() {
                 token: got[0].token.clone(),
                 result: Some(result),
                 result_ttl: None,
+                started_at: None,
             }],
         })
         .await
@@ -75,6 +77,7 @@ async fn enqueue_claim_complete_unblocks_dependents() {
                 token: got[0].token.clone(),
                 result: None,
                 result_ttl: None,
+                started_at: None,
             }],
         })
         .await

@@ -78,6 +78,11 @@ pub struct ClaimParams {
     pub limit: usize,
     /// Lease length; the job is re-delivered if not heartbeated within it.
     pub lease: Duration,
+    /// Only jobs strictly more urgent than this priority (a numerically lower one) are
+    /// admitted; `None` admits every priority. A worker whose slots are busy uses it to take
+    /// an urgent job ahead of the less urgent ones it already holds (`work_wait` takes the
+    /// same bound, so "is there work?" and "take the work" agree).
+    pub more_urgent_than: Option<crate::model::Priority>,
 }
 
 /// The fencing token of one claim. Every call that changes a running job carries it; the
@@ -147,6 +152,11 @@ pub struct Completion {
     pub result: Option<Payload>,
     /// Keep the result this long; `None` keeps it until the job is pruned.
     pub result_ttl: Option<Duration>,
+    /// When the handler of this attempt started (the worker's clock), stored as the job's
+    /// `started_at`; later than `claimed_at` by however long the job waited in the worker's
+    /// local buffer. A time after the backend's own `now` is stored as `now`. `None` leaves
+    /// `started_at` unset (no handler ran).
+    pub started_at: Option<Millis>,
 }
 
 /// `job_complete`: mark jobs succeeded (in one transaction per backend call where possible)
@@ -198,6 +208,9 @@ pub struct Failure {
     /// Recorded in the job's error history (not for snoozes).
     pub error_kind: ErrorKind,
     pub message: String,
+    /// When the handler of this attempt started, as in [`Completion::started_at`]. Ignored
+    /// by the workflow actions (`Skip`, `Spawn`), which run no handler.
+    pub started_at: Option<Millis>,
 }
 
 /// `job_fail`.
@@ -470,6 +483,9 @@ pub struct LeaderInfo {
 pub struct WaitParams {
     pub queues: Vec<String>,
     pub timeout: Duration,
+    /// Wait only for work strictly more urgent than this priority (see
+    /// [`ClaimParams::more_urgent_than`]); `None` waits for any work.
+    pub more_urgent_than: Option<crate::model::Priority>,
 }
 
 /// What a backend can and cannot do. The conformance suite skips cases by these flags (and

@@ -34,6 +34,7 @@ async fn enqueue_and_claim(
         queues: vec![QueueWeight::new("default", 1)],
         limit: n,
         lease: Duration::from_secs(1),
+        more_urgent_than: None,
     })
     .await
     .unwrap()
@@ -109,6 +110,7 @@ async fn the_pruner_deletes_by_state_and_age() {
                 token: t.clone(),
                 result: Some(crate::Payload::null()),
                 result_ttl: Some(Duration::from_secs(60)),
+                started_at: None,
             })
             .collect(),
     })
@@ -121,6 +123,7 @@ async fn the_pruner_deletes_by_state_and_age() {
             token: fresh[0].clone(),
             result: None,
             result_ttl: None,
+            started_at: None,
         }],
     })
     .await

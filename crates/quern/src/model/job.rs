@@ -411,8 +411,16 @@ pub struct Job {
     /// When the job is (or was) due.
     pub run_at: Millis,
     pub created_at: Millis,
-    /// When the current or last attempt started.
+    /// When the handler of the current or last attempt started, as the worker reported it
+    /// with the attempt's outcome. `None` while a claimed job has not reported yet (it may
+    /// still wait in the worker's local buffer), and for attempts that ran no handler.
+    /// Wait time is `started_at − run_at`; run time is `finished_at − started_at` (see
+    /// [`Job::wait_ms`], [`Job::run_ms`]).
     pub started_at: Option<Millis>,
+    /// When the current or last attempt was claimed (its lease granted). A prefetching
+    /// worker may hold a claimed job a while before its handler starts.
+    #[serde(default)]
+    pub claimed_at: Option<Millis>,
     /// When the job reached a terminal state.
     pub finished_at: Option<Millis>,
     /// The lease, while running.
@@ -442,6 +450,20 @@ pub struct Job {
 }
 
 impl Job {
+    /// How long the last attempt waited from when it was due to when its handler started
+    /// (enqueue → start for a job that ran at once), if it has started.
+    pub fn wait_ms(&self) -> Option<Millis> {
+        self.started_at.map(|s| (s - self.run_at).max(0))
+    }
+
+    /// How long the last attempt's handler ran, once the job is finished.
+    pub fn run_ms(&self) -> Option<Millis> {
+        match (self.started_at, self.finished_at) {
+            (Some(s), Some(f)) => Some((f - s).max(0)),
+            _ => None,
+        }
+    }
+
     /// Builds the stored form of a freshly enqueued job. Backends use this so that every
     /// field gets the same initial value everywhere.
     pub fn from_new(new: NewJob, state: JobState, now: Millis) -> Job {
@@ -459,6 +481,7 @@ impl Job {
             run_at,
             created_at: now,
             started_at: None,
+            claimed_at: None,
             finished_at: None,
             lease: None,
             lease_epoch: 0,

@@ -82,6 +82,13 @@ fn held<'a>(st: &'a mut State, t: &LeaseToken) -> Result<&'a mut Job> {
 }
 
 /// Re-evaluates blocked dependents of `done`.
+/// Stores a reported handler start, between the claim time and now (as the real backends do).
+fn record_started(j: &mut Job, reported: Option<Millis>, now: Millis) {
+    if let Some(t) = reported {
+        j.started_at = Some(t.min(now).max(j.claimed_at.unwrap_or(0)));
+    }
+}
+
 fn settle_dependents(st: &mut State, now: Millis) {
     loop {
         let mut changed = false;
@@ -202,7 +209,11 @@ impl Backend for MemBackend {
         let mut ready: Vec<(usize, u8, Millis, JobId)> = st
             .jobs
             .values()
-            .filter(|j| j.state == JobState::Queued && !st.paused.contains(&j.queue))
+            .filter(|j| {
+                j.state == JobState::Queued
+                    && !st.paused.contains(&j.queue)
+                    && params.more_urgent_than.is_none_or(|p| j.priority < p)
+            })
             .filter_map(|j| {
                 let qi = params.queues.iter().position(|q| q.queue == j.queue)?;
                 Some((qi, j.priority.get(), j.run_at, j.id))
@@ -215,7 +226,8 @@ impl Backend for MemBackend {
             j.state = JobState::Running;
             j.attempt += 1;
             j.lease_epoch += 1;
-            j.started_at = Some(now);
+            j.claimed_at = Some(now);
+            j.started_at = None;
             j.lease = Some(Lease {
                 worker_id: params.worker_id.clone(),
                 expires_at: now + params.lease.as_millis() as i64,
@@ -271,6 +283,7 @@ impl Backend for MemBackend {
             .into_iter()
             .map(|c| {
                 let j = held(&mut st, &c.token)?;
+                record_started(j, c.started_at, now);
                 j.state = JobState::Succeeded;
                 j.result = c.result;
                 j.result_expires_at = c.result_ttl.map(|d| now + d.as_millis() as i64);
@@ -297,6 +310,7 @@ impl Backend for MemBackend {
                     return Err(Error::InvalidArgument("spawn is not modelled".into()));
                 }
                 let j = held(&mut st, &f.token)?;
+                record_started(j, f.started_at, now);
                 j.lease = None;
                 if !matches!(f.action, FailAction::Snooze { .. }) {
                     j.errors.push(ErrorRecord {
@@ -478,6 +492,8 @@ impl Backend for MemBackend {
 
     async fn work_wait(&self, params: WaitParams) -> Result<()> {
         let now = self.now();
+        // Sleeps until notified (the worker tests drive it by enqueues and time), whatever
+        // `more_urgent_than` says: spurious wake-ups are allowed.
         let next_due = self
             .lock()
             .jobs

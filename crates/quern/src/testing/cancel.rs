@@ -69,6 +69,7 @@ pub async fn cancel_running_revokes_the_lease(h: Harness) {
         token: c.token.clone(),
         result: None,
         result_ttl: None,
+        started_at: None,
     };
     expect_err!(
         h,

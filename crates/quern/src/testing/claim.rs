@@ -5,8 +5,9 @@ use crate::backend::{FailAction, QueueWeight};
 use crate::model::JobState;
 
 /// A claim moves the job to `running` with attempt 1, a new epoch, a lease held by the
-/// claiming worker until now + lease, `started_at` = now; the returned job is the stored one
-/// and the token carries its epoch and attempt.
+/// claiming worker until now + lease, `claimed_at` = now and no `started_at` yet (the worker
+/// reports that with the outcome); the returned job is the stored one and the token carries
+/// its epoch and attempt.
 pub async fn claim_leases_the_job(h: Harness) {
     let id = h.enqueue(job("work")).await.id;
     let before = h.get(id).await;
@@ -23,7 +24,8 @@ pub async fn claim_leases_the_job(h: Harness) {
     assert_eq!(c.token.job_id, id, "{}: token job id", h.case);
     assert_eq!(c.token.epoch, j.lease_epoch, "{}: token epoch", h.case);
     assert_eq!(c.token.attempt, 1, "{}: token attempt", h.case);
-    assert_eq!(j.started_at, Some(h.now()), "{}: started_at", h.case);
+    assert_eq!(j.claimed_at, Some(h.now()), "{}: claimed_at", h.case);
+    assert_eq!(j.started_at, None, "{}: not started yet", h.case);
     let lease = j.lease.as_ref().expect("a running job has a lease");
     assert_eq!(lease.worker_id, WORKER, "{}: lease holder", h.case);
     assert_eq!(
@@ -126,5 +128,103 @@ pub async fn every_claim_gets_a_new_epoch(h: Harness) {
         );
         last = c.token.epoch;
         h.try_release(&c.token).await.unwrap();
+    }
+}
+
+/// `started_at` is what the worker reports with the attempt's outcome (complete or fail),
+/// kept between the claim time and the store's now; a new claim clears it (the new attempt
+/// has not started), while `claimed_at` moves to the new claim. Wait and run times follow.
+pub async fn started_at_is_reported_with_the_outcome(h: Harness) {
+    use crate::backend::{CompleteParams, Completion, FailParams, Failure};
+    use crate::model::ErrorKind;
+    let id = h.enqueue(job("work")).await.id;
+    h.advance(std::time::Duration::from_millis(10));
+    let c = h.claim_id("default", id).await;
+    let claimed = h.now();
+    h.advance(std::time::Duration::from_millis(40));
+    let handler_start = h.now();
+    h.advance(std::time::Duration::from_millis(25));
+    let fail = Failure {
+        token: c.token.clone(),
+        action: FailAction::Retry {
+            retry_at: Some(h.now() + 100),
+        },
+        error_kind: ErrorKind::Retryable,
+        message: "first attempt".into(),
+        started_at: Some(handler_start),
+    };
+    let r = h.backend.job_fail(FailParams { items: vec![fail] }).await;
+    assert!(
+        matches!(r.as_deref(), Ok([Ok(())])),
+        "{}: fail: {r:?}",
+        h.case
+    );
+    let j = h.get(id).await;
+    assert_eq!(j.claimed_at, Some(claimed), "{}: claimed_at", h.case);
+    assert_eq!(j.started_at, Some(handler_start), "{}: started_at", h.case);
+
+    h.advance(std::time::Duration::from_millis(100));
+    let c = h.claim_id("default", id).await;
+    let j = h.get(id).await;
+    assert_eq!(j.claimed_at, Some(h.now()), "{}: claimed again", h.case);
+    assert_eq!(
+        j.started_at, None,
+        "{}: the new attempt has not started",
+        h.case
+    );
+    let claimed = h.now();
+    h.advance(std::time::Duration::from_millis(5));
+    let handler_start = h.now();
+    h.advance(std::time::Duration::from_millis(20));
+    let done = Completion {
+        token: c.token.clone(),
+        result: None,
+        result_ttl: None,
+        started_at: Some(handler_start),
+    };
+    let r = h
+        .backend
+        .job_complete(CompleteParams { items: vec![done] })
+        .await;
+    assert!(
+        matches!(r.as_deref(), Ok([Ok(())])),
+        "{}: complete: {r:?}",
+        h.case
+    );
+    let j = h.get(id).await;
+    assert_eq!(j.started_at, Some(handler_start), "{}: started_at", h.case);
+    assert_eq!(j.run_ms(), Some(20), "{}: run time", h.case);
+    assert_eq!(
+        j.wait_ms(),
+        Some(handler_start - j.run_at),
+        "{}: wait time",
+        h.case
+    );
+    assert!(claimed <= handler_start, "{}", h.case);
+
+    // A reported start outside [claimed_at, now] (another machine's clock) is kept inside.
+    for (skew, want) in [(-60_000i64, "claimed_at"), (60_000, "now")] {
+        let id = h.enqueue(job("skewed")).await.id;
+        let c = h.claim_id("default", id).await;
+        let claimed = h.now();
+        h.advance(std::time::Duration::from_millis(30));
+        let done = Completion {
+            token: c.token.clone(),
+            result: None,
+            result_ttl: None,
+            started_at: Some(h.now() + skew),
+        };
+        let r = h
+            .backend
+            .job_complete(CompleteParams { items: vec![done] })
+            .await;
+        assert!(
+            matches!(r.as_deref(), Ok([Ok(())])),
+            "{}: complete: {r:?}",
+            h.case
+        );
+        let j = h.get(id).await;
+        let expect = if skew < 0 { claimed } else { h.now() };
+        assert_eq!(j.started_at, Some(expect), "{}: clamped to {want}", h.case);
     }
 }

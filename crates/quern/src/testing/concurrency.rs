@@ -33,6 +33,7 @@ pub async fn eight_claimers_claim_each_job_once(h: Harness) {
                         queues: vec![QueueWeight::new("race", 1)],
                         limit: 16,
                         lease: Duration::from_secs(3600),
+                        more_urgent_than: None,
                     })
                     .await?;
                 if got.is_empty() {
@@ -84,6 +85,7 @@ pub async fn eight_claimers_claim_each_job_once(h: Harness) {
                                 token: t.clone(),
                                 result: None,
                                 result_ttl: None,
+                                started_at: None,
                             })
                             .collect(),
                     })
@@ -136,6 +138,7 @@ pub async fn cancel_races_complete(h: Harness) {
                     token,
                     result: None,
                     result_ttl: None,
+                    started_at: None,
                 }],
             })
             .await
@@ -187,6 +190,7 @@ pub async fn rescue_races_late_completions(h: Harness) {
                         token: t.clone(),
                         result: None,
                         result_ttl: None,
+                        started_at: None,
                     }],
                 })
                 .await?
@@ -256,6 +260,7 @@ pub async fn dependent_enqueued_while_dependency_completes(h: Harness) {
                     token,
                     result: None,
                     result_ttl: None,
+                    started_at: None,
                 }],
             })
             .await

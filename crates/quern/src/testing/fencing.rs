@@ -43,6 +43,7 @@ async fn every_call_is_refused(h: &Harness, token: &LeaseToken, why: &str) {
         token: token.clone(),
         result: Some(json_payload(serde_json::json!("zombie result"))),
         result_ttl: None,
+        started_at: None,
     };
     check("complete", h.try_complete(done).await);
     for action in [
@@ -107,6 +108,7 @@ pub async fn token_of_finished_job_is_refused(h: Harness) {
         token: c.token.clone(),
         result: Some(json_payload(serde_json::json!({ "rows": 3 }))),
         result_ttl: None,
+        started_at: None,
     })
     .await
     .unwrap();
@@ -172,6 +174,7 @@ pub async fn stale_item_does_not_fail_the_batch(h: Harness) {
                 action: FailAction::Dead,
                 error_kind: ErrorKind::Fatal,
                 message: "zombie".into(),
+                started_at: None,
             }],
         })
         .await
@@ -191,6 +194,7 @@ pub async fn stale_item_does_not_fail_the_batch(h: Harness) {
                     token: t.clone(),
                     result: None,
                     result_ttl: None,
+                    started_at: None,
                 })
                 .collect(),
         })

@@ -126,6 +126,7 @@ impl Harness {
                 queues,
                 limit,
                 lease: LEASE,
+                more_urgent_than: None,
             })
             .await
             .unwrap_or_else(|e| panic!("{}: claim failed: {e}", self.case))
@@ -196,6 +197,7 @@ impl Harness {
             token: token.clone(),
             result: None,
             result_ttl: None,
+            started_at: None,
         })
         .await
         .unwrap_or_else(|e| panic!("{}: complete {}: {e}", self.case, token.job_id));
@@ -213,6 +215,7 @@ impl Harness {
             action,
             error_kind,
             message: format!("attempt {} failed", token.attempt),
+            started_at: None,
         };
         single(
             self,

@@ -167,6 +167,7 @@ macro_rules! __quern_cases {
             }
             claim {
                 claim_leases_the_job,
+                started_at_is_reported_with_the_outcome,
                 claim_respects_limit,
                 one_claim_takes_ten_thousand_jobs,
                 running_job_is_not_claimed_again,
@@ -179,6 +180,7 @@ macro_rules! __quern_cases {
                 fifo_by_run_at_then_id,
                 urgent_job_enqueued_later_jumps_ahead,
                 claim_batch_takes_the_most_urgent,
+                bounded_claim_takes_only_more_urgent_jobs,
             }
             weights {
                 three_to_one_weights_split_three_to_one,

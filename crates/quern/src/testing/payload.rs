@@ -54,6 +54,7 @@ pub async fn over_limit_result_is_refused(h: Harness) {
             token: c.token.clone(),
             result: Some(over_limit()),
             result_ttl: None,
+            started_at: None,
         })
         .await;
     expect_err!(h, res, Error::PayloadTooLarge { .. }, "over-limit result");

@@ -107,3 +107,92 @@ pub async fn claim_batch_takes_the_most_urgent(h: Harness) {
         h.case
     );
 }
+
+/// A claim bounded by `more_urgent_than` takes only jobs strictly more urgent than the bound,
+/// in the usual order, and leaves the rest claimable; `work_wait` with the same bound is the
+/// same question (a worker holding less urgent jobs waits only for more urgent ones).
+pub async fn bounded_claim_takes_only_more_urgent_jobs(h: Harness) {
+    use crate::backend::{ClaimParams, QueueWeight, WaitParams};
+    let levels = [5u8, 5, 2, 7, 0];
+    let jobs: Vec<_> = levels
+        .iter()
+        .enumerate()
+        .map(|(i, p)| job_n("default", i).priority(prio(*p)))
+        .collect();
+    let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+    h.enqueue_all(jobs).await;
+    let bounded = |p: u8| ClaimParams {
+        worker_id: WORKER.into(),
+        queues: vec![QueueWeight::new("default", 1)],
+        limit: 10,
+        lease: LEASE,
+        more_urgent_than: Some(prio(p)),
+    };
+    let got = h.backend.job_claim(bounded(5)).await.expect("claim");
+    let got: Vec<JobId> = got.iter().map(|c| c.job.id).collect();
+    assert_eq!(
+        got,
+        vec![ids[4], ids[2]],
+        "{}: only 0 and 2, in order",
+        h.case
+    );
+    let got = h.backend.job_claim(bounded(5)).await.expect("claim");
+    assert!(
+        got.is_empty(),
+        "{}: nothing more urgent than 5 left",
+        h.case
+    );
+    // Less urgent work does not end a bounded wait (it sleeps to its timeout). Spurious
+    // wake-ups are allowed (the claims above were commits), so one of a few tries must
+    // sleep through; a backend that ignores the bound returns at once every time.
+    let mut slept = false;
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        h.backend
+            .work_wait(WaitParams {
+                queues: vec!["default".into()],
+                timeout: std::time::Duration::from_millis(300),
+                more_urgent_than: Some(prio(5)),
+            })
+            .await
+            .expect("wait");
+        if started.elapsed() >= std::time::Duration::from_millis(250) {
+            slept = true;
+            break;
+        }
+    }
+    assert!(
+        slept,
+        "{}: a wait bounded to priority < 5 kept returning with only 5s and a 7 ready",
+        h.case
+    );
+    // ...but more urgent work does, at once.
+    let urgent = job_n("default", 9).priority(prio(1));
+    let urgent_id = urgent.id;
+    h.enqueue(urgent).await;
+    let started = std::time::Instant::now();
+    h.backend
+        .work_wait(WaitParams {
+            queues: vec!["default".into()],
+            timeout: std::time::Duration::from_secs(120),
+            more_urgent_than: Some(prio(5)),
+        })
+        .await
+        .expect("wait");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{}: a ready priority-1 job did not end a wait bounded to < 5",
+        h.case
+    );
+    let got = h.backend.job_claim(bounded(5)).await.expect("claim");
+    assert_eq!(got.len(), 1, "{}", h.case);
+    assert_eq!(got[0].job.id, urgent_id, "{}", h.case);
+    // Without a bound, the rest in the usual order.
+    let order = drain_one_by_one(&h, "default", 3).await;
+    assert_eq!(
+        order,
+        vec![ids[0], ids[1], ids[3]],
+        "{}: 5, 5, then 7",
+        h.case
+    );
+}

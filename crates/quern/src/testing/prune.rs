@@ -118,6 +118,7 @@ pub async fn result_is_stored(h: Harness) {
         token: c.token.clone(),
         result: Some(result.clone()),
         result_ttl: Some(Duration::from_secs(60)),
+        started_at: None,
     })
     .await
     .unwrap();
@@ -137,6 +138,7 @@ pub async fn result_is_stored(h: Harness) {
         token: d.token.clone(),
         result: Some(result.clone()),
         result_ttl: None,
+        started_at: None,
     })
     .await
     .unwrap();
@@ -155,6 +157,7 @@ pub async fn result_expires_and_is_pruned(h: Harness) {
             token: c.token.clone(),
             result: Some(json_payload(serde_json::json!(ttl))),
             result_ttl: ttl.map(Duration::from_secs),
+            started_at: None,
         })
         .await
         .unwrap();

@@ -25,6 +25,7 @@ async fn try_spawn(
                 },
                 error_kind: ErrorKind::Retryable,
                 message: "spawned".into(),
+                started_at: None,
             }],
         })
         .await
@@ -50,6 +51,7 @@ async fn skip(h: &Harness, token: &LeaseToken, reason: &str) {
                 action: FailAction::Skip,
                 error_kind: ErrorKind::Skipped,
                 message: reason.into(),
+                started_at: None,
             }],
         })
         .await
@@ -317,6 +319,7 @@ pub async fn ten_thousand_children(h: Harness) {
                 token: c.token.clone(),
                 result: None,
                 result_ttl: None,
+                started_at: None,
             })
             .collect();
         let res = h

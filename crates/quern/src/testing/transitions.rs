@@ -331,6 +331,7 @@ pub async fn illegal_moves_change_nothing(h: Harness) {
         token: token.clone(),
         result: None,
         result_ttl: None,
+        started_at: None,
     };
     expect_err!(
         h,

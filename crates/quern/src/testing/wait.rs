@@ -13,6 +13,7 @@ pub async fn wait_returns_after_timeout(h: Harness) {
         .work_wait(WaitParams {
             queues: vec!["default".into()],
             timeout: Duration::from_millis(20),
+            more_urgent_than: None,
         })
         .await
         .unwrap();
@@ -32,6 +33,7 @@ pub async fn enqueue_wakes_a_waiter(h: Harness) {
             .work_wait(WaitParams {
                 queues: vec!["default".into()],
                 timeout: Duration::from_secs(120),
+                more_urgent_than: None,
             })
             .await
     });

@@ -180,6 +180,7 @@ pub(super) async fn run(s: Arc<Shared>) {
                     queues: c.queues,
                     limit,
                     lease: cfg.lease,
+                    more_urgent_than: None,
                 })
                 .await;
             match res {
@@ -214,6 +215,7 @@ pub(super) async fn run(s: Arc<Shared>) {
             let wait = s.backend.work_wait(WaitParams {
                 queues: names.clone(),
                 timeout: cfg.poll_interval,
+                more_urgent_than: None,
             });
             tokio::select! {
                 r = wait => {

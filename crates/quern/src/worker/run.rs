@@ -219,6 +219,9 @@ pub(super) async fn run_job(s: Arc<Shared>, claimed: ClaimedJob, cancel: Cancell
             .unwrap_or_else(|| s.cfg.default_retry.clone());
         let attempt_no = token.attempt;
         let started = tokio::time::Instant::now();
+        // Stored as the job's `started_at`: the handler starts now, after any wait for a
+        // run slot and the workflow preparation (the claim time is the job's `claimed_at`).
+        let started_at = Some(s.clock.now_ms());
         tracing::debug!("job started");
         let ran = prepared.is_none() && handler.is_some();
         let attempt = match (prepared, &handler) {
@@ -254,6 +257,7 @@ pub(super) async fn run_job(s: Arc<Shared>, claimed: ClaimedJob, cancel: Cancell
                     token,
                     result,
                     result_ttl: s.cfg.result_ttl,
+                    started_at,
                 }),
             ),
             Next::Fail {
@@ -267,6 +271,7 @@ pub(super) async fn run_job(s: Arc<Shared>, claimed: ClaimedJob, cancel: Cancell
                     action,
                     error_kind: kind,
                     message,
+                    started_at,
                 }),
             ),
         }

@@ -25,6 +25,7 @@ async fn the_worker_rescues_jobs_a_dead_worker_left_behind() {
             queues: vec![QueueWeight::new("default", 1)],
             limit: 1,
             lease: Duration::from_secs(5),
+            more_urgent_than: None,
         })
         .await
         .unwrap();
