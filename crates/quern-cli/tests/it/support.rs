@@ -46,9 +46,13 @@ macro_rules! on_every_store {
     )+};
 }
 
-/// The binary under test.
+/// The binary under test: the one cargo built, or `QUERN_TEST_BIN` (to run a test against
+/// an older build, for example to see it fail without a fix).
 pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_quern")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("QUERN_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_quern").into())
+    })
 }
 
 impl Env {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use super::pool::Shared;
 use super::prefetch;
 use crate::backend::{ClaimParams, QueueWeight, WaitParams};
+use crate::model::Priority;
 
 /// One claim call: these queues, at most `limit` jobs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,6 +125,122 @@ impl Backoff {
     }
 }
 
+/// The queues an urgent claim may take from, with the most it may take from each: listed
+/// with a positive weight (a weight-0 queue is never claimed from) and below its cap.
+fn urgent_room(
+    queues: &[QueueWeight],
+    caps: &[Option<usize>],
+    held: &[usize],
+    want: usize,
+) -> (Vec<QueueWeight>, usize) {
+    let mut limit = want;
+    let mut open = Vec::new();
+    for ((q, cap), held) in queues.iter().zip(caps).zip(held) {
+        if q.weight == 0 {
+            continue;
+        }
+        match cap {
+            Some(cap) if held >= cap => {}
+            Some(cap) => {
+                limit = limit.min(cap - held);
+                open.push(q.clone());
+            }
+            None => open.push(q.clone()),
+        }
+    }
+    (open, limit)
+}
+
+/// Waits until a job finishes (there may be room to claim again), while claimed jobs wait
+/// locally for a run slot. Meanwhile a job more urgent than the least urgent of those may
+/// arrive in the store: the backend's wait, bounded to such jobs, notices it, and the worker
+/// claims it (bounded the same way) and gives back as many of its least urgent waiting jobs.
+/// So a critical job enqueued while the slots are busy with a prefetched backlog takes the
+/// next free slot, and the worker still holds no more leases than its room. Returns false
+/// when the worker stops claiming.
+async fn wait_for_room(
+    s: &Arc<Shared>,
+    caps: &[Option<usize>],
+    held: &[usize],
+    backoff: &mut Backoff,
+) -> bool {
+    let cfg = &s.cfg;
+    // Nothing is more urgent than priority 0.
+    let swap = s
+        .run_queue
+        .least_urgent_waiting()
+        .filter(|(p, _)| *p > 0)
+        .and_then(|(p, n)| Some((Priority::new(p)?, n)))
+        .map(|(p, n)| (p, urgent_room(&cfg.queues, caps, held, n)))
+        .filter(|(_, (queues, limit))| !queues.is_empty() && *limit > 0);
+    let urgent_wait = async {
+        match &swap {
+            Some((p, (queues, _))) => {
+                s.backend
+                    .work_wait(WaitParams {
+                        queues: queues.iter().map(|q| q.queue.clone()).collect(),
+                        timeout: cfg.poll_interval,
+                        more_urgent_than: Some(*p),
+                    })
+                    .await
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let woke = tokio::select! {
+        _ = s.slot_freed.notified() => return true,
+        _ = s.stop_claiming.cancelled() => return false,
+        r = urgent_wait => r,
+    };
+    let Some((p, (queues, limit))) = swap else {
+        return true;
+    };
+    if let Err(e) = woke {
+        tracing::warn!(error = %e, "waiting for urgent work failed; backing off");
+        tokio::select! {
+            _ = tokio::time::sleep(backoff.step()) => {}
+            _ = s.stop_claiming.cancelled() => return false,
+        }
+        return true;
+    }
+    // Not abandoned half-way (see the claim below in `run`).
+    let res = s
+        .backend
+        .job_claim(ClaimParams {
+            worker_id: cfg.id.clone(),
+            queues,
+            limit,
+            lease: cfg.lease,
+            more_urgent_than: Some(p),
+        })
+        .await;
+    match res {
+        Ok(jobs) if !jobs.is_empty() => {
+            backoff.reset();
+            let n = jobs.len();
+            for job in jobs {
+                s.spawn_job(job);
+            }
+            let back = s.run_queue.evict(n, p.get());
+            tracing::debug!(
+                n,
+                back,
+                below = p.get(),
+                "claimed more urgent jobs ahead of the local backlog"
+            );
+        }
+        Ok(_) => backoff.reset(),
+        Err(e) => {
+            tracing::warn!(error = %e, "claiming urgent jobs failed; backing off");
+            tokio::select! {
+                _ = tokio::time::sleep(backoff.step()) => {}
+                _ = s.stop_claiming.cancelled() => return false,
+            }
+        }
+    }
+    true
+}
+
 pub(super) async fn run(s: Arc<Shared>) {
     let cfg = &s.cfg;
     let caps: Vec<Option<usize>> = cfg.queues.iter().map(|q| cfg.cap(&q.queue)).collect();
@@ -141,25 +258,25 @@ pub(super) async fn run(s: Arc<Shared>) {
         );
         let occupying = s.leases.occupying();
         let room = (cfg.concurrency + prefetch).saturating_sub(occupying);
-        let running = cfg.concurrency - s.run_slots.available_permits().min(cfg.concurrency);
+        let running = s.run_queue.running();
+        let held = s.leases.occupying_in(names.iter().map(String::as_str));
         if hold_for_refill(
             room,
             cfg.concurrency + prefetch,
             occupying.saturating_sub(running),
         ) {
-            tokio::select! {
-                _ = s.slot_freed.notified() => continue,
-                _ = s.stop_claiming.cancelled() => break,
+            if wait_for_room(&s, &caps, &held, &mut backoff).await {
+                continue;
             }
+            break;
         }
-        let held = s.leases.occupying_in(names.iter().map(String::as_str));
         let p = plan(&cfg.queues, &caps, &held, room, fastrand::f64);
         if p.claims.is_empty() {
             // Full (or every queue at its cap): wait for a job to finish.
-            tokio::select! {
-                _ = s.slot_freed.notified() => continue,
-                _ = s.stop_claiming.cancelled() => break,
+            if wait_for_room(&s, &caps, &held, &mut backoff).await {
+                continue;
             }
+            break;
         }
 
         let mut left = p.room;

@@ -13,6 +13,7 @@ mod leases;
 mod pool;
 mod prefetch;
 mod run;
+mod run_queue;
 
 #[cfg(test)]
 mod tests;

@@ -16,7 +16,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -26,6 +26,7 @@ use super::builder::WorkerBuilder;
 use super::config::WorkerConfig;
 use super::leases::Leases;
 use super::prefetch::RunTimes;
+use super::run_queue::{RunQueue, key_of};
 use super::{Handler, claim, heartbeat};
 use crate::Result;
 use crate::backend::{Backend, ClaimedJob, WorkerInfo};
@@ -51,8 +52,8 @@ pub(crate) struct Shared {
     /// `notify_one` keeps a permit when nobody waits, so a wake-up is never lost.
     pub(crate) slot_freed: Notify,
     /// Limits jobs running at once to `concurrency`. Claimed jobs beyond that (prefetch)
-    /// wait here for a permit.
-    pub(crate) run_slots: Arc<Semaphore>,
+    /// wait here for a slot, and a freed slot goes to the most urgent of them.
+    pub(crate) run_queue: Arc<RunQueue>,
     /// Cancelled first on shutdown: no new claims; jobs still waiting for a run slot give
     /// their leases back.
     pub(crate) stop_claiming: CancellationToken,
@@ -85,17 +86,20 @@ impl Shared {
         }
     }
 
-    /// Records a claimed job and starts its task.
+    /// Records a claimed job, queues it for a run slot (here, in claim order, so the jobs of
+    /// one claim never race for a slot) and starts its task.
     pub(crate) fn spawn_job(self: &Arc<Self>, claimed: ClaimedJob) {
         let cancel = self.force_stop.child_token();
         self.leases
             .insert(claimed.token.clone(), &claimed.job.queue, cancel.clone());
+        let ticket = self.run_queue.enqueue(key_of(&claimed.job));
         // Boxed: the job's future is large (handler call, heartbeats, outcome), and spawning
         // it by value copied it several times per job (a memcpy that was 7 % of a draining
         // worker's CPU in a profile); a box is moved as a pointer.
         self.jobs.spawn(Box::pin(super::run::run_job(
             Arc::clone(self),
             claimed,
+            ticket,
             cancel,
         )));
     }
@@ -144,7 +148,7 @@ impl Worker {
         codec: Codec,
     ) -> Self {
         let (acks, ack_rx) = mpsc::unbounded_channel();
-        let run_slots = Arc::new(Semaphore::new(cfg.concurrency));
+        let run_queue = RunQueue::new(cfg.concurrency);
         let preparer = Preparer::new(Arc::clone(&backend), cfg.workflow_env.clone());
         Worker {
             shared: Arc::new(Shared {
@@ -158,7 +162,7 @@ impl Worker {
                 run_times: RunTimes::default(),
                 started_at: std::sync::OnceLock::new(),
                 slot_freed: Notify::new(),
-                run_slots,
+                run_queue,
                 stop_claiming: CancellationToken::new(),
                 force_stop: CancellationToken::new(),
                 acks,

@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::acker::Ack;
 use super::pool::Shared;
+use super::run_queue::{Grant, Ticket};
 use super::{Context, Handler};
 use crate::backend::{ClaimedJob, Completion, FailAction, Failure, LeaseToken};
 use crate::clock::Millis;
@@ -166,7 +167,12 @@ pub(crate) fn decide(
 }
 
 /// The task of one claimed job.
-pub(super) async fn run_job(s: Arc<Shared>, claimed: ClaimedJob, cancel: CancellationToken) {
+pub(super) async fn run_job(
+    s: Arc<Shared>,
+    claimed: ClaimedJob,
+    ticket: Ticket,
+    cancel: CancellationToken,
+) {
     let ClaimedJob { job, token } = claimed;
     let span = tracing::info_span!(
         "job",
@@ -177,13 +183,17 @@ pub(super) async fn run_job(s: Arc<Shared>, claimed: ClaimedJob, cancel: Cancell
     );
     async move {
         let id = job.id;
-        // Wait for a run slot. Shutdown or a lost lease first: a job that has not started
-        // is given back (or dropped) rather than started late.
+        // Wait for a run slot (the most urgent waiting job gets each freed slot). Shutdown,
+        // a lost lease or being taken back for a more urgent job first: a job that has not
+        // started is given back (or dropped) rather than started late.
         let permit = tokio::select! {
             biased;
             _ = s.stop_claiming.cancelled() => None,
             _ = cancel.cancelled() => None,
-            p = Arc::clone(&s.run_slots).acquire_owned() => p.ok(),
+            g = ticket.wait() => match g {
+                Grant::Run(p) => Some(p),
+                Grant::GiveBack => None,
+            },
         };
         let Some(permit) = permit else {
             let lost = s.leases.finish_running(id);

@@ -2,6 +2,7 @@
 //! backoffs and timeouts complete instantly and deterministically.
 
 mod leases;
+mod order;
 mod outcomes;
 mod services;
 mod shutdown;
