@@ -477,42 +477,20 @@ impl RedisBackend {
         let now = self.now();
         let lease_ms = params.lease.as_millis() as i64;
         let mut claimed = Vec::new();
-        let mut open: Vec<usize> = (0..params.queues.len()).collect();
+        // Each job goes to a queue drawn by weight among those that still have work (the
+        // core's `ClaimSplit`); a queue that returns fewer jobs than asked is out, and its
+        // share is drawn again.
+        let split = ClaimSplit::new(&params.queues);
+        let queues = split.queues();
+        let mut open: Vec<usize> = (0..queues.len()).collect();
         let mut left = params.limit;
-        // Each job goes to a queue drawn by weight among those that still have work; a queue
-        // that returns fewer jobs than asked is out, and its share is drawn again.
         for _round in 0..4 {
             if left == 0 || open.is_empty() {
                 break;
             }
-            let mut want = vec![0usize; params.queues.len()];
-            let total: u64 = open
-                .iter()
-                .map(|i| u64::from(params.queues[*i].weight))
-                .sum();
-            for _ in 0..left {
-                let pick = if total == 0 {
-                    open[fastrand::usize(..open.len())]
-                } else {
-                    let mut r = fastrand::u64(..total);
-                    let mut chosen = open[0];
-                    for i in &open {
-                        let w = u64::from(params.queues[*i].weight);
-                        if r < w {
-                            chosen = *i;
-                            break;
-                        }
-                        r -= w;
-                    }
-                    chosen
-                };
-                want[pick] += 1;
-            }
-            let names: Vec<String> = open
-                .iter()
-                .map(|i| params.queues[*i].queue.clone())
-                .collect();
-            let mut got = vec![0usize; params.queues.len()];
+            let want = split.draw(&open, left, fastrand::f64);
+            let names: Vec<String> = open.iter().map(|i| queues[*i].queue.clone()).collect();
+            let mut got = vec![0usize; queues.len()];
             for (_, members) in self.group_by_queue(&names) {
                 let mut args = Args::default();
                 args.s(&params.worker_id)
@@ -520,17 +498,17 @@ impl RedisBackend {
                     .n(members.len() as i64);
                 for m in &members {
                     let qi = open[*m];
-                    args.s(&params.queues[qi].queue).n(want[qi] as i64);
+                    args.s(&queues[qi].queue).n(want[qi] as i64);
                 }
                 args.s(&codec::score_bound(params.more_urgent_than));
-                let slot = &params.queues[open[members[0]]].queue;
+                let slot = &queues[open[members[0]]].queue;
                 let out = self
                     .eval(&scripts::CLAIM, Some(slot), now, &args, false)
                     .await?;
                 for (q, id, mut f) in claimed_images(out)? {
                     apply_claim(&mut f, now, now + lease_ms, &params.worker_id);
                     let job = decode_job(&q, &id, &f, now)?;
-                    if let Some(qi) = params.queues.iter().position(|w| w.queue == q) {
+                    if let Some(qi) = queues.iter().position(|w| w.queue == q) {
                         got[qi] += 1;
                     }
                     self.cache_queue(job.id, &q);

@@ -1,11 +1,11 @@
 //! `job_claim`: the one place where admission is decided.
 //!
 //! In one transaction: promote due scheduled jobs, drop paused queues, split the requested
-//! number of jobs across the listed queues by weighted lottery among those that still have
-//! ready jobs, and lease the first jobs of each queue in (priority, run_at, id) order. Later
+//! number of jobs across the listed queues by the core's rule (`quern::backend::ClaimSplit`:
+//! a weighted draw among those that still have ready jobs), and lease the first jobs of each queue in (priority, run_at, id) order. Later
 //! admission rules (rate limits, concurrency caps) belong here too, inside the same step.
 
-use quern::backend::{ClaimParams, ClaimedJob, LeaseToken};
+use quern::backend::{ClaimParams, ClaimSplit, ClaimedJob, LeaseToken};
 use quern::model::Lease;
 use quern::{Job, JobState};
 use rusqlite::OptionalExtension;
@@ -29,15 +29,15 @@ pub(crate) fn claim(tx: &mut Tx<'_>, p: ClaimParams) -> quern::Result<Vec<Claime
         return Ok(Vec::new());
     }
     promote_due(tx)?;
-    // Candidate queues: listed, positive weight, not paused.
-    let mut cands: Vec<(String, i64, u32)> = Vec::with_capacity(p.queues.len());
-    for q in &p.queues {
-        if q.weight == 0 || cands.iter().any(|(n, _, _)| *n == q.queue) {
-            continue;
-        }
-        match queue_state(tx, &q.queue)? {
-            Some((id, false)) => cands.push((q.queue.clone(), id, q.weight)),
-            _ => continue, // unknown (nothing ever enqueued) or paused
+    // The split's queues (listed once, positive weight) that exist and are not paused.
+    let split = ClaimSplit::new(&p.queues);
+    let mut ids = vec![0i64; split.queues().len()];
+    let mut open = Vec::with_capacity(ids.len());
+    for (i, q) in split.queues().iter().enumerate() {
+        // Unknown (nothing ever enqueued) and paused queues stay closed.
+        if let Some((id, false)) = queue_state(tx, &q.queue)? {
+            ids[i] = id;
+            open.push(i);
         }
     }
     let terms = Terms {
@@ -47,33 +47,18 @@ pub(crate) fn claim(tx: &mut Tx<'_>, p: ClaimParams) -> quern::Result<Vec<Claime
     };
     let mut out = Vec::with_capacity(p.limit);
     let mut remaining = p.limit;
-    while remaining > 0 && !cands.is_empty() {
-        // Lottery: each of the remaining slots goes to a queue in proportion to its weight.
-        let total: u64 = cands.iter().map(|(_, _, w)| *w as u64).sum();
-        let mut alloc = vec![0usize; cands.len()];
-        for _ in 0..remaining {
-            let mut ticket = fastrand::u64(0..total);
-            for (i, (_, _, w)) in cands.iter().enumerate() {
-                if ticket < *w as u64 {
-                    alloc[i] += 1;
-                    break;
-                }
-                ticket -= *w as u64;
-            }
-        }
-        let mut exhausted = Vec::new();
+    while remaining > 0 && !open.is_empty() {
+        let alloc = split.draw(&open, remaining, fastrand::f64);
         for (i, n) in alloc.into_iter().enumerate() {
             if n == 0 {
                 continue;
             }
-            let got = lease_from_queue(tx, &cands[i].0, cands[i].1, n, &terms, &mut out)?;
+            let queue = &split.queues()[i].queue;
+            let got = lease_from_queue(tx, queue, ids[i], n, &terms, &mut out)?;
             remaining -= got;
             if got < n {
-                exhausted.push(i);
+                open.retain(|o| *o != i);
             }
-        }
-        for i in exhausted.into_iter().rev() {
-            cands.remove(i);
         }
     }
     Ok(out)

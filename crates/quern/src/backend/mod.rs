@@ -19,9 +19,11 @@
 //!   (`workflow_update`), so concurrent engines never overwrite each other's decisions.
 
 mod params;
+mod split;
 
 use async_trait::async_trait;
 pub use params::*;
+pub use split::{ClaimSplit, weighted_order};
 
 use crate::Result;
 use crate::model::{Job, JobId, WorkflowRecord};

@@ -67,7 +67,10 @@ impl QueueWeight {
 ///
 /// Admission, decided atomically in the backend: paused queues are skipped; each job taken
 /// goes to a queue drawn at random in proportion to the weights among the listed queues that
-/// still have ready jobs; within a queue the order is priority, then `run_at`, then id.
+/// still have ready jobs, by the rule of [`ClaimSplit`](super::ClaimSplit) (a queue named
+/// twice counts once with its first weight; a weight-0 queue is never claimed from, so a
+/// claim whose queues all weigh 0 takes nothing); within a queue the order is priority, then
+/// `run_at`, then id.
 /// Scheduled jobs whose `run_at` has passed are promoted first, so they are claimable exactly
 /// at `run_at`.
 #[derive(Clone, Debug)]

@@ -185,6 +185,9 @@ macro_rules! __quern_cases {
             weights {
                 three_to_one_weights_split_three_to_one,
                 empty_queue_does_not_starve_the_others,
+                weight_zero_queue_is_never_claimed,
+                all_weights_zero_claim_nothing,
+                queue_named_twice_counts_once,
             }
             pause {
                 paused_queue_is_not_claimed,

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::pool::Shared;
 use super::prefetch;
-use crate::backend::{ClaimParams, QueueWeight, WaitParams};
+use crate::backend::{ClaimParams, ClaimSplit, QueueWeight, WaitParams, weighted_order};
 use crate::model::Priority;
 
 /// One claim call: these queues, at most `limit` jobs.
@@ -70,25 +70,9 @@ fn plan(
     if room == 0 {
         claims.clear();
     }
-    // Weighted random order, drawing without replacement.
-    let mut ordered = Vec::with_capacity(claims.len());
-    while !claims.is_empty() {
-        let weights: Vec<u64> = claims
-            .iter()
-            .map(|c| c.queues.iter().map(|q| u64::from(q.weight.max(1))).sum())
-            .collect();
-        let total: u64 = weights.iter().sum();
-        let mut pick = (unit() * total as f64) as u64;
-        let mut i = 0;
-        while i + 1 < weights.len() && pick >= weights[i] {
-            pick -= weights[i];
-            i += 1;
-        }
-        ordered.push(claims.remove(i));
-    }
     Plan {
         room,
-        claims: ordered,
+        claims: weighted_order(claims, |c| c.queues.as_slice(), &mut unit),
         capped_out,
     }
 }
@@ -125,8 +109,8 @@ impl Backoff {
     }
 }
 
-/// The queues an urgent claim may take from, with the most it may take from each: listed
-/// with a positive weight (a weight-0 queue is never claimed from) and below its cap.
+/// The queues an urgent claim may take from (those below their cap), and how many jobs it
+/// may take.
 fn urgent_room(
     queues: &[QueueWeight],
     caps: &[Option<usize>],
@@ -136,9 +120,6 @@ fn urgent_room(
     let mut limit = want;
     let mut open = Vec::new();
     for ((q, cap), held) in queues.iter().zip(caps).zip(held) {
-        if q.weight == 0 {
-            continue;
-        }
         match cap {
             Some(cap) if held >= cap => {}
             Some(cap) => {
@@ -160,6 +141,7 @@ fn urgent_room(
 /// when the worker stops claiming.
 async fn wait_for_room(
     s: &Arc<Shared>,
+    queues: &[QueueWeight],
     caps: &[Option<usize>],
     held: &[usize],
     backoff: &mut Backoff,
@@ -171,7 +153,7 @@ async fn wait_for_room(
         .least_urgent_waiting()
         .filter(|(p, _)| *p > 0)
         .and_then(|(p, n)| Some((Priority::new(p)?, n)))
-        .map(|(p, n)| (p, urgent_room(&cfg.queues, caps, held, n)))
+        .map(|(p, n)| (p, urgent_room(queues, caps, held, n)))
         .filter(|(_, (queues, limit))| !queues.is_empty() && *limit > 0);
     let urgent_wait = async {
         match &swap {
@@ -243,8 +225,10 @@ async fn wait_for_room(
 
 pub(super) async fn run(s: Arc<Shared>) {
     let cfg = &s.cfg;
-    let caps: Vec<Option<usize>> = cfg.queues.iter().map(|q| cfg.cap(&q.queue)).collect();
-    let names: Vec<String> = cfg.queues.iter().map(|q| q.queue.clone()).collect();
+    // The queues claims may take from, by the core's rule (listed once, weight above 0).
+    let queues = ClaimSplit::new(&cfg.queues).queues().to_vec();
+    let caps: Vec<Option<usize>> = queues.iter().map(|q| cfg.cap(&q.queue)).collect();
+    let names: Vec<String> = queues.iter().map(|q| q.queue.clone()).collect();
     let mut backoff = Backoff::new();
     loop {
         if s.stop_claiming.is_cancelled() {
@@ -265,15 +249,15 @@ pub(super) async fn run(s: Arc<Shared>) {
             cfg.concurrency + prefetch,
             occupying.saturating_sub(running),
         ) {
-            if wait_for_room(&s, &caps, &held, &mut backoff).await {
+            if wait_for_room(&s, &queues, &caps, &held, &mut backoff).await {
                 continue;
             }
             break;
         }
-        let p = plan(&cfg.queues, &caps, &held, room, fastrand::f64);
+        let p = plan(&queues, &caps, &held, room, fastrand::f64);
         if p.claims.is_empty() {
             // Full (or every queue at its cap): wait for a job to finish.
-            if wait_for_room(&s, &caps, &held, &mut backoff).await {
+            if wait_for_room(&s, &queues, &caps, &held, &mut backoff).await {
                 continue;
             }
             break;
