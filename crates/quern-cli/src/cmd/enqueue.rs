@@ -220,7 +220,7 @@ async fn batch(ctx: &Ctx, file: &Path, atomic: bool) -> CliResult<u8> {
         for r in &out {
             match (&r.id, &r.error) {
                 (Some(id), _) => println!("{id}"),
-                (None, Some(e)) => eprintln!(
+                (None, Some(e)) => crate::log::say!(
                     "line {}: {}",
                     r.line,
                     e["message"].as_str().unwrap_or("failed")
