@@ -86,7 +86,7 @@ fn main() -> ExitCode {
 
 async fn dispatch(ctx: &Ctx, command: Command) -> CliResult<u8> {
     match command {
-        Command::Enqueue(a) => cmd::enqueue::run(ctx, a).await,
+        Command::Enqueue(a) => cmd::enqueue::run(ctx, *a).await,
         Command::Worker(a) => cmd::worker::run(ctx, a).await,
         Command::Jobs(c) => cmd::jobs::run(ctx, c).await,
         Command::Queues(c) => cmd::admin::queues(ctx, c).await,

@@ -16,6 +16,7 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0002_coordination.sql"),
     ),
     ("workflows", include_str!("migrations/0003_workflows.sql")),
+    ("result_ttl", include_str!("migrations/0004_result_ttl.sql")),
 ];
 
 /// The schema version this build writes.

@@ -151,7 +151,8 @@ impl WorkerBuilder {
         self
     }
 
-    /// Keep results this long (default: until the job is pruned).
+    /// Keep results this long, unless a job sets its own `result_ttl` (default: until the
+    /// job is pruned).
     pub fn result_ttl(mut self, d: Duration) -> Self {
         self.cfg.result_ttl = Some(d);
         self

@@ -51,7 +51,8 @@ pub(crate) struct WorkerConfig {
     /// Retry policy for jobs whose job record and handler set none (raw handlers, unknown
     /// kinds). Default: exponential from 1 s, doubling, capped at 1 h, 10% jitter.
     pub default_retry: RetryPolicy,
-    /// How long to keep results; `None` keeps them until the job is pruned. Default none.
+    /// How long to keep results of jobs that set no `result_ttl` of their own; `None` keeps
+    /// them until the job is pruned. Default none.
     pub result_ttl: Option<Duration>,
     /// The longest the worker waits for a wake-up from the backend before trying to claim
     /// again. Wake-ups normally come from enqueues; this bounds the delay when one is

@@ -217,6 +217,8 @@ pub(super) async fn run_job(s: Arc<Shared>, claimed: ClaimedJob, cancel: Cancell
             .clone()
             .or_else(|| handler.as_ref().and_then(|h| h.retry_policy()))
             .unwrap_or_else(|| s.cfg.default_retry.clone());
+        // The job's own retention wins over the worker's.
+        let result_ttl = job.result_ttl.or(s.cfg.result_ttl);
         let attempt_no = token.attempt;
         let started = tokio::time::Instant::now();
         tracing::debug!("job started");
@@ -253,7 +255,7 @@ pub(super) async fn run_job(s: Arc<Shared>, claimed: ClaimedJob, cancel: Cancell
                 Ack::Complete(Completion {
                     token,
                     result,
-                    result_ttl: s.cfg.result_ttl,
+                    result_ttl,
                 }),
             ),
             Next::Fail {
