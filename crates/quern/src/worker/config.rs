@@ -19,7 +19,8 @@ pub(crate) struct WorkerConfig {
     /// `{hostname}-{pid}-{4 random hex digits}`.
     pub id: String,
     pub hostname: String,
-    /// Labels such as `gpu`, shown in the dashboard and used by routing rules.
+    /// Labels such as `gpu`, stored in the worker registry (`Backend::worker_list`,
+    /// `quern workers list --json`). Informational: no job is routed by them.
     pub capabilities: Vec<String>,
     /// The queues to claim from, with weights. Default `[("default", 1)]`.
     pub queues: Vec<QueueWeight>,
@@ -59,7 +60,8 @@ pub(crate) struct WorkerConfig {
     /// missed (for example an enqueue from another process on a backend without
     /// cross-process wake-ups). Default 1 s.
     pub poll_interval: Duration,
-    /// How often the worker record is heartbeated (the dashboard's "last seen"). Default
+    /// How often the worker record is heartbeated (its `last_seen_at`, the "last seen" of
+    /// `quern workers list`). Default
     /// 10 s.
     pub worker_heartbeat: Duration,
     /// Most acknowledgements sent in one backend call. Default 512.
