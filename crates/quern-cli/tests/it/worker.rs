@@ -9,6 +9,7 @@ on_every_store!(
     exit_when_idle_waits_for_retries,
     a_closed_stderr_does_not_stop_a_graceful_shutdown,
     stderr_on_a_full_device_does_not_stop_a_graceful_shutdown,
+    a_signal_delivered_twice_at_once_is_one_request,
 );
 
 fn sigterm_and_sigint_let_running_jobs_finish(mut env: Env) {
@@ -114,5 +115,40 @@ fn stops_gracefully_with_its_job_done(env: &mut Env, pid: u32, id: &str) {
             .unwrap()
             .is_empty(),
         "deregistered"
+    );
+}
+
+/// `timeout 2 quern worker` signals the worker and its process group: the same SIGTERM can
+/// arrive twice within moments. That is one graceful shutdown, not "stop at once"; a signal
+/// sent well after the first still is.
+fn a_signal_delivered_twice_at_once_is_one_request(mut env: Env) {
+    let id = env.enqueue(&["quern.sleep", "--payload", r#"{"ms": 1500}"#]);
+    let pid = env.spawn(&["worker"]);
+    eventually(Duration::from_secs(15), "the job to start", || {
+        state(&env.job(&id)) == "running"
+    });
+    signal(pid, libc::SIGTERM);
+    // Far enough apart that the kernel does not merge them, close enough to be one request.
+    std::thread::sleep(Duration::from_millis(30));
+    signal(pid, libc::SIGTERM);
+    let out = wait_output(env.take_child(pid), Duration::from_secs(20), &["worker"]);
+    assert_eq!(out.status.code(), Some(0), "graceful: {:?}", out.status);
+    assert_eq!(state(&env.job(&id)), "succeeded");
+
+    // A second signal a second later stops the worker at once (exit 130).
+    let id = env.enqueue(&["quern.sleep", "--payload", r#"{"ms": 5000}"#]);
+    let pid = env.spawn(&["worker"]);
+    eventually(Duration::from_secs(15), "the job to start", || {
+        state(&env.job(&id)) == "running"
+    });
+    signal(pid, libc::SIGTERM);
+    std::thread::sleep(Duration::from_secs(1));
+    signal(pid, libc::SIGTERM);
+    let out = wait_output(env.take_child(pid), Duration::from_secs(20), &["worker"]);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "stopped at once: {:?}",
+        out.status
     );
 }
