@@ -39,7 +39,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Add a job (prints its id), or many from a JSON Lines file with --batch
-    Enqueue(EnqueueArgs),
+    Enqueue(Box<EnqueueArgs>),
     /// Run a worker with the built-in executors until SIGINT/SIGTERM
     Worker(WorkerArgs),
     /// Inspect and manage jobs
@@ -108,16 +108,26 @@ pub struct EnqueueArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
     pub timeout: Option<Duration>,
 
+    /// Delay before each retry: none, fixed:5s, linear:1s..1m, exponential:1s..5m (optional
+    /// *MULTIPLIER ~JITTER: exponential:1s..5m*3~10%), custom:1s,5s,30s [default: the
+    /// worker's, exponential:1s..1h~0.1]
+    #[arg(long, value_name = "POLICY", value_parser = parse::retry)]
+    pub retry: Option<quern::RetryPolicy>,
+
+    /// Keep the job's result this long after it succeeded [default: until the job is pruned]
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub result_ttl: Option<Duration>,
+
     /// Run only after this job succeeded (repeatable)
     #[arg(long = "depends-on", value_name = "ID", value_parser = parse::job_id)]
     pub depends_on: Vec<JobId>,
 
     /// Enqueue every line of a JSON Lines file ('-' for stdin); each line is
     /// {"kind", "payload", "queue", "priority", "delay", "at", "unique", "unique_for",
-    /// "max_attempts", "timeout", "depends_on"}
+    /// "max_attempts", "timeout", "retry", "result_ttl", "depends_on"}
     #[arg(long, value_name = "FILE.jsonl", conflicts_with_all = [
         "kind", "payload", "payload_file", "queue", "priority", "delay", "at", "unique",
-        "unique_for", "max_attempts", "timeout", "depends_on"])]
+        "unique_for", "max_attempts", "timeout", "retry", "result_ttl", "depends_on"])]
     pub batch: Option<PathBuf>,
 
     /// With --batch: all lines or none (default: each line on its own)

@@ -7,6 +7,7 @@ mod bench;
 mod cli;
 mod cmd;
 mod error;
+mod log;
 mod output;
 mod parse;
 mod redis;
@@ -56,7 +57,7 @@ fn main() -> ExitCode {
     let out = Out {
         json: settings.json,
     };
-    init_logging(matches!(cli.command, Command::Worker(_)));
+    log::init(matches!(cli.command, Command::Worker(_)));
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -72,18 +73,20 @@ fn main() -> ExitCode {
     let result = runtime.block_on(dispatch(&ctx, cli.command));
     // Do not wait for lingering blocking tasks (a stdin reader, a slow store close).
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
-    match result {
+    let code = match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             out.error(&e);
             ExitCode::from(e.exit)
         }
-    }
+    };
+    log::report_dropped();
+    code
 }
 
 async fn dispatch(ctx: &Ctx, command: Command) -> CliResult<u8> {
     match command {
-        Command::Enqueue(a) => cmd::enqueue::run(ctx, a).await,
+        Command::Enqueue(a) => cmd::enqueue::run(ctx, *a).await,
         Command::Worker(a) => cmd::worker::run(ctx, a).await,
         Command::Jobs(c) => cmd::jobs::run(ctx, c).await,
         Command::Queues(c) => cmd::admin::queues(ctx, c).await,
@@ -123,23 +126,4 @@ fn usage_error(e: clap::Error, json: bool) -> ExitCode {
             ExitCode::from(EXIT_USAGE)
         }
     }
-}
-
-/// Logs go to stderr. `QUERN_LOG` (or `RUST_LOG`) sets the filter; the worker logs at info by
-/// default, other commands only warnings, and not the Redis client's own (a command that
-/// cannot reach its store says so in its one-line error).
-fn init_logging(worker: bool) {
-    use tracing_subscriber::EnvFilter;
-    let default = if worker { "info" } else { "warn,redis=error" };
-    let filter = std::env::var("QUERN_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .ok()
-        .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
 }

@@ -20,7 +20,7 @@ impl Out {
         if self.json {
             match serde_json::to_string(value) {
                 Ok(s) => println!("{s}"),
-                Err(e) => eprintln!("error: cannot encode output as JSON: {e}"),
+                Err(e) => crate::log::say!("error: cannot encode output as JSON: {e}"),
             }
         } else {
             human();
@@ -30,9 +30,9 @@ impl Out {
     /// Prints an error on stderr as one line (or the JSON error shape).
     pub fn error(&self, e: &CliError) {
         if self.json {
-            eprintln!("{}", e.to_json());
+            crate::log::say!("{}", e.to_json());
         } else {
-            eprintln!("error: {}", e.message);
+            crate::log::say!("error: {}", e.message);
         }
     }
 }

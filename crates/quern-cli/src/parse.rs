@@ -10,6 +10,15 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     quern::model::parse_duration(s).map_err(|e| strip(e.to_string()))
 }
 
+/// A retry policy: `none`, `fixed:5s`, `linear:1s..1m`, `exponential:1s..5m[*2][~0.1]`,
+/// `custom:1s,5s,30s` (see `quern::RetryPolicy`'s text form).
+pub fn retry(s: &str) -> Result<quern::RetryPolicy, String> {
+    s.parse().map_err(|e| match e {
+        quern::Error::InvalidArgument(reason) => reason,
+        other => other.to_string(),
+    })
+}
+
 /// A priority: 0–9 or `critical`, `high`, `normal`, `low`, `batch`.
 pub fn priority(s: &str) -> Result<Priority, String> {
     s.parse::<Priority>().map_err(|e| strip(e.to_string()))

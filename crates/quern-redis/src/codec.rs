@@ -43,6 +43,9 @@ struct Rest {
     mt: serde_json::Value,
     #[serde(default, skip_serializing_if = "is_zero")]
     v: u32,
+    /// The job's own result retention in ms (`NewJob::result_ttl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rl: Option<u64>,
 }
 
 fn is_default_trigger(t: &Trigger) -> bool {
@@ -67,6 +70,7 @@ pub(crate) fn encode_static(job: &NewJob) -> Result<Vec<u8>, Error> {
         tg: job.tags.clone(),
         mt: job.meta.clone(),
         v: job.version,
+        rl: job.result_ttl.map(|d| d.as_millis() as u64),
     };
     let json = serde_json::to_vec(&rest).map_err(|e| Error::Codec(e.to_string()))?;
     let p = job.payload.stored_bytes();
@@ -283,6 +287,7 @@ pub(crate) fn decode_job(queue: &str, id: &str, f: &Fields, now: i64) -> Result<
         meta: rest.mt,
         version: rest.v,
         result_expires_at: if result.is_some() { rx } else { None },
+        result_ttl: rest.rl.map(Duration::from_millis),
         result,
         errors,
         progress,

@@ -16,7 +16,7 @@ pub(crate) const JOB_COLS: &str = concat!(
     crate::deps_expr!(),
     ", trigger_rule, \
     workflow_id, tags, meta, version, result, result_tag, result_expires_at, errors, progress, \
-    checkpoint, checkpoint_tag, claimed_at"
+    checkpoint, checkpoint_tag, claimed_at, result_ttl_ms"
 );
 
 /// The SQL expression for a job's dependency list, inline or kept in `job_dep_lists` (see
@@ -145,5 +145,8 @@ pub(crate) fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
         progress: json_col::<Progress>(row, 30)?,
         checkpoint: payload_col(row, 31, 32)?,
         claimed_at: row.get(33)?,
+        result_ttl: row
+            .get::<_, Option<i64>>(34)?
+            .map(|ms| Duration::from_millis(ms as u64)),
     })
 }

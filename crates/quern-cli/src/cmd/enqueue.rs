@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use quern::backend::{BatchMode, EnqueueOutcome, EnqueueParams};
-use quern::{Codec, JobId, NewJob, Payload, Priority};
+use quern::{Codec, JobId, NewJob, Payload, Priority, RetryPolicy};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::EnqueueArgs;
@@ -43,6 +43,8 @@ async fn single(ctx: &Ctx, args: EnqueueArgs) -> CliResult<u8> {
         unique_for: args.unique_for,
         max_attempts: args.max_attempts,
         timeout: args.timeout,
+        retry: args.retry,
+        result_ttl: args.result_ttl,
         depends_on: args.depends_on,
     };
     let job = spec.into_job(payload)?;
@@ -84,8 +86,19 @@ struct JobSpec {
     max_attempts: Option<u32>,
     #[serde(default, with = "quern::model::serde_ms::option")]
     timeout: Option<Duration>,
+    /// The text form (`"fixed:5s"`), as `--retry` takes it.
+    #[serde(default, deserialize_with = "de_retry")]
+    retry: Option<RetryPolicy>,
+    #[serde(default, with = "quern::model::serde_ms::option")]
+    result_ttl: Option<Duration>,
     #[serde(default)]
     depends_on: Vec<JobId>,
+}
+
+fn de_retry<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<RetryPolicy>, D::Error> {
+    let s: Option<String> = Option::deserialize(d)?;
+    s.map(|s| crate::parse::retry(&s).map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 fn de_rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
@@ -128,6 +141,12 @@ impl JobSpec {
         }
         if let Some(t) = self.timeout {
             job = job.timeout(t);
+        }
+        if let Some(p) = self.retry {
+            job = job.retry(p);
+        }
+        if let Some(d) = self.result_ttl {
+            job = job.result_ttl(d);
         }
         Ok(job.depends_on(self.depends_on))
     }
@@ -222,7 +241,7 @@ async fn batch(ctx: &Ctx, file: &Path, atomic: bool) -> CliResult<u8> {
         for r in &out {
             match (&r.id, &r.error) {
                 (Some(id), _) => println!("{id}"),
-                (None, Some(e)) => eprintln!(
+                (None, Some(e)) => crate::log::say!(
                     "line {}: {}",
                     r.line,
                     e["message"].as_str().unwrap_or("failed")

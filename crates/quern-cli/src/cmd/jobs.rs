@@ -104,6 +104,12 @@ fn print_job(j: &Job) {
         ("started", opt_time(j.started_at)),
         ("finished", opt_time(j.finished_at)),
         (
+            "retry",
+            j.retry
+                .as_ref()
+                .map_or_else(|| "worker default".into(), |p| p.to_string()),
+        ),
+        (
             "lease",
             j.lease
                 .as_ref()
@@ -143,6 +149,18 @@ fn print_job(j: &Job) {
                         .unwrap_or_else(|e| format!("<{e}>"))
                 })
                 .unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "result ttl",
+            match (j.result_ttl, j.result_expires_at) {
+                (ttl, Some(at)) => format!(
+                    "{} (kept until {})",
+                    ttl.map_or_else(|| "worker's".into(), quern::model::format_duration),
+                    time(at)
+                ),
+                (Some(ttl), None) => quern::model::format_duration(ttl),
+                (None, None) => "worker default".into(),
+            },
         ),
     ];
     for (k, v) in rows {

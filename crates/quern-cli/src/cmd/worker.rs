@@ -83,8 +83,15 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> CliResult<u8> {
     Ok(0)
 }
 
-/// First SIGINT or SIGTERM: graceful shutdown. A second one: exit at once (leases then
-/// expire and the jobs are re-delivered, so nothing is lost either way).
+/// A signal this soon after the first is taken as the same request, not as a second one.
+const SAME_REQUEST: Duration = Duration::from_millis(250);
+
+/// First SIGINT or SIGTERM: graceful shutdown. A second one (at least [`SAME_REQUEST`]
+/// later): exit at once (leases then expire and the jobs are re-delivered, so nothing is
+/// lost either way).
+///
+/// Each step acts before it logs: a log line may be lost (stderr closed or full, see
+/// `crate::log`) or, on a pipe nobody reads, block; the shutdown must happen anyway.
 async fn on_signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
@@ -98,13 +105,30 @@ async fn on_signals(shutdown: CancellationToken) {
         _ = int.recv() => {}
         _ = term.recv() => {}
     }
-    tracing::info!("shutting down: finishing running jobs (signal again to stop at once)");
     shutdown.cancel();
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
+    let first = tokio::time::Instant::now();
+    tracing::info!("shutting down: finishing running jobs (signal again to stop at once)");
+    loop {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        // `timeout` and a terminal's Ctrl-C signal the process and its process group, so one
+        // request can arrive twice within microseconds; only a later one means "stop now".
+        if first.elapsed() >= SAME_REQUEST {
+            break;
+        }
     }
-    tracing::warn!("stopping at once; unfinished jobs are re-delivered when their lease expires");
+    // The warning is written from a thread of its own, given a moment, and abandoned if
+    // stderr blocks: the exit does not wait on it.
+    let (done, written) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        tracing::warn!(
+            "stopping at once; unfinished jobs are re-delivered when their lease expires"
+        );
+        let _ = done.send(());
+    });
+    let _ = written.recv_timeout(Duration::from_millis(200));
     std::process::exit(130);
 }
 

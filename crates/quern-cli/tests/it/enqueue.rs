@@ -7,6 +7,7 @@ on_every_store!(
     at_schedules_and_payload_file_and_stdin_work,
     batch_best_effort_stores_the_good_lines,
     batch_atomic_stores_all_or_nothing,
+    retry_and_result_ttl_are_stored_and_used,
 );
 
 fn enqueue_prints_the_id_and_stores_every_option(env: Env) {
@@ -191,4 +192,81 @@ fn batch_atomic_stores_all_or_nothing(env: Env) {
     env.drain(&["--queues", "bulk"]);
     assert_eq!(state(&env.job(id)), "succeeded");
     assert_eq!(state(&env.job(&two)), "succeeded");
+}
+
+/// `--retry` and `--result-ttl` (and the same fields of a batch line) are stored with the
+/// job, and the worker goes by them: `none` ends a failing job after one attempt whatever
+/// its max attempts, and the result is kept for the job's own TTL.
+fn retry_and_result_ttl_are_stored_and_used(env: Env) {
+    let id = env.enqueue(&[
+        "quern.noop",
+        "--retry",
+        "exponential:1s..5m*3~10%",
+        "--result-ttl",
+        "1h",
+    ]);
+    let job = env.job(&id);
+    assert_eq!(
+        job["retry"],
+        json!({"type": "exponential", "base": 1000, "multiplier": 3.0, "max": 300_000, "jitter": 0.1})
+    );
+    assert_eq!(job["result_ttl"], 3_600_000);
+    let plain = env.job(&env.enqueue(&["quern.noop"]));
+    assert_eq!(
+        (&plain["retry"], &plain["result_ttl"]),
+        (&json!(null), &json!(null))
+    );
+
+    std::fs::write(
+        env.path("jobs.jsonl"),
+        concat!(
+            r#"{"kind": "quern.noop", "queue": "b", "retry": "custom:1s,5s,30s", "result_ttl": "2m"}"#,
+            "\n",
+            r#"{"kind": "quern.noop", "queue": "b", "retry": "linear:1s..1m", "result_ttl": 1500}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    env.ok(&["enqueue", "--batch", "jobs.jsonl"]);
+    let mut batch = env.jobs(&["--queue", "b"]);
+    batch.sort_by_key(|j| j["result_ttl"].as_i64());
+    assert_eq!(
+        batch[0]["retry"],
+        json!({"type": "linear", "base": 1000, "max": 60_000})
+    );
+    assert_eq!(batch[0]["result_ttl"], 1500);
+    assert_eq!(
+        batch[1]["retry"],
+        json!({"type": "custom", "delays": [1000, 5000, 30_000]})
+    );
+    assert_eq!(batch[1]["result_ttl"], 120_000);
+
+    // The worker follows them.
+    let failing = env.enqueue(&["quern.fail", "--queue", "w", "--retry", "none"]);
+    let kept = env.enqueue(&[
+        "shell",
+        "--queue",
+        "w",
+        "--payload",
+        r#"{"argv": ["echo", "hi"]}"#,
+        "--result-ttl",
+        "90m",
+    ]);
+    env.drain(&["--queues", "w", "--allow-shell"]);
+    let f = env.job(&failing);
+    assert_eq!(
+        (state(&f), &f["attempt"]),
+        ("dead", &json!(1)),
+        "no retry: {f}"
+    );
+    let k = env.job(&kept);
+    assert_eq!(k["result"], "hi\n");
+    let kept_for = k["result_expires_at"]
+        .as_i64()
+        .expect("an expiry from the job's result_ttl")
+        - k["finished_at"].as_i64().unwrap();
+    assert!(
+        (5_400_000..5_401_000).contains(&kept_for),
+        "kept 90m after it finished: {kept_for} ms"
+    );
 }

@@ -12,6 +12,7 @@ mod crash;
 mod enqueue;
 mod executors;
 mod jobs;
+mod promises;
 mod readme;
 mod redis;
 mod redis_store;

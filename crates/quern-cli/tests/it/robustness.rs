@@ -25,6 +25,14 @@ fn bad_input_is_refused_and_changes_nothing(mut env: Env) {
         ("big.jsonl", format!("{{\"kind\": \"quern.noop\", \"payload\": {big}}}\n")),
         ("badqueue.jsonl", "{\"kind\": \"quern.noop\", \"queue\": \"a b\"}\n".to_string()),
         ("empty.jsonl", "\n\n".to_string()),
+        (
+            "badretry.jsonl",
+            "{\"kind\": \"quern.noop\"}\n{\"kind\": \"quern.noop\", \"retry\": \"exponential:1s\"}\n".to_string(),
+        ),
+        (
+            "badttl.jsonl",
+            "{\"kind\": \"quern.noop\", \"result_ttl\": \"0s\"}\n".to_string(),
+        ),
     ] {
         std::fs::write(env.path(name), text).unwrap();
     }
@@ -153,6 +161,46 @@ fn bad_input_is_refused_and_changes_nothing(mut env: Env) {
             "queue name",
         ),
         (2, vec!["enqueue", "--batch", "empty.jsonl"], "has no jobs"),
+        (
+            2,
+            vec!["enqueue", "quern.noop", "--retry", "sometimes"],
+            "unknown policy \"sometimes\"",
+        ),
+        (
+            2,
+            vec!["enqueue", "quern.noop", "--retry", "linear:1s"],
+            "linear needs BASE..MAX",
+        ),
+        (
+            2,
+            vec!["enqueue", "quern.noop", "--retry", "exponential:1s..1m~2"],
+            "jitter must be between 0 and 1",
+        ),
+        (
+            2,
+            vec!["enqueue", "quern.noop", "--retry", "fixed:soon"],
+            "delay \"soon\" is not a duration",
+        ),
+        (
+            2,
+            vec!["enqueue", "quern.noop", "--result-ttl", "soon"],
+            "not a duration",
+        ),
+        (
+            2,
+            vec!["enqueue", "quern.noop", "--result-ttl", "0s"],
+            "result_ttl must be between 1ms and 100 years",
+        ),
+        (
+            2,
+            vec!["enqueue", "--batch", "badretry.jsonl"],
+            "line 2: retry policy \"exponential:1s\": exponential needs BASE..MAX",
+        ),
+        (
+            2,
+            vec!["enqueue", "--batch", "badttl.jsonl"],
+            "line 1: invalid job: result_ttl must be",
+        ),
         (2, vec!["enqueue", "--atomic"], "required"),
         (2, vec!["enqueue"], "required"),
         (1, vec!["jobs", "retry", &id], "queued"),

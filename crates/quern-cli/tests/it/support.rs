@@ -209,16 +209,42 @@ impl Env {
 
     /// Starts a long-running command (a worker); it is killed when the `Env` drops.
     pub fn spawn(&mut self, args: &[&str]) -> u32 {
+        self.spawn_with_stderr(args, Stdio::piped())
+    }
+
+    /// [`Env::spawn`] with stderr going to `stderr`.
+    pub fn spawn_with_stderr(&mut self, args: &[&str], stderr: Stdio) -> u32 {
         let child = self
             .command(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .expect("spawn quern");
         let pid = child.id();
         self.children.push(child);
         pid
+    }
+
+    /// Reads a spawned child's stderr up to the first line containing `line`, then drops our
+    /// read end of the pipe, as `| head` does: the child's later writes fail with EPIPE.
+    pub fn close_stderr_after(&mut self, pid: u32, line: &str) {
+        use std::io::BufRead;
+        let child = self
+            .children
+            .iter_mut()
+            .find(|c| c.id() == pid)
+            .expect("our child");
+        let stderr = child.stderr.take().expect("stderr is a pipe");
+        let mut seen = Vec::new();
+        for l in std::io::BufReader::new(stderr).lines() {
+            let l = l.expect("read stderr");
+            if l.contains(line) {
+                return;
+            }
+            seen.push(l);
+        }
+        panic!("stderr ended before a line with {line:?}: {seen:?}");
     }
 
     /// Takes back a spawned child (to wait for it).

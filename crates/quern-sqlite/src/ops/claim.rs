@@ -2,8 +2,9 @@
 //!
 //! In one transaction: promote due scheduled jobs, drop paused queues, split the requested
 //! number of jobs across the listed queues by the core's rule (`quern::backend::ClaimSplit`:
-//! a weighted draw among those that still have ready jobs), and lease the first jobs of each queue in (priority, run_at, id) order. Later
-//! admission rules (rate limits, concurrency caps) belong here too, inside the same step.
+//! a weighted draw among those that still have ready jobs), and lease the first jobs of each
+//! queue in (priority, run_at, id) order. There are no rate limits or global concurrency caps
+//! today; any admission rule added later belongs here, inside the same step (STYLE.md §17).
 
 use quern::backend::{ClaimParams, ClaimSplit, ClaimedJob, LeaseToken};
 use quern::model::Lease;

@@ -1,7 +1,7 @@
 //! The storage seam.
 //!
 //! **This trait is an internal seam, not a stable API.** It exists so that the client, the
-//! worker, the CLI and the server can run on any store picked at run time from a URL
+//! worker and the CLI can run on any store picked at run time from a URL
 //! (`Arc<dyn Backend>`). Its methods may change in any release; applications should use
 //! [`Client`](crate::Client) and [`Worker`](crate::Worker) instead.
 //!

@@ -465,7 +465,8 @@ pub struct WorkerHeartbeatParams {
     pub running: u32,
 }
 
-/// `leader_*`: a named, exclusive, expiring lease (for singleton services like cron).
+/// `leader_*`: a named, exclusive, expiring lease, for services that must run on one node at a
+/// time (today the pruner, `quern.pruner`, and the workflow monitor, `quern.workflows`).
 #[derive(Clone, Debug)]
 pub struct LeaderParams {
     pub name: String,

@@ -112,7 +112,8 @@ impl<'a, T: Task> Enqueue<'a, T> {
         self.map(|j| j.timeout(d))
     }
 
-    /// Adds a tag (shown in the dashboard, filterable). May be repeated.
+    /// Adds a tag (stored with the job, in `quern jobs show --json`; nothing filters by
+    /// tags yet). May be repeated.
     pub fn tag(self, tag: impl Into<String>) -> Self {
         let tag = tag.into();
         self.map(|mut j| {

@@ -2,7 +2,7 @@
 //!
 //! A `Client` is a thin, cheap-to-clone handle over an `Arc<dyn Backend>`. Typed enqueues go
 //! through [`Client::enqueue`], which returns an [`Enqueue`] builder; awaiting the builder
-//! stores the job. Raw [`NewJob`]s (from the CLI, the HTTP API, the workflow engine) go
+//! stores the job. Raw [`NewJob`]s (from the CLI, the workflow engine) go
 //! through [`Client::enqueue_job`] and [`Client::enqueue_batch`].
 
 mod enqueue;

@@ -206,11 +206,17 @@ pub struct NewJob {
     pub meta: serde_json::Value,
     /// Payload schema version, for handlers that upgrade old payloads.
     pub version: u32,
+    /// How long the result is kept after success; `None` means the worker's own
+    /// `result_ttl` (by default: until the job is pruned). 1 ms to 100 years.
+    #[serde(default, with = "serde_ms::option")]
+    pub result_ttl: Option<Duration>,
 }
 
 impl NewJob {
     /// The default number of attempts.
     pub const DEFAULT_MAX_ATTEMPTS: u32 = 25;
+    /// The longest [`NewJob::result_ttl`]: 100 years (36,500 days).
+    pub const MAX_RESULT_TTL: Duration = Duration::from_secs(36_500 * 86_400);
 
     /// A job of `kind` with `payload`, every other field at its default.
     pub fn new(kind: impl Into<String>, payload: Payload) -> Self {
@@ -233,6 +239,7 @@ impl NewJob {
             tags: Vec::new(),
             meta: serde_json::Value::Null,
             version: 0,
+            result_ttl: None,
         }
     }
 
@@ -289,6 +296,11 @@ impl NewJob {
     }
     pub fn timeout(mut self, d: Duration) -> Self {
         self.timeout = Some(d);
+        self
+    }
+    /// Keeps this job's result for `d` after success, whatever the worker's default.
+    pub fn result_ttl(mut self, d: Duration) -> Self {
+        self.result_ttl = Some(d);
         self
     }
     pub fn unique(mut self, key: impl Into<String>, window: Option<Duration>) -> Self {
@@ -350,6 +362,12 @@ impl NewJob {
         }
         if let Some(Err(e)) = self.retry.as_ref().map(RetryPolicy::validate) {
             return bad(e.to_string());
+        }
+        if self
+            .result_ttl
+            .is_some_and(|d| d.is_zero() || d > Self::MAX_RESULT_TTL)
+        {
+            return bad("result_ttl must be between 1ms and 100 years".into());
         }
         if let Some(k) = &self.unique_key {
             if k.is_empty() || k.len() > 1024 {
@@ -442,6 +460,9 @@ pub struct Job {
     /// The handler's result once succeeded (until it expires).
     pub result: Option<Payload>,
     pub result_expires_at: Option<Millis>,
+    /// The job's own result retention ([`NewJob::result_ttl`]); `None` uses the worker's.
+    #[serde(default, with = "serde_ms::option")]
+    pub result_ttl: Option<Duration>,
     /// Every failed attempt, oldest first.
     pub errors: Vec<ErrorRecord>,
     pub progress: Option<Progress>,
@@ -496,6 +517,7 @@ impl Job {
             version: new.version,
             result: None,
             result_expires_at: None,
+            result_ttl: new.result_ttl,
             errors: Vec::new(),
             progress: None,
             checkpoint: None,

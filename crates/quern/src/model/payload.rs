@@ -9,7 +9,7 @@ use crate::Error;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
-    /// UTF-8 JSON (the default: readable in the dashboard and the CLI).
+    /// UTF-8 JSON (the default: readable in the CLI and in the store itself).
     #[default]
     Json,
     /// MessagePack with field names (`rmp_serde::to_vec_named`), so payloads survive field
@@ -49,8 +49,10 @@ impl Default for Codec {
 
 /// An encoded payload (or result): bytes plus how to read them.
 ///
-/// In storage it is a one-byte tag ([`Payload::tag`]) and the bytes. In JSON (the API, the
-/// CLI's `--json`) it appears as the decoded value.
+/// In storage it is a one-byte tag ([`Payload::tag`]) and the bytes. Serialized (a [`Job`]
+/// as JSON, the CLI's `--json`) it appears as the decoded value.
+///
+/// [`Job`]: crate::Job
 #[derive(Clone, PartialEq, Eq)]
 pub struct Payload {
     format: Format,

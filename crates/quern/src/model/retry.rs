@@ -1,8 +1,10 @@
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::duration::serde_ms;
+use super::duration::{format_duration, parse_duration, serde_ms};
 use crate::Error;
 
 /// How long to wait before the next attempt after a retryable failure.
@@ -11,6 +13,31 @@ use crate::Error;
 /// `None` means "do not retry"; the job then goes to `dead` whatever `max_attempts` says.
 /// Serialized with a `type` tag, durations as milliseconds or strings like `"30s"`:
 /// `{"type":"exponential","base":"1s","multiplier":2,"max":"1h","jitter":0.1}`.
+///
+/// It also has a one-line text form ([`FromStr`] and [`Display`](fmt::Display) agree), the
+/// one `quern enqueue --retry` takes:
+///
+/// | Text | Policy |
+/// |---|---|
+/// | `none` | [`RetryPolicy::None`] |
+/// | `fixed:5s` | [`RetryPolicy::Fixed`], 5 s every time |
+/// | `linear:10s..5m` | [`RetryPolicy::Linear`], base 10 s, capped at 5 min |
+/// | `exponential:1s..1h` | [`RetryPolicy::Exponential`], base 1 s, doubling, cap 1 h, no jitter |
+/// | `exponential:1s..1h*3~0.1` | the same tripling, with 10 % jitter (`~10%` also works) |
+/// | `custom:1s,5s,30s` | [`RetryPolicy::Custom`] |
+///
+/// Durations are written as everywhere in Quern (`250ms`, `30s`, `1h30m`; a bare number is
+/// seconds).
+///
+/// ```
+/// use quern::RetryPolicy;
+/// use std::time::Duration;
+///
+/// let p: RetryPolicy = "exponential:1s..5m~10%".parse().unwrap();
+/// assert_eq!(p.delay_with(3, 0.0), Some(Duration::from_secs(4)));
+/// assert_eq!(p.to_string(), "exponential:1s..5m~0.1");
+/// assert!("exponential:1s".parse::<RetryPolicy>().is_err()); // the cap is required
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RetryPolicy {
@@ -67,24 +94,31 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// Checks the numbers make sense (multiplier ≥ 1, jitter within 0..=1, a non-empty list).
     pub fn validate(&self) -> Result<(), Error> {
-        let bad = |m: &str| Err(Error::InvalidArgument(format!("retry policy: {m}")));
+        match self.problem() {
+            Some(m) => Err(Error::InvalidArgument(format!("retry policy: {m}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// What [`RetryPolicy::validate`] refuses, as a reason.
+    fn problem(&self) -> Option<&'static str> {
         match self {
             RetryPolicy::Exponential {
                 multiplier, jitter, ..
             } => {
                 if !multiplier.is_finite() || *multiplier < 1.0 {
-                    return bad("multiplier must be a number >= 1");
+                    return Some("multiplier must be a number >= 1");
                 }
                 if !jitter.is_finite() || !(0.0..=1.0).contains(jitter) {
-                    return bad("jitter must be between 0 and 1");
+                    return Some("jitter must be between 0 and 1");
                 }
+                None
             }
             RetryPolicy::Custom { delays } if delays.is_empty() => {
-                return bad("a custom schedule needs at least one delay");
+                Some("a custom schedule needs at least one delay")
             }
-            _ => {}
+            _ => None,
         }
-        Ok(())
     }
 
     /// The delay before the attempt after `attempt` (1-based), with jitter drawn at random.
@@ -118,6 +152,130 @@ impl RetryPolicy {
             RetryPolicy::Custom { delays } => {
                 let i = (attempt as usize - 1).min(delays.len().saturating_sub(1));
                 delays.get(i).copied()
+            }
+        }
+    }
+}
+
+/// The forms [`RetryPolicy`]'s text takes, for error messages.
+const FORMS: &str = "none, fixed:5s, linear:1s..1m, exponential:1s..5m[*2][~0.1], custom:1s,5s,30s";
+
+impl FromStr for RetryPolicy {
+    type Err = Error;
+
+    /// Parses the text form (see [`RetryPolicy`]) and checks it with [`RetryPolicy::validate`].
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let bad = |why: String| {
+            Error::InvalidArgument(format!("retry policy {s:?}: {why} (forms: {FORMS})"))
+        };
+        let duration = |what: &str, t: &str| {
+            parse_duration(t).map_err(|_| bad(format!("{what} {:?} is not a duration", t.trim())))
+        };
+        // `BASE..MAX`, both required.
+        let range = |name: &str, t: &str| -> Result<(Duration, Duration), Error> {
+            let (base, max) = t
+                .split_once("..")
+                .ok_or_else(|| bad(format!("{name} needs BASE..MAX, e.g. {name}:1s..5m")))?;
+            Ok((duration("base", base)?, duration("max", max)?))
+        };
+        let t = s.trim();
+        let (name, arg) = match t.split_once(':') {
+            Some((n, a)) => (n.trim(), Some(a)),
+            None => (t, None),
+        };
+        let policy = match (name.to_ascii_lowercase().as_str(), arg) {
+            ("none", None) => RetryPolicy::None,
+            ("fixed", Some(a)) => RetryPolicy::Fixed {
+                delay: duration("delay", a)?,
+            },
+            ("linear", Some(a)) => {
+                let (base, max) = range("linear", a)?;
+                RetryPolicy::Linear { base, max }
+            }
+            ("exponential", Some(a)) => {
+                let (a, jitter) = match a.split_once('~') {
+                    Some((a, j)) => (
+                        a,
+                        parse_fraction(j).ok_or_else(|| {
+                            bad(format!(
+                                "jitter {:?} is not a fraction such as 0.1 or 10%",
+                                j.trim()
+                            ))
+                        })?,
+                    ),
+                    None => (a, 0.0),
+                };
+                let (a, multiplier) = match a.split_once('*') {
+                    Some((a, m)) => (
+                        a,
+                        m.trim().parse::<f64>().map_err(|_| {
+                            bad(format!("multiplier {:?} is not a number", m.trim()))
+                        })?,
+                    ),
+                    None => (a, default_multiplier()),
+                };
+                let (base, max) = range("exponential", a)?;
+                RetryPolicy::Exponential {
+                    base,
+                    multiplier,
+                    max,
+                    jitter,
+                }
+            }
+            ("custom", Some(a)) => RetryPolicy::Custom {
+                delays: a
+                    .split(',')
+                    .map(|d| duration("delay", d))
+                    .collect::<Result<_, _>>()?,
+            },
+            ("none", Some(_)) => return Err(bad("none takes no value".into())),
+            ("fixed" | "linear" | "exponential" | "custom", None) => {
+                return Err(bad(format!("{name} needs a value after ':'")));
+            }
+            _ => return Err(bad(format!("unknown policy {name:?}"))),
+        };
+        match policy.problem() {
+            Some(why) => Err(bad(why.into())),
+            None => Ok(policy),
+        }
+    }
+}
+
+/// `0.1` or `10%`.
+fn parse_fraction(t: &str) -> Option<f64> {
+    let t = t.trim();
+    match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().ok().map(|p| p / 100.0),
+        None => t.parse::<f64>().ok(),
+    }
+}
+
+impl fmt::Display for RetryPolicy {
+    /// The text form [`FromStr`] reads back (see [`RetryPolicy`]).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = |d: &Duration| format_duration(*d);
+        match self {
+            RetryPolicy::None => f.write_str("none"),
+            RetryPolicy::Fixed { delay } => write!(f, "fixed:{}", d(delay)),
+            RetryPolicy::Linear { base, max } => write!(f, "linear:{}..{}", d(base), d(max)),
+            RetryPolicy::Exponential {
+                base,
+                multiplier,
+                max,
+                jitter,
+            } => {
+                write!(f, "exponential:{}..{}", d(base), d(max))?;
+                if *multiplier != default_multiplier() {
+                    write!(f, "*{multiplier}")?;
+                }
+                if *jitter != 0.0 {
+                    write!(f, "~{jitter}")?;
+                }
+                Ok(())
+            }
+            RetryPolicy::Custom { delays } => {
+                let all: Vec<String> = delays.iter().map(d).collect();
+                write!(f, "custom:{}", all.join(","))
             }
         }
     }
@@ -176,6 +334,90 @@ mod tests {
         assert!(RetryPolicy::Custom { delays: vec![] }.validate().is_err());
     }
 
+    #[test]
+    fn text_form_parses_every_variant() {
+        let s = Duration::from_secs;
+        let cases = [
+            ("none", RetryPolicy::None),
+            ("fixed:5s", RetryPolicy::Fixed { delay: s(5) }),
+            (
+                "linear:10s..5m",
+                RetryPolicy::Linear {
+                    base: s(10),
+                    max: s(300),
+                },
+            ),
+            ("exponential:1s..1h", exp(1000, 2.0, 3_600_000, 0.0)),
+            ("exponential:250ms..1m*3", exp(250, 3.0, 60_000, 0.0)),
+            ("exponential:1s..1h~0.25", exp(1000, 2.0, 3_600_000, 0.25)),
+            ("exponential:1s..1h*1.5~10%", exp(1000, 1.5, 3_600_000, 0.1)),
+            (
+                "custom:1s,5s,30s",
+                RetryPolicy::Custom {
+                    delays: vec![s(1), s(5), s(30)],
+                },
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(text.parse::<RetryPolicy>().unwrap(), want, "{text}");
+        }
+        // Spaces around the parts and upper-case names are accepted.
+        assert_eq!(
+            " Fixed: 2m ".parse::<RetryPolicy>().unwrap(),
+            RetryPolicy::Fixed { delay: s(120) }
+        );
+        assert_eq!(
+            "custom:1s, 2s".parse::<RetryPolicy>().unwrap(),
+            RetryPolicy::Custom {
+                delays: vec![s(1), s(2)]
+            }
+        );
+    }
+
+    #[test]
+    fn text_form_refuses_what_it_cannot_read_and_says_why() {
+        for (text, why) in [
+            ("", "unknown policy"),
+            ("sometimes", "unknown policy"),
+            ("none:1s", "none takes no value"),
+            ("fixed", "needs a value"),
+            ("fixed:soon", "not a duration"),
+            ("linear:1s", "needs BASE..MAX"),
+            ("exponential:1s", "needs BASE..MAX"),
+            ("exponential:1s..x", "max \"x\" is not a duration"),
+            ("exponential:1s..1m*0.5", "multiplier must be a number >= 1"),
+            (
+                "exponential:1s..1m*two",
+                "multiplier \"two\" is not a number",
+            ),
+            ("exponential:1s..1m~2", "jitter must be between 0 and 1"),
+            ("exponential:1s..1m~150%", "jitter must be between 0 and 1"),
+            ("exponential:1s..1m~lots", "not a fraction"),
+            ("custom:", "not a duration"),
+            ("custom:1s,,2s", "not a duration"),
+        ] {
+            let e = text.parse::<RetryPolicy>().unwrap_err().to_string();
+            assert!(e.contains(why), "{text:?}: {e}");
+            assert!(e.contains("forms: none, fixed:5s"), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn text_form_round_trips() {
+        for text in [
+            "none",
+            "fixed:1m30s",
+            "linear:1s..1m",
+            "exponential:1s..5m",
+            "exponential:100ms..1h*3~0.2",
+            "custom:1s,5s,30s",
+        ] {
+            let p: RetryPolicy = text.parse().unwrap();
+            assert_eq!(p.to_string(), text);
+        }
+        assert_eq!(RetryPolicy::default().to_string(), "exponential:1s..1h~0.1");
+    }
+
     fn any_policy() -> impl Strategy<Value = RetryPolicy> {
         prop_oneof![
             (0u64..100_000).prop_map(|d| RetryPolicy::Fixed {
@@ -212,6 +454,11 @@ mod tests {
             let jittered = exp(base, mult, max, jitter).delay_with(attempt, unit).unwrap().as_millis() as f64;
             prop_assert!(jittered <= plain + 0.5, "{jittered} above un-jittered {plain}");
             prop_assert!(jittered >= plain * (1.0 - jitter) - 1.0, "{jittered} below {plain}*(1-{jitter})");
+        }
+
+        #[test]
+        fn display_then_parse_is_the_same_policy(p in any_policy()) {
+            prop_assert_eq!(p.to_string().parse::<RetryPolicy>().unwrap(), p);
         }
 
         #[test]

@@ -54,7 +54,7 @@ impl JobState {
         JobState::Skipped,
     ];
 
-    /// The lowercase name used in storage, the CLI and the API.
+    /// The lowercase name used in storage, the CLI and JSON.
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Scheduled => "scheduled",

@@ -48,7 +48,7 @@ impl WorkflowState {
         WorkflowState::Compensated,
     ];
 
-    /// The lowercase name used in storage, the CLI and the API.
+    /// The lowercase name used in storage, the CLI and JSON.
     pub fn as_str(self) -> &'static str {
         match self {
             WorkflowState::Running => "running",

@@ -292,6 +292,7 @@ macro_rules! __quern_cases {
                 prune_never_deletes_live_jobs,
                 result_is_stored,
                 result_expires_and_is_pruned,
+                jobs_own_result_ttl_is_stored,
             }
             leader {
                 lease_is_exclusive_until_it_expires,

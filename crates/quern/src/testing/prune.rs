@@ -147,6 +147,38 @@ pub async fn result_is_stored(h: Harness) {
     assert_eq!(j.result_expires_at, None, "{}: kept until pruned", h.case);
 }
 
+/// A job's own result retention (`NewJob::result_ttl`) is stored with it and comes back on
+/// the claimed job and on `job_get`, so the worker can send it with the completion; a job
+/// without one has `None` (the worker's default applies).
+pub async fn jobs_own_result_ttl_is_stored(h: Harness) {
+    let ttl = Duration::from_secs(90);
+    let own = job("compute").result_ttl(ttl);
+    let plain = job("compute");
+    let ids = [own.id, plain.id];
+    h.enqueue_all(vec![own, plain]).await;
+    for (id, want) in ids.into_iter().zip([Some(ttl), None]) {
+        assert_eq!(h.get(id).await.result_ttl, want, "{}: stored", h.case);
+        let c = h.claim_id("default", id).await;
+        assert_eq!(c.job.result_ttl, want, "{}: on the claimed job", h.case);
+        h.try_complete(Completion {
+            token: c.token.clone(),
+            result: Some(json_payload(serde_json::json!(1))),
+            result_ttl: c.job.result_ttl,
+            started_at: None,
+        })
+        .await
+        .unwrap();
+        let j = h.get(id).await;
+        assert_eq!(j.result_ttl, want, "{}: kept after success", h.case);
+        assert_eq!(
+            j.result_expires_at,
+            want.map(|d| h.now() + ms(d)),
+            "{}: expiry",
+            h.case
+        );
+    }
+}
+
 /// An expired result is dropped by the pruner (the job stays); an unexpired one and one
 /// without expiry are kept.
 pub async fn result_expires_and_is_pruned(h: Harness) {

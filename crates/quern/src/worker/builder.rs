@@ -151,7 +151,8 @@ impl WorkerBuilder {
         self
     }
 
-    /// Keep results this long (default: until the job is pruned).
+    /// Keep results this long, unless a job sets its own `result_ttl` (default: until the
+    /// job is pruned).
     pub fn result_ttl(mut self, d: Duration) -> Self {
         self.cfg.result_ttl = Some(d);
         self
@@ -194,7 +195,8 @@ impl WorkerBuilder {
         self
     }
 
-    /// Capability labels (such as `gpu`) reported in the worker registry.
+    /// Capability labels (such as `gpu`) reported in the worker registry. Informational:
+    /// claims do not look at them.
     pub fn capabilities<S: Into<String>>(mut self, caps: impl IntoIterator<Item = S>) -> Self {
         self.cfg.capabilities = caps.into_iter().map(Into::into).collect();
         self
@@ -224,7 +226,7 @@ impl WorkerBuilder {
     }
 
     /// What `${env.NAME}` in the templates of workflow tasks this worker prepares may read:
-    /// nothing by default; a server passes its allow-list
+    /// nothing by default; `quern worker` passes its allow-list
     /// (`EnvSource::Process { allow }`), a local `quern workflow run` the whole environment.
     pub fn workflow_env(mut self, env: crate::workflow::EnvSource) -> Self {
         self.cfg.workflow_env = env;

@@ -19,7 +19,8 @@ pub(crate) struct WorkerConfig {
     /// `{hostname}-{pid}-{4 random hex digits}`.
     pub id: String,
     pub hostname: String,
-    /// Labels such as `gpu`, shown in the dashboard and used by routing rules.
+    /// Labels such as `gpu`, stored in the worker registry (`Backend::worker_list`,
+    /// `quern workers list --json`). Informational: no job is routed by them.
     pub capabilities: Vec<String>,
     /// The queues to claim from, with weights. Default `[("default", 1)]`.
     pub queues: Vec<QueueWeight>,
@@ -51,14 +52,16 @@ pub(crate) struct WorkerConfig {
     /// Retry policy for jobs whose job record and handler set none (raw handlers, unknown
     /// kinds). Default: exponential from 1 s, doubling, capped at 1 h, 10% jitter.
     pub default_retry: RetryPolicy,
-    /// How long to keep results; `None` keeps them until the job is pruned. Default none.
+    /// How long to keep results of jobs that set no `result_ttl` of their own; `None` keeps
+    /// them until the job is pruned. Default none.
     pub result_ttl: Option<Duration>,
     /// The longest the worker waits for a wake-up from the backend before trying to claim
     /// again. Wake-ups normally come from enqueues; this bounds the delay when one is
     /// missed (for example an enqueue from another process on a backend without
     /// cross-process wake-ups). Default 1 s.
     pub poll_interval: Duration,
-    /// How often the worker record is heartbeated (the dashboard's "last seen"). Default
+    /// How often the worker record is heartbeated (its `last_seen_at`, the "last seen" of
+    /// `quern workers list`). Default
     /// 10 s.
     pub worker_heartbeat: Duration,
     /// Most acknowledgements sent in one backend call. Default 512.

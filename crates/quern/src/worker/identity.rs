@@ -12,7 +12,8 @@ pub(crate) fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// `{hostname}-{pid}-{4 random hex digits}`: readable in the dashboard, and unique even when
+/// `{hostname}-{pid}-{4 random hex digits}`: readable in `quern workers list` and in job
+/// leases, and unique even when
 /// a restarted process reuses a pid on the same host.
 pub(crate) fn default_worker_id(hostname: &str) -> String {
     format!(

@@ -227,6 +227,8 @@ pub(super) async fn run_job(
             .clone()
             .or_else(|| handler.as_ref().and_then(|h| h.retry_policy()))
             .unwrap_or_else(|| s.cfg.default_retry.clone());
+        // The job's own retention wins over the worker's.
+        let result_ttl = job.result_ttl.or(s.cfg.result_ttl);
         let attempt_no = token.attempt;
         let started = tokio::time::Instant::now();
         // Stored as the job's `started_at`: the handler starts now, after any wait for a
@@ -266,7 +268,7 @@ pub(super) async fn run_job(
                 Ack::Complete(Completion {
                     token,
                     result,
-                    result_ttl: s.cfg.result_ttl,
+                    result_ttl,
                     started_at,
                 }),
             ),

@@ -13,7 +13,7 @@ use crate::model::Trigger;
 /// An output format for `quern workflow graph`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GraphFormat {
-    /// A mermaid `flowchart` (renders on GitHub and in the dashboard).
+    /// A mermaid `flowchart` (renders on GitHub and in other Markdown viewers).
     Mermaid,
     /// Graphviz dot.
     Dot,

@@ -13,8 +13,8 @@
 //! - with `max_parallel` (or `execution_mode: sequential`), a job over the limit is
 //!   **snoozed** briefly (not counted as an attempt).
 //!
-//! Servers that lease jobs to workers over HTTP call the same preparer before handing a job
-//! out, so remote workers get rendered payloads too.
+//! The worker calls it for every workflow task it claims, before the handler runs; it is the
+//! only path that hands a task to a handler, so every handler sees a rendered payload.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -35,7 +35,8 @@ pub enum EnvSource {
     Denied,
     /// Exactly these values (a captured environment, or tests).
     Map(BTreeMap<String, String>),
-    /// The process environment, limited to these names (a server's config allow-list).
+    /// The process environment, limited to these names (a worker's allow-list, such as
+    /// `quern worker`'s `[worker] workflow_env`).
     Process { allow: BTreeSet<String> },
     /// The whole process environment (a local `quern workflow run`).
     ProcessUnrestricted,
@@ -222,7 +223,7 @@ impl RenderContext {
                     };
                 if !visible {
                     return Err(fail(format!(
-                        "environment variable {name} is not in the server's allow-list"
+                        "environment variable {name} is not in the worker's allow-list (workflow_env)"
                     )));
                 }
                 std::env::var(name)

@@ -1,4 +1,4 @@
-//! A stored workflow as the CLI, the API and the dashboard show it: its record, counts of its
+//! A stored workflow as `quern workflow status` shows it: its record, counts of its
 //! jobs by state, and each task with the state of its job.
 
 use serde::Serialize;

@@ -8,7 +8,7 @@
 //! - `${TASK.result}`, `${TASK.result.a.b}`, `${TASK.result.items[0]}`, `${TASK.result["odd key"]}`
 //! - `${TASK.metadata.duration_ms}` (also `attempt`, `started_at`, `finished_at`)
 //! - `${workflow.variables.NAME…}`, `${workflow.id}`, `${workflow.name}`
-//! - `${env.NAME}` (a server only shows allow-listed names)
+//! - `${env.NAME}` (a worker only shows allow-listed names)
 //! - `${item…}` and `${index}` inside a `for_each` task
 
 use std::fmt;

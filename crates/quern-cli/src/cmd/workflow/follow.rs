@@ -64,7 +64,7 @@ pub async fn retry(ctx: &Ctx, id: &str, args: FollowArgs) -> CliResult<u8> {
         return Ok(0);
     }
     if !ctx.out.json {
-        eprintln!(
+        crate::log::say!(
             "workflow {id} running again from: {}",
             report.tasks.join(", ")
         );
@@ -193,7 +193,7 @@ async fn follow(
             kinds.join(", ")
         );
         if !ctx.out.json {
-            eprintln!(
+            crate::log::say!(
                 "note: tasks of kind {} (queue {queue}) need a worker that runs them: `quern worker --queues {queue}` or your own",
                 kinds.join(", ")
             );
@@ -240,7 +240,7 @@ async fn follow(
         }
     }
     let Some(st) = outcome? else {
-        eprintln!(
+        crate::log::say!(
             "interrupted: workflow {id} keeps its state; follow it with `quern workflow status {id}`, run its tasks with `quern worker`, or stop it with `quern workflow cancel {id}`"
         );
         return Ok(130);

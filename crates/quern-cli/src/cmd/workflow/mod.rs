@@ -77,14 +77,14 @@ fn report_invalid(ctx: &Ctx, path: &Path, errors: &ValidationErrors) {
             serde_json::json!({"valid": false, "file": path, "errors": errors})
         );
     } else {
-        eprintln!(
+        crate::log::say!(
             "error: {} is not a valid workflow ({} problem{}):",
             path.display(),
             errors.len(),
             if errors.len() == 1 { "" } else { "s" }
         );
         for e in errors.iter() {
-            eprintln!("  {e}");
+            crate::log::say!("  {e}");
         }
     }
 }

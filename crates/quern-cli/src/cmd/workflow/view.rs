@@ -132,7 +132,7 @@ impl View {
                     }
                     _ => String::new(),
                 };
-                eprintln!(
+                crate::log::say!(
                     "[{:>6.2}s] level {} task {}: {state}{note}",
                     self.started.elapsed().as_secs_f64(),
                     t.level,
@@ -148,7 +148,7 @@ impl View {
                     Some(i) => format!("{} (instance {i})", c.task),
                     None => c.task.clone(),
                 };
-                eprintln!(
+                crate::log::say!(
                     "[{:>6.2}s] compensation of {which}: {}",
                     self.started.elapsed().as_secs_f64(),
                     c.state.map(|s| s.to_string()).unwrap_or_default()

@@ -1,0 +1,101 @@
+//! Everything the CLI writes to stderr: the tracing logs and its own one-line messages.
+//!
+//! Stderr may be broken: a closed pipe (`quern worker 2>&1 | head -3`), a full disk
+//! (`2>/dev/full`). Rust's `eprintln!` panics then, and tracing-subscriber reports a failed
+//! write with `eprintln!` too, so a single log line could kill a worker mid-job or, written
+//! from the signal task, stop it from ever shutting down. Here a write that fails is dropped
+//! and counted instead; stderr is a diagnostic channel, never a reason to stop.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Lines (log events or messages) that could not be written to stderr.
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Writes one line to stderr; if that fails, the line is dropped and counted.
+pub fn stderr_line(line: fmt::Arguments<'_>) {
+    let mut err = io::stderr().lock();
+    if writeln!(err, "{line}").is_err() {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// `eprintln!` that never panics: see [`stderr_line`].
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::log::stderr_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use say;
+
+/// At exit: says how many lines were lost, if any, in case stderr works again.
+pub fn report_dropped() {
+    let n = DROPPED.load(Ordering::Relaxed);
+    if n > 0 {
+        // If stderr is still broken this is lost as well; nothing more to do about it.
+        let _ = writeln!(
+            io::stderr(),
+            "note: {n} log line(s) could not be written to stderr and were dropped"
+        );
+    }
+}
+
+/// The tracing writer: stderr, with failed writes dropped and counted. The fmt layer formats
+/// an event into a buffer and hands it over in one `write_all`, so one failure is one event.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QuietStderr;
+
+impl Write for QuietStderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    /// Always `Ok`: an error here would make tracing-subscriber print (and panic on) its
+    /// own complaint through `eprintln!`.
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        if io::stderr().lock().write_all(buf).is_err() {
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        // Stderr is unbuffered; a failure would already have been counted by the write.
+        let _ = io::stderr().flush();
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for QuietStderr {
+    type Writer = QuietStderr;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        QuietStderr
+    }
+}
+
+/// Logs go to stderr. `QUERN_LOG` (or `RUST_LOG`) sets the filter; the worker logs at info by
+/// default, other commands only warnings, and not the Redis client's own (a command that
+/// cannot reach its store says so in its one-line error).
+pub fn init(worker: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if worker { "info" } else { "warn,redis=error" };
+    let filter = std::env::var("QUERN_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(QuietStderr)
+        // Belt and braces: the writer never fails, but a formatting error would otherwise be
+        // reported through `eprintln!`.
+        .log_internal_errors(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
