@@ -58,8 +58,11 @@ pub(crate) struct WorkerConfig {
     /// missed (for example an enqueue from another process on a backend without
     /// cross-process wake-ups). Default 1 s.
     pub poll_interval: Duration,
-    /// How often the worker record is heartbeated (the dashboard's "last seen"). Default
-    /// 10 s.
+    /// How often the worker record is heartbeated (the dashboard's "last seen"). The
+    /// interval is stored with the record: a worker not seen for three intervals is `lost`,
+    /// and the rescuer re-delivers its jobs without waiting for their leases to expire, so
+    /// an interval below a third of the lease makes a crashed worker's jobs come back
+    /// sooner. Default 10 s.
     pub worker_heartbeat: Duration,
     /// Most acknowledgements sent in one backend call. Default 512.
     pub ack_batch: usize,
