@@ -337,18 +337,25 @@ impl RedisBackend {
                     .clone(),
             )
             .await?;
+        // One pipeline for all records: every node's rescuer lists the workers each pass.
+        let mut p = redis::pipe();
+        for id in &ids {
+            p.cmd("HMGET")
+                .arg(self.gk(&format!("w:{id}")))
+                .arg("info")
+                .arg("seen")
+                .arg("running");
+        }
+        let rows: Vec<Vec<Option<String>>> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            crate::conn::retrying(&self.inner.conn, self.inner.cfg.retry_for, async |mut c| {
+                p.query_async(&mut c).await
+            })
+            .await?
+        };
         let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let f: Vec<Option<String>> = self
-                .query(
-                    redis::cmd("HMGET")
-                        .arg(self.gk(&format!("w:{id}")))
-                        .arg("info")
-                        .arg("seen")
-                        .arg("running")
-                        .clone(),
-                )
-                .await?;
+        for f in rows {
             let Some(json) = &f[0] else { continue };
             let mut info: WorkerInfo =
                 serde_json::from_str(json).map_err(|e| Error::Storage(e.to_string()))?;

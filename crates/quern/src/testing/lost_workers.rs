@@ -1,6 +1,6 @@
 //! Lost workers: a worker whose registry heartbeat stopped for three of its stated intervals
 //! is lost; `lease_rescue` with its id re-delivers the jobs it holds before their leases
-//! expire, and the core [`Rescuer`](crate::maintenance::Rescuer) finds lost workers, rescues
+//! expire, and the core [`Rescuer`] finds lost workers, rescues
 //! their jobs, leaves live workers alone and forgets lost ones after its retention.
 
 use std::sync::Arc;
