@@ -51,9 +51,12 @@ pub enum Command {
     /// The dead-letter queue: jobs that failed for good
     #[command(subcommand)]
     Dlq(DlqCmd),
-    /// Registered workers
+    /// Registered workers, alive or lost
     #[command(subcommand)]
     Workers(WorkersCmd),
+    /// Delete finished jobs older than their retention now (every `quern worker` also does
+    /// this in the background) and print how many of each state
+    Prune(PruneArgs),
     /// Run, inspect and control workflows: DAGs of tasks in a YAML or JSON file
     #[command(subcommand)]
     Workflow(WorkflowCmd),
@@ -154,9 +157,53 @@ pub struct WorkerArgs {
     #[arg(long)]
     pub exit_when_idle: bool,
 
-    /// Lease length: jobs of a worker that died are re-delivered after this [default: 30s]
+    /// Lease length: jobs of a worker that died are re-delivered after this at the latest
+    /// [default: 30s]
     #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
     pub lease: Option<Duration>,
+
+    /// How often the worker records that it is alive; after three missed beats it counts as
+    /// lost and its jobs are re-delivered before their leases expire [default: 10s]
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub heartbeat: Option<Duration>,
+
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+
+    /// Time between pruning passes [default: 1m]
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub prune_interval: Option<Duration>,
+
+    /// Forget a lost worker this long after it was last seen (or `forever`) [default: 1h]
+    #[arg(long, value_name = "DURATION", value_parser = parse::keep)]
+    pub retain_lost_workers: Option<parse::Keep>,
+}
+
+/// `--retain-<state>`: how long finished jobs are kept (overrides `[retention]`).
+#[derive(Debug, Args)]
+pub struct RetentionArgs {
+    /// Keep succeeded jobs this long after they finished, or `forever` [default: 24h]
+    #[arg(long, value_name = "DURATION", value_parser = parse::keep)]
+    pub retain_succeeded: Option<parse::Keep>,
+    /// Keep dead jobs (the dead-letter queue) this long, or `forever` [default: 7d]
+    #[arg(long, value_name = "DURATION", value_parser = parse::keep)]
+    pub retain_dead: Option<parse::Keep>,
+    /// Keep cancelled jobs this long, or `forever` [default: 7d]
+    #[arg(long, value_name = "DURATION", value_parser = parse::keep)]
+    pub retain_cancelled: Option<parse::Keep>,
+    /// Keep skipped jobs this long, or `forever` [default: 7d]
+    #[arg(long, value_name = "DURATION", value_parser = parse::keep)]
+    pub retain_skipped: Option<parse::Keep>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Count what would be deleted; delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub retention: RetentionArgs,
 }
 
 #[derive(Debug, Subcommand)]

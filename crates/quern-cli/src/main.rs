@@ -92,6 +92,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> CliResult<u8> {
         Command::Queues(c) => cmd::admin::queues(ctx, c).await,
         Command::Dlq(c) => cmd::admin::dlq(ctx, c).await,
         Command::Workers(c) => cmd::admin::workers(ctx, c).await,
+        Command::Prune(a) => cmd::prune::run(ctx, a).await,
         Command::Workflow(c) => cmd::workflow::run(ctx, c).await,
         Command::Bench(a) => bench::run(ctx, a).await,
     }

@@ -19,6 +19,27 @@ pub fn retry(s: &str) -> Result<quern::RetryPolicy, String> {
     })
 }
 
+/// A `--retain-…` value: `Keep(None)` keeps for good. (A newtype: clap reads
+/// `Option<Option<T>>` as a flag whose value may be left out.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keep(pub Option<Duration>);
+
+/// A `--retain-…` flag's value (see [`retention`]).
+pub fn keep(s: &str) -> Result<Keep, String> {
+    retention(s).map(Keep)
+}
+
+/// How long to keep something: a duration, or `forever` (also `none`: no retention) to keep
+/// it for good (`None`).
+pub fn retention(s: &str) -> Result<Option<Duration>, String> {
+    match s.trim() {
+        "forever" | "none" => Ok(None),
+        t => quern::model::parse_duration(t)
+            .map(Some)
+            .map_err(|e| format!("{}, or forever", strip(e.to_string()))),
+    }
+}
+
 /// A priority: 0–9 or `critical`, `high`, `normal`, `low`, `batch`.
 pub fn priority(s: &str) -> Result<Priority, String> {
     s.parse::<Priority>().map_err(|e| strip(e.to_string()))

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use quern::maintenance::RescuerConfig;
+use quern::maintenance::{PrunerConfig, RescuerConfig};
 use quern::{Backend, Codec, Handler, Worker};
 use tokio_util::sync::CancellationToken;
 
@@ -13,9 +13,16 @@ use crate::error::CliResult;
 pub struct PoolConfig {
     pub queues: Vec<String>,
     pub concurrency: usize,
-    /// Lease length; the rescuer runs as often as this (at most every 5 s) so that a dead
-    /// worker's jobs come back about one lease after it died.
+    /// Lease length: the longest a dead worker's jobs wait to be re-delivered.
     pub lease: Duration,
+    /// Worker heartbeat interval. The rescuer runs every `min(lease, 3 × heartbeat, 5 s)`,
+    /// so a dead worker's jobs come back about three heartbeats after it died (a lost
+    /// worker), or one lease, whichever is sooner.
+    pub heartbeat: Duration,
+    /// Retention of finished jobs, pruned under a leader lease; `None` prunes nothing.
+    pub pruner: Option<PrunerConfig>,
+    /// Lost workers are removed from the registry this long after they were last seen.
+    pub forget_lost_workers_after: Option<Duration>,
     pub shutdown_grace: Duration,
     pub handlers: Vec<(String, Arc<dyn Handler>)>,
     pub codec: Codec,
@@ -49,9 +56,17 @@ pub async fn run_pool(
         .workflow_env(quern::workflow::EnvSource::Process {
             allow: config.workflow_env.into_iter().collect(),
         })
-        .rescuer(Some(RescuerConfig::with_interval(
-            config.lease.min(Duration::from_secs(5)),
-        )));
+        .worker_heartbeat(config.heartbeat)
+        .rescuer(Some(RescuerConfig {
+            forget_lost_workers_after: config.forget_lost_workers_after,
+            ..RescuerConfig::with_interval(
+                config
+                    .lease
+                    .min(config.heartbeat * quern::backend::WorkerInfo::LOST_AFTER_BEATS)
+                    .min(Duration::from_secs(5)),
+            )
+        }))
+        .pruner(config.pruner);
     for (kind, h) in config.handlers {
         b = b.handler(kind, h);
     }

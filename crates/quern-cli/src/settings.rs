@@ -29,6 +29,7 @@ pub struct Settings {
     /// Largest accepted payload in bytes.
     pub max_payload_bytes: usize,
     pub worker: WorkerSettings,
+    pub retention: RetentionSettings,
     pub shell: ShellSettings,
     pub http: HttpSettings,
 }
@@ -52,6 +53,36 @@ pub struct WorkerSettings {
     /// Environment variables that workflow templates (`${env.NAME}`) may read on this
     /// worker; none by default.
     pub workflow_env: Vec<String>,
+    /// How often the worker records that it is alive. A worker not seen for three of these
+    /// is shown as `lost` and its jobs are re-delivered without waiting for their leases.
+    #[serde(with = "human_duration")]
+    pub heartbeat: Duration,
+}
+
+/// `[retention]`: how long finished jobs (and lost workers) are kept before every
+/// `quern worker` (one at a time, under a leader lease) or `quern prune` deletes them.
+/// Each is a duration or `"forever"`. A job's result goes with its job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Succeeded jobs, from when they finished. Default 24h.
+    #[serde(with = "keep")]
+    pub succeeded: Option<Duration>,
+    /// Dead jobs (the dead-letter queue). Default 7d.
+    #[serde(with = "keep")]
+    pub dead: Option<Duration>,
+    /// Cancelled jobs. Default 7d.
+    #[serde(with = "keep")]
+    pub cancelled: Option<Duration>,
+    /// Skipped jobs. Default 7d.
+    #[serde(with = "keep")]
+    pub skipped: Option<Duration>,
+    /// Time between the worker's pruning passes. Default 1m.
+    #[serde(with = "human_duration")]
+    pub interval: Duration,
+    /// Lost workers stay listed this long after they were last seen. Default 1h.
+    #[serde(with = "keep")]
+    pub lost_workers: Option<Duration>,
 }
 
 /// `[shell]`: the `shell` executor.
@@ -81,6 +112,7 @@ impl Default for Settings {
             json: false,
             max_payload_bytes: quern::Codec::DEFAULT_MAX_BYTES,
             worker: WorkerSettings::default(),
+            retention: RetentionSettings::default(),
             shell: ShellSettings::default(),
             http: HttpSettings::default(),
         }
@@ -96,6 +128,44 @@ impl Default for WorkerSettings {
             shutdown_grace: Duration::from_secs(30),
             allow_shell: false,
             workflow_env: Vec::new(),
+            heartbeat: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        // The core defaults, so a library worker and `quern worker` keep the same.
+        let core = quern::maintenance::PrunerConfig::default();
+        let of = |s: quern::JobState| core.retention.get(&s).copied();
+        RetentionSettings {
+            succeeded: of(quern::JobState::Succeeded),
+            dead: of(quern::JobState::Dead),
+            cancelled: of(quern::JobState::Cancelled),
+            skipped: of(quern::JobState::Skipped),
+            interval: core.interval,
+            lost_workers: quern::maintenance::RescuerConfig::default().forget_lost_workers_after,
+        }
+    }
+}
+
+impl RetentionSettings {
+    /// The pruner's settings: the states kept for a while, at this interval.
+    pub fn pruner(&self) -> quern::maintenance::PrunerConfig {
+        use quern::JobState::*;
+        let retention = [
+            (Succeeded, self.succeeded),
+            (Dead, self.dead),
+            (Cancelled, self.cancelled),
+            (Skipped, self.skipped),
+        ]
+        .into_iter()
+        .filter_map(|(s, keep)| keep.map(|k| (s, k)))
+        .collect();
+        quern::maintenance::PrunerConfig {
+            interval: self.interval,
+            retention,
+            ..Default::default()
         }
     }
 }
@@ -190,6 +260,12 @@ impl Settings {
         if self.worker.lease < Duration::from_millis(100) {
             return bad("worker.lease must be at least 100ms".into());
         }
+        if self.worker.heartbeat < Duration::from_millis(10) {
+            return bad("worker.heartbeat must be at least 10ms".into());
+        }
+        if self.retention.interval < Duration::from_millis(10) {
+            return bad("retention.interval must be at least 10ms".into());
+        }
         if self.max_payload_bytes == 0 {
             return bad("max_payload_bytes must be at least 1".into());
         }
@@ -249,6 +325,36 @@ mod human_duration {
             Raw::S(s) => quern::model::parse_duration(&s).map_err(serde::de::Error::custom),
             Raw::N(n) => Err(serde::de::Error::custom(format!(
                 "write durations as strings with a unit, like \"{n}s\" or \"{n}ms\""
+            ))),
+        }
+    }
+}
+
+/// Retentions are durations like durations elsewhere, or `"forever"` (also `"none"`) to
+/// keep for good.
+mod keep {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::human_duration::serialize(d, s),
+            None => s.serialize_str("forever"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            S(String),
+            N(i64),
+        }
+        match Raw::deserialize(d)? {
+            Raw::S(s) => crate::parse::retention(&s).map_err(serde::de::Error::custom),
+            Raw::N(n) => Err(serde::de::Error::custom(format!(
+                "write retentions as strings with a unit, like \"{n}h\", or \"forever\""
             ))),
         }
     }
@@ -314,6 +420,38 @@ mod tests {
         assert!(e.message.contains("does not exist"));
         let e = Settings::load(None, env(&[("QUERN_WORKER__CONCURRENCY", "0")])).unwrap_err();
         assert!(e.message.contains("at least 1"), "{}", e.message);
+    }
+
+    #[test]
+    fn retention_from_file_and_env() {
+        let s = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(s.retention.succeeded, Some(Duration::from_secs(86_400)));
+        assert_eq!(s.retention.dead, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(
+            s.retention.pruner().retention,
+            quern::maintenance::PrunerConfig::default().retention,
+            "the CLI keeps what the library keeps"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("quern.toml");
+        std::fs::write(
+            &f,
+            "[retention]\nsucceeded = \"1h\"\ndead = \"forever\"\ncancelled = \"none\"\ninterval = \"200ms\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&f), env(&[("QUERN_RETENTION__SKIPPED", "2d")])).unwrap();
+        assert_eq!(s.retention.succeeded, Some(Duration::from_secs(3600)));
+        assert_eq!((s.retention.dead, s.retention.cancelled), (None, None));
+        assert_eq!(s.retention.skipped, Some(Duration::from_secs(2 * 86_400)));
+        assert_eq!(s.retention.interval, Duration::from_millis(200));
+        let kept: Vec<_> = s.retention.pruner().retention.into_keys().collect();
+        assert_eq!(kept, [quern::JobState::Succeeded, quern::JobState::Skipped]);
+        std::fs::write(&f, "[retention]\nsucceded = \"1h\"\n").unwrap();
+        let e = Settings::load(Some(&f), env(&[])).unwrap_err();
+        assert!(e.message.contains("succeded"), "{}", e.message);
+        std::fs::write(&f, "[retention]\ndead = \"soon\"\n").unwrap();
+        let e = Settings::load(Some(&f), env(&[])).unwrap_err();
+        assert!(e.message.contains("forever"), "{}", e.message);
     }
 
     #[test]

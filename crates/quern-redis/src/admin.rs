@@ -123,6 +123,7 @@ impl RedisBackend {
             let mut args = Args::default();
             args.n(params.finished_before)
                 .n(left as i64)
+                .s(if params.dry_run { "1" } else { "0" })
                 .n(states.len() as i64);
             for s in &states {
                 args.s(s);
@@ -162,6 +163,10 @@ impl RedisBackend {
             args.n(left as i64).n(members.len() as i64);
             for m in &members {
                 args.s(&queues[*m]);
+            }
+            args.n(params.lost_workers.len() as i64);
+            for w in &params.lost_workers {
+                args.s(w);
             }
             let r = reply::array(
                 self.eval(&scripts::RESCUE, Some(&q), now, &args, true)
@@ -281,7 +286,12 @@ impl RedisBackend {
         let now = self.now();
         let exists: bool = self.query(redis::cmd("EXISTS").arg(&key).clone()).await?;
         if !exists {
-            return Ok(());
+            // As on SQLite: the worker then registers again (its record was removed as lost,
+            // or the store lost it).
+            return Err(Error::InvalidArgument(format!(
+                "worker {:?} is not registered",
+                params.id
+            )));
         }
         let mut p = redis::pipe();
         p.cmd("HSET")
@@ -327,18 +337,25 @@ impl RedisBackend {
                     .clone(),
             )
             .await?;
+        // One pipeline for all records: every node's rescuer lists the workers each pass.
+        let mut p = redis::pipe();
+        for id in &ids {
+            p.cmd("HMGET")
+                .arg(self.gk(&format!("w:{id}")))
+                .arg("info")
+                .arg("seen")
+                .arg("running");
+        }
+        let rows: Vec<Vec<Option<String>>> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            crate::conn::retrying(&self.inner.conn, self.inner.cfg.retry_for, async |mut c| {
+                p.query_async(&mut c).await
+            })
+            .await?
+        };
         let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let f: Vec<Option<String>> = self
-                .query(
-                    redis::cmd("HMGET")
-                        .arg(self.gk(&format!("w:{id}")))
-                        .arg("info")
-                        .arg("seen")
-                        .arg("running")
-                        .clone(),
-                )
-                .await?;
+        for f in rows {
             let Some(json) = &f[0] else { continue };
             let mut info: WorkerInfo =
                 serde_json::from_str(json).map_err(|e| Error::Storage(e.to_string()))?;

@@ -198,6 +198,10 @@ impl Bench<'_> {
             queues: vec![queue.to_string()],
             concurrency,
             lease: self.lease,
+            heartbeat: Duration::from_secs(10),
+            // The bench counts every job it enqueued: nothing may be pruned under it.
+            pruner: None,
+            forget_lost_workers_after: Some(Duration::from_secs(3600)),
             shutdown_grace: Duration::from_secs(10),
             handlers: vec![(KIND.to_string(), Arc::new(BenchHandler(rec.clone())))],
             codec: self.codec,

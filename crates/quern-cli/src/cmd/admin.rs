@@ -1,7 +1,9 @@
-//! `quern queues …`, `quern dlq …`, `quern workers list`.
+//! `quern queues …`, `quern dlq …`, `quern workers list` (alive or lost, with held jobs).
 
-use quern::JobState;
+use std::collections::HashMap;
+
 use quern::backend::{JobFilter, ListParams, RetryParams, RetryTarget};
+use quern::{Backend, JobState};
 
 use crate::cli::{DlqCmd, QueuesCmd, WorkersCmd};
 use crate::cmd::Ctx;
@@ -110,37 +112,85 @@ pub async fn workers(ctx: &Ctx, cmd: WorkersCmd) -> CliResult<u8> {
         WorkersCmd::List => {
             let workers = backend.worker_list().await?;
             let now = quern::clock::system_now_ms();
-            ctx.out
-                .emit(&serde_json::json!({ "workers": workers }), || {
-                    if workers.is_empty() {
-                        println!("no workers");
-                        return;
-                    }
-                    let mut t = table(&[
-                        "ID",
-                        "HOST",
-                        "PID",
-                        "QUEUES",
-                        "CONCURRENCY",
-                        "RUNNING",
-                        "STARTED",
-                        "LAST SEEN",
+            let held = held_jobs(&*backend).await?;
+            let rows: Vec<serde_json::Value> = workers
+                .iter()
+                .map(|w| {
+                    let mut v = serde_json::to_value(w).unwrap_or_default();
+                    v["state"] = w.state(now).as_str().into();
+                    v["held_jobs"] = held.get(&w.id).cloned().unwrap_or_default().into();
+                    v
+                })
+                .collect();
+            ctx.out.emit(&serde_json::json!({ "workers": rows }), || {
+                if workers.is_empty() {
+                    println!("no workers");
+                    return;
+                }
+                let mut t = table(&[
+                    "ID",
+                    "STATE",
+                    "HOST",
+                    "PID",
+                    "QUEUES",
+                    "CONCURRENCY",
+                    "RUNNING",
+                    "HELD JOBS",
+                    "STARTED",
+                    "LAST SEEN",
+                ]);
+                for w in &workers {
+                    let held = held.get(&w.id).map_or(0, Vec::len);
+                    t.add_row(vec![
+                        w.id.clone(),
+                        w.state(now).to_string(),
+                        w.hostname.clone(),
+                        w.pid.to_string(),
+                        w.queues.join(","),
+                        w.concurrency.to_string(),
+                        w.running.to_string(),
+                        held.to_string(),
+                        age(w.started_at, now),
+                        age(w.last_seen_at, now),
                     ]);
-                    for w in &workers {
-                        t.add_row(vec![
-                            w.id.clone(),
-                            w.hostname.clone(),
-                            w.pid.to_string(),
-                            w.queues.join(","),
-                            w.concurrency.to_string(),
-                            w.running.to_string(),
-                            age(w.started_at, now),
-                            age(w.last_seen_at, now),
-                        ]);
-                    }
-                    println!("{t}");
-                });
+                }
+                println!("{t}");
+            });
         }
     }
     Ok(0)
+}
+
+/// The most running jobs `workers list` reads to find who holds what.
+const HELD_SCAN: usize = 10_000;
+
+/// Ids of running jobs by the worker holding their lease (oldest first per worker).
+async fn held_jobs(backend: &dyn Backend) -> quern::Result<HashMap<String, Vec<String>>> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    let mut before = None;
+    let mut seen = 0;
+    loop {
+        let page = backend
+            .job_list(ListParams {
+                filter: JobFilter {
+                    state: Some(JobState::Running),
+                    ..Default::default()
+                },
+                limit: 1000,
+                before,
+            })
+            .await?;
+        seen += page.jobs.len();
+        for j in page.jobs.iter().rev() {
+            if let Some(l) = &j.lease {
+                out.entry(l.worker_id.clone())
+                    .or_default()
+                    .push(j.id.to_string());
+            }
+        }
+        match page.next {
+            Some(n) if seen < HELD_SCAN => before = Some(n),
+            _ => return Ok(out),
+        }
+    }
 }

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod enqueue;
 pub mod jobs;
+pub mod prune;
 pub mod worker;
 pub mod workflow;
 

@@ -28,6 +28,26 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> CliResult<u8> {
             "--lease must be at least 100ms",
         ));
     }
+    let heartbeat = args.heartbeat.unwrap_or(s.worker.heartbeat);
+    if heartbeat < Duration::from_millis(10) {
+        return Err(CliError::usage(
+            "invalid_argument",
+            "--heartbeat must be at least 10ms",
+        ));
+    }
+    let mut retention = super::prune::retention(&s.retention, &args.retention);
+    if let Some(i) = args.prune_interval {
+        if i < Duration::from_millis(10) {
+            return Err(CliError::usage(
+                "invalid_argument",
+                "--prune-interval must be at least 10ms",
+            ));
+        }
+        retention.interval = i;
+    }
+    if let Some(k) = args.retain_lost_workers {
+        retention.lost_workers = k.0;
+    }
     let exec = ExecutorConfig {
         shell: ShellConfig {
             allow_any: args.allow_shell || s.worker.allow_shell,
@@ -71,6 +91,9 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> CliResult<u8> {
             queues,
             concurrency,
             lease,
+            heartbeat,
+            pruner: Some(retention.pruner()),
+            forget_lost_workers_after: retention.lost_workers,
             shutdown_grace: s.worker.shutdown_grace,
             handlers,
             codec: ctx.codec(),

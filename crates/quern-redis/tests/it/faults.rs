@@ -97,7 +97,13 @@ async fn drain_loop(
 /// Rescues expired leases every 200 ms until `stop`; counts rescued jobs.
 async fn rescue_loop(b: Arc<RedisBackend>, rescued: Arc<AtomicU64>, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::Relaxed) {
-        if let Ok(r) = b.lease_rescue(RescueParams { limit: 1000 }).await {
+        if let Ok(r) = b
+            .lease_rescue(RescueParams {
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+        {
             rescued.fetch_add(r.requeued.len() as u64, Ordering::Relaxed);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

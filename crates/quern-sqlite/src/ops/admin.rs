@@ -145,40 +145,104 @@ fn queue_ids(tx: &Tx<'_>) -> quern::Result<Vec<i64>> {
         .map_err(sql_err)
 }
 
+/// A running job the rescuer re-delivers.
+struct Stale {
+    id: [u8; 16],
+    attempt: i64,
+    max_attempts: i64,
+    worker: Option<String>,
+    /// Its lease ran out (otherwise its worker was found lost).
+    lease_expired: bool,
+}
+
+impl Stale {
+    /// From `SELECT id, attempt, max_attempts, lease_worker, <lease expired 0/1>`.
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Stale> {
+        Ok(Stale {
+            id: r.get(0)?,
+            attempt: r.get(1)?,
+            max_attempts: r.get(2)?,
+            worker: r.get(3)?,
+            lease_expired: r.get(4)?,
+        })
+    }
+}
+
 pub(crate) fn rescue(tx: &mut Tx<'_>, p: RescueParams) -> quern::Result<RescueReport> {
     let limit = p.limit.max(1);
-    let mut expired: Vec<([u8; 16], i64, i64, Option<String>)> = Vec::new();
+    let mut expired: Vec<Stale> = Vec::new();
     for queue in queue_ids(tx)? {
         if expired.len() >= limit {
             break;
         }
-        let rows: Vec<([u8; 16], i64, i64, Option<String>)> = tx
+        let rows: Vec<Stale> = tx
             .conn
             .prepare_cached(
-                "SELECT id, attempt, max_attempts, lease_worker FROM jobs \
+                "SELECT id, attempt, max_attempts, lease_worker, 1 FROM jobs \
                  WHERE queue_id = ?1 AND state = 3 AND lease_expires_at < ?2 LIMIT ?3",
             )
             .and_then(|mut s| {
                 s.query_map(
                     rusqlite::params![queue, tx.now, (limit - expired.len()) as i64],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    Stale::from_row,
                 )
                 .and_then(|rows| rows.collect())
             })
             .map_err(sql_err)?;
         expired.extend(rows);
     }
+    if !p.lost_workers.is_empty() {
+        // Leases held by lost workers count as expired now. The running jobs of each queue
+        // (a `jobs_claim` range) are few; this runs only while some worker is lost.
+        let lost =
+            serde_json::to_string(&p.lost_workers).map_err(|e| Error::Codec(e.to_string()))?;
+        for queue in queue_ids(tx)? {
+            if expired.len() >= limit {
+                break;
+            }
+            let rows: Vec<Stale> = tx
+                .conn
+                .prepare_cached(
+                    "SELECT id, attempt, max_attempts, lease_worker, 0 FROM jobs \
+                     WHERE queue_id = ?1 AND state = 3 AND lease_expires_at >= ?2 \
+                     AND lease_worker IN (SELECT value FROM json_each(?3)) LIMIT ?4",
+                )
+                .and_then(|mut s| {
+                    s.query_map(
+                        rusqlite::params![queue, tx.now, lost, (limit - expired.len()) as i64],
+                        Stale::from_row,
+                    )
+                    .and_then(|rows| rows.collect())
+                })
+                .map_err(sql_err)?;
+            expired.extend(rows);
+        }
+    }
     let mut report = RescueReport::default();
-    for (id, attempt, max_attempts, worker) in expired {
+    for Stale {
+        id,
+        attempt,
+        max_attempts,
+        worker,
+        lease_expired,
+    } in expired
+    {
         let id = JobId::from_bytes(id);
-        let record = ErrorRecord {
-            attempt: attempt as u32,
-            at: tx.now,
-            kind: ErrorKind::LeaseExpired,
-            message: format!(
-                "lease expired: worker {} stopped heartbeating",
-                worker.as_deref().unwrap_or("?")
-            ),
+        let worker = worker.as_deref().unwrap_or("?");
+        let record = if lease_expired {
+            ErrorRecord {
+                attempt: attempt as u32,
+                at: tx.now,
+                kind: ErrorKind::LeaseExpired,
+                message: format!("lease expired: worker {worker} stopped heartbeating"),
+            }
+        } else {
+            ErrorRecord {
+                attempt: attempt as u32,
+                at: tx.now,
+                kind: ErrorKind::WorkerLost,
+                message: format!("worker {worker} was lost (missed three heartbeats)"),
+            }
         };
         let record = serde_json::to_string(&record).map_err(|e| Error::Codec(e.to_string()))?;
         let dead = attempt >= max_attempts;
@@ -208,14 +272,26 @@ pub(crate) fn rescue(tx: &mut Tx<'_>, p: RescueParams) -> quern::Result<RescueRe
 }
 
 pub(crate) fn prune(tx: &mut Tx<'_>, p: PruneParams) -> quern::Result<PruneReport> {
-    let expired = tx
-        .conn
-        .prepare_cached(
-            "UPDATE jobs SET result = NULL, result_tag = NULL, result_expires_at = NULL WHERE id IN \
-             (SELECT id FROM jobs WHERE result_expires_at <= ?1 LIMIT ?2)",
-        )
-        .and_then(|mut s| s.execute(rusqlite::params![tx.now, p.limit.max(1) as i64]))
-        .map_err(sql_err)?;
+    let expired = if p.dry_run {
+        tx.conn
+            .prepare_cached(
+                "SELECT count(*) FROM (SELECT 1 FROM jobs WHERE result_expires_at <= ?1 LIMIT ?2)",
+            )
+            .and_then(|mut s| {
+                s.query_row(rusqlite::params![tx.now, p.limit.max(1) as i64], |r| {
+                    r.get::<_, i64>(0)
+                })
+            })
+            .map_err(sql_err)? as usize
+    } else {
+        tx.conn
+            .prepare_cached(
+                "UPDATE jobs SET result = NULL, result_tag = NULL, result_expires_at = NULL WHERE id IN \
+                 (SELECT id FROM jobs WHERE result_expires_at <= ?1 LIMIT ?2)",
+            )
+            .and_then(|mut s| s.execute(rusqlite::params![tx.now, p.limit.max(1) as i64]))
+            .map_err(sql_err)?
+    };
     let limit = p.limit.max(1);
     let mut victims: Vec<[u8; 16]> = Vec::new();
     // A finished job that a still-waiting job depends on is kept: its state is needed to
@@ -249,6 +325,12 @@ pub(crate) fn prune(tx: &mut Tx<'_>, p: PruneParams) -> quern::Result<PruneRepor
                 victims.extend(rows);
             }
         }
+    }
+    if p.dry_run {
+        return Ok(PruneReport {
+            jobs_deleted: victims.len() as u64,
+            results_expired: expired as u64,
+        });
     }
     let mut deleted = 0u64;
     let mut del = tx

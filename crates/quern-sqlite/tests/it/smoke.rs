@@ -104,7 +104,13 @@ async fn expired_lease_is_rescued_and_dead_skips_dependents() {
     let got = b.job_claim(claim("w1", &["default"], 10)).await.unwrap();
     assert_eq!(got.len(), 1);
     clock.advance(Duration::from_secs(31));
-    let report = b.lease_rescue(RescueParams { limit: 100 }).await.unwrap();
+    let report = b
+        .lease_rescue(RescueParams {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(report.dead, vec![ids[0]]);
     for id in &ids[1..] {
         assert_eq!(

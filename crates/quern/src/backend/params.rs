@@ -402,10 +402,16 @@ pub struct WorkflowPage {
     pub next: Option<String>,
 }
 
-/// `lease_rescue`: re-deliver jobs whose lease expired.
-#[derive(Clone, Debug)]
+/// `lease_rescue`: re-deliver jobs whose lease expired, and those held by lost workers.
+#[derive(Clone, Debug, Default)]
 pub struct RescueParams {
     pub limit: usize,
+    /// Workers found lost (their heartbeat stopped, [`WorkerInfo::state`]): every lease one
+    /// of them holds counts as expired now, so its jobs come back without waiting for the
+    /// lease to run out. Such a job's error entry has kind
+    /// [`WorkerLost`](ErrorKind::WorkerLost) (or `LeaseExpired` when the lease had expired
+    /// anyway). Empty: only expired leases are rescued.
+    pub lost_workers: Vec<String>,
 }
 
 /// What the rescuer did.
@@ -424,9 +430,12 @@ pub struct PruneParams {
     pub finished_before: Millis,
     pub states: Vec<JobState>,
     pub limit: usize,
+    /// Count only: the report says what the call would delete and drop (with the same
+    /// limit), and nothing changes.
+    pub dry_run: bool,
 }
 
-/// What the pruner did.
+/// What the pruner did (or, for a dry run, would do).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PruneReport {
     pub jobs_deleted: u64,
@@ -456,6 +465,62 @@ pub struct WorkerInfo {
     pub last_seen_at: Millis,
     /// Jobs running at the last heartbeat.
     pub running: u32,
+    /// How often this worker promised to heartbeat its record, in milliseconds. A worker
+    /// not seen for [`WorkerInfo::LOST_AFTER_BEATS`] intervals is lost: the rescuer
+    /// re-delivers its jobs and later removes its record. `None` (a record written before
+    /// the field existed) is never judged lost, because nobody knows its interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_interval_ms: Option<u64>,
+}
+
+/// Whether a registered worker is still heartbeating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerState {
+    /// Seen within [`WorkerInfo::LOST_AFTER_BEATS`] heartbeat intervals (or its interval is
+    /// unknown).
+    Alive,
+    /// Not seen for longer: the process died, hung, or lost the store. Its leases are
+    /// rescued early and its record is removed after the rescuer's retention.
+    Lost,
+}
+
+impl WorkerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Alive => "alive",
+            WorkerState::Lost => "lost",
+        }
+    }
+}
+
+impl std::fmt::Display for WorkerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl WorkerInfo {
+    /// Missed heartbeats after which a worker counts as lost. Three, so one slow or failed
+    /// heartbeat (or two) never condemns a live worker.
+    pub const LOST_AFTER_BEATS: u32 = 3;
+
+    /// How long after its last heartbeat this worker counts as lost, if its interval is known.
+    pub fn lost_after(&self) -> Option<Duration> {
+        self.heartbeat_interval_ms
+            .map(|ms| Duration::from_millis(ms.max(1)) * Self::LOST_AFTER_BEATS)
+    }
+
+    /// Alive or lost at `now` (by the same clock that stamped `last_seen_at`): lost once
+    /// more than [`lost_after`](Self::lost_after) has passed since the last heartbeat.
+    pub fn state(&self, now: Millis) -> WorkerState {
+        match self.lost_after() {
+            Some(after) if now.saturating_sub(self.last_seen_at) > after.as_millis() as i64 => {
+                WorkerState::Lost
+            }
+            _ => WorkerState::Alive,
+        }
+    }
 }
 
 /// `worker_heartbeat`.

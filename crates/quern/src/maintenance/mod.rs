@@ -1,8 +1,9 @@
 //! Background services that keep a Quern deployment healthy, one file each, each with a
 //! config struct whose defaults are documented on its fields.
 //!
-//! - [`Rescuer`]: re-delivers jobs whose lease expired. Safe and useful on every node; the
-//!   [`Worker`](crate::Worker) runs one by default.
+//! - [`Rescuer`]: re-delivers jobs whose lease expired or whose worker is lost (its
+//!   heartbeat stopped), and removes long-lost workers from the registry. Safe and useful
+//!   on every node; the [`Worker`](crate::Worker) runs one by default.
 //! - [`Pruner`]: deletes old finished jobs and expired results. Idempotent, but one node is
 //!   enough, so it is meant to run under [`run_as_leader`].
 //! - [`WorkflowMonitor`]: moves running workflows along (failure policy, saga
@@ -21,7 +22,7 @@ mod workflows;
 
 pub use leader::{LeaderConfig, run_as_leader};
 pub use pruner::{PruneTickReport, Pruner, PrunerConfig};
-pub use rescuer::{Rescuer, RescuerConfig};
+pub use rescuer::{RescueTickReport, Rescuer, RescuerConfig};
 pub use workflows::{WorkflowMonitor, WorkflowMonitorConfig, WorkflowTickReport};
 
 use std::time::Duration;

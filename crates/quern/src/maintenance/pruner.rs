@@ -21,13 +21,14 @@ pub struct PrunerConfig {
     /// Time between passes. Default 1 min.
     pub interval: Duration,
     /// How long a finished job is kept, by terminal state (measured from `finished_at`).
-    /// States not listed are kept forever. Defaults: succeeded 1 day, cancelled and skipped
-    /// 7 days, dead 30 days (the DLQ: long enough for someone to look at it).
+    /// States not listed are kept forever. Defaults: succeeded 24 h; dead, cancelled and
+    /// skipped 7 days (the dead-letter queue: long enough for someone to look at it). A
+    /// job's result goes with the job, or earlier if its `result_ttl` says so.
     pub retention: BTreeMap<JobState, Duration>,
     /// Jobs deleted per backend call; a pass keeps calling while calls come back full, up to
     /// `max_batches_per_pass`. Default 1000.
     pub batch_limit: usize,
-    /// Upper bound on calls per retention group in one pass. Default 10.
+    /// Upper bound on calls per state in one pass. Default 10.
     pub max_batches_per_pass: usize,
 }
 
@@ -38,9 +39,9 @@ impl Default for PrunerConfig {
             interval: Duration::from_secs(60),
             retention: BTreeMap::from([
                 (JobState::Succeeded, Duration::from_secs(DAY)),
+                (JobState::Dead, Duration::from_secs(7 * DAY)),
                 (JobState::Cancelled, Duration::from_secs(7 * DAY)),
                 (JobState::Skipped, Duration::from_secs(7 * DAY)),
-                (JobState::Dead, Duration::from_secs(30 * DAY)),
             ]),
             batch_limit: 1000,
             max_batches_per_pass: 10,
@@ -60,10 +61,14 @@ impl PrunerConfig {
     }
 }
 
-/// What one pruner pass did.
+/// What one pruner pass did (or, for a dry run, would do).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PruneTickReport {
+    /// Jobs deleted, all states together.
     pub jobs_deleted: u64,
+    /// Jobs deleted per state; every state with a retention is present, with 0 if none.
+    pub deleted_by_state: BTreeMap<JobState, u64>,
+    /// Results dropped because their `result_ttl` passed (their jobs stay).
     pub results_expired: u64,
 }
 
@@ -88,36 +93,63 @@ impl Pruner {
         }
     }
 
-    /// One pass. States sharing a retention are pruned in one call; a pass with no
+    /// One pass: each state with a retention is pruned with its own cutoff; a pass with no
     /// retention configured still drops expired results.
     pub async fn run_once(&self) -> Result<PruneTickReport> {
+        self.pass(false).await
+    }
+
+    /// What [`run_once`](Self::run_once) would delete now, changing nothing.
+    pub async fn dry_run(&self) -> Result<PruneTickReport> {
+        self.pass(true).await
+    }
+
+    async fn pass(&self, dry_run: bool) -> Result<PruneTickReport> {
         self.config.validate()?;
         let now = self.clock.now_ms();
-        let mut groups: BTreeMap<Duration, Vec<JobState>> = BTreeMap::new();
-        for (state, keep) in &self.config.retention {
-            groups.entry(*keep).or_default().push(*state);
-        }
-        if groups.is_empty() {
-            groups.insert(Duration::ZERO, Vec::new());
-        }
         let limit = self.config.batch_limit.max(1);
+        let batches = self.config.max_batches_per_pass.max(1);
+        let mut groups: Vec<(Option<JobState>, Duration)> = self
+            .config
+            .retention
+            .iter()
+            .map(|(s, keep)| (Some(*s), *keep))
+            .collect();
+        if groups.is_empty() {
+            groups.push((None, Duration::ZERO));
+        }
         let mut total = PruneTickReport::default();
-        for (keep, states) in groups {
+        for (i, (state, keep)) in groups.into_iter().enumerate() {
             let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
-            for _ in 0..self.config.max_batches_per_pass.max(1) {
-                let r = self
-                    .backend
-                    .job_prune(PruneParams {
-                        finished_before: now.saturating_sub(keep_ms),
-                        states: states.clone(),
-                        limit,
-                    })
-                    .await?;
-                total.jobs_deleted += r.jobs_deleted;
-                total.results_expired += r.results_expired;
-                if (r.jobs_deleted as usize) < limit {
-                    break;
+            let params = |limit| PruneParams {
+                finished_before: now.saturating_sub(keep_ms),
+                states: state.into_iter().collect(),
+                limit,
+                dry_run,
+            };
+            let mut deleted = 0;
+            if dry_run {
+                // A count changes nothing, so calling again would count the same jobs: one
+                // call with the limit of a whole pass. Every call counts the same expired
+                // results too, so only the first call's count is kept.
+                let r = self.backend.job_prune(params(limit * batches)).await?;
+                deleted = r.jobs_deleted;
+                if i == 0 {
+                    total.results_expired = r.results_expired;
                 }
+            } else {
+                for _ in 0..batches {
+                    let r = self.backend.job_prune(params(limit)).await?;
+                    deleted += r.jobs_deleted;
+                    total.results_expired += r.results_expired;
+                    if (r.jobs_deleted as usize) < limit {
+                        break;
+                    }
+                }
+            }
+            total.jobs_deleted += deleted;
+            if let Some(state) = state {
+                total.deleted_by_state.insert(state, deleted);
             }
         }
         Ok(total)
@@ -129,9 +161,10 @@ impl Pruner {
         tracing::debug!(interval = ?self.config.interval, "pruner started");
         loop {
             match self.run_once().await {
-                Ok(r) if r == PruneTickReport::default() => {}
+                Ok(r) if r.jobs_deleted == 0 && r.results_expired == 0 => {}
                 Ok(r) => tracing::info!(
                     jobs_deleted = r.jobs_deleted,
+                    by_state = ?r.deleted_by_state,
                     results_expired = r.results_expired,
                     "pruned finished jobs"
                 ),

@@ -45,11 +45,12 @@ async fn enqueue_and_claim(
 
 #[tokio::test(start_paused = true)]
 async fn the_rescuer_requeues_expired_leases_and_kills_last_attempts() {
-    let (b, c, _) = setup();
+    let (b, c, clock) = setup();
     let again = enqueue_and_claim(&b, &c, 3, 5).await;
     let last = enqueue_and_claim(&b, &c, 1, 1).await;
     let rescuer = Rescuer::new(
         b.clone(),
+        clock,
         RescuerConfig {
             batch_limit: 2,
             ..RescuerConfig::default()
@@ -75,12 +76,13 @@ async fn the_rescuer_requeues_expired_leases_and_kills_last_attempts() {
 
 #[tokio::test(start_paused = true)]
 async fn the_rescuer_loop_runs_on_its_interval_until_stopped() {
-    let (b, c, _) = setup();
+    let (b, c, clock) = setup();
     let t = enqueue_and_claim(&b, &c, 1, 5).await;
     let stop = CancellationToken::new();
     let task = tokio::spawn(
         Rescuer::new(
             b.clone(),
+            clock,
             RescuerConfig::with_interval(Duration::from_secs(2)),
         )
         .run(stop.clone()),

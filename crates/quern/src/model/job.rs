@@ -95,6 +95,9 @@ pub enum ErrorKind {
     Panic,
     /// The worker stopped heartbeating and the lease expired (the rescuer recorded this).
     LeaseExpired,
+    /// The worker holding the lease was found lost (its registry heartbeat stopped for three
+    /// intervals), so the rescuer re-delivered the job before the lease ran out.
+    WorkerLost,
     /// The handler or an operator cancelled the job.
     Cancelled,
     /// No handler is registered for this kind on the worker that claimed it.

@@ -435,14 +435,18 @@ impl Backend for MemBackend {
             .map(|j| j.id)
             .take(params.limit)
             .collect();
-        for id in &victims {
-            st.jobs.remove(id);
-        }
         let mut expired = 0;
         for j in st.jobs.values_mut() {
             if j.result_expires_at.is_some_and(|t| t <= now) && j.result.is_some() {
-                j.result = None;
+                if !params.dry_run {
+                    j.result = None;
+                }
                 expired += 1;
+            }
+        }
+        if !params.dry_run {
+            for id in &victims {
+                st.jobs.remove(id);
             }
         }
         Ok(PruneReport {
@@ -459,19 +463,27 @@ impl Backend for MemBackend {
             .jobs
             .values()
             .filter(|j| {
-                j.state == JobState::Running && j.lease.as_ref().is_some_and(|l| l.expires_at < now)
+                j.state == JobState::Running
+                    && j.lease.as_ref().is_some_and(|l| {
+                        l.expires_at < now || params.lost_workers.contains(&l.worker_id)
+                    })
             })
             .map(|j| j.id)
             .take(params.limit)
             .collect();
         for id in expired {
             let j = st.jobs.get_mut(&id).unwrap();
-            j.lease = None;
+            let lease = j.lease.take().expect("running jobs hold a lease");
+            let (kind, message) = if lease.expires_at < now {
+                (ErrorKind::LeaseExpired, "lease expired")
+            } else {
+                (ErrorKind::WorkerLost, "worker lost")
+            };
             j.errors.push(ErrorRecord {
                 attempt: j.attempt,
                 at: now,
-                kind: ErrorKind::LeaseExpired,
-                message: "lease expired".into(),
+                kind,
+                message: message.into(),
             });
             if j.attempt >= j.max_attempts {
                 j.state = JobState::Dead;

@@ -210,7 +210,10 @@ pub async fn rescue_races_late_completions(h: Harness) {
         let mut rescued = HashSet::new();
         loop {
             let r = backend
-                .lease_rescue(crate::backend::RescueParams { limit: 1 })
+                .lease_rescue(crate::backend::RescueParams {
+                    limit: 1,
+                    ..Default::default()
+                })
                 .await?;
             assert!(r.dead.is_empty(), "attempts remain, so nothing dies");
             if r.requeued.is_empty() {

@@ -295,7 +295,10 @@ impl Harness {
     /// Rescues expired leases (up to 1000).
     pub async fn rescue(&self) -> RescueReport {
         self.backend
-            .lease_rescue(RescueParams { limit: 1000 })
+            .lease_rescue(RescueParams {
+                limit: 1000,
+                ..Default::default()
+            })
             .await
             .unwrap_or_else(|e| panic!("{}: rescue failed: {e}", self.case))
     }

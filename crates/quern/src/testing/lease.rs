@@ -141,7 +141,10 @@ pub async fn rescue_respects_limit(h: Harness) {
     h.advance(LEASE + Duration::from_secs(1));
     let first = h
         .backend
-        .lease_rescue(RescueParams { limit: 2 })
+        .lease_rescue(RescueParams {
+            limit: 2,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(first.requeued.len(), 2, "{}: limit 2: {first:?}", h.case);

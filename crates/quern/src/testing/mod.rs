@@ -68,6 +68,7 @@ pub mod fencing;
 pub mod leader;
 pub mod lease;
 pub mod list;
+pub mod lost_workers;
 pub mod pause;
 pub mod payload;
 pub mod priority;
@@ -238,6 +239,12 @@ macro_rules! __quern_cases {
                 checkpoint_returned_after_rescue,
                 checkpoint_returned_after_retry,
             }
+            lost_workers {
+                lost_after_three_missed_heartbeats,
+                lost_worker_leases_are_rescued_early,
+                rescuer_rescues_lost_workers_and_spares_live_ones,
+                lost_workers_are_forgotten_after_retention,
+            }
             retry {
                 retryable_failure_is_scheduled,
                 retry_keeps_default_priority_and_attempts,
@@ -290,6 +297,7 @@ macro_rules! __quern_cases {
                 prune_deletes_old_finished_jobs,
                 prune_respects_limit,
                 prune_never_deletes_live_jobs,
+                prune_dry_run_counts_and_changes_nothing,
                 result_is_stored,
                 result_expires_and_is_pruned,
                 jobs_own_result_ttl_is_stored,
@@ -304,6 +312,7 @@ macro_rules! __quern_cases {
                 heartbeat_updates_last_seen,
                 list_is_most_recent_first,
                 re_register_replaces,
+                heartbeat_of_unknown_worker_is_refused,
             }
             queues {
                 counts_by_state,

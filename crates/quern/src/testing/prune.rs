@@ -19,6 +19,7 @@ async fn prune(
             finished_before,
             states: states.to_vec(),
             limit,
+            dry_run: false,
         })
         .await
         .unwrap_or_else(|e| panic!("{}: prune: {e}", h.case))
@@ -60,6 +61,71 @@ pub async fn prune_deletes_old_finished_jobs(h: Harness) {
     );
 }
 
+/// A dry run reports what the same call would delete and drop, within the same limit, and
+/// changes nothing: the real call that follows reports the same numbers.
+pub async fn prune_dry_run_counts_and_changes_nothing(h: Harness) {
+    let ok = [
+        succeeded(&h).await,
+        succeeded(&h).await,
+        succeeded(&h).await,
+    ];
+    let dead = h.enqueue(job("dead")).await.id;
+    h.claim_and_fail("default", dead, FailAction::Dead).await;
+    let c = h.enqueue_and_claim(job("ttl")).await;
+    h.try_complete(Completion {
+        token: c.token.clone(),
+        result: Some(json_payload(serde_json::json!(1))),
+        result_ttl: Some(Duration::from_secs(1)),
+        started_at: None,
+    })
+    .await
+    .unwrap();
+    h.advance(Duration::from_secs(10));
+    let cutoff = h.now();
+    let fresh = succeeded(&h).await;
+    let call = |dry_run, limit| PruneParams {
+        finished_before: cutoff,
+        states: vec![JobState::Succeeded],
+        limit,
+        dry_run,
+    };
+
+    let counted = h.backend.job_prune(call(true, 100)).await.unwrap();
+    assert_eq!(
+        counted,
+        PruneReport {
+            jobs_deleted: 4,
+            results_expired: 1
+        },
+        "{}: three old successes and the ttl job, its result",
+        h.case
+    );
+    let capped = h.backend.job_prune(call(true, 2)).await.unwrap();
+    assert_eq!(
+        capped.jobs_deleted, 2,
+        "{}: the limit holds: {capped:?}",
+        h.case
+    );
+    for id in ok.iter().chain([&c.job.id, &fresh]) {
+        h.assert_state(*id, JobState::Succeeded, "dry run deletes nothing")
+            .await;
+    }
+    h.assert_state(dead, JobState::Dead, "state not listed")
+        .await;
+    assert_eq!(h.stats("default").await.counts.succeeded, 5, "{}", h.case);
+
+    let done = h.backend.job_prune(call(false, 100)).await.unwrap();
+    assert_eq!(
+        done, counted,
+        "{}: the real call does what was counted",
+        h.case
+    );
+    h.assert_absent(&[ok[0], ok[1], ok[2], c.job.id], "pruned")
+        .await;
+    h.assert_state(fresh, JobState::Succeeded, "finished after the cutoff")
+        .await;
+}
+
 /// At most `limit` jobs per call.
 pub async fn prune_respects_limit(h: Harness) {
     let mut ids = Vec::new();
@@ -92,6 +158,7 @@ pub async fn prune_never_deletes_live_jobs(h: Harness) {
             finished_before: h.now(),
             states: JobState::ALL.to_vec(),
             limit: 100,
+            dry_run: false,
         })
         .await;
     if let Err(e) = &res {

@@ -16,6 +16,7 @@ fn info(h: &Harness, id: &str) -> WorkerInfo {
         started_at: h.now(),
         last_seen_at: h.now(),
         running: 0,
+        heartbeat_interval_ms: Some(10_000),
     }
 }
 
@@ -87,4 +88,18 @@ pub async fn re_register_replaces(h: Harness) {
         "{}: one record, the new one",
         h.case
     );
+}
+
+/// A heartbeat for a worker that is not registered (removed as lost, or never registered)
+/// is refused, so the worker knows to register again.
+pub async fn heartbeat_of_unknown_worker_is_refused(h: Harness) {
+    let res = h
+        .backend
+        .worker_heartbeat(WorkerHeartbeatParams {
+            id: "nobody".into(),
+            running: 0,
+        })
+        .await;
+    expect_err!(h, res, e if is_input_error(&e), "unknown worker");
+    assert!(list(&h).await.is_empty(), "{}: nothing registered", h.case);
 }

@@ -164,7 +164,8 @@ impl WorkerBuilder {
         self
     }
 
-    /// How often the worker record is heartbeated. Default 10 s.
+    /// How often the worker record is heartbeated. Stored with the record: after three
+    /// missed beats the worker is lost and its jobs are rescued early. Default 10 s.
     pub fn worker_heartbeat(mut self, d: Duration) -> Self {
         self.cfg.worker_heartbeat = d;
         self

@@ -61,8 +61,11 @@ pub(crate) struct WorkerConfig {
     /// cross-process wake-ups). Default 1 s.
     pub poll_interval: Duration,
     /// How often the worker record is heartbeated (its `last_seen_at`, the "last seen" of
-    /// `quern workers list`). Default
-    /// 10 s.
+    /// `quern workers list`). The
+    /// interval is stored with the record: a worker not seen for three intervals is `lost`,
+    /// and the rescuer re-delivers its jobs without waiting for their leases to expire, so
+    /// an interval below a third of the lease makes a crashed worker's jobs come back
+    /// sooner. Default 10 s.
     pub worker_heartbeat: Duration,
     /// Most acknowledgements sent in one backend call. Default 512.
     pub ack_batch: usize,

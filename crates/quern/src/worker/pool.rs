@@ -83,6 +83,9 @@ impl Shared {
             started_at: *self.started_at.get_or_init(|| now),
             last_seen_at: now,
             running,
+            heartbeat_interval_ms: Some(
+                u64::try_from(self.cfg.worker_heartbeat.as_millis()).unwrap_or(u64::MAX),
+            ),
         }
     }
 
@@ -199,7 +202,7 @@ impl Worker {
             tokio::spawn(heartbeat::worker(Arc::clone(&s), background_stop.clone())),
         ];
         if let Some(cfg) = s.cfg.rescuer.clone() {
-            let rescuer = Rescuer::new(Arc::clone(&s.backend), cfg);
+            let rescuer = Rescuer::new(Arc::clone(&s.backend), Arc::clone(&s.clock), cfg);
             background.push(tokio::spawn(rescuer.run(background_stop.clone())));
         }
         if let Some(cfg) = s.cfg.pruner.clone() {
