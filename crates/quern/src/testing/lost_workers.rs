@@ -215,7 +215,7 @@ pub async fn rescuer_rescues_lost_workers_and_spares_live_ones(h: Harness) {
         beat(&h, "live").await;
     }
     assert!(
-        h.now() - orphan.job.started_at.unwrap() < ms(LEASE),
+        h.now() - orphan.job.claimed_at.unwrap() < ms(LEASE),
         "{}: lease valid",
         h.case
     );
