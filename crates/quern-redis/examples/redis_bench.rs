@@ -251,7 +251,7 @@ async fn worker_drain(b: Arc<RedisBackend>, q: &str, n: u64) -> f64 {
         let _ = rx.await;
     }));
     loop {
-        let s = b.queue_stats(q).await.expect("stats");
+        let s = b.queue_stats(q.into()).await.expect("stats");
         if s.counts.succeeded >= n {
             break;
         }

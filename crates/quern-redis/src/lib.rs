@@ -73,11 +73,13 @@ impl Backend for RedisBackend {
         self.cancel_impl(params).await
     }
 
-    async fn job_get(&self, id: JobId) -> Result<Option<Job>> {
+    async fn job_get(&self, params: JobGetParams) -> Result<Option<Job>> {
+        let id = params.id;
         self.get_impl(id).await
     }
 
-    async fn job_get_many(&self, ids: &[JobId]) -> Result<Vec<Option<Job>>> {
+    async fn job_get_many(&self, params: JobGetManyParams) -> Result<Vec<Option<Job>>> {
+        let ids = params.ids.as_slice();
         self.get_many_impl(ids).await
     }
 
@@ -105,7 +107,8 @@ impl Backend for RedisBackend {
         self.workflow_create_impl(params).await
     }
 
-    async fn workflow_get(&self, id: &str) -> Result<Option<WorkflowRecord>> {
+    async fn workflow_get(&self, params: WorkflowParams) -> Result<Option<WorkflowRecord>> {
+        let id = params.id.as_str();
         self.workflow_get_impl(id).await
     }
 
@@ -117,7 +120,8 @@ impl Backend for RedisBackend {
         self.workflow_update_impl(params).await
     }
 
-    async fn workflow_counts(&self, id: &str) -> Result<StateCounts> {
+    async fn workflow_counts(&self, params: WorkflowParams) -> Result<StateCounts> {
+        let id = params.id.as_str();
         self.workflow_counts_impl(id).await
     }
 
@@ -125,15 +129,18 @@ impl Backend for RedisBackend {
         self.queue_list_impl().await
     }
 
-    async fn queue_stats(&self, queue: &str) -> Result<QueueInfo> {
+    async fn queue_stats(&self, params: QueueParams) -> Result<QueueInfo> {
+        let queue = params.queue.as_str();
         self.queue_stats_impl(queue).await
     }
 
-    async fn queue_pause(&self, queue: &str) -> Result<()> {
+    async fn queue_pause(&self, params: QueueParams) -> Result<()> {
+        let queue = params.queue.as_str();
         self.queue_pause_impl(queue, true).await
     }
 
-    async fn queue_resume(&self, queue: &str) -> Result<()> {
+    async fn queue_resume(&self, params: QueueParams) -> Result<()> {
+        let queue = params.queue.as_str();
         self.queue_pause_impl(queue, false).await
     }
 
@@ -145,7 +152,8 @@ impl Backend for RedisBackend {
         self.worker_heartbeat_impl(params).await
     }
 
-    async fn worker_deregister(&self, id: &str) -> Result<()> {
+    async fn worker_deregister(&self, params: WorkerDeregisterParams) -> Result<()> {
+        let id = params.id.as_str();
         self.worker_deregister_impl(id).await
     }
 
@@ -165,7 +173,8 @@ impl Backend for RedisBackend {
         self.leader_release_impl(params).await
     }
 
-    async fn leader_get(&self, name: &str) -> Result<Option<LeaderInfo>> {
+    async fn leader_get(&self, params: LeaderGetParams) -> Result<Option<LeaderInfo>> {
+        let name = params.name.as_str();
         self.leader_get_impl(name).await
     }
 }

@@ -59,17 +59,20 @@ impl Backend for Counting {
     async fn job_cancel(&self, p: CancelParams) -> quern::Result<Job> {
         self.inner.job_cancel(p).await
     }
-    async fn job_get(&self, id: JobId) -> quern::Result<Option<Job>> {
-        self.inner.job_get(id).await
+    async fn job_get(&self, params: JobGetParams) -> quern::Result<Option<Job>> {
+        let id = params.id;
+        self.inner.job_get(id.into()).await
     }
-    async fn job_get_many(&self, ids: &[JobId]) -> quern::Result<Vec<Option<Job>>> {
-        self.inner.job_get_many(ids).await
+    async fn job_get_many(&self, params: JobGetManyParams) -> quern::Result<Vec<Option<Job>>> {
+        let ids = params.ids.as_slice();
+        self.inner.job_get_many(ids.into()).await
     }
     async fn workflow_create(&self, p: WorkflowCreateParams) -> quern::Result<WorkflowRecord> {
         self.inner.workflow_create(p).await
     }
-    async fn workflow_get(&self, id: &str) -> quern::Result<Option<WorkflowRecord>> {
-        self.inner.workflow_get(id).await
+    async fn workflow_get(&self, params: WorkflowParams) -> quern::Result<Option<WorkflowRecord>> {
+        let id = params.id.as_str();
+        self.inner.workflow_get(id.into()).await
     }
     async fn workflow_list(&self, p: WorkflowListParams) -> quern::Result<WorkflowPage> {
         self.inner.workflow_list(p).await
@@ -77,8 +80,9 @@ impl Backend for Counting {
     async fn workflow_update(&self, p: WorkflowUpdateParams) -> quern::Result<WorkflowRecord> {
         self.inner.workflow_update(p).await
     }
-    async fn workflow_counts(&self, id: &str) -> quern::Result<StateCounts> {
-        self.inner.workflow_counts(id).await
+    async fn workflow_counts(&self, params: WorkflowParams) -> quern::Result<StateCounts> {
+        let id = params.id.as_str();
+        self.inner.workflow_counts(id.into()).await
     }
     async fn job_list(&self, p: ListParams) -> quern::Result<JobPage> {
         self.inner.job_list(p).await
@@ -99,14 +103,17 @@ impl Backend for Counting {
     async fn queue_list(&self) -> quern::Result<Vec<QueueInfo>> {
         self.inner.queue_list().await
     }
-    async fn queue_stats(&self, q: &str) -> quern::Result<QueueInfo> {
-        self.inner.queue_stats(q).await
+    async fn queue_stats(&self, params: QueueParams) -> quern::Result<QueueInfo> {
+        let q = params.queue.as_str();
+        self.inner.queue_stats(q.into()).await
     }
-    async fn queue_pause(&self, q: &str) -> quern::Result<()> {
-        self.inner.queue_pause(q).await
+    async fn queue_pause(&self, params: QueueParams) -> quern::Result<()> {
+        let q = params.queue.as_str();
+        self.inner.queue_pause(q.into()).await
     }
-    async fn queue_resume(&self, q: &str) -> quern::Result<()> {
-        self.inner.queue_resume(q).await
+    async fn queue_resume(&self, params: QueueParams) -> quern::Result<()> {
+        let q = params.queue.as_str();
+        self.inner.queue_resume(q.into()).await
     }
     async fn worker_register(&self, i: WorkerInfo) -> quern::Result<()> {
         self.inner.worker_register(i).await
@@ -114,8 +121,9 @@ impl Backend for Counting {
     async fn worker_heartbeat(&self, p: WorkerHeartbeatParams) -> quern::Result<()> {
         self.inner.worker_heartbeat(p).await
     }
-    async fn worker_deregister(&self, id: &str) -> quern::Result<()> {
-        self.inner.worker_deregister(id).await
+    async fn worker_deregister(&self, params: WorkerDeregisterParams) -> quern::Result<()> {
+        let id = params.id.as_str();
+        self.inner.worker_deregister(id.into()).await
     }
     async fn worker_list(&self) -> quern::Result<Vec<WorkerInfo>> {
         self.inner.worker_list().await
@@ -129,8 +137,9 @@ impl Backend for Counting {
     async fn leader_release(&self, p: LeaderParams) -> quern::Result<()> {
         self.inner.leader_release(p).await
     }
-    async fn leader_get(&self, n: &str) -> quern::Result<Option<LeaderInfo>> {
-        self.inner.leader_get(n).await
+    async fn leader_get(&self, params: LeaderGetParams) -> quern::Result<Option<LeaderInfo>> {
+        let n = params.name.as_str();
+        self.inner.leader_get(n.into()).await
     }
 }
 
@@ -200,7 +209,7 @@ async fn main() {
     }
     let secs = t.elapsed().as_secs_f64();
     worker.shutdown().await.unwrap();
-    let stats = b.queue_stats("default").await.unwrap();
+    let stats = b.queue_stats("default".into()).await.unwrap();
     assert_eq!(
         stats.counts.succeeded as usize, total,
         "every job succeeded once"

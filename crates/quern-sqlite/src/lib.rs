@@ -305,11 +305,13 @@ impl Backend for SqliteBackend {
         self.write(move |tx| ops::admin::cancel(tx, params)).await
     }
 
-    async fn job_get(&self, id: JobId) -> quern::Result<Option<Job>> {
+    async fn job_get(&self, params: JobGetParams) -> quern::Result<Option<Job>> {
+        let id = params.id;
         self.read(move |c| ops::admin::get(c, id)).await
     }
 
-    async fn job_get_many(&self, ids: &[JobId]) -> quern::Result<Vec<Option<Job>>> {
+    async fn job_get_many(&self, params: JobGetManyParams) -> quern::Result<Vec<Option<Job>>> {
+        let ids = params.ids.as_slice();
         let ids = ids.to_vec();
         self.read(move |c| ids.iter().map(|id| ops::admin::get(c, *id)).collect())
             .await
@@ -375,7 +377,11 @@ impl Backend for SqliteBackend {
             .await
     }
 
-    async fn workflow_get(&self, id: &str) -> quern::Result<Option<quern::model::WorkflowRecord>> {
+    async fn workflow_get(
+        &self,
+        params: WorkflowParams,
+    ) -> quern::Result<Option<quern::model::WorkflowRecord>> {
+        let id = params.id.as_str();
         let id = id.to_string();
         self.read(move |c| ops::workflow::get(c, &id)).await
     }
@@ -392,7 +398,11 @@ impl Backend for SqliteBackend {
             .await
     }
 
-    async fn workflow_counts(&self, id: &str) -> quern::Result<quern::model::StateCounts> {
+    async fn workflow_counts(
+        &self,
+        params: WorkflowParams,
+    ) -> quern::Result<quern::model::StateCounts> {
+        let id = params.id.as_str();
         let id = id.to_string();
         self.read(move |c| ops::workflow::counts(c, &id)).await
     }
@@ -401,7 +411,8 @@ impl Backend for SqliteBackend {
         self.read(|c| ops::read::queues(c, None)).await
     }
 
-    async fn queue_stats(&self, queue: &str) -> quern::Result<QueueInfo> {
+    async fn queue_stats(&self, params: QueueParams) -> quern::Result<QueueInfo> {
+        let queue = params.queue.as_str();
         let q = queue.to_string();
         self.read(move |c| {
             ops::read::queues(c, Some(&q))?
@@ -411,13 +422,15 @@ impl Backend for SqliteBackend {
         .await
     }
 
-    async fn queue_pause(&self, queue: &str) -> quern::Result<()> {
+    async fn queue_pause(&self, params: QueueParams) -> quern::Result<()> {
+        let queue = params.queue.as_str();
         let q = queue.to_string();
         self.write(move |tx| ops::admin::set_paused(tx, &q, true))
             .await
     }
 
-    async fn queue_resume(&self, queue: &str) -> quern::Result<()> {
+    async fn queue_resume(&self, params: QueueParams) -> quern::Result<()> {
+        let queue = params.queue.as_str();
         let q = queue.to_string();
         self.write(move |tx| ops::admin::set_paused(tx, &q, false))
             .await
@@ -433,7 +446,8 @@ impl Backend for SqliteBackend {
             .await
     }
 
-    async fn worker_deregister(&self, id: &str) -> quern::Result<()> {
+    async fn worker_deregister(&self, params: WorkerDeregisterParams) -> quern::Result<()> {
+        let id = params.id.as_str();
         let id = id.to_string();
         self.write(move |tx| ops::coord::worker_deregister(tx, &id))
             .await
@@ -458,7 +472,8 @@ impl Backend for SqliteBackend {
             .await
     }
 
-    async fn leader_get(&self, name: &str) -> quern::Result<Option<LeaderInfo>> {
+    async fn leader_get(&self, params: LeaderGetParams) -> quern::Result<Option<LeaderInfo>> {
+        let name = params.name.as_str();
         let name = name.to_string();
         let now = self.shared.clock.now_ms();
         self.read(move |c| ops::coord::leader_get(c, &name, now))

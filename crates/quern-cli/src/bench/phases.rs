@@ -183,7 +183,7 @@ impl Bench<'_> {
 
     /// Checks that the enqueue really stored `n` jobs (as the peers' scripts do).
     async fn expect_queued(&self, queue: &str, n: usize) -> CliResult<()> {
-        let c = self.backend.queue_stats(queue).await?.counts;
+        let c = self.backend.queue_stats(queue.into()).await?.counts;
         if c.queued as usize != n {
             return Err(CliError::failed(
                 "bench",
@@ -245,7 +245,7 @@ impl Bench<'_> {
     /// Polls until `n` jobs of `queue` are succeeded.
     async fn wait_succeeded(&self, queue: &str, n: usize) -> CliResult<()> {
         loop {
-            let c = self.backend.queue_stats(queue).await?.counts;
+            let c = self.backend.queue_stats(queue.into()).await?.counts;
             if c.succeeded as usize >= n {
                 return Ok(());
             }

@@ -35,14 +35,14 @@ pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
             });
         }
         QueuesCmd::Pause { queue } => {
-            backend.queue_pause(&queue).await?;
+            backend.queue_pause((&queue).into()).await?;
             ctx.out
                 .emit(&serde_json::json!({"queue": queue, "paused": true}), || {
                     println!("queue {queue} paused")
                 });
         }
         QueuesCmd::Resume { queue } => {
-            backend.queue_resume(&queue).await?;
+            backend.queue_resume((&queue).into()).await?;
             ctx.out.emit(
                 &serde_json::json!({"queue": queue, "paused": false}),
                 || println!("queue {queue} resumed"),
@@ -81,7 +81,7 @@ pub async fn dlq(ctx: &Ctx, cmd: DlqCmd) -> CliResult<u8> {
                 Some(id) => {
                     // Only dead jobs are in the DLQ; `jobs retry` is for cancelled or skipped.
                     let job = backend
-                        .job_get(id)
+                        .job_get(id.into())
                         .await?
                         .ok_or(quern::Error::JobNotFound(id))?;
                     if job.state != JobState::Dead {

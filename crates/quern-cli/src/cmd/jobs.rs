@@ -78,7 +78,7 @@ pub fn print_jobs(ctx: &Ctx, jobs: &[Job]) {
 async fn get(ctx: &Ctx, id: JobId) -> CliResult<(std::sync::Arc<dyn quern::Backend>, Job)> {
     let backend = ctx.open(Open::Existing).await?;
     let job = backend
-        .job_get(id)
+        .job_get(id.into())
         .await?
         .ok_or(quern::Error::JobNotFound(id))?;
     Ok((backend, job))
@@ -215,7 +215,7 @@ async fn retry(ctx: &Ctx, id: JobId) -> CliResult<u8> {
         ));
     }
     let job = backend
-        .job_get(id)
+        .job_get(id.into())
         .await?
         .ok_or(quern::Error::JobNotFound(id))?;
     ctx.out.emit(
@@ -245,7 +245,7 @@ async fn wait(ctx: &Ctx, id: JobId, timeout: Option<Duration>) -> CliResult<u8> 
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(500));
         job = backend
-            .job_get(id)
+            .job_get(id.into())
             .await?
             .ok_or(quern::Error::JobNotFound(id))?;
     }

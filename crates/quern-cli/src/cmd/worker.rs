@@ -199,7 +199,7 @@ async fn settling_workflows(backend: &Arc<dyn Backend>) -> quern::Result<usize> 
         .await?;
     let mut n = 0;
     for w in running.workflows {
-        let c = backend.workflow_counts(&w.id).await?;
+        let c = backend.workflow_counts((&w.id).into()).await?;
         if c.queued + c.scheduled + c.blocked + c.running == 0 {
             n += 1;
         }
@@ -211,7 +211,7 @@ async fn settling_workflows(backend: &Arc<dyn Backend>) -> quern::Result<usize> 
 pub async fn pending(backend: &Arc<dyn Backend>, queues: &[String]) -> quern::Result<u64> {
     let mut n = 0;
     for q in queues {
-        match backend.queue_stats(q).await {
+        match backend.queue_stats(q.into()).await {
             Ok(info) => {
                 let c = info.counts;
                 n += c.queued + c.scheduled + c.blocked + c.running;

@@ -296,7 +296,7 @@ async fn multi_queue_drain(cluster: &Cluster) {
     }
     assert_eq!(seen.lock().unwrap().len(), queues.len() * per);
     for q in &queues {
-        let s = b.queue_stats(q).await.unwrap();
+        let s = b.queue_stats(q.into()).await.unwrap();
         assert_eq!(s.counts.succeeded, per as u64, "{q}: {:?}", s.counts);
         assert_eq!(s.counts.total(), per as u64, "{q}: {:?}", s.counts);
     }
@@ -346,9 +346,12 @@ async fn workflows_stay_in_one_queue(cluster: &Cluster) {
         })
         .await;
     assert!(matches!(&r, Err(e) if one_queue_error(e)), "{r:?}");
-    assert!(b.workflow_get("split").await.unwrap().is_none());
+    assert!(b.workflow_get("split".into()).await.unwrap().is_none());
     for id in ids {
-        assert!(b.job_get(id).await.unwrap().is_none(), "job {id} stored");
+        assert!(
+            b.job_get(id.into()).await.unwrap().is_none(),
+            "job {id} stored"
+        );
     }
 
     // Two workflows in two home queues (two slots): both listed, newest first.
@@ -362,7 +365,7 @@ async fn workflows_stay_in_one_queue(cluster: &Cluster) {
         })
         .await
         .unwrap();
-        assert_eq!(b.workflow_counts(id).await.unwrap().queued, 1);
+        assert_eq!(b.workflow_counts(id.into()).await.unwrap().queued, 1);
     }
     let page = b
         .workflow_list(WorkflowListParams {
@@ -415,9 +418,9 @@ async fn workflows_stay_in_one_queue(cluster: &Cluster) {
         .await
         .unwrap();
     assert!(matches!(&r[0], Err(e) if one_queue_error(e)), "{r:?}");
-    assert!(b.job_get(stray_id).await.unwrap().is_none());
+    assert!(b.job_get(stray_id.into()).await.unwrap().is_none());
     assert_eq!(
-        b.job_get(token.job_id).await.unwrap().unwrap().state,
+        b.job_get(token.job_id.into()).await.unwrap().unwrap().state,
         JobState::Running
     );
     // In its own queue it spawns, and the child counts for the workflow.
@@ -438,7 +441,7 @@ async fn workflows_stay_in_one_queue(cluster: &Cluster) {
         .await
         .unwrap();
     assert!(r[0].is_ok(), "{r:?}");
-    let counts = b.workflow_counts("wf-1").await.unwrap();
+    let counts = b.workflow_counts("wf-1".into()).await.unwrap();
     assert_eq!((counts.blocked, counts.queued), (1, 1), "{counts:?}");
 
     // A compensation in another queue: refused, the record unchanged.
@@ -446,7 +449,14 @@ async fn workflows_stay_in_one_queue(cluster: &Cluster) {
     p.compensations = vec![task("wf-1", "undo")];
     let r = b.workflow_update(p).await;
     assert!(matches!(&r, Err(e) if one_queue_error(e)), "{r:?}");
-    assert_eq!(b.workflow_get("wf-1").await.unwrap().unwrap().revision, 1);
+    assert_eq!(
+        b.workflow_get("wf-1".into())
+            .await
+            .unwrap()
+            .unwrap()
+            .revision,
+        1
+    );
     // A job enqueued by hand for the workflow, in another queue: refused too.
     let r = b
         .job_enqueue(EnqueueParams {
@@ -460,5 +470,5 @@ async fn workflows_stay_in_one_queue(cluster: &Cluster) {
     );
 
     b.destroy_all_keys().await.unwrap();
-    assert!(b.workflow_get("wf-2").await.unwrap().is_none());
+    assert!(b.workflow_get("wf-2".into()).await.unwrap().is_none());
 }

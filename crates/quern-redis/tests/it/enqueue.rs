@@ -81,12 +81,15 @@ async fn plain_jobs_store_the_lean_layout_and_a_resend_is_idempotent() {
 
     // The same batch again (what a retried call after a lost reply sends): every job is
     // recognised, in the state it is in, and nothing is stored twice.
-    let before = b.queue_stats("default").await.unwrap().counts;
+    let before = b.queue_stats("default".into()).await.unwrap().counts;
     let again = enqueue(jobs.clone(), BatchMode::Atomic).await.unwrap();
     for (r, s) in again.iter().zip(&states) {
         assert_eq!(r.as_ref().unwrap().state, *s);
     }
-    assert_eq!(b.queue_stats("default").await.unwrap().counts, before);
+    assert_eq!(
+        b.queue_stats("default".into()).await.unwrap().counts,
+        before
+    );
 
     // A reused id with other content refuses an atomic batch and stores none of it; best
     // effort stores the others.
@@ -100,7 +103,7 @@ async fn plain_jobs_store_the_lean_layout_and_a_resend_is_idempotent() {
         "{err:?}"
     );
     assert!(
-        b.job_get(fresh.id).await.unwrap().is_none(),
+        b.job_get(fresh.id.into()).await.unwrap().is_none(),
         "nothing stored"
     );
     let res = enqueue(vec![fresh.clone(), reused], BatchMode::BestEffort)
@@ -108,6 +111,6 @@ async fn plain_jobs_store_the_lean_layout_and_a_resend_is_idempotent() {
         .unwrap();
     assert_eq!(res[0].as_ref().unwrap().state, JobState::Queued);
     assert!(matches!(res[1], Err(Error::InvalidJob { .. })), "{res:?}");
-    let kept = b.job_get(jobs[3].id).await.unwrap().unwrap();
+    let kept = b.job_get(jobs[3].id.into()).await.unwrap().unwrap();
     assert_eq!(kept.payload, jobs[3].payload, "the first job is unchanged");
 }

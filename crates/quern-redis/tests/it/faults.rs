@@ -114,7 +114,7 @@ async fn rescue_loop(b: Arc<RedisBackend>, rescued: Arc<AtomicU64>, stop: Arc<At
 async fn wait_all_succeeded(b: &RedisBackend, queue: &str, total: u64, within: Duration) {
     let start = Instant::now();
     loop {
-        if let Ok(s) = b.queue_stats(queue).await {
+        if let Ok(s) = b.queue_stats(queue.into()).await {
             assert_eq!(
                 s.counts.dead + s.counts.cancelled + s.counts.skipped,
                 0,
@@ -196,7 +196,7 @@ fn redis_restart_mid_drain_loses_nothing() {
     }));
     let start = Instant::now();
     let succeeded = |b: &RedisBackend| {
-        rt.block_on(b.queue_stats(queue))
+        rt.block_on(b.queue_stats(queue.into()))
             .map(|s| s.counts.succeeded)
             .unwrap_or(0)
     };
@@ -287,7 +287,7 @@ fn worker_sigkill_jobs_are_rescued() {
     // Kill it while it holds leases, after it finished some jobs.
     let start = Instant::now();
     loop {
-        let s = rt.block_on(b.queue_stats(queue)).unwrap();
+        let s = rt.block_on(b.queue_stats(queue.into())).unwrap();
         if s.counts.succeeded >= 100 && s.counts.running > 0 {
             break;
         }
@@ -300,7 +300,11 @@ fn worker_sigkill_jobs_are_rescued() {
     }
     child.kill().expect("SIGKILL the child");
     let _ = child.wait();
-    let held = rt.block_on(b.queue_stats(queue)).unwrap().counts.running;
+    let held = rt
+        .block_on(b.queue_stats(queue.into()))
+        .unwrap()
+        .counts
+        .running;
     assert!(held > 0, "the killed worker held leases");
     let done = Arc::new(AtomicU64::new(0));
     let rescued = Arc::new(AtomicU64::new(0));
@@ -408,7 +412,7 @@ fn replicated_enqueues_survive_primary_kill() {
     let mut missing = 0;
     let unique: HashSet<JobId> = acked.iter().copied().collect();
     for id in &unique {
-        match rt.block_on(b2.job_get(*id)).unwrap() {
+        match rt.block_on(b2.job_get((*id).into())).unwrap() {
             Some(j) => assert_eq!(j.state, JobState::Queued),
             None => missing += 1,
         }

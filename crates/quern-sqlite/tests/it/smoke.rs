@@ -63,10 +63,10 @@ async fn enqueue_claim_complete_unblocks_dependents() {
         .unwrap();
     assert!(r[0].is_ok());
     assert_eq!(
-        b.job_get(cid).await.unwrap().unwrap().state,
+        b.job_get(cid.into()).await.unwrap().unwrap().state,
         JobState::Queued
     );
-    let done = b.job_get(aid).await.unwrap().unwrap();
+    let done = b.job_get(aid.into()).await.unwrap().unwrap();
     assert_eq!(done.state, JobState::Succeeded);
     assert_eq!(done.result.unwrap().to_json_value().unwrap()["ok"], true);
 
@@ -114,7 +114,7 @@ async fn expired_lease_is_rescued_and_dead_skips_dependents() {
     assert_eq!(report.dead, vec![ids[0]]);
     for id in &ids[1..] {
         assert_eq!(
-            b.job_get(*id).await.unwrap().unwrap().state,
+            b.job_get((*id).into()).await.unwrap().unwrap().state,
             JobState::Skipped
         );
     }

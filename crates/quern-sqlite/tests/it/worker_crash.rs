@@ -166,7 +166,7 @@ async fn a_killed_worker_s_jobs_are_finished_by_another_worker() {
     );
     survivor.shutdown().await.unwrap();
     // Nothing is left leased or pending.
-    let stats = b.queue_stats("default").await.unwrap();
+    let stats = b.queue_stats("default".into()).await.unwrap();
     assert_eq!(stats.counts.succeeded, JOBS as u64);
     assert_eq!(stats.counts.total(), JOBS as u64);
 }

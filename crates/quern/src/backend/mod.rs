@@ -74,15 +74,16 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     async fn job_cancel(&self, params: CancelParams) -> Result<Job>;
 
     /// One job, or `None`.
-    async fn job_get(&self, id: JobId) -> Result<Option<Job>>;
+    async fn job_get(&self, params: JobGetParams) -> Result<Option<Job>>;
 
     /// Several jobs, one entry per id in the same order (`None` for an unknown id). The
     /// default calls `job_get` for each; backends override it with one round trip (the
     /// workflow engine reads thousands of fan-out results this way).
-    async fn job_get_many(&self, ids: &[JobId]) -> Result<Vec<Option<Job>>> {
+    async fn job_get_many(&self, params: JobGetManyParams) -> Result<Vec<Option<Job>>> {
+        let ids = params.ids.as_slice();
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            out.push(self.job_get(*id).await?);
+            out.push(self.job_get(JobGetParams { id: *id }).await?);
         }
         Ok(out)
     }
@@ -123,8 +124,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     }
 
     /// One workflow record, or `None`.
-    async fn workflow_get(&self, id: &str) -> Result<Option<WorkflowRecord>> {
-        let _ = id;
+    async fn workflow_get(&self, params: WorkflowParams) -> Result<Option<WorkflowRecord>> {
+        let _ = params;
         Err(no_workflows(self))
     }
 
@@ -147,8 +148,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// How many of the workflow's jobs (tasks, fan-out instances, compensations) are in
     /// each state. Costs O(jobs of the workflow) at most, never a scan of all jobs.
     /// `WorkflowNotFound` for an unknown id.
-    async fn workflow_counts(&self, id: &str) -> Result<crate::model::StateCounts> {
-        let _ = id;
+    async fn workflow_counts(&self, params: WorkflowParams) -> Result<crate::model::StateCounts> {
+        let _ = params;
         Err(no_workflows(self))
     }
 
@@ -158,13 +159,13 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     async fn queue_list(&self) -> Result<Vec<crate::backend::QueueInfo>>;
 
     /// One queue; `QueueNotFound` if it was never used.
-    async fn queue_stats(&self, queue: &str) -> Result<QueueInfo>;
+    async fn queue_stats(&self, params: QueueParams) -> Result<QueueInfo>;
 
     /// Stops claims from a queue (jobs stay `queued`). `QueueNotFound` if it was never used.
-    async fn queue_pause(&self, queue: &str) -> Result<()>;
+    async fn queue_pause(&self, params: QueueParams) -> Result<()>;
 
     /// Resumes a paused queue.
-    async fn queue_resume(&self, queue: &str) -> Result<()>;
+    async fn queue_resume(&self, params: QueueParams) -> Result<()>;
 
     // --- workers --------------------------------------------------------------------------
 
@@ -175,7 +176,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     async fn worker_heartbeat(&self, params: WorkerHeartbeatParams) -> Result<()>;
 
     /// Removes a worker (clean shutdown).
-    async fn worker_deregister(&self, id: &str) -> Result<()>;
+    async fn worker_deregister(&self, params: WorkerDeregisterParams) -> Result<()>;
 
     /// Registered workers, most recently seen first.
     async fn worker_list(&self) -> Result<Vec<WorkerInfo>>;
@@ -193,5 +194,5 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     async fn leader_release(&self, params: LeaderParams) -> Result<()>;
 
     /// The current holder, if the lease is held and not expired.
-    async fn leader_get(&self, name: &str) -> Result<Option<LeaderInfo>>;
+    async fn leader_get(&self, params: LeaderGetParams) -> Result<Option<LeaderInfo>>;
 }

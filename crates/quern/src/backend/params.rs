@@ -587,3 +587,88 @@ impl Capabilities {
         }
     }
 }
+
+/// `job_get`: one job by id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobGetParams {
+    pub id: JobId,
+}
+
+impl From<JobId> for JobGetParams {
+    fn from(id: JobId) -> Self {
+        JobGetParams { id }
+    }
+}
+
+/// `job_get_many`: several jobs by id, answered in the same order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobGetManyParams {
+    pub ids: Vec<JobId>,
+}
+
+impl From<Vec<JobId>> for JobGetManyParams {
+    fn from(ids: Vec<JobId>) -> Self {
+        JobGetManyParams { ids }
+    }
+}
+
+impl From<&[JobId]> for JobGetManyParams {
+    fn from(ids: &[JobId]) -> Self {
+        JobGetManyParams { ids: ids.to_vec() }
+    }
+}
+
+impl From<&Vec<JobId>> for JobGetManyParams {
+    fn from(ids: &Vec<JobId>) -> Self {
+        JobGetManyParams { ids: ids.clone() }
+    }
+}
+
+/// Declares a params struct holding one name, with `From` for the usual string types.
+macro_rules! name_params {
+    ($(#[$doc:meta])* $name:ident { $field:ident }) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub struct $name {
+            pub $field: String,
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                $name { $field: s.to_string() }
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                $name { $field: s }
+            }
+        }
+
+        impl From<&String> for $name {
+            fn from(s: &String) -> Self {
+                $name { $field: s.clone() }
+            }
+        }
+    };
+}
+
+name_params! {
+    /// `workflow_get` and `workflow_counts`: one workflow by id.
+    WorkflowParams { id }
+}
+
+name_params! {
+    /// `queue_stats`, `queue_pause` and `queue_resume`: one queue by name.
+    QueueParams { queue }
+}
+
+name_params! {
+    /// `worker_deregister`: one worker by id.
+    WorkerDeregisterParams { id }
+}
+
+name_params! {
+    /// `leader_get`: one leader lease by name.
+    LeaderGetParams { name }
+}

@@ -132,7 +132,7 @@ impl Client {
 
     /// One job, or `None` if no job has this id (or it was pruned).
     pub async fn get(&self, id: JobId) -> Result<Option<Job>> {
-        self.backend.job_get(id).await
+        self.backend.job_get(id.into()).await
     }
 
     /// Cancels a job that has not finished. A running job's lease is revoked: its handler

@@ -40,7 +40,10 @@ pub(super) async fn wait_terminal(
     let deadline = tokio::time::Instant::now() + opts.timeout;
     let mut pause = opts.initial_interval.max(Duration::from_millis(1));
     loop {
-        let job = backend.job_get(id).await?.ok_or(Error::JobNotFound(id))?;
+        let job = backend
+            .job_get(id.into())
+            .await?
+            .ok_or(Error::JobNotFound(id))?;
         if job.state.is_terminal() {
             return Ok(job);
         }

@@ -136,7 +136,7 @@ impl Rescuer {
                 if now.saturating_sub(w.last_seen_at) >= keep_ms {
                     // A worker that was only paused re-registers when its next heartbeat
                     // finds its record gone, so removing it by mistake costs little.
-                    self.backend.worker_deregister(&w.id).await?;
+                    self.backend.worker_deregister((&w.id).into()).await?;
                     total.forgotten_workers.push(w.id);
                 }
             }

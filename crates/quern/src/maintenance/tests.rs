@@ -192,7 +192,11 @@ async fn one_leader_at_a_time_and_a_quick_handover() {
         "b never took over from a live leader"
     );
     assert_eq!(
-        b.leader_get("singleton").await.unwrap().unwrap().holder,
+        b.leader_get("singleton".into())
+            .await
+            .unwrap()
+            .unwrap()
+            .holder,
         "a"
     );
 
@@ -202,11 +206,15 @@ async fn one_leader_at_a_time_and_a_quick_handover() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(starts.load(Ordering::SeqCst), 2);
     assert_eq!(
-        b.leader_get("singleton").await.unwrap().unwrap().holder,
+        b.leader_get("singleton".into())
+            .await
+            .unwrap()
+            .unwrap()
+            .holder,
         "b"
     );
     assert_eq!(max_active.load(Ordering::SeqCst), 1);
     stop_b.cancel();
     tb.await.unwrap();
-    assert!(b.leader_get("singleton").await.unwrap().is_none());
+    assert!(b.leader_get("singleton".into()).await.unwrap().is_none());
 }

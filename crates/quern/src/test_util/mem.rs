@@ -1,11 +1,15 @@
 //! A small in-memory [`Backend`] for the core crate's unit tests, so worker and maintenance
 //! logic can run under `tokio::time::pause()` with a `TokioClock` and no real sleeps.
 //!
-//! It follows the trait's documented semantics closely enough for those tests (fencing,
+//! A **narrow test double**, not a backend: it is not run against the conformance suite. It
+//! follows the trait's documented semantics closely enough for those tests (fencing,
 //! retries, snoozes, releases, rescues, leader leases, wake-ups at enqueue and at the next
-//! due time) but is not a product backend: weights are ignored (queues are taken in listed
-//! order) and `unique_for` windows are not modelled. Real backends are proven by the
-//! conformance suite and the integration tests in `quern-sqlite`.
+//! due time). What it does not model it says: `capabilities()` reports no workflows (so the
+//! `Spawn` action and `workflow_*` answer `Unsupported`), `job_retry` answers
+//! `Unsupported`, weights are ignored (queues are taken in listed order), `unique_for`
+//! windows are not modelled, and `work_wait` sleeps until notified whatever work is ready.
+//! Real backends are proven by the conformance suite and the integration tests in
+//! `quern-sqlite` and `quern-redis`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -307,7 +311,9 @@ impl Backend for MemBackend {
             .into_iter()
             .map(|f| {
                 if matches!(f.action, FailAction::Spawn { .. }) {
-                    return Err(Error::InvalidArgument("spawn is not modelled".into()));
+                    return Err(Error::Unsupported(
+                        "the memory test double does not model spawn".into(),
+                    ));
                 }
                 let j = held(&mut st, &f.token)?;
                 record_started(j, f.started_at, now);
@@ -395,7 +401,8 @@ impl Backend for MemBackend {
         Ok(job)
     }
 
-    async fn job_get(&self, id: JobId) -> Result<Option<Job>> {
+    async fn job_get(&self, params: JobGetParams) -> Result<Option<Job>> {
+        let id = params.id;
         Ok(self.lock().jobs.get(&id).cloned())
     }
 
@@ -419,7 +426,9 @@ impl Backend for MemBackend {
     }
 
     async fn job_retry(&self, _params: RetryParams) -> Result<Vec<JobId>> {
-        Err(Error::InvalidArgument("not modelled".into()))
+        Err(Error::Unsupported(
+            "the memory test double does not model retries by an operator".into(),
+        ))
     }
 
     async fn job_prune(&self, params: PruneParams) -> Result<PruneReport> {
@@ -525,12 +534,13 @@ impl Backend for MemBackend {
         let names: Vec<String> = self.lock().queues.iter().cloned().collect();
         let mut out = Vec::new();
         for n in names {
-            out.push(self.queue_stats(&n).await?);
+            out.push(self.queue_stats((&n).into()).await?);
         }
         Ok(out)
     }
 
-    async fn queue_stats(&self, queue: &str) -> Result<QueueInfo> {
+    async fn queue_stats(&self, params: QueueParams) -> Result<QueueInfo> {
+        let queue = params.queue.as_str();
         let st = self.lock();
         if !st.queues.contains(queue) {
             return Err(Error::QueueNotFound(queue.into()));
@@ -547,12 +557,14 @@ impl Backend for MemBackend {
         })
     }
 
-    async fn queue_pause(&self, queue: &str) -> Result<()> {
+    async fn queue_pause(&self, params: QueueParams) -> Result<()> {
+        let queue = params.queue.as_str();
         self.lock().paused.insert(queue.into());
         Ok(())
     }
 
-    async fn queue_resume(&self, queue: &str) -> Result<()> {
+    async fn queue_resume(&self, params: QueueParams) -> Result<()> {
+        let queue = params.queue.as_str();
         self.lock().paused.remove(queue);
         self.wake_all();
         Ok(())
@@ -575,7 +587,8 @@ impl Backend for MemBackend {
         Ok(())
     }
 
-    async fn worker_deregister(&self, id: &str) -> Result<()> {
+    async fn worker_deregister(&self, params: WorkerDeregisterParams) -> Result<()> {
+        let id = params.id.as_str();
         self.lock().workers.remove(id);
         Ok(())
     }
@@ -628,7 +641,8 @@ impl Backend for MemBackend {
         Ok(())
     }
 
-    async fn leader_get(&self, name: &str) -> Result<Option<LeaderInfo>> {
+    async fn leader_get(&self, params: LeaderGetParams) -> Result<Option<LeaderInfo>> {
+        let name = params.name.as_str();
         let now = self.now();
         Ok(self
             .lock()

@@ -314,7 +314,7 @@ impl Harness {
     /// The stored job, which must exist.
     pub async fn get(&self, id: JobId) -> Job {
         self.backend
-            .job_get(id)
+            .job_get(id.into())
             .await
             .unwrap_or_else(|e| panic!("{}: job_get {id}: {e}", self.case))
             .unwrap_or_else(|| panic!("{}: job {id} is missing", self.case))
@@ -323,7 +323,7 @@ impl Harness {
     /// The stored job, or `None`.
     pub async fn find(&self, id: JobId) -> Option<Job> {
         self.backend
-            .job_get(id)
+            .job_get(id.into())
             .await
             .unwrap_or_else(|e| panic!("{}: job_get {id}: {e}", self.case))
     }
@@ -349,7 +349,7 @@ impl Harness {
     /// A queue's stats, which must exist.
     pub async fn stats(&self, queue: &str) -> QueueInfo {
         self.backend
-            .queue_stats(queue)
+            .queue_stats(queue.into())
             .await
             .unwrap_or_else(|e| panic!("{}: queue_stats {queue:?}: {e}", self.case))
     }

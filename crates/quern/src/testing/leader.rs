@@ -24,7 +24,7 @@ async fn renew(h: &Harness, name: &str, holder: &str) -> bool {
 }
 
 async fn holder(h: &Harness, name: &str) -> Option<LeaderInfo> {
-    h.backend.leader_get(name).await.unwrap()
+    h.backend.leader_get(name.into()).await.unwrap()
 }
 
 /// One holder at a time; the other gets it only after the lease expires.

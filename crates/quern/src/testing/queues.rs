@@ -81,7 +81,7 @@ pub async fn list_has_every_queue(h: Harness) {
 
 /// Stats of a never-used queue are `QueueNotFound`.
 pub async fn unknown_queue_is_not_found(h: Harness) {
-    expect_err!(h, h.backend.queue_stats("nope").await, Error::QueueNotFound(ref q) if q == "nope", "stats");
+    expect_err!(h, h.backend.queue_stats("nope".into()).await, Error::QueueNotFound(ref q) if q == "nope", "stats");
 }
 
 /// `oldest_queued_at` is the `run_at` of the oldest queued job, and `None` with none queued.

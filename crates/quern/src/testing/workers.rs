@@ -30,7 +30,7 @@ pub async fn register_list_deregister(h: Harness) {
     let w = info(&h, "w1");
     h.backend.worker_register(w.clone()).await.unwrap();
     assert_eq!(list(&h).await, vec![w], "{}", h.case);
-    h.backend.worker_deregister("w1").await.unwrap();
+    h.backend.worker_deregister("w1".into()).await.unwrap();
     assert!(list(&h).await.is_empty(), "{}: deregistered", h.case);
 }
 

@@ -42,7 +42,7 @@ async fn create(h: &Harness, id: &str, jobs: Vec<NewJob>) -> WorkflowRecord {
 
 async fn get(h: &Harness, id: &str) -> WorkflowRecord {
     h.backend
-        .workflow_get(id)
+        .workflow_get(id.into())
         .await
         .unwrap_or_else(|e| panic!("{}: workflow_get {id}: {e}", h.case))
         .unwrap_or_else(|| panic!("{}: workflow {id} is missing", h.case))
@@ -58,7 +58,7 @@ async fn update(h: &Harness, p: WorkflowUpdateParams) -> WorkflowRecord {
 
 async fn counts(h: &Harness, id: &str) -> StateCounts {
     h.backend
-        .workflow_counts(id)
+        .workflow_counts(id.into())
         .await
         .unwrap_or_else(|e| panic!("{}: workflow_counts {id}: {e}", h.case))
 }
@@ -129,7 +129,11 @@ pub async fn create_is_all_or_nothing(h: Harness) {
     );
     h.assert_absent(&ids, "after a bad job").await;
     assert!(
-        h.backend.workflow_get("wf-x").await.unwrap().is_none(),
+        h.backend
+            .workflow_get("wf-x".into())
+            .await
+            .unwrap()
+            .is_none(),
         "{}: no record",
         h.case
     );
@@ -213,7 +217,13 @@ pub async fn unknown_workflow(h: Harness) {
     if h.lacks("workflows", h.caps().workflows) {
         return;
     }
-    assert!(h.backend.workflow_get("nope").await.unwrap().is_none());
+    assert!(
+        h.backend
+            .workflow_get("nope".into())
+            .await
+            .unwrap()
+            .is_none()
+    );
     expect_err!(
         h,
         h.backend.workflow_update(WorkflowUpdateParams::new("nope", 1)).await,
@@ -222,7 +232,7 @@ pub async fn unknown_workflow(h: Harness) {
     );
     expect_err!(
         h,
-        h.backend.workflow_counts("nope").await,
+        h.backend.workflow_counts("nope".into()).await,
         Error::WorkflowNotFound(_),
         "counts unknown"
     );

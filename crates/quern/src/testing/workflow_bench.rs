@@ -89,7 +89,7 @@ async fn plain(open: &Opener, n: usize, concurrency: usize) -> f64 {
     .await
     .expect("enqueue");
     loop {
-        let c = b.queue_stats("default").await.expect("stats").counts;
+        let c = b.queue_stats("default".into()).await.expect("stats").counts;
         if c.succeeded as usize == n {
             break;
         }

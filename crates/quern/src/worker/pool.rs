@@ -309,7 +309,7 @@ impl WorkerHandle {
         for task in self.background {
             join_quietly(task, "background task").await;
         }
-        let res = s.backend.worker_deregister(&s.cfg.id).await;
+        let res = s.backend.worker_deregister((&s.cfg.id).into()).await;
         match &res {
             Ok(()) => tracing::info!(worker_id = %s.cfg.id, "worker stopped"),
             Err(e) => {

@@ -96,7 +96,7 @@ impl Advancer {
     pub async fn advance_id(&self, id: &str) -> Result<WorkflowRecord> {
         let rec = self
             .backend
-            .workflow_get(id)
+            .workflow_get(id.into())
             .await?
             .ok_or_else(|| crate::Error::WorkflowNotFound(id.to_owned()))?;
         self.advance(rec).await
@@ -107,7 +107,7 @@ impl Advancer {
         rec: WorkflowRecord,
         wf: &LoadedWorkflow,
     ) -> Result<WorkflowRecord> {
-        let counts = self.backend.workflow_counts(&rec.id).await?;
+        let counts = self.backend.workflow_counts((&rec.id).into()).await?;
         let failed = counts.dead + counts.cancelled;
         let pending = counts.scheduled + counts.queued + counts.blocked;
         let fail_fast = wf.plan.on_failure() == FailurePolicy::FailFast;
@@ -142,11 +142,14 @@ impl Advancer {
             return self.finish(&rec, WorkflowState::Failed, None).await;
         };
         // The chain runs in order, so the last one finishing means all did.
-        match self.backend.job_get(*last).await? {
+        match self.backend.job_get((*last).into()).await? {
             Some(j) if !j.state.is_terminal() => return Ok(rec),
             _ => {}
         }
-        let jobs = self.backend.job_get_many(&rec.compensations).await?;
+        let jobs = self
+            .backend
+            .job_get_many((&rec.compensations).into())
+            .await?;
         let failed = jobs
             .iter()
             .flatten()
@@ -187,7 +190,7 @@ impl Advancer {
     async fn task_jobs(&self, wf: &LoadedWorkflow) -> Result<Vec<(String, Option<Job>)>> {
         let names: Vec<&str> = wf.plan.tasks().iter().map(|t| t.id.as_str()).collect();
         let ids: Vec<JobId> = names.iter().filter_map(|n| wf.job_of(n)).collect();
-        let jobs = self.backend.job_get_many(&ids).await?;
+        let jobs = self.backend.job_get_many((&ids).into()).await?;
         Ok(names.into_iter().map(str::to_owned).zip(jobs).collect())
     }
 
@@ -208,7 +211,10 @@ impl Advancer {
             if !fans_out || !is_expanded(parent) {
                 continue;
             }
-            let children = self.backend.job_get_many(&parent.depends_on).await?;
+            let children = self
+                .backend
+                .job_get_many((&parent.depends_on).into())
+                .await?;
             for (i, c) in children.iter().enumerate() {
                 if let Some(c) = c
                     && matches!(c.state, JobState::Dead | JobState::Cancelled)
@@ -242,7 +248,7 @@ impl Advancer {
                 if !is_expanded(job) {
                     continue;
                 }
-                let children = self.backend.job_get_many(&job.depends_on).await?;
+                let children = self.backend.job_get_many((&job.depends_on).into()).await?;
                 for c in children.iter().rev().flatten() {
                     if c.state != JobState::Succeeded {
                         continue;

@@ -13,7 +13,7 @@ const ATTEMPTS: usize = 5;
 
 async fn read(backend: &dyn Backend, id: &str) -> Result<WorkflowRecord> {
     backend
-        .workflow_get(id)
+        .workflow_get(id.into())
         .await?
         .ok_or_else(|| Error::WorkflowNotFound(id.to_owned()))
 }
@@ -125,7 +125,7 @@ async fn plan_retry(
         })
         .collect::<Result<_>>()?;
     let jobs: Vec<Job> = backend
-        .job_get_many(&ids)
+        .job_get_many((&ids).into())
         .await?
         .into_iter()
         .zip(&ids)
@@ -148,7 +148,7 @@ async fn plan_retry(
         let expanded = t.for_each.is_some() && is_expanded(job);
         if expanded {
             // It waits on its instances again: the failed ones run again first.
-            let children = backend.job_get_many(&job.depends_on).await?;
+            let children = backend.job_get_many((&job.depends_on).into()).await?;
             children_of.insert(pos, children.into_iter().flatten().collect());
         } else {
             let deps: Vec<JobState> = plan.dependencies(pos).iter().map(|&d| sim[d]).collect();

@@ -57,7 +57,7 @@ impl LoadedWorkflow {
         let jobs = if ids.is_empty() {
             Vec::new()
         } else {
-            backend.job_get_many(&ids).await?
+            backend.job_get_many((&ids).into()).await?
         };
         let mut outputs = HashMap::with_capacity(tasks.len());
         for (name, job) in tasks.into_iter().zip(jobs) {

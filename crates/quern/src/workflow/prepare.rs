@@ -120,7 +120,7 @@ impl Preparer {
             .get_or_try_init(|| async {
                 let rec = self
                     .backend
-                    .workflow_get(id)
+                    .workflow_get(id.into())
                     .await?
                     .ok_or_else(|| Error::WorkflowNotFound(id.to_owned()))?;
                 Ok::<_, Error>(Arc::new(LoadedWorkflow::from_record(&rec)?))
@@ -196,7 +196,7 @@ impl Preparer {
             ExecutionMode::Parallel => wf.plan.max_parallel(),
         };
         let Some(limit) = limit else { return Ok(None) };
-        let running = self.backend.workflow_counts(&wf.id).await?.running;
+        let running = self.backend.workflow_counts((&wf.id).into()).await?.running;
         let others = running.saturating_sub(1);
         if others < u64::from(limit) {
             return Ok(None);
@@ -271,7 +271,7 @@ impl Preparer {
     /// list in item order (`null` for a skipped instance), or a failure naming the first
     /// instance that failed.
     async fn fan_in(&self, job: &Job) -> Result<Prepared> {
-        let children = self.backend.job_get_many(&job.depends_on).await?;
+        let children = self.backend.job_get_many((&job.depends_on).into()).await?;
         let total = children.len();
         let mut results = Vec::with_capacity(total);
         let mut failed: Vec<(usize, String)> = Vec::new();
@@ -330,7 +330,7 @@ impl Preparer {
             .collect();
         let mut ctx = wf.context(&*self.backend, &refs, &self.env).await?;
         if let Some(source) = meta.undoes
-            && let Some(inst) = self.backend.job_get(source).await?
+            && let Some(inst) = self.backend.job_get(source.into()).await?
         {
             ctx.tasks.insert(task.id.clone(), output_of(&inst));
         }

@@ -66,17 +66,17 @@ impl WorkflowStatus {
 /// Reads a workflow's status: the record, its counts, and one read of all task jobs.
 pub async fn status(backend: &dyn Backend, id: &str) -> Result<WorkflowStatus> {
     let record = backend
-        .workflow_get(id)
+        .workflow_get(id.into())
         .await?
         .ok_or_else(|| Error::WorkflowNotFound(id.to_owned()))?;
     let plan = plan_of(&record)?;
-    let counts = backend.workflow_counts(id).await?;
+    let counts = backend.workflow_counts(id.into()).await?;
     let ids: Vec<JobId> = plan
         .tasks()
         .iter()
         .filter_map(|t| record.tasks.get(&t.id).copied())
         .collect();
-    let mut jobs = backend.job_get_many(&ids).await?.into_iter();
+    let mut jobs = backend.job_get_many((&ids).into()).await?.into_iter();
     let tasks = plan
         .tasks()
         .iter()
@@ -102,7 +102,7 @@ pub async fn status(backend: &dyn Backend, id: &str) -> Result<WorkflowStatus> {
         })
         .collect();
     let compensations = backend
-        .job_get_many(&record.compensations)
+        .job_get_many((&record.compensations).into())
         .await?
         .into_iter()
         .zip(&record.compensations)

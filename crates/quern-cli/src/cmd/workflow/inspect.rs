@@ -173,7 +173,7 @@ pub async fn list(ctx: &Ctx, state: Option<WorkflowState>, limit: usize) -> CliR
         .await?;
     let mut rows = Vec::with_capacity(page.workflows.len());
     for w in &page.workflows {
-        let counts = backend.workflow_counts(&w.id).await?;
+        let counts = backend.workflow_counts((&w.id).into()).await?;
         rows.push((w, counts));
     }
     let json: Vec<Value> = rows

@@ -141,7 +141,7 @@ async fn a_killed_worker_s_task_resumes_from_its_checkpoint() {
         panic!("the child never reached its checkpoint ({e})");
     }
     let count_job = rec.tasks["count"];
-    let mid = b.job_get(count_job).await.unwrap().unwrap();
+    let mid = b.job_get(count_job.into()).await.unwrap().unwrap();
     assert_eq!(mid.state, JobState::Running);
     assert_eq!(
         mid.checkpoint.unwrap().decode::<u32>().unwrap(),
@@ -184,7 +184,7 @@ async fn a_killed_worker_s_task_resumes_from_its_checkpoint() {
     survivor.shutdown().await.unwrap();
     assert_eq!(done.state, WorkflowState::Succeeded, "{done:?}");
 
-    let job = b.job_get(count_job).await.unwrap().unwrap();
+    let job = b.job_get(count_job.into()).await.unwrap().unwrap();
     let out: Counted = job.result.unwrap().decode().unwrap();
     assert_eq!(
         out,

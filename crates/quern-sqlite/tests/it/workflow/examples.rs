@@ -68,7 +68,7 @@ async fn run(plan: &WorkflowPlan) -> (Arc<dyn Backend>, WorkflowStatus, tempfile
 
 async fn result(b: &Arc<dyn Backend>, st: &WorkflowStatus, task: &str) -> Value {
     let id = st.task(task).and_then(|t| t.job_id).unwrap();
-    let job = b.job_get(id).await.unwrap().unwrap();
+    let job = b.job_get(id.into()).await.unwrap().unwrap();
     job.result
         .unwrap_or_else(|| panic!("{task} has no result"))
         .to_json_value()
@@ -133,7 +133,7 @@ async fn saga() {
     let undone: Vec<&str> = st.compensations.iter().map(|c| c.task.as_str()).collect();
     assert_eq!(undone, ["reserve_hotel", "reserve_flight"]);
     let first = b
-        .job_get(st.compensations[0].job_id)
+        .job_get(st.compensations[0].job_id.into())
         .await
         .unwrap()
         .unwrap();

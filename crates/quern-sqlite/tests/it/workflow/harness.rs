@@ -201,7 +201,11 @@ impl Env {
     /// The job of a task.
     pub async fn job(&self, st: &WorkflowStatus, task: &str) -> Job {
         let id: JobId = st.task(task).and_then(|t| t.job_id).expect("task job");
-        self.backend.job_get(id).await.unwrap().expect("job exists")
+        self.backend
+            .job_get(id.into())
+            .await
+            .unwrap()
+            .expect("job exists")
     }
 
     /// The decoded result of a task's job.

@@ -142,7 +142,10 @@ async fn the_worker_registers_heartbeats_and_deregisters() {
     assert_eq!(me.running, 1);
     assert!(env.now() - me.last_seen_at <= 5_000);
     // A lost record (a store restarted without persistence) is registered again.
-    env.backend.worker_deregister("test-worker").await.unwrap();
+    env.backend
+        .worker_deregister("test-worker".into())
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(6)).await;
     let again = env.backend.worker_list().await.unwrap();
     assert_eq!(again.len(), 1);

@@ -87,7 +87,7 @@ async fn the_worker_can_run_the_pruner() {
     );
     let leader = env
         .backend
-        .leader_get("quern.pruner")
+        .leader_get("quern.pruner".into())
         .await
         .unwrap()
         .unwrap();
@@ -95,7 +95,7 @@ async fn the_worker_can_run_the_pruner() {
     w.shutdown().await.unwrap();
     assert!(
         env.backend
-            .leader_get("quern.pruner")
+            .leader_get("quern.pruner".into())
             .await
             .unwrap()
             .is_none(),
