@@ -28,7 +28,7 @@ fn payload(i: usize) -> serde_json::Value {
 }
 
 fn job(q: &str, i: usize) -> NewJob {
-    NewJob::json("noop", payload(i)).queue(q)
+    NewJob::json("noop", payload(i)).unwrap().queue(q)
 }
 
 async fn connect(url: &str, prefix: &str) -> Arc<RedisBackend> {

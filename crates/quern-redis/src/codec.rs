@@ -354,6 +354,7 @@ mod tests {
     #[test]
     fn static_blob_round_trips_every_field() {
         let mut nj = NewJob::json("send", serde_json::json!({"to": "a@b.c"}))
+            .unwrap()
             .queue("mail")
             .priority(Priority::HIGH)
             .timeout(Duration::from_secs(9))
@@ -471,7 +472,8 @@ mod tests {
         let nj = NewJob::json(
             "send",
             serde_json::json!({"to": "a@b.c", "pad": "x".repeat(150)}),
-        );
+        )
+        .unwrap();
         let d = encode_static(&nj).unwrap();
         assert!(d.len() > 128, "the blob spans three chunks");
         let mut f = fields_with_capacity(0);
@@ -512,7 +514,7 @@ mod tests {
             NewJob::DEFAULT_MAX_ATTEMPTS
         );
         assert_eq!(line, want);
-        let nj = NewJob::json("send", serde_json::json!({}));
+        let nj = NewJob::json("send", serde_json::json!({})).unwrap();
         let mut f = fields_with_capacity(0);
         f.insert("d0".into(), encode_static(&nj).unwrap());
         f.insert("s".into(), b"1".to_vec());

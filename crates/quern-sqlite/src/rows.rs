@@ -78,22 +78,6 @@ pub(crate) fn decode_ids(b: &[u8]) -> Vec<JobId> {
         .collect()
 }
 
-pub(crate) fn trigger_to_i64(t: Trigger) -> i64 {
-    match t {
-        Trigger::AllSuccess => 0,
-        Trigger::AllDone => 1,
-        Trigger::AnySuccess => 2,
-    }
-}
-
-pub(crate) fn trigger_from_i64(n: i64) -> Trigger {
-    match n {
-        1 => Trigger::AllDone,
-        2 => Trigger::AnySuccess,
-        _ => Trigger::AllSuccess,
-    }
-}
-
 pub(crate) fn state_from_i64(n: i64) -> rusqlite::Result<JobState> {
     JobState::from_i64(n).ok_or_else(|| conv(2, format!("unknown state {n}")))
 }
@@ -134,7 +118,7 @@ pub(crate) fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
             .get::<_, Option<i64>>(19)?
             .map(|ms| Duration::from_millis(ms as u64)),
         depends_on: deps.as_deref().map(decode_ids).unwrap_or_default(),
-        trigger: trigger_from_i64(row.get(21)?),
+        trigger: Trigger::from_code(row.get(21)?).map_err(|e| conv(21, e))?,
         workflow_id: row.get(22)?,
         tags: json_col(row, 23)?.unwrap_or_default(),
         meta: json_col(row, 24)?.unwrap_or(serde_json::Value::Null),

@@ -215,7 +215,11 @@ async fn multi_queue_drain(cluster: &Cluster) {
     let per = 500;
     for q in &queues {
         let jobs: Vec<NewJob> = (0..per)
-            .map(|n| NewJob::json("drain", serde_json::json!({ "n": n })).queue(q.clone()))
+            .map(|n| {
+                NewJob::json("drain", serde_json::json!({ "n": n }))
+                    .unwrap()
+                    .queue(q.clone())
+            })
             .collect();
         let r = b
             .job_enqueue(EnqueueParams {
@@ -329,6 +333,7 @@ async fn workflows_stay_in_one_queue(cluster: &Cluster) {
     };
     let task = |wf: &str, q: &str| {
         NewJob::json("t", serde_json::json!({}))
+            .unwrap()
             .queue(q)
             .workflow(wf)
     };

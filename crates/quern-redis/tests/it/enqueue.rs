@@ -30,6 +30,7 @@ fn job(n: usize) -> NewJob {
         "plain",
         serde_json::json!({ "n": n, "pad": "x".repeat(90) }),
     )
+    .unwrap()
 }
 
 #[tokio::test]

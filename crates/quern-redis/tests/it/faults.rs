@@ -21,7 +21,11 @@ fn clock() -> SharedClock {
 
 fn jobs(queue: &str, n: usize, from: usize) -> Vec<NewJob> {
     (from..from + n)
-        .map(|i| NewJob::json("fault", serde_json::json!({ "n": i })).queue(queue))
+        .map(|i| {
+            NewJob::json("fault", serde_json::json!({ "n": i }))
+                .unwrap()
+                .queue(queue)
+        })
         .collect()
 }
 

@@ -9,7 +9,7 @@ use rusqlite::OptionalExtension;
 
 use super::{deplist, deps, enqueue, state_of};
 use crate::error::sql_err;
-use crate::rows::{JOB_COLS, job_from_row, trigger_from_i64};
+use crate::rows::{JOB_COLS, job_from_row};
 use crate::writer::Tx;
 
 pub(crate) fn get(conn: &rusqlite::Connection, id: JobId) -> quern::Result<Option<Job>> {
@@ -109,7 +109,7 @@ fn reopen(tx: &mut Tx<'_>, id: JobId) -> quern::Result<()> {
         (JobState::Queued, 0, 0)
     } else {
         let (done, ok) = enqueue::dep_counts(tx, &deps)?;
-        match trigger_from_i64(trigger).resolve_counts(deps.len(), done, ok) {
+        match quern::Trigger::from_code(trigger)?.resolve_counts(deps.len(), done, ok) {
             Some(JobState::Queued) => (JobState::Queued, done, ok),
             None => (JobState::Blocked, done, ok),
             Some(_) => {

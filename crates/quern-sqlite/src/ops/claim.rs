@@ -6,9 +6,8 @@
 //! queue in (priority, run_at, id) order. There are no rate limits or global concurrency caps
 //! today; any admission rule added later belongs here, inside the same step (STYLE.md §17).
 
-use quern::backend::{ClaimParams, ClaimSplit, ClaimedJob, LeaseToken};
-use quern::model::Lease;
-use quern::{Job, JobState};
+use quern::Job;
+use quern::backend::{ClaimParams, ClaimSplit, ClaimedJob};
 use rusqlite::OptionalExtension;
 
 use crate::error::sql_err;
@@ -133,7 +132,7 @@ fn lease_from_queue(
         )
         .map_err(sql_err)?;
     let got = jobs.len();
-    for mut job in jobs {
+    for job in jobs {
         lease
             .execute(rusqlite::params![
                 job.id.as_bytes(),
@@ -142,23 +141,14 @@ fn lease_from_queue(
                 tx.now
             ])
             .map_err(sql_err)?;
-        // Mirror the UPDATE above in the returned copy.
+        // The UPDATE above, mirrored in the returned copy by the core's one rule.
         debug_assert_eq!(job.queue, queue);
-        job.state = JobState::Running;
-        job.attempt += 1;
-        job.lease_epoch += 1;
-        job.lease = Some(Lease {
-            worker_id: terms.worker.to_string(),
-            expires_at: terms.expires,
-        });
-        job.claimed_at = Some(tx.now);
-        job.started_at = None;
-        let token = LeaseToken {
-            job_id: job.id,
-            epoch: job.lease_epoch,
-            attempt: job.attempt,
-        };
-        out.push(ClaimedJob { job, token });
+        out.push(ClaimedJob::from_ready(
+            job,
+            terms.worker,
+            terms.expires,
+            tx.now,
+        ));
     }
     Ok(got)
 }

@@ -9,7 +9,6 @@
 use quern::{JobId, JobState};
 
 use crate::error::sql_err;
-use crate::rows::trigger_from_i64;
 use crate::writer::Tx;
 
 fn dependents(tx: &Tx<'_>, id: JobId) -> quern::Result<Vec<JobId>> {
@@ -54,7 +53,7 @@ pub(crate) fn on_terminal(tx: &mut Tx<'_>, id: JobId, state: JobState) -> quern:
             let Some((trigger, done, okc, total, run_at)) = row else {
                 continue;
             };
-            match trigger_from_i64(trigger).resolve_counts(
+            match quern::Trigger::from_code(trigger)?.resolve_counts(
                 total as usize,
                 done as usize,
                 okc as usize,

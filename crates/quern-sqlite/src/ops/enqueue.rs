@@ -5,7 +5,6 @@ use quern::{Error, JobId, JobState, NewJob};
 
 use super::state_of;
 use crate::error::sql_err;
-use crate::rows::trigger_to_i64;
 use crate::writer::Tx;
 
 pub(crate) fn enqueue(tx: &mut Tx<'_>, params: EnqueueParams) -> quern::Result<EnqueueResults> {
@@ -139,7 +138,7 @@ fn insert_one(tx: &mut Tx<'_>, job: NewJob) -> quern::Result<EnqueueOutcome> {
         job.unique_key,
         job.unique_for.map(|d| d.as_millis() as i64),
         inline_deps,
-        trigger_to_i64(job.trigger),
+        job.trigger.code(),
         done as i64,
         ok as i64,
         job.workflow_id,

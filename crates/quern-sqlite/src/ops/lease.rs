@@ -11,18 +11,9 @@ use quern::model::{ErrorKind, ErrorRecord};
 use quern::{Error, JobState, Millis};
 use rusqlite::OptionalExtension;
 
-use super::{deps, spawn, truncate};
+use super::{deps, spawn};
 use crate::error::sql_err;
 use crate::writer::Tx;
-
-/// Results and checkpoints obey the same limit as payloads.
-fn check_size(p: Option<&quern::Payload>, tx: &Tx<'_>) -> quern::Result<()> {
-    let limit = tx.st.limits.max_payload_bytes;
-    match p.map(|p| p.stored_bytes().len()) {
-        Some(size) if size > limit => Err(Error::PayloadTooLarge { size, limit }),
-        _ => Ok(()),
-    }
-}
 
 fn lost(t: &LeaseToken) -> Error {
     Error::LeaseLost { job_id: t.job_id }
@@ -35,7 +26,7 @@ pub(crate) fn heartbeat(
     let deadline = tx.now + p.lease.as_millis() as i64;
     let mut out = Vec::with_capacity(p.items.len());
     for item in p.items {
-        if let Err(e) = check_size(item.checkpoint.as_ref(), tx) {
+        if let Err(e) = tx.st.limits.check_stored(item.checkpoint.as_ref()) {
             out.push(Err(e));
             continue;
         }
@@ -86,7 +77,7 @@ pub(crate) fn complete(
 
 /// Outer `Err` aborts the whole call (a storage failure); inner `Err` is this item's answer.
 fn complete_one(tx: &mut Tx<'_>, c: Completion) -> quern::Result<quern::Result<()>> {
-    if let Err(e) = check_size(c.result.as_ref(), tx) {
+    if let Err(e) = tx.st.limits.check_stored(c.result.as_ref()) {
         return Ok(Err(e));
     }
     let expires = c
@@ -155,7 +146,7 @@ fn fail_one(tx: &mut Tx<'_>, f: Failure) -> quern::Result<quern::Result<()>> {
         attempt: attempt as u32,
         at: tx.now,
         kind: f.error_kind,
-        message: truncate(&f.message),
+        message: quern::model::truncate_error_message(&f.message),
     };
     let (state, run_at, attempt_delta, record) = match f.action {
         FailAction::Retry { retry_at: Some(at) } if attempt < max_attempts => {

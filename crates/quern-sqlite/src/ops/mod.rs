@@ -17,21 +17,6 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::error::sql_err;
 use quern::{JobId, JobState};
 
-/// Longest error message kept in a job's history.
-const MAX_ERROR_MESSAGE: usize = 4096;
-
-/// Truncates at a char boundary.
-pub(crate) fn truncate(msg: &str) -> String {
-    if msg.len() <= MAX_ERROR_MESSAGE {
-        return msg.to_string();
-    }
-    let mut end = MAX_ERROR_MESSAGE;
-    while !msg.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &msg[..end])
-}
-
 /// A job's state, or `None` if it does not exist.
 pub(crate) fn state_of(conn: &Connection, id: JobId) -> quern::Result<Option<JobState>> {
     let n: Option<i64> = conn

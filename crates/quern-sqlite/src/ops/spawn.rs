@@ -14,7 +14,6 @@ use rusqlite::OptionalExtension;
 
 use super::{deplist, enqueue};
 use crate::error::sql_err;
-use crate::rows::trigger_to_i64;
 use crate::writer::Tx;
 
 fn exec(tx: &Tx<'_>, sql: &str) -> quern::Result<()> {
@@ -120,7 +119,7 @@ pub(crate) fn spawn(
                 id.as_bytes(),
                 state.as_i64(),
                 inline_deps,
-                trigger_to_i64(Trigger::AllDone),
+                Trigger::AllDone.code(),
                 done as i64,
                 ok as i64,
                 checkpoint.as_ref().map(|c| c.stored_bytes()),

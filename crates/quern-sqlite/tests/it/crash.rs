@@ -26,7 +26,7 @@ async fn crash_child_enqueue_loop() {
         // Mix single enqueues and small batches, from several tasks at once, so the kill
         // lands while group commits are in flight.
         let jobs: Vec<NewJob> = (0..(1 + i % 4))
-            .map(|_| NewJob::json("crash", serde_json::json!({"i": i})))
+            .map(|_| NewJob::json("crash", serde_json::json!({"i": i})).unwrap())
             .collect();
         let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
         b.job_enqueue(EnqueueParams {

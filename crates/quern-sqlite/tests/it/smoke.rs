@@ -30,8 +30,10 @@ async fn enqueue_claim_complete_unblocks_dependents() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::at_fixed_start();
     let b = file_backend(&dir, clock.clone()).await;
-    let a = NewJob::json("a", serde_json::json!({"n": 1}));
-    let c = NewJob::json("c", serde_json::json!({})).depends_on([a.id]);
+    let a = NewJob::json("a", serde_json::json!({"n": 1})).unwrap();
+    let c = NewJob::json("c", serde_json::json!({}))
+        .unwrap()
+        .depends_on([a.id]);
     let (aid, cid) = (a.id, c.id);
     let res = b
         .job_enqueue(EnqueueParams {
@@ -91,9 +93,15 @@ async fn expired_lease_is_rescued_and_dead_skips_dependents() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::at_fixed_start();
     let b = file_backend(&dir, clock.clone()).await;
-    let a = NewJob::json("a", serde_json::json!({})).max_attempts(1);
-    let c = NewJob::json("c", serde_json::json!({})).depends_on([a.id]);
-    let d = NewJob::json("d", serde_json::json!({})).depends_on([c.id]);
+    let a = NewJob::json("a", serde_json::json!({}))
+        .unwrap()
+        .max_attempts(1);
+    let c = NewJob::json("c", serde_json::json!({}))
+        .unwrap()
+        .depends_on([a.id]);
+    let d = NewJob::json("d", serde_json::json!({}))
+        .unwrap()
+        .depends_on([c.id]);
     let ids = [a.id, c.id, d.id];
     b.job_enqueue(EnqueueParams {
         jobs: vec![a, c, d],

@@ -450,7 +450,11 @@ async fn unique_keys_deduplicate_enqueues() {
     assert_ne!(other, first, "unique keys are per queue");
     // A raw job with a bad queue name is refused and stores nothing new.
     let err = client
-        .enqueue_job(NewJob::json("add", serde_json::json!({})).queue("bad queue"))
+        .enqueue_job(
+            NewJob::json("add", serde_json::json!({}))
+                .unwrap()
+                .queue("bad queue"),
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("queue name"), "{err}");

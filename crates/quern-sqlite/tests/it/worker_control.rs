@@ -54,7 +54,7 @@ async fn heartbeats_keep_jobs_longer_than_the_lease_alive() {
         .await
         .unwrap();
     let out = client
-        .enqueue_job(NewJob::json("long", serde_json::json!(null)))
+        .enqueue_job(NewJob::json("long", serde_json::json!(null)).unwrap())
         .await
         .unwrap();
     let job = client.wait(out.id, WAIT).await.unwrap();
@@ -91,7 +91,7 @@ async fn cancelling_a_running_job_reaches_its_handler() {
         .await
         .unwrap();
     let out = client
-        .enqueue_job(NewJob::json("wait", serde_json::json!(null)))
+        .enqueue_job(NewJob::json("wait", serde_json::json!(null)).unwrap())
         .await
         .unwrap();
     until(&client, out.id, |j| j.state == JobState::Running).await;
@@ -151,12 +151,12 @@ async fn graceful_shutdown_finishes_quick_jobs_and_gives_back_the_rest() {
         .await
         .unwrap();
     let quick = client
-        .enqueue_job(NewJob::json("work", serde_json::json!(300)))
+        .enqueue_job(NewJob::json("work", serde_json::json!(300)).unwrap())
         .await
         .unwrap()
         .id;
     let stuck = client
-        .enqueue_job(NewJob::json("work", serde_json::json!(60_000)))
+        .enqueue_job(NewJob::json("work", serde_json::json!(60_000)).unwrap())
         .await
         .unwrap()
         .id;
@@ -164,7 +164,7 @@ async fn graceful_shutdown_finishes_quick_jobs_and_gives_back_the_rest() {
     until(&client, stuck, |j| j.state == JobState::Running).await;
     // Both slots are busy, so this one is at most prefetched, never started.
     let waiting = client
-        .enqueue_job(NewJob::json("work", serde_json::json!(1)))
+        .enqueue_job(NewJob::json("work", serde_json::json!(1)).unwrap())
         .await
         .unwrap()
         .id;
@@ -239,7 +239,7 @@ async fn per_queue_caps_bound_one_queue_while_others_use_the_rest() {
     let mut jobs = Vec::new();
     for i in 0..40 {
         let q = if i % 2 == 0 { "reports" } else { "default" };
-        jobs.push(NewJob::json("k", serde_json::json!(i)).queue(q));
+        jobs.push(NewJob::json("k", serde_json::json!(i)).unwrap().queue(q));
     }
     let ids: Vec<_> = client
         .enqueue_batch(jobs, Default::default())
@@ -295,7 +295,7 @@ async fn workers_register_and_report_what_they_run() {
         .await
         .unwrap();
     let out = client
-        .enqueue_job(NewJob::json("k", serde_json::json!(null)))
+        .enqueue_job(NewJob::json("k", serde_json::json!(null)).unwrap())
         .await
         .unwrap();
     until(&client, out.id, |j| j.state == JobState::Running).await;

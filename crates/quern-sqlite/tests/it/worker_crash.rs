@@ -77,7 +77,7 @@ async fn a_killed_worker_s_jobs_are_finished_by_another_worker() {
     let b = open(&db).await;
     let client = Client::new(b.clone());
     let jobs: Vec<NewJob> = (0..JOBS as u32)
-        .map(|n| NewJob::json(Crashy::KIND, serde_json::json!(n)))
+        .map(|n| NewJob::json(Crashy::KIND, serde_json::json!(n)).unwrap())
         .collect();
     let ids: Vec<JobId> = client
         .enqueue_batch(jobs, Default::default())

@@ -132,6 +132,31 @@ pub struct ClaimedJob {
     pub token: LeaseToken,
 }
 
+impl ClaimedJob {
+    /// What a claim makes of a ready job, the one rule every backend's returned image
+    /// follows (the store itself applies the same changes in its transaction): `running`,
+    /// the attempt and the fencing epoch one up, leased to `worker_id` until `expires_at`,
+    /// `claimed_at = now`, no `started_at` yet (the worker reports it with the outcome); the
+    /// token carries the new epoch and attempt.
+    pub fn from_ready(mut job: Job, worker_id: &str, expires_at: Millis, now: Millis) -> Self {
+        job.state = crate::model::JobState::Running;
+        job.attempt += 1;
+        job.lease_epoch += 1;
+        job.lease = Some(crate::model::Lease {
+            worker_id: worker_id.to_string(),
+            expires_at,
+        });
+        job.claimed_at = Some(now);
+        job.started_at = None;
+        let token = LeaseToken {
+            job_id: job.id,
+            epoch: job.lease_epoch,
+            attempt: job.attempt,
+        };
+        ClaimedJob { job, token }
+    }
+}
+
 /// One lease to extend, optionally with progress and a checkpoint.
 #[derive(Clone, Debug)]
 pub struct HeartbeatItem {
@@ -671,4 +696,35 @@ name_params! {
 name_params! {
     /// `leader_get`: one leader lease by name.
     LeaderGetParams { name }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{JobState, NewJob};
+
+    #[test]
+    fn a_claim_image_is_the_ready_job_leased() {
+        let mut ready =
+            crate::Job::from_new(NewJob::new("k", Payload::default()), JobState::Queued, 10);
+        ready.attempt = 2;
+        ready.lease_epoch = 7;
+        ready.started_at = Some(5);
+        let c = ClaimedJob::from_ready(ready.clone(), "w1", 1_000, 20);
+        assert_eq!(c.job.state, JobState::Running);
+        assert_eq!((c.job.attempt, c.job.lease_epoch), (3, 8));
+        assert_eq!(
+            (c.token.attempt, c.token.epoch, c.token.job_id),
+            (3, 8, ready.id)
+        );
+        assert_eq!(
+            c.job.lease,
+            Some(crate::model::Lease {
+                worker_id: "w1".into(),
+                expires_at: 1_000
+            })
+        );
+        assert_eq!((c.job.claimed_at, c.job.started_at), (Some(20), None));
+        assert_eq!(c.job.payload, ready.payload);
+    }
 }

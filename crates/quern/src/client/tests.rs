@@ -113,8 +113,12 @@ async fn bad_input_is_a_clear_error_and_stores_nothing() {
 #[tokio::test(start_paused = true)]
 async fn batches_are_atomic_or_best_effort() {
     let c = client();
-    let good = || NewJob::json("k", serde_json::json!(1));
-    let bad = || NewJob::json("k", serde_json::json!(1)).max_attempts(0);
+    let good = || NewJob::json("k", serde_json::json!(1)).unwrap();
+    let bad = || {
+        NewJob::json("k", serde_json::json!(1))
+            .unwrap()
+            .max_attempts(0)
+    };
     assert!(
         c.enqueue_batch(vec![good(), bad()], BatchMode::Atomic)
             .await

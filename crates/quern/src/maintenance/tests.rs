@@ -26,7 +26,9 @@ async fn enqueue_and_claim(
     max_attempts: u32,
 ) -> Vec<crate::LeaseToken> {
     for i in 0..n {
-        let job = NewJob::json("k", serde_json::json!(i)).max_attempts(max_attempts);
+        let job = NewJob::json("k", serde_json::json!(i))
+            .unwrap()
+            .max_attempts(max_attempts);
         c.enqueue_job(job).await.unwrap();
     }
     b.job_claim(ClaimParams {
@@ -131,7 +133,7 @@ async fn the_pruner_deletes_by_state_and_age() {
     .await
     .unwrap();
     let cancelled = c
-        .enqueue_job(NewJob::json("k", serde_json::json!(0)))
+        .enqueue_job(NewJob::json("k", serde_json::json!(0)).unwrap())
         .await
         .unwrap()
         .id;

@@ -32,6 +32,28 @@ impl Trigger {
         }
     }
 
+    /// The number stored for this trigger (SQLite's `trigger_rule`, Redis's `dt`): 0, 1, 2.
+    pub fn code(self) -> i64 {
+        match self {
+            Trigger::AllSuccess => 0,
+            Trigger::AllDone => 1,
+            Trigger::AnySuccess => 2,
+        }
+    }
+
+    /// Reads [`Trigger::code`] back. An unknown stored code is corrupt data, an error (it
+    /// was read as `AllSuccess` before, which could run a job its dependencies forbid).
+    pub fn from_code(n: i64) -> Result<Trigger, Error> {
+        match n {
+            0 => Ok(Trigger::AllSuccess),
+            1 => Ok(Trigger::AllDone),
+            2 => Ok(Trigger::AnySuccess),
+            other => Err(Error::Storage(format!(
+                "unknown stored trigger code {other}"
+            ))),
+        }
+    }
+
     /// Parses [`Trigger::as_str`]'s output.
     pub fn parse(s: &str) -> Option<Trigger> {
         match s {
@@ -139,11 +161,42 @@ pub struct Lease {
     pub expires_at: Millis,
 }
 
+/// Longest error message kept in a job's error history, in bytes; longer ones are cut by
+/// [`truncate_error_message`].
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 4096;
+
+/// An error message as every backend stores it: at most [`MAX_ERROR_MESSAGE_BYTES`], cut at
+/// a character boundary and marked with `…` when cut.
+pub fn truncate_error_message(msg: &str) -> String {
+    if msg.len() <= MAX_ERROR_MESSAGE_BYTES {
+        return msg.to_string();
+    }
+    let mut end = MAX_ERROR_MESSAGE_BYTES;
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &msg[..end])
+}
+
 /// Limits every backend enforces on what it stores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Largest payload (and result, and checkpoint) in stored bytes. Default 16 MiB.
     pub max_payload_bytes: usize,
+}
+
+impl Limits {
+    /// A result or checkpoint obeys the payload limit: `PayloadTooLarge` when its stored
+    /// form is larger (`None` passes).
+    pub fn check_stored(&self, p: Option<&Payload>) -> Result<(), Error> {
+        match p.map(|p| p.stored_bytes().len()) {
+            Some(size) if size > self.max_payload_bytes => Err(Error::PayloadTooLarge {
+                size,
+                limit: self.max_payload_bytes,
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Default for Limits {
@@ -246,17 +299,17 @@ impl NewJob {
         }
     }
 
-    /// A job of `kind` whose payload is this JSON value.
-    pub fn json(kind: impl Into<String>, payload: serde_json::Value) -> Self {
+    /// A job of `kind` whose payload is this JSON value. An encoding failure is returned,
+    /// never stored as some other payload.
+    pub fn json(kind: impl Into<String>, payload: serde_json::Value) -> Result<Self, Error> {
         let p = Payload::from_json_value(
             &payload,
             &super::Codec {
                 max_bytes: usize::MAX,
                 ..Default::default()
             },
-        )
-        .unwrap_or_default();
-        Self::new(kind, p)
+        )?;
+        Ok(Self::new(kind, p))
     }
 
     pub fn queue(mut self, q: impl Into<String>) -> Self {
@@ -345,11 +398,8 @@ impl NewJob {
             ));
         }
         // Reported as an invalid job (not a bare invalid argument) so a batch names the item.
-        if let Err(e) = validate_queue_name(&self.queue) {
-            return bad(e
-                .to_string()
-                .trim_start_matches("invalid argument: ")
-                .to_string());
+        if let Some(reason) = queue_name_problem(&self.queue) {
+            return bad(reason);
         }
         if self.payload.stored_bytes().len() > limits.max_payload_bytes {
             return Err(Error::PayloadTooLarge {
@@ -402,17 +452,23 @@ impl NewJob {
 /// Checks a queue name: 1–128 characters of letters, digits and `_ . : -`. Braces are not
 /// allowed because Redis Cluster uses `{…}` as the hash tag.
 pub fn validate_queue_name(q: &str) -> Result<(), Error> {
+    match queue_name_problem(q) {
+        None => Ok(()),
+        Some(reason) => Err(Error::InvalidArgument(reason)),
+    }
+}
+
+/// What is wrong with a queue name, if anything (the reason [`validate_queue_name`] gives).
+pub fn queue_name_problem(q: &str) -> Option<String> {
     let ok = !q.is_empty()
         && q.len() <= 128
         && q.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument(format!(
+    (!ok).then(|| {
+        format!(
             "queue name {q:?} must be 1-128 characters of letters, digits, '_', '.', ':' or '-'"
-        )))
-    }
+        )
+    })
 }
 
 /// A stored job, as read back from a backend.
@@ -558,7 +614,7 @@ mod tests {
     #[test]
     fn validation_catches_bad_jobs() {
         let l = Limits::default();
-        let ok = NewJob::json("k", serde_json::json!({"a": 1}));
+        let ok = NewJob::json("k", serde_json::json!({"a": 1})).unwrap();
         ok.validate(&l).unwrap();
         assert!(ok.clone().queue("bad queue").validate(&l).is_err());
         assert!(ok.clone().queue("{tag}").validate(&l).is_err());
@@ -583,5 +639,54 @@ mod tests {
             NewJob::new("k", big).validate(&small),
             Err(Error::PayloadTooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn trigger_codes_round_trip_and_unknown_codes_are_errors() {
+        for t in [Trigger::AllSuccess, Trigger::AllDone, Trigger::AnySuccess] {
+            assert_eq!(Trigger::from_code(t.code()).unwrap(), t);
+        }
+        assert!(matches!(Trigger::from_code(3), Err(Error::Storage(_))));
+        assert!(matches!(Trigger::from_code(-1), Err(Error::Storage(_))));
+    }
+
+    #[test]
+    fn error_messages_are_cut_at_a_char_boundary() {
+        assert_eq!(truncate_error_message("short"), "short");
+        let long = "é".repeat(3000); // 6000 bytes, 2-byte chars
+        let cut = truncate_error_message(&long);
+        assert!(cut.ends_with('…'));
+        assert!(cut.len() <= MAX_ERROR_MESSAGE_BYTES + '…'.len_utf8());
+        assert_eq!(cut.trim_end_matches('…').len(), MAX_ERROR_MESSAGE_BYTES);
+    }
+
+    #[test]
+    fn stored_results_obey_the_payload_limit() {
+        let limits = Limits {
+            max_payload_bytes: 8,
+        };
+        assert!(limits.check_stored(None).is_ok());
+        let small = Payload::from_json_value(&serde_json::json!(1), &Default::default()).unwrap();
+        assert!(limits.check_stored(Some(&small)).is_ok());
+        let big = Payload::from_json_value(&serde_json::json!("0123456789"), &Default::default())
+            .unwrap();
+        assert!(matches!(
+            limits.check_stored(Some(&big)),
+            Err(Error::PayloadTooLarge { limit: 8, .. })
+        ));
+    }
+
+    #[test]
+    fn queue_name_problems_are_values() {
+        assert_eq!(queue_name_problem("mail.high"), None);
+        let why = queue_name_problem("{bad}").unwrap();
+        assert!(why.contains("queue name"), "{why}");
+        match NewJob::new("k", Payload::default())
+            .queue("{bad}")
+            .validate(&Limits::default())
+        {
+            Err(Error::InvalidJob { reason, .. }) => assert_eq!(reason, why),
+            other => panic!("{other:?}"),
+        }
     }
 }

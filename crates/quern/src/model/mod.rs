@@ -13,7 +13,8 @@ mod workflow;
 pub use duration::{format_duration, parse_duration, serde_ms};
 pub use id::JobId;
 pub use job::{
-    ErrorKind, ErrorRecord, Job, Lease, Limits, NewJob, Progress, Trigger, validate_queue_name,
+    ErrorKind, ErrorRecord, Job, Lease, Limits, MAX_ERROR_MESSAGE_BYTES, NewJob, Progress, Trigger,
+    queue_name_problem, truncate_error_message, validate_queue_name,
 };
 pub use outcome::TaskError;
 pub use payload::{Codec, Format, Payload};

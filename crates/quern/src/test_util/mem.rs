@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 
 use crate::backend::*;
 use crate::clock::{Millis, SharedClock};
-use crate::model::{ErrorKind, ErrorRecord, Job, JobId, JobState, Lease, Limits, StateCounts};
+use crate::model::{ErrorKind, ErrorRecord, Job, JobId, JobState, Limits, StateCounts};
 use crate::{Error, Result};
 
 /// Call counters, for asserting batching.
@@ -227,23 +227,14 @@ impl Backend for MemBackend {
         let mut out = Vec::new();
         for (_, _, _, id) in ready.into_iter().take(params.limit) {
             let j = st.jobs.get_mut(&id).unwrap();
-            j.state = JobState::Running;
-            j.attempt += 1;
-            j.lease_epoch += 1;
-            j.claimed_at = Some(now);
-            j.started_at = None;
-            j.lease = Some(Lease {
-                worker_id: params.worker_id.clone(),
-                expires_at: now + params.lease.as_millis() as i64,
-            });
-            out.push(ClaimedJob {
-                job: j.clone(),
-                token: LeaseToken {
-                    job_id: id,
-                    epoch: j.lease_epoch,
-                    attempt: j.attempt,
-                },
-            });
+            let c = ClaimedJob::from_ready(
+                j.clone(),
+                &params.worker_id,
+                now + params.lease.as_millis() as i64,
+                now,
+            );
+            *j = c.job.clone();
+            out.push(c);
         }
         Ok(out)
     }

@@ -172,11 +172,19 @@ pub async fn outcomes_in_input_order(h: Harness) {
 /// A refused batch that named a new queue leaves nothing behind that later enqueues into
 /// that queue trip over (a cached id of a queue row that was rolled back, say).
 pub async fn refused_batch_leaves_no_phantom_queue(h: Harness) {
-    let fresh = NewJob::json("k", serde_json::json!(1)).queue("fresh");
-    let bad = NewJob::json("k", serde_json::json!(2)).queue("bad queue");
+    let fresh = NewJob::json("k", serde_json::json!(1))
+        .unwrap()
+        .queue("fresh");
+    let bad = NewJob::json("k", serde_json::json!(2))
+        .unwrap()
+        .queue("bad queue");
     atomic_refused(&h, vec![fresh, bad], 1, "new queue then bad queue").await;
     let id = h
-        .enqueue(NewJob::json("k", serde_json::json!(3)).queue("fresh"))
+        .enqueue(
+            NewJob::json("k", serde_json::json!(3))
+                .unwrap()
+                .queue("fresh"),
+        )
         .await
         .id;
     assert_eq!(h.get(id).await.queue, "fresh", "{}: readable", h.case);

@@ -364,12 +364,14 @@ fn single<T>(h: &Harness, what: &str, res: Result<Vec<Result<T>>>) -> Result<T> 
 
 /// A plain job of `kind` in queue `"default"` with a small JSON payload.
 pub fn job(kind: &str) -> NewJob {
-    NewJob::json(kind, serde_json::json!({ "kind": kind }))
+    NewJob::json(kind, serde_json::json!({ "kind": kind })).unwrap()
 }
 
 /// A plain job in `queue` whose payload carries `n`.
 pub fn job_n(queue: &str, n: usize) -> NewJob {
-    NewJob::json("conformance", serde_json::json!({ "n": n })).queue(queue)
+    NewJob::json("conformance", serde_json::json!({ "n": n }))
+        .unwrap()
+        .queue(queue)
 }
 
 /// A JSON payload from a value.

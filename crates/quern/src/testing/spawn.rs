@@ -37,7 +37,7 @@ async fn try_spawn(
 /// `n` children of kind `child` in the default queue.
 fn children(n: usize) -> Vec<NewJob> {
     (0..n)
-        .map(|i| NewJob::json("child", serde_json::json!({ "i": i })))
+        .map(|i| NewJob::json("child", serde_json::json!({ "i": i })).unwrap())
         .collect()
 }
 
@@ -292,7 +292,11 @@ pub async fn ten_thousand_children(h: Harness) {
     const N: usize = 10_000;
     let parent = h.enqueue_and_claim(job("parent")).await;
     let kids: Vec<NewJob> = (0..N)
-        .map(|i| NewJob::json("child", serde_json::json!(i)).queue("kids"))
+        .map(|i| {
+            NewJob::json("child", serde_json::json!(i))
+                .unwrap()
+                .queue("kids")
+        })
         .collect();
     let ids: Vec<JobId> = kids.iter().map(|k| k.id).collect();
     try_spawn(&h, &parent.token, kids, None)

@@ -80,7 +80,7 @@ async fn plain(open: &Opener, n: usize, concurrency: usize) -> f64 {
     let w = start_worker(&b, concurrency).await;
     let t = Instant::now();
     let jobs: Vec<NewJob> = (0..n)
-        .map(|i| NewJob::json(Noop::KIND, serde_json::json!({"i": i})))
+        .map(|i| NewJob::json(Noop::KIND, serde_json::json!({"i": i})).unwrap())
         .collect();
     b.job_enqueue(EnqueueParams {
         jobs,

@@ -28,7 +28,7 @@ async fn heartbeats_are_batched_and_keep_long_jobs_alive() {
     for i in 0..5 {
         let out = env
             .client
-            .enqueue_job(NewJob::json("long", serde_json::json!(i)))
+            .enqueue_job(NewJob::json("long", serde_json::json!(i)).unwrap())
             .await
             .unwrap();
         ids.push(out.id);
@@ -82,7 +82,7 @@ async fn cancelling_a_running_job_reaches_the_handler_and_discards_its_outcome()
         .unwrap();
     let out = env
         .client
-        .enqueue_job(NewJob::json("c", serde_json::json!(1)))
+        .enqueue_job(NewJob::json("c", serde_json::json!(1)).unwrap())
         .await
         .unwrap();
     while env.client.get(out.id).await.unwrap().unwrap().state != JobState::Running {
@@ -134,7 +134,7 @@ async fn the_worker_registers_heartbeats_and_deregisters() {
     );
     assert_eq!(me.capabilities, vec!["gpu".to_string()]);
     env.client
-        .enqueue_job(NewJob::json("k", serde_json::json!(1)).queue("a"))
+        .enqueue_job(NewJob::json("k", serde_json::json!(1)).unwrap().queue("a"))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(11)).await;

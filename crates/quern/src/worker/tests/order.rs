@@ -26,7 +26,9 @@ fn recording(env: &Env, starts: &Starts, ms: u64) -> Arc<dyn super::Handler> {
 }
 
 fn job(p: u8) -> NewJob {
-    NewJob::json("k", serde_json::json!(p)).priority(Priority::new(p).unwrap())
+    NewJob::json("k", serde_json::json!(p))
+        .unwrap()
+        .priority(Priority::new(p).unwrap())
 }
 
 #[tokio::test(start_paused = true)]

@@ -127,7 +127,7 @@ async fn fatal_errors_go_straight_to_dead() {
         .unwrap();
     let out = env
         .client
-        .enqueue_job(NewJob::json("f", serde_json::json!({})))
+        .enqueue_job(NewJob::json("f", serde_json::json!({})).unwrap())
         .await
         .unwrap();
     let job = env.client.wait(out.id, LONG).await.unwrap();
@@ -165,7 +165,7 @@ async fn snoozes_do_not_count_attempts() {
     let start = env.now();
     let out = env
         .client
-        .enqueue_job(NewJob::json("s", serde_json::json!(1)))
+        .enqueue_job(NewJob::json("s", serde_json::json!(1)).unwrap())
         .await
         .unwrap();
     let job = env.client.wait(out.id, LONG).await.unwrap();
@@ -190,7 +190,7 @@ async fn handlers_can_cancel_their_job() {
         .unwrap();
     let out = env
         .client
-        .enqueue_job(NewJob::json("c", serde_json::json!(1)))
+        .enqueue_job(NewJob::json("c", serde_json::json!(1)).unwrap())
         .await
         .unwrap();
     let job = env.client.wait(out.id, LONG).await.unwrap();
@@ -230,6 +230,7 @@ async fn timeouts_drop_the_handler_and_count_as_retryable() {
         .unwrap();
     // The job's own timeout wins over the worker default.
     let job = NewJob::json("slow", serde_json::json!(1))
+        .unwrap()
         .timeout(Duration::from_secs(2))
         .max_attempts(2)
         .retry(RetryPolicy::Fixed {
@@ -276,7 +277,11 @@ async fn panics_fail_the_attempt_and_the_worker_carries_on() {
         .unwrap();
     let bad = env
         .client
-        .enqueue_job(NewJob::json("p", serde_json::json!(true)).max_attempts(1))
+        .enqueue_job(
+            NewJob::json("p", serde_json::json!(true))
+                .unwrap()
+                .max_attempts(1),
+        )
         .await
         .unwrap();
     let job = env.client.wait(bad.id, LONG).await.unwrap();
@@ -285,7 +290,7 @@ async fn panics_fail_the_attempt_and_the_worker_carries_on() {
     assert_eq!(job.errors[0].message, "panicked: handler exploded");
     let good = env
         .client
-        .enqueue_job(NewJob::json("p", serde_json::json!(false)))
+        .enqueue_job(NewJob::json("p", serde_json::json!(false)).unwrap())
         .await
         .unwrap();
     assert_eq!(
@@ -312,7 +317,7 @@ async fn unknown_kinds_are_retried_with_the_worker_default_policy() {
         .unwrap();
     let out = env
         .client
-        .enqueue_job(NewJob::json("mystery", serde_json::json!(1)))
+        .enqueue_job(NewJob::json("mystery", serde_json::json!(1)).unwrap())
         .await
         .unwrap();
     let job = loop {
@@ -385,15 +390,15 @@ async fn progress_and_checkpoints_are_stored_and_resumed() {
         .start()
         .await
         .unwrap();
-    let out = env
-        .client
-        .enqueue_job(
-            NewJob::json("cp", serde_json::json!(1)).retry(RetryPolicy::Fixed {
-                delay: Duration::from_secs(1),
-            }),
-        )
-        .await
-        .unwrap();
+    let out =
+        env.client
+            .enqueue_job(NewJob::json("cp", serde_json::json!(1)).unwrap().retry(
+                RetryPolicy::Fixed {
+                    delay: Duration::from_secs(1),
+                },
+            ))
+            .await
+            .unwrap();
     let job = env.client.wait(out.id, LONG).await.unwrap();
     assert_eq!(job.state, JobState::Succeeded);
     assert_eq!(

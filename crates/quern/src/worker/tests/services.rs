@@ -14,7 +14,7 @@ async fn the_worker_rescues_jobs_a_dead_worker_left_behind() {
     let env = Env::new();
     let out = env
         .client
-        .enqueue_job(NewJob::json("k", serde_json::json!(1)))
+        .enqueue_job(NewJob::json("k", serde_json::json!(1)).unwrap())
         .await
         .unwrap();
     // Another worker claims it and is never heard of again.
@@ -71,7 +71,7 @@ async fn the_worker_can_run_the_pruner() {
         .unwrap();
     let out = env
         .client
-        .enqueue_job(NewJob::json("k", serde_json::json!(1)))
+        .enqueue_job(NewJob::json("k", serde_json::json!(1)).unwrap())
         .await
         .unwrap();
     env.client.wait(out.id, LONG).await.unwrap();

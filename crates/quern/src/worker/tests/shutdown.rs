@@ -37,13 +37,13 @@ async fn shutdown_waits_for_quick_jobs_and_releases_slow_ones() {
         .unwrap();
     let quick = env
         .client
-        .enqueue_job(NewJob::json("sleep", serde_json::json!(5)))
+        .enqueue_job(NewJob::json("sleep", serde_json::json!(5)).unwrap())
         .await
         .unwrap()
         .id;
     let slow = env
         .client
-        .enqueue_job(NewJob::json("sleep", serde_json::json!(3600)))
+        .enqueue_job(NewJob::json("sleep", serde_json::json!(3600)).unwrap())
         .await
         .unwrap()
         .id;
@@ -107,14 +107,14 @@ async fn prefetched_jobs_are_given_back_at_once() {
     for _ in 0..3 {
         let id = env
             .client
-            .enqueue_job(NewJob::json("k", serde_json::json!(1)))
+            .enqueue_job(NewJob::json("k", serde_json::json!(1)).unwrap())
             .await
             .unwrap()
             .id;
         env.client.wait(id, Duration::from_secs(60)).await.unwrap();
     }
     let jobs = (0..3)
-        .map(|_| NewJob::json("k", serde_json::json!(5000)))
+        .map(|_| NewJob::json("k", serde_json::json!(5000)).unwrap())
         .collect();
     let ids: Vec<_> = env
         .client

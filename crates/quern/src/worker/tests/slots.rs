@@ -35,7 +35,7 @@ async fn never_runs_or_holds_more_than_allowed() {
     for i in 0..20 {
         ids.push(
             env.client
-                .enqueue_job(NewJob::json("k", serde_json::json!(i)))
+                .enqueue_job(NewJob::json("k", serde_json::json!(i)).unwrap())
                 .await
                 .unwrap()
                 .id,
@@ -87,7 +87,7 @@ async fn max_leases_held(ms: u64, n: usize) -> usize {
         .await
         .unwrap();
     let jobs = (0..n)
-        .map(|i| NewJob::json("k", serde_json::json!(i)))
+        .map(|i| NewJob::json("k", serde_json::json!(i)).unwrap())
         .collect();
     let ids: Vec<_> = env
         .client
@@ -164,7 +164,7 @@ async fn per_queue_caps_hold_while_other_queues_use_the_rest() {
     let mut ids = Vec::new();
     for i in 0..30 {
         let q = if i % 2 == 0 { "reports" } else { "default" };
-        let job = NewJob::json("k", serde_json::json!(i)).queue(q);
+        let job = NewJob::json("k", serde_json::json!(i)).unwrap().queue(q);
         ids.push(env.client.enqueue_job(job).await.unwrap().id);
     }
     for id in ids {
@@ -196,7 +196,7 @@ async fn acknowledgements_are_batched() {
         .await
         .unwrap();
     let jobs: Vec<_> = (0..500)
-        .map(|i| NewJob::json("k", serde_json::json!(i)))
+        .map(|i| NewJob::json("k", serde_json::json!(i)).unwrap())
         .collect();
     let ids: Vec<_> = env
         .client
