@@ -56,6 +56,7 @@ mod error;
 pub mod executors;
 pub mod maintenance;
 pub mod model;
+pub mod pipeline;
 pub mod task;
 pub mod worker;
 pub mod workflow;

@@ -14,29 +14,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::pool::Shared;
-use crate::backend::{CompleteParams, Completion, FailParams, Failure, LeaseToken, ReleaseParams};
+use super::ack::Ack;
+use super::shared::Shared;
+use crate::backend::{CompleteParams, FailParams, ReleaseParams};
 use crate::model::JobId;
 use crate::{Error, Result};
-
-/// One outcome to acknowledge.
-#[derive(Debug)]
-pub(crate) enum Ack {
-    Complete(Completion),
-    Fail(Failure),
-    /// Give the lease back without counting the attempt.
-    Release(LeaseToken),
-}
-
-impl Ack {
-    pub(crate) fn token(&self) -> &LeaseToken {
-        match self {
-            Ack::Complete(c) => &c.token,
-            Ack::Fail(f) => &f.token,
-            Ack::Release(t) => t,
-        }
-    }
-}
 
 /// Runs until `close` is cancelled and every queued acknowledgement has been sent.
 pub(super) async fn run(

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use super::pool::Shared;
+use super::shared::Shared;
 use crate::Error;
 use crate::backend::{HeartbeatItem, HeartbeatParams, WorkerHeartbeatParams};
 

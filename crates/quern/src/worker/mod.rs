@@ -1,6 +1,7 @@
 //! The worker side: [`Context`] for handlers, the erased [`Handler`] trait, and the
 //! [`Worker`] pool that claims and runs jobs.
 
+mod ack;
 mod acker;
 mod builder;
 mod claim;
@@ -14,6 +15,7 @@ mod pool;
 mod prefetch;
 mod run;
 mod run_queue;
+mod shared;
 
 #[cfg(test)]
 mod tests;

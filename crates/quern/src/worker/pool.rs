@@ -1,7 +1,7 @@
 //! [`Worker`] and [`WorkerHandle`]: starting the worker's tasks and shutting them down in
 //! order.
 //!
-//! A running worker is a handful of tokio tasks around one [`Shared`] state:
+//! A running worker is a handful of tokio tasks around one `Shared` state (`shared.rs`):
 //! - the **claim loop** (`claim.rs`) leases jobs when slots are free and otherwise waits in
 //!   `Backend::work_wait`;
 //! - one **job task** per claimed job (`run.rs`), which waits for a run slot, runs the
@@ -21,92 +21,20 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::acker::{self, Ack};
+use super::ack::Ack;
 use super::builder::WorkerBuilder;
 use super::config::WorkerConfig;
 use super::leases::Leases;
 use super::prefetch::RunTimes;
-use super::run_queue::{RunQueue, key_of};
-use super::{Handler, claim, heartbeat};
+use super::run_queue::RunQueue;
+use super::shared::Shared;
+use super::{Handler, acker, claim, heartbeat};
 use crate::Result;
-use crate::backend::{Backend, ClaimedJob, WorkerInfo};
+use crate::backend::Backend;
 use crate::clock::SharedClock;
 use crate::maintenance::{LeaderConfig, Pruner, Rescuer, WorkflowMonitor, run_as_leader};
 use crate::model::Codec;
-use crate::workflow::Preparer;
-
-/// State shared by the worker's tasks.
-pub(crate) struct Shared {
-    pub(crate) backend: Arc<dyn Backend>,
-    pub(crate) cfg: WorkerConfig,
-    pub(crate) handlers: HashMap<String, Arc<dyn Handler>>,
-    pub(crate) clock: SharedClock,
-    pub(crate) codec: Codec,
-    /// Every lease held, from claim until its outcome is acknowledged.
-    pub(crate) leases: Leases,
-    /// When the worker first registered (kept across re-registrations).
-    pub(crate) started_at: std::sync::OnceLock<crate::Millis>,
-    /// Average handler run time, which sizes the prefetch.
-    pub(crate) run_times: RunTimes,
-    /// Signalled when a job stops occupying a claim slot, so the claim loop can refill.
-    /// `notify_one` keeps a permit when nobody waits, so a wake-up is never lost.
-    pub(crate) slot_freed: Notify,
-    /// Limits jobs running at once to `concurrency`. Claimed jobs beyond that (prefetch)
-    /// wait here for a slot, and a freed slot goes to the most urgent of them.
-    pub(crate) run_queue: Arc<RunQueue>,
-    /// Cancelled first on shutdown: no new claims; jobs still waiting for a run slot give
-    /// their leases back.
-    pub(crate) stop_claiming: CancellationToken,
-    /// Cancelled when the shutdown grace period is over: every job's cancellation token is
-    /// a child of this one, so running handlers are told to stop.
-    pub(crate) force_stop: CancellationToken,
-    /// Outcomes to acknowledge, consumed by the acker.
-    pub(crate) acks: mpsc::UnboundedSender<Ack>,
-    /// The job tasks, so shutdown can wait for them.
-    pub(crate) jobs: TaskTracker,
-    /// Prepares claimed workflow jobs (renders templates, fans out and in) before their
-    /// handlers run.
-    pub(crate) preparer: Preparer,
-}
-
-impl Shared {
-    /// This worker as recorded in the registry; `started_at` is the first registration.
-    pub(crate) fn worker_info(&self, running: u32) -> WorkerInfo {
-        let now = self.clock.now_ms();
-        WorkerInfo {
-            id: self.cfg.id.clone(),
-            hostname: self.cfg.hostname.clone(),
-            pid: std::process::id(),
-            queues: self.cfg.queues.iter().map(|q| q.queue.clone()).collect(),
-            capabilities: self.cfg.capabilities.clone(),
-            concurrency: u32::try_from(self.cfg.concurrency).unwrap_or(u32::MAX),
-            started_at: *self.started_at.get_or_init(|| now),
-            last_seen_at: now,
-            running,
-            heartbeat_interval_ms: Some(
-                u64::try_from(self.cfg.worker_heartbeat.as_millis()).unwrap_or(u64::MAX),
-            ),
-        }
-    }
-
-    /// Records a claimed job, queues it for a run slot (here, in claim order, so the jobs of
-    /// one claim never race for a slot) and starts its task.
-    pub(crate) fn spawn_job(self: &Arc<Self>, claimed: ClaimedJob) {
-        let cancel = self.force_stop.child_token();
-        self.leases
-            .insert(claimed.token.clone(), &claimed.job.queue, cancel.clone());
-        let ticket = self.run_queue.enqueue(key_of(&claimed.job));
-        // Boxed: the job's future is large (handler call, heartbeats, outcome), and spawning
-        // it by value copied it several times per job (a memcpy that was 7 % of a draining
-        // worker's CPU in a profile); a box is moved as a pointer.
-        self.jobs.spawn(Box::pin(super::run::run_job(
-            Arc::clone(self),
-            claimed,
-            ticket,
-            cancel,
-        )));
-    }
-}
+use crate::pipeline::Pipeline;
 
 /// A pool of job handlers that claims jobs from a backend and runs them. Build one with
 /// [`Worker::builder`]; run it with [`Worker::run_until`] or [`Worker::start`].
@@ -152,10 +80,15 @@ impl Worker {
     ) -> Self {
         let (acks, ack_rx) = mpsc::unbounded_channel();
         let run_queue = RunQueue::new(cfg.concurrency);
-        let preparer = Preparer::new(Arc::clone(&backend), cfg.workflow_env.clone());
+        let pipeline = Pipeline::new(
+            Arc::clone(&backend),
+            cfg.workflow_env.clone(),
+            cfg.default_retry.clone(),
+            cfg.result_ttl,
+        );
         Worker {
             shared: Arc::new(Shared {
-                preparer,
+                pipeline,
                 backend,
                 cfg,
                 handlers,

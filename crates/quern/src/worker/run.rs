@@ -9,162 +9,13 @@ use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::acker::Ack;
-use super::pool::Shared;
+use super::ack::Ack;
 use super::run_queue::{Grant, Ticket};
+use super::shared::Shared;
 use super::{Context, Handler};
-use crate::backend::{ClaimedJob, Completion, FailAction, Failure, LeaseToken};
-use crate::clock::Millis;
-use crate::model::{ErrorKind, Job, Payload, RetryPolicy, TaskError, format_duration};
-use crate::workflow::{Prepared, Preparer};
-
-/// How one attempt ended, before deciding what to tell the backend.
-#[derive(Debug)]
-pub(crate) enum Attempt {
-    /// The handler returned `Ok`.
-    Succeeded(Option<Payload>),
-    /// The handler returned an error.
-    Failed(TaskError),
-    /// The handler ran past its time limit and was dropped.
-    TimedOut(Duration),
-    /// The handler panicked; the message is the panic payload.
-    Panicked(String),
-    /// No handler is registered for the job's kind.
-    UnknownKind,
-    /// The job was cancelled (lease lost or forced shutdown) and the handler did not
-    /// return within the cancel grace, so it was dropped.
-    Interrupted,
-    /// A workflow job skipped when it came to run (its condition was false): the reason.
-    Skipped(String),
-    /// A workflow `for_each` job handed its work to these instances.
-    Spawned {
-        children: Vec<crate::model::NewJob>,
-        checkpoint: Payload,
-    },
-}
-
-impl Attempt {
-    /// What the workflow preparer decided, for every outcome but "run the handler".
-    fn from_prepared(p: Prepared) -> Option<Attempt> {
-        match p {
-            Prepared::Run(_) => None,
-            Prepared::Complete(result) => Some(Attempt::Succeeded(result)),
-            Prepared::Fail(e) => Some(Attempt::Failed(e)),
-            Prepared::Skip(reason) => Some(Attempt::Skipped(reason)),
-            Prepared::Spawn {
-                children,
-                checkpoint,
-            } => Some(Attempt::Spawned {
-                children,
-                checkpoint,
-            }),
-        }
-    }
-}
-
-/// What to tell the backend about an attempt.
-#[derive(Debug)]
-pub(crate) enum Next {
-    /// Nothing: the lease is gone (someone else owns the job now).
-    Discard,
-    /// Give the lease back without counting the attempt (shutdown).
-    Release,
-    Complete(Option<Payload>),
-    Fail {
-        action: FailAction,
-        kind: ErrorKind,
-        message: String,
-    },
-}
-
-/// Why the job's context was cancelled, if it was.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Stop {
-    /// Not cancelled (or only by its own timeout).
-    No,
-    /// The lease was lost: re-delivered, cancelled by an operator, or finished elsewhere.
-    LeaseLost,
-    /// The worker is shutting down past its grace period.
-    Forced,
-}
-
-/// Maps an attempt to the backend call, given the policy that applies to it.
-pub(crate) fn decide(
-    attempt: Attempt,
-    stop: Stop,
-    policy: &RetryPolicy,
-    attempt_no: u32,
-    now: Millis,
-) -> Next {
-    let retry = |kind, message| Next::Fail {
-        action: FailAction::Retry {
-            retry_at: policy
-                .delay(attempt_no)
-                .map(|d| now.saturating_add(d.as_millis() as i64)),
-        },
-        kind,
-        message,
-    };
-    match (stop, attempt) {
-        (Stop::LeaseLost, _) => Next::Discard,
-        // Work that finished despite the shutdown is kept; anything else is not the job's
-        // fault, so the attempt is given back rather than counted.
-        (Stop::Forced, Attempt::Succeeded(r)) => Next::Complete(r),
-        (Stop::Forced, _) => Next::Release,
-        (Stop::No, Attempt::Succeeded(r)) => Next::Complete(r),
-        (Stop::No, Attempt::Failed(TaskError::Retryable(m))) => retry(ErrorKind::Retryable, m),
-        (Stop::No, Attempt::Failed(TaskError::Fatal(m))) => Next::Fail {
-            action: FailAction::Dead,
-            kind: ErrorKind::Fatal,
-            message: m,
-        },
-        (Stop::No, Attempt::Failed(TaskError::Snooze(d))) => Next::Fail {
-            action: FailAction::Snooze {
-                run_at: now.saturating_add(d.as_millis() as i64),
-            },
-            kind: ErrorKind::Retryable,
-            message: format!("snoozed for {}", format_duration(d)),
-        },
-        (Stop::No, Attempt::Failed(TaskError::Cancel(m))) => Next::Fail {
-            action: FailAction::Cancel,
-            kind: ErrorKind::Cancelled,
-            message: m,
-        },
-        (Stop::No, Attempt::TimedOut(d)) => retry(
-            ErrorKind::Timeout,
-            format!("timed out after {}", format_duration(d)),
-        ),
-        (Stop::No, Attempt::Panicked(m)) => retry(ErrorKind::Panic, format!("panicked: {m}")),
-        // Retried like Sidekiq does: a newer worker that knows the kind may pick it up, and
-        // max_attempts bounds the cost.
-        (Stop::No, Attempt::UnknownKind) => retry(
-            ErrorKind::UnknownKind,
-            "no handler registered for this kind on the worker that claimed it".into(),
-        ),
-        // Cancelled without a recorded reason: only `Context` itself does that, after a
-        // `LeaseLost` answer to a progress or checkpoint call.
-        (Stop::No, Attempt::Interrupted) => Next::Discard,
-        (Stop::No, Attempt::Skipped(reason)) => Next::Fail {
-            action: FailAction::Skip,
-            kind: ErrorKind::Skipped,
-            message: reason,
-        },
-        (
-            Stop::No,
-            Attempt::Spawned {
-                children,
-                checkpoint,
-            },
-        ) => Next::Fail {
-            message: format!("spawned {} instances", children.len()),
-            action: FailAction::Spawn {
-                children,
-                checkpoint: Some(checkpoint),
-            },
-            kind: ErrorKind::Retryable,
-        },
-    }
-}
+use crate::backend::{ClaimedJob, FailAction, LeaseToken};
+use crate::model::{ErrorKind, Job, Payload, TaskError};
+use crate::pipeline::{Attempt, AttemptEnd, Next, Stop};
 
 /// The task of one claimed job.
 pub(super) async fn run_job(
@@ -207,29 +58,15 @@ pub(super) async fn run_job(
             return;
         };
 
-        // A workflow task is prepared first: its templates rendered from upstream results,
-        // or decided without a handler (skip, fan-out, fan-in, wait for a slot).
+        // The post-claim pipeline: a workflow task is prepared first (its templates
+        // rendered from upstream results, or decided without a handler: skip, fan-out,
+        // fan-in, wait for a slot); the terms (retry policy, result retention) are fixed.
         let mut job = job;
-        let prepared = if Preparer::wants(&job) {
-            match s.preparer.prepare(&job).await {
-                Prepared::Run(payload) => {
-                    job.payload = payload;
-                    None
-                }
-                other => Attempt::from_prepared(other),
-            }
-        } else {
-            None
-        };
+        let prepared = s.pipeline.before(&mut job).await;
         let handler = s.handlers.get(&job.kind).cloned();
-        let policy = job
-            .retry
-            .clone()
-            .or_else(|| handler.as_ref().and_then(|h| h.retry_policy()))
-            .unwrap_or_else(|| s.cfg.default_retry.clone());
-        // The job's own retention wins over the worker's.
-        let result_ttl = job.result_ttl.or(s.cfg.result_ttl);
-        let attempt_no = token.attempt;
+        let terms = s
+            .pipeline
+            .terms(&job, handler.as_ref().and_then(|h| h.retry_policy()));
         let started = tokio::time::Instant::now();
         // Stored as the job's `started_at`: the handler starts now, after any wait for a
         // run slot and the workflow preparation (the claim time is the job's `claimed_at`).
@@ -258,34 +95,19 @@ pub(super) async fn run_job(
             Stop::No
         };
         let elapsed = started.elapsed();
-        let next = decide(attempt, stop, &policy, attempt_no, s.clock.now_ms());
+        let end = AttemptEnd {
+            token,
+            attempt,
+            stop,
+            started_at,
+        };
+        let next = s.pipeline.after(&terms, end, s.clock.now_ms());
         log_outcome(&next, elapsed);
         match next {
             Next::Discard => s.leases.remove(id),
-            Next::Release => send(&s, Ack::Release(token)),
-            Next::Complete(result) => send(
-                &s,
-                Ack::Complete(Completion {
-                    token,
-                    result,
-                    result_ttl,
-                    started_at,
-                }),
-            ),
-            Next::Fail {
-                action,
-                kind,
-                message,
-            } => send(
-                &s,
-                Ack::Fail(Failure {
-                    token,
-                    action,
-                    error_kind: kind,
-                    message,
-                    started_at,
-                }),
-            ),
+            Next::Release(token) => send(&s, Ack::Release(token)),
+            Next::Complete(c) => send(&s, Ack::Complete(c)),
+            Next::Fail(f) => send(&s, Ack::Fail(f)),
         }
     }
     .instrument(span)
@@ -370,125 +192,28 @@ fn log_outcome(next: &Next, elapsed: Duration) {
             elapsed_ms = ms,
             "lease lost while running; outcome discarded"
         ),
-        Next::Release => tracing::info!(
+        Next::Release(_) => tracing::info!(
             elapsed_ms = ms,
             "job interrupted by shutdown; lease given back"
         ),
         Next::Complete(_) => tracing::debug!(elapsed_ms = ms, "job succeeded"),
-        Next::Fail {
-            action: FailAction::Snooze { run_at },
-            ..
-        } => tracing::debug!(elapsed_ms = ms, run_at, "job snoozed"),
-        Next::Fail {
-            action,
-            kind: ErrorKind::Panic,
-            message,
-        } => tracing::error!(elapsed_ms = ms, ?action, error = %message, "job panicked"),
-        Next::Fail {
-            action,
-            kind,
-            message,
-        } => tracing::warn!(elapsed_ms = ms, ?action, ?kind, error = %message, "job failed"),
+        Next::Fail(f) => match (&f.action, f.error_kind) {
+            (FailAction::Snooze { run_at }, _) => {
+                tracing::debug!(elapsed_ms = ms, run_at, "job snoozed")
+            }
+            (action, ErrorKind::Panic) => {
+                tracing::error!(elapsed_ms = ms, ?action, error = %f.message, "job panicked")
+            }
+            (action, kind) => {
+                tracing::warn!(elapsed_ms = ms, ?action, ?kind, error = %f.message, "job failed")
+            }
+        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const NOW: Millis = 1_000_000;
-
-    fn fixed(ms: u64) -> RetryPolicy {
-        RetryPolicy::Fixed {
-            delay: Duration::from_millis(ms),
-        }
-    }
-
-    fn fail_parts(n: Next) -> (FailAction, ErrorKind, String) {
-        match n {
-            Next::Fail {
-                action,
-                kind,
-                message,
-            } => (action, kind, message),
-            other => panic!("expected a failure, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn outcomes_map_to_backend_actions() {
-        let p = fixed(500);
-        let d = |a| decide(a, Stop::No, &p, 3, NOW);
-        assert!(matches!(d(Attempt::Succeeded(None)), Next::Complete(None)));
-        let (a, k, m) = fail_parts(d(Attempt::Failed(TaskError::retryable("boom"))));
-        assert_eq!(
-            a,
-            FailAction::Retry {
-                retry_at: Some(NOW + 500)
-            }
-        );
-        assert_eq!((k, m.as_str()), (ErrorKind::Retryable, "boom"));
-        let (a, k, _) = fail_parts(d(Attempt::Failed(TaskError::fatal("bad input"))));
-        assert_eq!((a, k), (FailAction::Dead, ErrorKind::Fatal));
-        let (a, _, _) = fail_parts(d(Attempt::Failed(TaskError::snooze(Duration::from_secs(
-            7,
-        )))));
-        assert_eq!(a, FailAction::Snooze { run_at: NOW + 7000 });
-        let (a, k, _) = fail_parts(d(Attempt::Failed(TaskError::cancel("nope"))));
-        assert_eq!((a, k), (FailAction::Cancel, ErrorKind::Cancelled));
-        let (_, k, m) = fail_parts(d(Attempt::TimedOut(Duration::from_secs(2))));
-        assert_eq!((k, m.as_str()), (ErrorKind::Timeout, "timed out after 2s"));
-        let (_, k, m) = fail_parts(d(Attempt::Panicked("oops".into())));
-        assert_eq!((k, m.as_str()), (ErrorKind::Panic, "panicked: oops"));
-        let (a, k, _) = fail_parts(d(Attempt::UnknownKind));
-        assert_eq!(k, ErrorKind::UnknownKind);
-        assert!(matches!(a, FailAction::Retry { retry_at: Some(_) }));
-    }
-
-    #[test]
-    fn a_policy_that_stops_retrying_means_dead() {
-        let (a, _, _) = fail_parts(decide(
-            Attempt::Failed(TaskError::retryable("x")),
-            Stop::No,
-            &RetryPolicy::None,
-            1,
-            NOW,
-        ));
-        assert_eq!(a, FailAction::Retry { retry_at: None });
-    }
-
-    #[test]
-    fn lost_leases_discard_and_forced_stops_release() {
-        let p = fixed(1);
-        for a in [
-            Attempt::Succeeded(None),
-            Attempt::Failed(TaskError::fatal("x")),
-            Attempt::Interrupted,
-        ] {
-            assert!(matches!(
-                decide(a, Stop::LeaseLost, &p, 1, NOW),
-                Next::Discard
-            ));
-        }
-        assert!(matches!(
-            decide(Attempt::Succeeded(None), Stop::Forced, &p, 1, NOW),
-            Next::Complete(None)
-        ));
-        assert!(matches!(
-            decide(Attempt::Interrupted, Stop::Forced, &p, 1, NOW),
-            Next::Release
-        ));
-        assert!(matches!(
-            decide(
-                Attempt::Failed(TaskError::retryable("x")),
-                Stop::Forced,
-                &p,
-                1,
-                NOW
-            ),
-            Next::Release
-        ));
-    }
 
     #[test]
     fn panic_messages_are_extracted() {
