@@ -11,6 +11,8 @@
 //!   [`run_as_leader`].
 //! - [`run_as_leader`]: runs a singleton service only while this node holds a named leader
 //!   lease stored in the backend, handing over when the holder dies.
+//! - [`Maintenance`]: the one place that starts the configured services in order (the
+//!   rescuer, then the singletons under their leases) and stops them, for any process.
 //!
 //! Each service has a `run_once` (one pass, returns what it did; what tests call) and a
 //! `run` loop that stops when its cancellation token is cancelled.
@@ -18,11 +20,13 @@
 mod leader;
 mod pruner;
 mod rescuer;
+mod supervisor;
 mod workflows;
 
 pub use leader::{LeaderConfig, run_as_leader};
 pub use pruner::{PruneTickReport, Pruner, PrunerConfig};
 pub use rescuer::{RescueTickReport, Rescuer, RescuerConfig};
+pub use supervisor::{Maintenance, MaintenanceConfig};
 pub use workflows::{WorkflowMonitor, WorkflowMonitorConfig, WorkflowTickReport};
 
 use std::time::Duration;

@@ -220,3 +220,39 @@ async fn one_leader_at_a_time_and_a_quick_handover() {
     tb.await.unwrap();
     assert!(b.leader_get("singleton".into()).await.unwrap().is_none());
 }
+
+/// The supervisor starts what is configured, in order (the workflow monitor only on a
+/// backend with workflows), and stop gives the singletons' leader leases back.
+#[tokio::test(start_paused = true)]
+async fn the_supervisor_starts_services_in_order_and_stop_releases_leases() {
+    let (b, _c, clock) = setup();
+    let m = Maintenance::start(
+        b.clone(),
+        clock,
+        "node-1",
+        MaintenanceConfig {
+            rescuer: Some(RescuerConfig::default()),
+            pruner: Some(PrunerConfig::default()),
+            workflow_monitor: Some(WorkflowMonitorConfig::default()),
+        },
+    );
+    // The memory double has no workflows, so the monitor is left out.
+    assert_eq!(m.services(), vec!["rescuer", "pruner"]);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let held = b.leader_get(Pruner::LEADER_NAME.into()).await.unwrap();
+    assert_eq!(held.map(|l| l.holder), Some("node-1".to_string()));
+    m.stop().await;
+    assert_eq!(
+        b.leader_get(Pruner::LEADER_NAME.into()).await.unwrap(),
+        None,
+        "the pruner's lease is given back on stop"
+    );
+    let none = Maintenance::start(
+        b,
+        Arc::new(TokioClock::new()),
+        "n",
+        MaintenanceConfig::default(),
+    );
+    assert!(none.services().is_empty());
+    none.stop().await;
+}

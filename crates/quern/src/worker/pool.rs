@@ -32,7 +32,7 @@ use super::{Handler, acker, claim, heartbeat};
 use crate::Result;
 use crate::backend::Backend;
 use crate::clock::SharedClock;
-use crate::maintenance::{LeaderConfig, Pruner, Rescuer, WorkflowMonitor, run_as_leader};
+use crate::maintenance::{Maintenance, MaintenanceConfig};
 use crate::model::Codec;
 use crate::pipeline::Pipeline;
 
@@ -130,34 +130,22 @@ impl Worker {
         let ack_close = CancellationToken::new();
         let acker = tokio::spawn(acker::run(Arc::clone(&s), self.ack_rx, ack_close.clone()));
         let background_stop = CancellationToken::new();
-        let mut background = vec![
+        let background = vec![
             tokio::spawn(heartbeat::leases(Arc::clone(&s), background_stop.clone())),
             tokio::spawn(heartbeat::worker(Arc::clone(&s), background_stop.clone())),
         ];
-        if let Some(cfg) = s.cfg.rescuer.clone() {
-            let rescuer = Rescuer::new(Arc::clone(&s.backend), Arc::clone(&s.clock), cfg);
-            background.push(tokio::spawn(rescuer.run(background_stop.clone())));
-        }
-        if let Some(cfg) = s.cfg.pruner.clone() {
-            let pruner = Pruner::new(Arc::clone(&s.backend), Arc::clone(&s.clock), cfg);
-            let leader = LeaderConfig::new(Pruner::LEADER_NAME, s.cfg.id.clone());
-            let backend = Arc::clone(&s.backend);
-            let stop = background_stop.clone();
-            background.push(tokio::spawn(async move {
-                run_as_leader(backend, leader, stop, |lost| pruner.clone().run(lost)).await
-            }));
-        }
-        if let Some(cfg) = s.cfg.workflow_monitor.clone()
-            && s.backend.capabilities().workflows
-        {
-            let monitor = WorkflowMonitor::new(Arc::clone(&s.backend), cfg);
-            let leader = LeaderConfig::new(WorkflowMonitor::LEADER_NAME, s.cfg.id.clone());
-            let backend = Arc::clone(&s.backend);
-            let stop = background_stop.clone();
-            background.push(tokio::spawn(async move {
-                run_as_leader(backend, leader, stop, |lost| monitor.clone().run(lost)).await
-            }));
-        }
+        // Rescuer, pruner and workflow monitor: started (and later stopped) in order by the
+        // maintenance supervisor.
+        let maintenance = Maintenance::start(
+            Arc::clone(&s.backend),
+            Arc::clone(&s.clock),
+            &s.cfg.id,
+            MaintenanceConfig {
+                rescuer: s.cfg.rescuer.clone(),
+                pruner: s.cfg.pruner.clone(),
+                workflow_monitor: s.cfg.workflow_monitor.clone(),
+            },
+        );
         let claim = tokio::spawn(claim::run(Arc::clone(&s)));
         Ok(WorkerHandle {
             shared: s,
@@ -166,6 +154,7 @@ impl Worker {
             ack_close,
             background,
             background_stop,
+            maintenance,
         })
     }
 
@@ -194,9 +183,11 @@ pub struct WorkerHandle {
     acker: JoinHandle<()>,
     /// Tells the acker to finish once the queue of acknowledgements is empty.
     ack_close: CancellationToken,
-    /// Heartbeat loops and maintenance services, stopped last.
+    /// Heartbeat loops, stopped after the acker.
     background: Vec<JoinHandle<()>>,
     background_stop: CancellationToken,
+    /// The maintenance services (rescuer, pruner, workflow monitor), stopped last.
+    maintenance: Maintenance,
 }
 
 impl WorkerHandle {
@@ -242,6 +233,7 @@ impl WorkerHandle {
         for task in self.background {
             join_quietly(task, "background task").await;
         }
+        self.maintenance.stop().await;
         let res = s.backend.worker_deregister((&s.cfg.id).into()).await;
         match &res {
             Ok(()) => tracing::info!(worker_id = %s.cfg.id, "worker stopped"),
