@@ -3,10 +3,17 @@
 //! A dedicated OS thread owns the only read-write connection. Callers send it operations
 //! (closures) over a bounded channel and await a oneshot reply. The thread takes the first
 //! waiting operation plus whatever else is already queued (up to [`MAX_GROUP`]), runs them all
-//! in one `BEGIN IMMEDIATE … COMMIT` (each inside its own savepoint, so one failing operation
-//! rolls back alone), and replies only after the commit: group commit. Under load this turns
-//! thousands of tiny transactions into a few large ones; when idle, an operation commits alone
-//! at once, so latency stays low.
+//! in one `BEGIN IMMEDIATE … COMMIT`, and replies only after the commit: group commit. Under
+//! load this turns thousands of tiny transactions into a few large ones; when idle, an
+//! operation commits alone at once, so latency stays low.
+//!
+//! Savepoints: an operation that can fail logically (enqueue, cancel, retry, …: sent with
+//! [`Writer::write`]) runs inside its own savepoint, so when it fails it rolls back alone and
+//! the rest of the group commits. The hot-path operations (claim, complete, fail, heartbeat,
+//! release: [`Writer::write_unguarded`]) run without one — their refusals are per-item
+//! results, not errors, and a savepoint would copy every page they touch into the statement
+//! journal — so a storage error in one of them rolls back the whole group, and every
+//! operation in it gets that error.
 //!
 //! Why a thread and not `spawn_blocking` per call: SQLite allows one writer at a time anyway,
 //! and a long-lived thread keeps its prepared-statement cache warm and never blocks a runtime
