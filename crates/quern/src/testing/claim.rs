@@ -131,11 +131,28 @@ pub async fn every_claim_gets_a_new_epoch(h: Harness) {
     }
 }
 
+/// Completes a job reporting that its handler started at `started_at`.
+async fn complete_started(
+    h: &Harness,
+    token: &crate::backend::LeaseToken,
+    started_at: crate::Millis,
+) {
+    let done = crate::backend::Completion {
+        token: token.clone(),
+        result: None,
+        result_ttl: None,
+        started_at: Some(started_at),
+    };
+    h.try_complete(done)
+        .await
+        .unwrap_or_else(|e| panic!("{}: complete: {e}", h.case));
+}
+
 /// `started_at` is what the worker reports with the attempt's outcome (complete or fail),
 /// kept between the claim time and the store's now; a new claim clears it (the new attempt
 /// has not started), while `claimed_at` moves to the new claim. Wait and run times follow.
 pub async fn started_at_is_reported_with_the_outcome(h: Harness) {
-    use crate::backend::{CompleteParams, Completion, FailParams, Failure};
+    use crate::backend::{FailParams, Failure};
     use crate::model::ErrorKind;
     let id = h.enqueue(job("work")).await.id;
     h.advance(std::time::Duration::from_millis(10));
@@ -176,21 +193,7 @@ pub async fn started_at_is_reported_with_the_outcome(h: Harness) {
     h.advance(std::time::Duration::from_millis(5));
     let handler_start = h.now();
     h.advance(std::time::Duration::from_millis(20));
-    let done = Completion {
-        token: c.token.clone(),
-        result: None,
-        result_ttl: None,
-        started_at: Some(handler_start),
-    };
-    let r = h
-        .backend
-        .job_complete(CompleteParams { items: vec![done] })
-        .await;
-    assert!(
-        matches!(r.as_deref(), Ok([Ok(())])),
-        "{}: complete: {r:?}",
-        h.case
-    );
+    complete_started(&h, &c.token, handler_start).await;
     let j = h.get(id).await;
     assert_eq!(j.started_at, Some(handler_start), "{}: started_at", h.case);
     assert_eq!(j.run_ms(), Some(20), "{}: run time", h.case);
@@ -208,21 +211,7 @@ pub async fn started_at_is_reported_with_the_outcome(h: Harness) {
         let c = h.claim_id("default", id).await;
         let claimed = h.now();
         h.advance(std::time::Duration::from_millis(30));
-        let done = Completion {
-            token: c.token.clone(),
-            result: None,
-            result_ttl: None,
-            started_at: Some(h.now() + skew),
-        };
-        let r = h
-            .backend
-            .job_complete(CompleteParams { items: vec![done] })
-            .await;
-        assert!(
-            matches!(r.as_deref(), Ok([Ok(())])),
-            "{}: complete: {r:?}",
-            h.case
-        );
+        complete_started(&h, &c.token, h.now() + skew).await;
         let j = h.get(id).await;
         let expect = if skew < 0 { claimed } else { h.now() };
         assert_eq!(j.started_at, Some(expect), "{}: clamped to {want}", h.case);

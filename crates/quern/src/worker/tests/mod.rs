@@ -96,3 +96,11 @@ impl Gauge {
 }
 
 const LONG: Duration = Duration::from_secs(3600);
+
+/// Waits for every job to end and asserts that each succeeded.
+async fn succeed_all(env: &Env, ids: impl IntoIterator<Item = crate::JobId>) {
+    for id in ids {
+        let job = env.client.wait(id, LONG).await.unwrap();
+        assert_eq!(job.state, crate::JobState::Succeeded, "{job:?}");
+    }
+}

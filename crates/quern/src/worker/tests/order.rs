@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{Env, LONG, handler};
+use super::{Env, LONG, handler, succeed_all};
 use crate::{JobState, NewJob, Priority};
 
 /// Handler start times and priorities, in start order.
@@ -25,6 +25,21 @@ fn recording(env: &Env, starts: &Starts, ms: u64) -> Arc<dyn super::Handler> {
     })
 }
 
+/// A worker with one slot, running 30 ms recording jobs, prefetching up to 8 once the first
+/// has finished (a generous prefetch wait, so the backlog is the cap's).
+async fn one_slot(env: &Env, starts: &Starts) -> crate::WorkerHandle {
+    env.worker()
+        .handler("k", recording(env, starts, 30))
+        .concurrency(1)
+        .prefetch(8)
+        .prefetch_wait(Duration::from_secs(10))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap()
+}
+
 fn job(p: u8) -> NewJob {
     NewJob::json("k", serde_json::json!(p))
         .unwrap()
@@ -37,17 +52,7 @@ async fn a_critical_job_takes_the_next_slot_ahead_of_a_prefetched_backlog() {
     let starts: Starts = Arc::default();
     // One slot and a generous prefetch: once the first 30 ms job has finished, the worker
     // holds the running job plus up to 8 more of priority 9.
-    let w = env
-        .worker()
-        .handler("k", recording(&env, &starts, 30))
-        .concurrency(1)
-        .prefetch(8)
-        .prefetch_wait(Duration::from_secs(10))
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let w = one_slot(&env, &starts).await;
     let mut ids = Vec::new();
     for _ in 0..20 {
         ids.push(env.client.enqueue_job(job(9)).await.unwrap().id);
@@ -71,12 +76,7 @@ async fn a_critical_job_takes_the_next_slot_ahead_of_a_prefetched_backlog() {
     let critical = env.client.enqueue_job(job(0)).await.unwrap().id;
     let c = env.client.wait(critical, LONG).await.unwrap();
     assert_eq!(c.state, JobState::Succeeded);
-    for id in ids {
-        assert_eq!(
-            env.client.wait(id, LONG).await.unwrap().state,
-            JobState::Succeeded
-        );
-    }
+    succeed_all(&env, ids).await;
     w.shutdown().await.unwrap();
 
     let starts = starts.lock().unwrap().clone();
@@ -110,17 +110,7 @@ async fn prefetched_jobs_start_most_urgent_first() {
     let starts: Starts = Arc::default();
     // A first job finishes before the rest are enqueued, so the worker prefetches from then
     // on; the rest arrive in ten enqueues of two, least urgent first.
-    let w = env
-        .worker()
-        .handler("k", recording(&env, &starts, 30))
-        .concurrency(1)
-        .prefetch(8)
-        .prefetch_wait(Duration::from_secs(10))
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let w = one_slot(&env, &starts).await;
     let first = env.client.enqueue_job(job(5)).await.unwrap().id;
     env.client.wait(first, LONG).await.unwrap();
     // A long job keeps the slot busy while the others arrive.
@@ -131,12 +121,7 @@ async fn prefetched_jobs_start_most_urgent_first() {
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    for id in ids {
-        assert_eq!(
-            env.client.wait(id, LONG).await.unwrap().state,
-            JobState::Succeeded
-        );
-    }
+    succeed_all(&env, ids).await;
     w.shutdown().await.unwrap();
     let order: Vec<u8> = starts
         .lock()

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{Env, Gauge, LONG, handler};
+use super::{Env, Gauge, handler, succeed_all};
 use crate::{JobState, NewJob};
 
 #[tokio::test(start_paused = true)]
@@ -53,12 +53,7 @@ async fn never_runs_or_holds_more_than_allowed() {
         max_leased = max_leased.max(leased);
         tokio::time::sleep(Duration::from_millis(37)).await;
     }
-    for id in ids {
-        assert_eq!(
-            env.client.wait(id, LONG).await.unwrap().state,
-            JobState::Succeeded
-        );
-    }
+    succeed_all(&env, ids).await;
     assert_eq!(g.max(), 3);
     assert!(
         max_leased <= 3,
@@ -110,12 +105,7 @@ async fn max_leases_held(ms: u64, n: usize) -> usize {
         max_leased = max_leased.max(leased);
         tokio::time::sleep(Duration::from_millis(7)).await;
     }
-    for id in ids {
-        assert_eq!(
-            env.client.wait(id, LONG).await.unwrap().state,
-            JobState::Succeeded
-        );
-    }
+    succeed_all(&env, ids).await;
     w.shutdown().await.unwrap();
     max_leased
 }
@@ -167,12 +157,7 @@ async fn per_queue_caps_hold_while_other_queues_use_the_rest() {
         let job = NewJob::json("k", serde_json::json!(i)).unwrap().queue(q);
         ids.push(env.client.enqueue_job(job).await.unwrap().id);
     }
-    for id in ids {
-        assert_eq!(
-            env.client.wait(id, LONG).await.unwrap().state,
-            JobState::Succeeded
-        );
-    }
+    succeed_all(&env, ids).await;
     assert_eq!(capped.max(), 2, "the cap is reached and never exceeded");
     assert!(
         free.max() >= 5,
@@ -206,12 +191,7 @@ async fn acknowledgements_are_batched() {
         .into_iter()
         .map(|r| r.unwrap().id)
         .collect();
-    for id in ids {
-        assert_eq!(
-            env.client.wait(id, LONG).await.unwrap().state,
-            JobState::Succeeded
-        );
-    }
+    succeed_all(&env, ids).await;
     let calls = env.backend.calls.complete.load(Ordering::SeqCst);
     let items = env.backend.calls.complete_items.load(Ordering::SeqCst);
     assert_eq!(items, 500);
