@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::advance::is_expanded;
-use super::loaded::plan_of;
+use super::stored::plan_of;
 use super::meta::TaskMeta;
 use super::plan::WorkflowPlan;
 use crate::backend::Backend;
