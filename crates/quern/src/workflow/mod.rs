@@ -52,6 +52,7 @@ mod load;
 pub mod meta;
 mod plan;
 mod prepare;
+mod reference;
 pub mod render;
 mod source;
 pub mod spec;

@@ -9,7 +9,8 @@ use super::condition::Condition;
 use super::dag::Dag;
 use super::render::{Item, RenderContext, RenderError};
 use super::spec::{ExecutionMode, FailurePolicy, WorkflowSpec};
-use super::template::{Reference, ValueTemplate};
+use super::reference::Reference;
+use super::template::ValueTemplate;
 use crate::model::{Priority, RetryPolicy, Trigger};
 
 /// Attempts a workflow task gets when neither it nor `defaults.retry` says otherwise: one,

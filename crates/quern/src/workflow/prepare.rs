@@ -29,7 +29,7 @@ use super::plan::PlannedTask;
 use super::render::{EnvSource, Item, RenderContext};
 use super::spec::ExecutionMode;
 use super::submit::job_for;
-use super::template::RefTarget;
+use super::reference::RefTarget;
 use crate::backend::Backend;
 use crate::model::{Codec, Job, JobState, NewJob, Payload, TaskError};
 use crate::{Error, Result};

@@ -14,9 +14,8 @@ use super::error::{ValidationError, ValidationErrorKind as K, ValidationErrors};
 use super::plan::{ForEach, WorkflowPlan};
 use super::source::Node;
 use super::spec::{CompensateSpec, ForEachSpec, TaskSpec, WorkflowSpec};
-use super::template::{
-    PathSegment, RESERVED_ROOTS, RefTarget, Reference, Template, ValueTemplate, format_path,
-};
+use super::reference::{PathSegment, RESERVED_ROOTS, RefTarget, Reference, format_path};
+use super::template::{Template, ValueTemplate};
 use crate::model::validate_queue_name;
 
 /// What is missing when checking a workflow some of whose parts did not parse.
