@@ -24,9 +24,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::stored::StoredWorkflow;
 use super::meta::{Expanded, TaskMeta, TaskRole};
 use super::spec::FailurePolicy;
+use super::stored::StoredWorkflow;
 use super::submit::job_for;
 use crate::Result;
 use crate::backend::{Backend, CancelScope, WorkflowUpdateParams};

@@ -76,9 +76,9 @@ pub use spec::{
     WorkflowSpec, parse_var,
 };
 pub use status::{CompensationStatus, TaskStatus, WorkflowStatus, status};
-pub use stored::{StoredWorkflow, output_of, plan_of};
 /// The former name of [`StoredWorkflow`], kept so existing callers compile.
 pub use stored::StoredWorkflow as LoadedWorkflow;
+pub use stored::{StoredWorkflow, output_of, plan_of};
 pub use submit::{SubmitOptions, build, submit};
 
 #[cfg(test)]

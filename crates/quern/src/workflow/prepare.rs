@@ -23,13 +23,13 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
-use super::stored::{StoredWorkflow, output_of};
 use super::meta::{Expanded, TaskMeta, TaskRole};
 use super::plan::PlannedTask;
+use super::reference::RefTarget;
 use super::render::{EnvSource, Item, RenderContext};
 use super::spec::ExecutionMode;
+use super::stored::{StoredWorkflow, output_of};
 use super::submit::job_for;
-use super::reference::RefTarget;
 use crate::backend::Backend;
 use crate::model::{Codec, Job, JobState, NewJob, Payload, TaskError};
 use crate::{Error, Result};

@@ -5,9 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::plan::WorkflowPlan;
+use super::reference::Reference;
 use super::render::{EnvSource, RenderContext, TaskMetadata, TaskOutput};
 use super::spec::WorkflowSpec;
-use super::reference::Reference;
 use crate::backend::Backend;
 use crate::model::{Job, JobId, JobState, WorkflowRecord};
 use crate::{Error, Result};

@@ -13,11 +13,11 @@
 
 use serde_json::Value;
 
-use super::render::{Item, RenderContext, RenderError};
 pub use super::reference::{
     MetadataField, PathSegment, RESERVED_ROOTS, RefTarget, Reference, TemplateError, format_path,
     parse_reference,
 };
+use super::render::{Item, RenderContext, RenderError};
 
 /// A parsed string template.
 #[derive(Clone, Debug, PartialEq)]

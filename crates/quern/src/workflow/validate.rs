@@ -12,9 +12,9 @@ use super::condition::Condition;
 use super::dag::Dag;
 use super::error::{ValidationError, ValidationErrorKind as K, ValidationErrors};
 use super::plan::{ForEach, WorkflowPlan};
+use super::reference::{PathSegment, RESERVED_ROOTS, RefTarget, Reference, format_path};
 use super::source::Node;
 use super::spec::{CompensateSpec, ForEachSpec, TaskSpec, WorkflowSpec};
-use super::reference::{PathSegment, RESERVED_ROOTS, RefTarget, Reference, format_path};
 use super::template::{Template, ValueTemplate};
 use crate::model::validate_queue_name;
 
