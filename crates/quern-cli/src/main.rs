@@ -10,10 +10,8 @@ mod error;
 mod log;
 mod output;
 mod parse;
-mod redis;
 mod runner;
 mod settings;
-mod sqlite;
 mod store;
 
 use std::process::ExitCode;

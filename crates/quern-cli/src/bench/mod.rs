@@ -90,7 +90,7 @@ pub async fn run(ctx: &Ctx, args: BenchArgs) -> CliResult<u8> {
         codec: ctx.codec(),
         progress,
         lease: ctx.settings.worker.lease,
-        memory: crate::redis::MemoryProbe::open(&url).await,
+        memory: crate::store::MemoryProbe::open(&url).await,
     };
     let report = bench.run_all(&url).await?;
     ctx.out.emit(&report, || print_report(&report));

@@ -22,7 +22,7 @@ pub struct Bench<'a> {
     pub progress: bool,
     pub lease: Duration,
     /// Reads the store's memory use, where the store can tell (single-node Redis).
-    pub memory: Option<crate::redis::MemoryProbe>,
+    pub memory: Option<crate::store::MemoryProbe>,
 }
 
 /// A drain's outcome.

@@ -21,13 +21,13 @@ mod leader;
 mod pruner;
 mod rescuer;
 mod supervisor;
-mod workflows;
+mod workflow_monitor;
 
 pub use leader::{LeaderConfig, run_as_leader};
 pub use pruner::{PruneTickReport, Pruner, PrunerConfig};
 pub use rescuer::{RescueTickReport, Rescuer, RescuerConfig};
 pub use supervisor::{Maintenance, MaintenanceConfig};
-pub use workflows::{WorkflowMonitor, WorkflowMonitorConfig, WorkflowTickReport};
+pub use workflow_monitor::{WorkflowMonitor, WorkflowMonitorConfig, WorkflowTickReport};
 
 use std::time::Duration;
 

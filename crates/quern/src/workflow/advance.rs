@@ -24,9 +24,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::loaded::LoadedWorkflow;
 use super::meta::{Expanded, TaskMeta, TaskRole};
 use super::spec::FailurePolicy;
+use super::stored::StoredWorkflow;
 use super::submit::job_for;
 use crate::Result;
 use crate::backend::{Backend, CancelScope, WorkflowUpdateParams};
@@ -40,7 +40,7 @@ const CACHE_CAP: usize = 256;
 /// Advances running workflows (see the module docs). Cheap to share.
 pub struct Advancer {
     backend: Arc<dyn Backend>,
-    cache: Mutex<HashMap<String, Arc<LoadedWorkflow>>>,
+    cache: Mutex<HashMap<String, Arc<StoredWorkflow>>>,
 }
 
 impl std::fmt::Debug for Advancer {
@@ -66,11 +66,11 @@ impl Advancer {
         }
     }
 
-    fn loaded(&self, rec: &WorkflowRecord) -> Result<Arc<LoadedWorkflow>> {
+    fn loaded(&self, rec: &WorkflowRecord) -> Result<Arc<StoredWorkflow>> {
         if let Some(w) = self.cache.lock().expect("cache lock").get(&rec.id) {
             return Ok(Arc::clone(w));
         }
-        let w = Arc::new(LoadedWorkflow::from_record(rec)?);
+        let w = Arc::new(StoredWorkflow::from_record(rec)?);
         let mut cache = self.cache.lock().expect("cache lock");
         if cache.len() >= CACHE_CAP {
             cache.clear();
@@ -105,7 +105,7 @@ impl Advancer {
     async fn tasks_phase(
         &self,
         rec: WorkflowRecord,
-        wf: &LoadedWorkflow,
+        wf: &StoredWorkflow,
     ) -> Result<WorkflowRecord> {
         let counts = self.backend.workflow_counts((&rec.id).into()).await?;
         let failed = counts.dead + counts.cancelled;
@@ -187,7 +187,7 @@ impl Advancer {
     }
 
     /// The task jobs, in plan order.
-    async fn task_jobs(&self, wf: &LoadedWorkflow) -> Result<Vec<(String, Option<Job>)>> {
+    async fn task_jobs(&self, wf: &StoredWorkflow) -> Result<Vec<(String, Option<Job>)>> {
         let names: Vec<&str> = wf.plan.tasks().iter().map(|t| t.id.as_str()).collect();
         let ids: Vec<JobId> = names.iter().filter_map(|n| wf.job_of(n)).collect();
         let jobs = self.backend.job_get_many((&ids).into()).await?;
@@ -195,7 +195,7 @@ impl Advancer {
     }
 
     /// A line naming the first failed task (or instance) and why.
-    async fn first_failure(&self, wf: &LoadedWorkflow) -> Result<String> {
+    async fn first_failure(&self, wf: &StoredWorkflow) -> Result<String> {
         let jobs = self.task_jobs(wf).await?;
         for (task, job) in &jobs {
             if let Some(j) = job
@@ -233,7 +233,7 @@ impl Advancer {
     /// The compensation chain: for every task that succeeded and has a `compensate` step,
     /// in reverse topological order (for a `for_each` task, one per succeeded instance, last
     /// item first), each waiting for the one before.
-    async fn compensations(&self, wf: &LoadedWorkflow) -> Result<Vec<NewJob>> {
+    async fn compensations(&self, wf: &StoredWorkflow) -> Result<Vec<NewJob>> {
         let by_task: HashMap<String, Option<Job>> = self.task_jobs(wf).await?.into_iter().collect();
         let mut chain: Vec<NewJob> = Vec::new();
         for task in wf.plan.reverse_topological() {

@@ -1,5 +1,6 @@
 //! Assembling a [`WorkflowPlan`] from a validated spec: defaults applied, tasks in
-//! topological order, levels, and a graph indexed by plan position.
+//! topological order, levels, and a graph indexed by plan position. `validate.rs` calls it;
+//! this file knows nothing of validation (no source tree, no errors).
 
 use std::collections::HashMap;
 
@@ -7,11 +8,21 @@ use serde_json::Value;
 
 use super::condition::Condition;
 use super::dag::Dag;
-use super::plan::{DEFAULT_MAX_ATTEMPTS, JobTemplate, PlannedTask, WorkflowPlan};
+use super::plan::{DEFAULT_MAX_ATTEMPTS, ForEach, JobTemplate, PlannedTask, WorkflowPlan};
 use super::spec::{Defaults, RetrySpec, WorkflowSpec};
 use super::template::ValueTemplate;
-use super::validate::{Locator, TaskParts};
 use crate::model::Priority;
+
+/// What validation parsed from one task before the graph was known; the plan is built from
+/// it.
+#[derive(Default)]
+pub(super) struct TaskParts {
+    pub params: ValueTemplate,
+    /// Each condition with the line it came from.
+    pub conditions: Vec<(Condition, Option<u32>)>,
+    pub for_each: Option<ForEach>,
+    pub compensate_params: Option<ValueTemplate>,
+}
 
 /// The settings a task or compensation may set for itself; unset ones come from defaults.
 struct Step<'a> {
@@ -47,10 +58,13 @@ impl Step<'_> {
     }
 }
 
+/// Builds the plan of a spec that passed validation. `parts[i]` and `task_line(i)` belong to
+/// `spec.tasks[i]`; `uniq` maps a graph node to its task, and `order` is the graph's
+/// topological order.
 pub(super) fn build_plan(
     spec: WorkflowSpec,
     parts: Vec<TaskParts>,
-    loc: &Locator<'_>,
+    task_line: impl Fn(usize) -> Option<u32>,
     dag: &Dag,
     uniq: &[usize],
     order: &[usize],
@@ -94,7 +108,7 @@ pub(super) fn build_plan(
             for_each: p.for_each,
             compensate,
             level: levels[d],
-            line: loc.task_line(i),
+            line: task_line(i),
         });
     }
     let index: HashMap<String, usize> = tasks

@@ -22,8 +22,8 @@ use std::fmt;
 
 use serde_json::Value;
 
+use super::reference::{Reference, TemplateError, parse_reference};
 use super::render::{Item, RenderContext, type_name};
-use super::template::{Reference, TemplateError, parse_reference};
 
 /// A parse or evaluation error with the 1-based column in the expression it is about.
 #[derive(Clone, Debug, PartialEq, Eq)]

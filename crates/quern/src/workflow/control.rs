@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::advance::is_expanded;
-use super::loaded::plan_of;
+use super::stored::plan_of;
 use crate::backend::{Backend, CancelScope, WorkflowUpdateParams};
 use crate::model::{Job, JobId, JobState, WorkflowPhase, WorkflowRecord, WorkflowState};
 use crate::{Error, Result};

@@ -13,6 +13,8 @@
 //!
 //! The runtime, on top of the [`Backend`](crate::Backend) seam:
 //! - [`submit`]: one atomic `workflow_create` storing the record and a job per task.
+//! - [`StoredWorkflow`]: a submitted workflow read back from its record for running: the
+//!   parts that never change and the plan rebuilt from the stored spec ([`plan_of`]).
 //! - [`Preparer`]: what a worker does with a claimed workflow job before its handler runs
 //!   (render, skip, fan out, fan in, wait for a slot). The [`Worker`](crate::Worker) calls it.
 //! - [`Advancer`]: one pass of the workflow monitor
@@ -47,14 +49,15 @@ pub mod dag;
 mod error;
 pub mod graph;
 mod load;
-mod loaded;
 pub mod meta;
 mod plan;
 mod prepare;
+mod reference;
 pub mod render;
 mod source;
 pub mod spec;
 mod status;
+mod stored;
 mod submit;
 pub mod template;
 mod validate;
@@ -64,7 +67,6 @@ pub use control::{RetryReport, cancel, retry};
 pub use error::{ValidationError, ValidationErrorKind, ValidationErrors};
 pub use graph::GraphFormat;
 pub use load::ParsedWorkflow;
-pub use loaded::{LoadedWorkflow, output_of, plan_of};
 pub use plan::{DEFAULT_MAX_ATTEMPTS, ForEach, JobTemplate, PlannedTask, WorkflowPlan};
 pub use prepare::{Prepared, Preparer};
 pub use render::{EnvSource, Item, RenderContext, RenderError, TaskMetadata, TaskOutput};
@@ -74,6 +76,9 @@ pub use spec::{
     WorkflowSpec, parse_var,
 };
 pub use status::{CompensationStatus, TaskStatus, WorkflowStatus, status};
+/// The former name of [`StoredWorkflow`], kept so existing callers compile.
+pub use stored::StoredWorkflow as LoadedWorkflow;
+pub use stored::{StoredWorkflow, output_of, plan_of};
 pub use submit::{SubmitOptions, build, submit};
 
 #[cfg(test)]

@@ -7,9 +7,10 @@ use serde_json::Value;
 
 use super::condition::Condition;
 use super::dag::Dag;
+use super::reference::Reference;
 use super::render::{Item, RenderContext, RenderError};
 use super::spec::{ExecutionMode, FailurePolicy, WorkflowSpec};
-use super::template::{Reference, ValueTemplate};
+use super::template::ValueTemplate;
 use crate::model::{Priority, RetryPolicy, Trigger};
 
 /// Attempts a workflow task gets when neither it nor `defaults.retry` says otherwise: one,

@@ -23,13 +23,13 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
-use super::loaded::{LoadedWorkflow, output_of};
 use super::meta::{Expanded, TaskMeta, TaskRole};
 use super::plan::PlannedTask;
+use super::reference::RefTarget;
 use super::render::{EnvSource, Item, RenderContext};
 use super::spec::ExecutionMode;
+use super::stored::{StoredWorkflow, output_of};
 use super::submit::job_for;
-use super::template::RefTarget;
 use crate::backend::Backend;
 use crate::model::{Codec, Job, JobState, NewJob, Payload, TaskError};
 use crate::{Error, Result};
@@ -60,7 +60,7 @@ pub enum Prepared {
 pub struct Preparer {
     backend: Arc<dyn Backend>,
     env: EnvSource,
-    cache: Mutex<HashMap<String, Arc<OnceCell<Arc<LoadedWorkflow>>>>>,
+    cache: Mutex<HashMap<String, Arc<OnceCell<Arc<StoredWorkflow>>>>>,
 }
 
 impl std::fmt::Debug for Preparer {
@@ -108,7 +108,7 @@ impl Preparer {
 
     /// The workflow, read and planned once per worker: jobs of one workflow claimed together
     /// wait for the first one's read instead of each parsing the definition.
-    async fn load(&self, id: &str) -> Result<Arc<LoadedWorkflow>> {
+    async fn load(&self, id: &str) -> Result<Arc<StoredWorkflow>> {
         let cell = {
             let mut cache = self.cache.lock().expect("cache lock");
             if cache.len() >= CACHE_CAP && !cache.contains_key(id) {
@@ -123,7 +123,7 @@ impl Preparer {
                     .workflow_get(id.into())
                     .await?
                     .ok_or_else(|| Error::WorkflowNotFound(id.to_owned()))?;
-                Ok::<_, Error>(Arc::new(LoadedWorkflow::from_record(&rec)?))
+                Ok::<_, Error>(Arc::new(StoredWorkflow::from_record(&rec)?))
             })
             .await?;
         Ok(Arc::clone(loaded))
@@ -190,7 +190,7 @@ impl Preparer {
     /// `max_parallel` (or sequential mode): snoozes the job while as many other jobs of the
     /// workflow are running as the limit allows. Counting *other* running jobs never lets
     /// more than the limit run: of two jobs claimed at once, the later claim sees both.
-    async fn gate(&self, wf: &LoadedWorkflow) -> Result<Option<Prepared>> {
+    async fn gate(&self, wf: &StoredWorkflow) -> Result<Option<Prepared>> {
         let limit = match wf.plan.execution_mode() {
             ExecutionMode::Sequential => Some(1),
             ExecutionMode::Parallel => wf.plan.max_parallel(),
@@ -212,7 +212,7 @@ impl Preparer {
 
     /// A `for_each` task's first run: evaluates its condition and list, renders one
     /// instance per item and spawns them.
-    async fn expand(&self, wf: &LoadedWorkflow, task: &PlannedTask) -> Result<Prepared> {
+    async fn expand(&self, wf: &StoredWorkflow, task: &PlannedTask) -> Result<Prepared> {
         let refs = task.references();
         let ctx = wf.context(&*self.backend, &refs, &self.env).await?;
         let per_item = task.condition.as_ref().filter(|c| {
@@ -315,7 +315,7 @@ impl Preparer {
     /// being undone is its own result (for an instance, the instance's).
     async fn compensation(
         &self,
-        wf: &LoadedWorkflow,
+        wf: &StoredWorkflow,
         task: &PlannedTask,
         meta: &TaskMeta,
     ) -> Result<Prepared> {
@@ -347,7 +347,7 @@ impl Preparer {
 
 /// Renders one `for_each` instance.
 fn instance(
-    wf: &LoadedWorkflow,
+    wf: &StoredWorkflow,
     task: &PlannedTask,
     ctx: &RenderContext,
     per_item: Option<&super::condition::Condition>,

@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use super::template::{MetadataField, PathSegment, RefTarget, Reference, format_path};
+use super::reference::{MetadataField, PathSegment, RefTarget, Reference, format_path};
 use crate::clock::Millis;
 
 /// What a finished upstream task left behind for templates.

@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Number;
 use serde_saphyr::Spanned;
 
-use super::template::PathSegment;
+use super::reference::PathSegment;
 
 /// A 1-based line and column in the source file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

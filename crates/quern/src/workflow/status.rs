@@ -4,9 +4,9 @@
 use serde::Serialize;
 
 use super::advance::is_expanded;
-use super::loaded::plan_of;
 use super::meta::TaskMeta;
 use super::plan::WorkflowPlan;
+use super::stored::plan_of;
 use crate::backend::Backend;
 use crate::model::{JobId, JobState, StateCounts, WorkflowRecord};
 use crate::{Error, Result};

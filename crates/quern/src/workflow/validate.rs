@@ -1,20 +1,21 @@
 //! The checks that turn a parsed workflow into a [`WorkflowPlan`], or into every error it
 //! has: ids, dependencies, cycles, templates, conditions and references. Errors name the task
-//! and the line, found through the position-aware source tree (see `source.rs`).
+//! and the line, found through the position-aware source tree (see `source.rs`). A workflow
+//! without errors is handed, with what the checks parsed ([`TaskParts`]), to `build.rs`.
 
 use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
+use super::build::{TaskParts, build_plan};
 use super::condition::Condition;
 use super::dag::Dag;
 use super::error::{ValidationError, ValidationErrorKind as K, ValidationErrors};
 use super::plan::{ForEach, WorkflowPlan};
+use super::reference::{PathSegment, RESERVED_ROOTS, RefTarget, Reference, format_path};
 use super::source::Node;
 use super::spec::{CompensateSpec, ForEachSpec, TaskSpec, WorkflowSpec};
-use super::template::{
-    PathSegment, RESERVED_ROOTS, RefTarget, Reference, Template, ValueTemplate, format_path,
-};
+use super::template::{Template, ValueTemplate};
 use crate::model::validate_queue_name;
 
 /// What is missing when checking a workflow some of whose parts did not parse.
@@ -26,7 +27,7 @@ pub(super) struct Partial {
 }
 
 /// Finds lines for the parts of a task; every method answers `None` without a source.
-pub(super) struct Locator<'a> {
+struct Locator<'a> {
     root: Option<&'a Node>,
 }
 
@@ -39,7 +40,7 @@ impl<'a> Locator<'a> {
         self.root?.get(&["tasks"])?.index(i)
     }
 
-    pub(super) fn task_line(&self, i: usize) -> Option<u32> {
+    fn task_line(&self, i: usize) -> Option<u32> {
         let t = self.task(i)?;
         line(t.get(&["id"])).or(t.pos.map(|p| p.line))
     }
@@ -91,16 +92,6 @@ impl Checker<'_> {
             message,
         });
     }
-}
-
-/// Everything parsed from one task before the graph is known.
-#[derive(Default)]
-pub(super) struct TaskParts {
-    pub params: ValueTemplate,
-    /// Each condition with the line it came from.
-    pub conditions: Vec<(Condition, Option<u32>)>,
-    pub for_each: Option<ForEach>,
-    pub compensate_params: Option<ValueTemplate>,
 }
 
 pub(super) fn check(
@@ -219,9 +210,8 @@ pub(super) fn check(
     let Some(order) = order.filter(|_| c.errors.is_empty()) else {
         return Err(ValidationErrors::sorted(c.errors));
     };
-    Ok(super::build::build_plan(
-        spec, parts, &c.loc, &dag, &uniq, &order,
-    ))
+    let task_line = |i: usize| c.loc.task_line(i);
+    Ok(build_plan(spec, parts, task_line, &dag, &uniq, &order))
 }
 
 fn check_header(c: &mut Checker<'_>, spec: &WorkflowSpec) {

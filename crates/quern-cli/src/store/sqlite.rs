@@ -6,8 +6,8 @@ use std::sync::Arc;
 use quern::Backend;
 use quern_sqlite::{SqliteBackend, SqliteOptions, SqliteUrl};
 
+use super::options::{Open, StoreOptions};
 use crate::error::{CliError, CliResult};
-use crate::store::{Open, StoreOptions};
 
 /// Opens an `sqlite:` URL (file or memory).
 pub async fn open(url: &str, mode: Open, opts: StoreOptions) -> CliResult<Arc<dyn Backend>> {

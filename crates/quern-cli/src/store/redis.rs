@@ -5,8 +5,9 @@ use std::sync::Arc;
 use quern::{Backend, SystemClock};
 use quern_redis::RedisBackend;
 
+use super::options::StoreOptions;
+use super::redact::{redact, scrub};
 use crate::error::{CliError, CliResult};
-use crate::store::{StoreOptions, scrub};
 
 /// Connects (and pings) the Redis named by `url`.
 pub async fn open(url: &str, opts: StoreOptions) -> CliResult<Arc<dyn Backend>> {
@@ -52,11 +53,6 @@ impl MemoryProbe {
     pub async fn used(&self) -> Option<u64> {
         self.0.used_memory().await.ok().flatten()
     }
-}
-
-/// The URL without its password, for error messages.
-fn redact(url: &str) -> String {
-    crate::store::redact(url)
 }
 
 #[cfg(test)]

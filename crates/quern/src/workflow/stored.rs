@@ -5,26 +5,28 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::plan::WorkflowPlan;
+use super::reference::Reference;
 use super::render::{EnvSource, RenderContext, TaskMetadata, TaskOutput};
 use super::spec::WorkflowSpec;
-use super::template::Reference;
 use crate::backend::Backend;
 use crate::model::{Job, JobId, JobState, WorkflowRecord};
 use crate::{Error, Result};
 
-/// The parts of a workflow record that never change after submission, and its plan.
+/// A stored workflow as the runtime uses it: the parts of its [`WorkflowRecord`] that never
+/// change after submission, and the plan rebuilt from its stored spec. (Not to be confused
+/// with [`ParsedWorkflow`](super::ParsedWorkflow), a workflow *file* being loaded.)
 #[derive(Debug)]
-pub struct LoadedWorkflow {
+pub struct StoredWorkflow {
     pub id: String,
     pub name: String,
     pub tasks: BTreeMap<String, JobId>,
     pub plan: WorkflowPlan,
 }
 
-impl LoadedWorkflow {
+impl StoredWorkflow {
     /// Rebuilds the plan from a record's stored spec.
-    pub fn from_record(rec: &WorkflowRecord) -> Result<LoadedWorkflow> {
-        Ok(LoadedWorkflow {
+    pub fn from_record(rec: &WorkflowRecord) -> Result<StoredWorkflow> {
+        Ok(StoredWorkflow {
             id: rec.id.clone(),
             name: rec.name.clone(),
             tasks: rec.tasks.clone(),
