@@ -1,6 +1,6 @@
 //! The post-claim pipeline: what happens to a claimed job between the claim and its
-//! handler, and after the handler, in one place, so that every worker — the Rust [`Worker`]
-//! and (through the HTTP worker protocol) a worker in any language — gets the same
+//! handler, and after the handler, in one place. The Rust [`Worker`] drives it; anything
+//! else that hands claimed jobs to handlers calls the same three steps, so it gets the same
 //! semantics.
 //!
 //! - **Before** ([`Pipeline::before`]): a workflow task is prepared — its templates rendered
