@@ -163,7 +163,7 @@ pub struct WorkerArgs {
     pub lease: Option<Duration>,
 
     /// How often the worker records that it is alive; after three missed beats it counts as
-    /// lost and its jobs are re-delivered before their leases expire [default: 10s]
+    /// lost and its jobs are re-delivered before their leases expire [default: 2s]
     #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
     pub heartbeat: Option<Duration>,
 

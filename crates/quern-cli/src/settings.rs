@@ -128,7 +128,7 @@ impl Default for WorkerSettings {
             shutdown_grace: Duration::from_secs(30),
             allow_shell: false,
             workflow_env: Vec::new(),
-            heartbeat: Duration::from_secs(10),
+            heartbeat: Duration::from_secs(2),
         }
     }
 }
