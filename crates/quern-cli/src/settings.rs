@@ -303,30 +303,45 @@ fn known_keys() -> BTreeSet<String> {
     out
 }
 
+/// Reads a setting written as text with a unit (a duration, a retention) with `parse`, and
+/// refuses a bare TOML number with the advice `advice(n)` gives: a number would be ambiguous
+/// (seconds? milliseconds?). Durations and retentions differ only in `parse` and the advice.
+fn text_with_unit<'de, D, T, E>(
+    d: D,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+    advice: impl FnOnce(i64) -> String,
+) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    E: std::fmt::Display,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        S(String),
+        N(i64),
+    }
+    match Raw::deserialize(d)? {
+        Raw::S(s) => parse(&s).map_err(serde::de::Error::custom),
+        Raw::N(n) => Err(serde::de::Error::custom(advice(n))),
+    }
+}
+
 /// Durations in settings are written like `"30s"` or `"1h30m"`. A bare TOML number is refused
 /// because it would be ambiguous (seconds? milliseconds?).
 mod human_duration {
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&quern::model::format_duration(*d))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            S(String),
-            N(i64),
-        }
-        match Raw::deserialize(d)? {
-            Raw::S(s) => quern::model::parse_duration(&s).map_err(serde::de::Error::custom),
-            Raw::N(n) => Err(serde::de::Error::custom(format!(
-                "write durations as strings with a unit, like \"{n}s\" or \"{n}ms\""
-            ))),
-        }
+        super::text_with_unit(d, quern::model::parse_duration, |n| {
+            format!("write durations as strings with a unit, like \"{n}s\" or \"{n}ms\"")
+        })
     }
 }
 
@@ -335,7 +350,7 @@ mod human_duration {
 mod keep {
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {
@@ -345,18 +360,9 @@ mod keep {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            S(String),
-            N(i64),
-        }
-        match Raw::deserialize(d)? {
-            Raw::S(s) => crate::parse::retention(&s).map_err(serde::de::Error::custom),
-            Raw::N(n) => Err(serde::de::Error::custom(format!(
-                "write retentions as strings with a unit, like \"{n}h\", or \"forever\""
-            ))),
-        }
+        super::text_with_unit(d, crate::parse::retention, |n| {
+            format!("write retentions as strings with a unit, like \"{n}h\", or \"forever\"")
+        })
     }
 }
 

@@ -14,11 +14,7 @@ on_every_store!(
 
 fn sigterm_and_sigint_let_running_jobs_finish(mut env: Env) {
     for sig in [libc::SIGTERM, libc::SIGINT] {
-        let id = env.enqueue(&["quern.sleep", "--payload", r#"{"ms": 1500}"#]);
-        let pid = env.spawn(&["worker"]);
-        eventually(Duration::from_secs(15), "the job to start", || {
-            state(&env.job(&id)) == "running"
-        });
+        let (id, pid) = running_sleep_job(&mut env, 1500);
         let t0 = Instant::now();
         signal(pid, sig);
         let child = env.take_child(pid);
@@ -27,13 +23,7 @@ fn sigterm_and_sigint_let_running_jobs_finish(mut env: Env) {
         // It waited for the job rather than abandoning it.
         assert_eq!(state(&env.job(&id)), "succeeded", "signal {sig}");
         assert!(t0.elapsed() < Duration::from_secs(10));
-        assert!(
-            env.json(&["workers", "list"])["workers"]
-                .as_array()
-                .unwrap()
-                .is_empty(),
-            "deregistered"
-        );
+        assert_deregistered(&env);
     }
 }
 
@@ -109,11 +99,15 @@ fn stops_gracefully_with_its_job_done(env: &mut Env, pid: u32, id: &str) {
         out.status
     );
     assert_eq!(state(&env.job(id)), "succeeded");
+    assert_deregistered(env);
+}
+
+/// Asserts that `quern workers list` is empty: a worker that shuts down gracefully removes
+/// its own registry record.
+fn assert_deregistered(env: &Env) {
+    let listed = env.json(&["workers", "list"]);
     assert!(
-        env.json(&["workers", "list"])["workers"]
-            .as_array()
-            .unwrap()
-            .is_empty(),
+        listed["workers"].as_array().unwrap().is_empty(),
         "deregistered"
     );
 }
@@ -122,33 +116,40 @@ fn stops_gracefully_with_its_job_done(env: &mut Env, pid: u32, id: &str) {
 /// arrive twice within moments. That is one graceful shutdown, not "stop at once"; a signal
 /// sent well after the first still is.
 fn a_signal_delivered_twice_at_once_is_one_request(mut env: Env) {
-    let id = env.enqueue(&["quern.sleep", "--payload", r#"{"ms": 1500}"#]);
-    let pid = env.spawn(&["worker"]);
-    eventually(Duration::from_secs(15), "the job to start", || {
-        state(&env.job(&id)) == "running"
-    });
-    signal(pid, libc::SIGTERM);
+    let (id, pid) = running_sleep_job(&mut env, 1500);
     // Far enough apart that the kernel does not merge them, close enough to be one request.
-    std::thread::sleep(Duration::from_millis(30));
-    signal(pid, libc::SIGTERM);
-    let out = wait_output(env.take_child(pid), Duration::from_secs(20), &["worker"]);
+    let out = sigterm_twice(&mut env, pid, Duration::from_millis(30));
     assert_eq!(out.status.code(), Some(0), "graceful: {:?}", out.status);
     assert_eq!(state(&env.job(&id)), "succeeded");
 
     // A second signal a second later stops the worker at once (exit 130).
-    let id = env.enqueue(&["quern.sleep", "--payload", r#"{"ms": 5000}"#]);
-    let pid = env.spawn(&["worker"]);
-    eventually(Duration::from_secs(15), "the job to start", || {
-        state(&env.job(&id)) == "running"
-    });
-    signal(pid, libc::SIGTERM);
-    std::thread::sleep(Duration::from_secs(1));
-    signal(pid, libc::SIGTERM);
-    let out = wait_output(env.take_child(pid), Duration::from_secs(20), &["worker"]);
+    let (_, pid) = running_sleep_job(&mut env, 5000);
+    let out = sigterm_twice(&mut env, pid, Duration::from_secs(1));
     assert_eq!(
         out.status.code(),
         Some(130),
         "stopped at once: {:?}",
         out.status
     );
+}
+
+/// Enqueues a `quern.sleep` job of `ms`, starts `quern worker` and waits until the job runs:
+/// where every signal case begins. Returns the job's id and the worker's pid.
+fn running_sleep_job(env: &mut Env, ms: u64) -> (String, u32) {
+    let payload = format!(r#"{{"ms": {ms}}}"#);
+    let id = env.enqueue(&["quern.sleep", "--payload", &payload]);
+    let pid = env.spawn(&["worker"]);
+    eventually(Duration::from_secs(15), "the job to start", || {
+        state(&env.job(&id)) == "running"
+    });
+    (id, pid)
+}
+
+/// Sends worker `pid` SIGTERM twice, `gap` apart, and returns its output once it exits: the
+/// gap decides whether the second signal is the same request or "stop at once".
+fn sigterm_twice(env: &mut Env, pid: u32, gap: Duration) -> std::process::Output {
+    signal(pid, libc::SIGTERM);
+    std::thread::sleep(gap);
+    signal(pid, libc::SIGTERM);
+    wait_output(env.take_child(pid), Duration::from_secs(20), &["worker"])
 }

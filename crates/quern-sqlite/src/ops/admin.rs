@@ -168,55 +168,62 @@ impl Stale {
     }
 }
 
+/// Appends to `out`, queue by queue (each query stays in one `jobs_claim` range), the rows of
+/// `sql` until `out` holds `limit`. `sql` selects a [`Stale`] row and takes `?1` the queue,
+/// `?2` now, `?3` how many more rows fit, then `extra` from `?4` on. The rescuer's two kinds
+/// of stale lease (expired, held by a lost worker) differ only in the query.
+fn stale_per_queue(
+    tx: &Tx<'_>,
+    sql: &str,
+    extra: &[&dyn rusqlite::ToSql],
+    limit: usize,
+    out: &mut Vec<Stale>,
+) -> quern::Result<()> {
+    for queue in queue_ids(tx)? {
+        if out.len() >= limit {
+            break;
+        }
+        let room = (limit - out.len()) as i64;
+        let mut params: Vec<&dyn rusqlite::ToSql> = vec![&queue, &tx.now, &room];
+        params.extend_from_slice(extra);
+        let rows: Vec<Stale> = tx
+            .conn
+            .prepare_cached(sql)
+            .and_then(|mut s| {
+                s.query_map(params.as_slice(), Stale::from_row)
+                    .and_then(|rows| rows.collect())
+            })
+            .map_err(sql_err)?;
+        out.extend(rows);
+    }
+    Ok(())
+}
+
 pub(crate) fn rescue(tx: &mut Tx<'_>, p: RescueParams) -> quern::Result<RescueReport> {
     let limit = p.limit.max(1);
     let mut expired: Vec<Stale> = Vec::new();
-    for queue in queue_ids(tx)? {
-        if expired.len() >= limit {
-            break;
-        }
-        let rows: Vec<Stale> = tx
-            .conn
-            .prepare_cached(
-                "SELECT id, attempt, max_attempts, lease_worker, 1 FROM jobs \
-                 WHERE queue_id = ?1 AND state = 3 AND lease_expires_at < ?2 LIMIT ?3",
-            )
-            .and_then(|mut s| {
-                s.query_map(
-                    rusqlite::params![queue, tx.now, (limit - expired.len()) as i64],
-                    Stale::from_row,
-                )
-                .and_then(|rows| rows.collect())
-            })
-            .map_err(sql_err)?;
-        expired.extend(rows);
-    }
+    stale_per_queue(
+        tx,
+        "SELECT id, attempt, max_attempts, lease_worker, 1 FROM jobs \
+         WHERE queue_id = ?1 AND state = 3 AND lease_expires_at < ?2 LIMIT ?3",
+        &[],
+        limit,
+        &mut expired,
+    )?;
     if !p.lost_workers.is_empty() {
         // Leases held by lost workers count as expired now. The running jobs of each queue
         // (a `jobs_claim` range) are few; this runs only while some worker is lost.
         let lost =
             serde_json::to_string(&p.lost_workers).map_err(|e| Error::Codec(e.to_string()))?;
-        for queue in queue_ids(tx)? {
-            if expired.len() >= limit {
-                break;
-            }
-            let rows: Vec<Stale> = tx
-                .conn
-                .prepare_cached(
-                    "SELECT id, attempt, max_attempts, lease_worker, 0 FROM jobs \
-                     WHERE queue_id = ?1 AND state = 3 AND lease_expires_at >= ?2 \
-                     AND lease_worker IN (SELECT value FROM json_each(?3)) LIMIT ?4",
-                )
-                .and_then(|mut s| {
-                    s.query_map(
-                        rusqlite::params![queue, tx.now, lost, (limit - expired.len()) as i64],
-                        Stale::from_row,
-                    )
-                    .and_then(|rows| rows.collect())
-                })
-                .map_err(sql_err)?;
-            expired.extend(rows);
-        }
+        stale_per_queue(
+            tx,
+            "SELECT id, attempt, max_attempts, lease_worker, 0 FROM jobs \
+             WHERE queue_id = ?1 AND state = 3 AND lease_expires_at >= ?2 \
+             AND lease_worker IN (SELECT value FROM json_each(?4)) LIMIT ?3",
+            &[&lost],
+            limit,
+            &mut expired,
+        )?;
     }
     let mut report = RescueReport::default();
     for Stale {

@@ -258,10 +258,11 @@ impl fmt::Display for RetryPolicy {
             RetryPolicy::None => f.write_str("none"),
             RetryPolicy::Fixed { delay } => write!(f, "fixed:{}", d(delay)),
             RetryPolicy::Linear { base, max } => write!(f, "linear:{}..{}", d(base), d(max)),
+            // The fields in the order the text writes them: `exponential:BASE..MAX*M~J`.
             RetryPolicy::Exponential {
                 base,
-                multiplier,
                 max,
+                multiplier,
                 jitter,
             } => {
                 write!(f, "exponential:{}..{}", d(base), d(max))?;

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
+use crate::backend::WorkerState::{Alive, Lost};
 use crate::backend::{
-    ClaimParams, ClaimedJob, QueueWeight, RescueParams, WorkerHeartbeatParams, WorkerInfo,
-    WorkerState,
+    ClaimParams, ClaimedJob, QueueWeight, RescueParams, RescueReport, WorkerHeartbeatParams,
+    WorkerInfo, WorkerState,
 };
 use crate::maintenance::{Rescuer, RescuerConfig};
 use crate::model::{ErrorKind, JobState};
@@ -81,6 +82,30 @@ async fn state_of(h: &Harness, id: &str) -> Option<WorkerState> {
         .map(|w| w.state(now))
 }
 
+/// Asserts what the registry says of worker `id` now: `Alive`, `Lost`, or `None` for no
+/// record. The cases check a worker's state after each step, so the lookup and the message
+/// are written once.
+async fn assert_worker(h: &Harness, id: &str, want: impl Into<Option<WorkerState>>, why: &str) {
+    let want = want.into();
+    assert_eq!(
+        state_of(h, id).await,
+        want,
+        "{}: {why}: worker {id}",
+        h.case
+    );
+}
+
+/// `lease_rescue` naming `lost` as the lost workers, with room for every job the cases hold.
+async fn rescue_lost(h: &Harness, lost: &str) -> RescueReport {
+    h.backend
+        .lease_rescue(RescueParams {
+            limit: 100,
+            lost_workers: vec![lost.into()],
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{}: rescue {lost}: {e}", h.case))
+}
+
 fn rescuer(h: &Harness) -> Rescuer {
     let clock: SharedClock = h.clock.clone();
     Rescuer::new(Arc::clone(&h.backend), clock, RescuerConfig::default())
@@ -106,33 +131,13 @@ pub async fn lost_after_three_missed_heartbeats(h: Harness) {
     assert_eq!(w1.lost_after(), Some(3 * BEAT), "{}", h.case);
 
     h.advance(3 * BEAT);
-    assert_eq!(
-        state_of(&h, "w1").await,
-        Some(WorkerState::Alive),
-        "{}: 3 beats",
-        h.case
-    );
+    assert_worker(&h, "w1", Alive, "3 beats").await;
     h.advance(Duration::from_millis(1));
-    assert_eq!(
-        state_of(&h, "w1").await,
-        Some(WorkerState::Lost),
-        "{}: past 3 beats",
-        h.case
-    );
+    assert_worker(&h, "w1", Lost, "past 3 beats").await;
     beat(&h, "w1").await;
-    assert_eq!(
-        state_of(&h, "w1").await,
-        Some(WorkerState::Alive),
-        "{}: seen again",
-        h.case
-    );
+    assert_worker(&h, "w1", Alive, "seen again").await;
     h.advance(Duration::from_secs(86_400));
-    assert_eq!(
-        state_of(&h, "legacy").await,
-        Some(WorkerState::Alive),
-        "{}: unknown interval is never lost",
-        h.case
-    );
+    assert_worker(&h, "legacy", Alive, "unknown interval is never lost").await;
 }
 
 /// `lease_rescue` with a lost worker's id re-delivers the jobs it holds although their leases
@@ -143,14 +148,7 @@ pub async fn lost_worker_leases_are_rescued_early(h: Harness) {
     let last = claim_as(&h, "gone", 1).await;
     let other = claim_as(&h, "alive", 5).await;
     h.advance(Duration::from_secs(5));
-    let r = h
-        .backend
-        .lease_rescue(RescueParams {
-            limit: 100,
-            lost_workers: vec!["gone".into()],
-        })
-        .await
-        .unwrap();
+    let r = rescue_lost(&h, "gone").await;
     assert_eq!(r.requeued, vec![held.job.id], "{}: requeued {r:?}", h.case);
     assert_eq!(r.dead, vec![last.job.id], "{}: dead {r:?}", h.case);
     let j = h.get(held.job.id).await;
@@ -180,14 +178,7 @@ pub async fn lost_worker_leases_are_rescued_early(h: Harness) {
     );
     let again = h.claim_id("default", held.job.id).await;
     assert_eq!(again.job.attempt, 2, "{}: next attempt", h.case);
-    let r = h
-        .backend
-        .lease_rescue(RescueParams {
-            limit: 100,
-            lost_workers: vec!["gone".into()],
-        })
-        .await
-        .unwrap();
+    let r = rescue_lost(&h, "gone").await;
     assert_eq!(
         r.requeued,
         Vec::new(),
@@ -229,18 +220,8 @@ pub async fn rescuer_rescues_lost_workers_and_spares_live_ones(h: Harness) {
     assert_eq!(r.requeued, vec![orphan.job.id], "{}: {r:?}", h.case);
     h.assert_state(kept.job.id, JobState::Running, "the live worker's job")
         .await;
-    assert_eq!(
-        state_of(&h, "live").await,
-        Some(WorkerState::Alive),
-        "{}",
-        h.case
-    );
-    assert_eq!(
-        state_of(&h, "dead").await,
-        Some(WorkerState::Lost),
-        "{}: listed as lost until its retention passes",
-        h.case
-    );
+    assert_worker(&h, "live", Alive, "it keeps heartbeating").await;
+    assert_worker(&h, "dead", Lost, "lost until its retention passes").await;
 }
 
 /// A lost worker's record is removed once it has not been seen for the rescuer's retention
@@ -256,12 +237,7 @@ pub async fn lost_workers_are_forgotten_after_retention(h: Harness) {
         "{}: too early: {r:?}",
         h.case
     );
-    assert_eq!(
-        state_of(&h, "dead").await,
-        Some(WorkerState::Lost),
-        "{}",
-        h.case
-    );
+    assert_worker(&h, "dead", Lost, "not seen for less than the retention").await;
     h.advance(Duration::from_secs(1));
     let r = rescuer(&h).run_once().await.unwrap();
     assert_eq!(
@@ -270,11 +246,6 @@ pub async fn lost_workers_are_forgotten_after_retention(h: Harness) {
         "{}: {r:?}",
         h.case
     );
-    assert_eq!(state_of(&h, "dead").await, None, "{}: removed", h.case);
-    assert_eq!(
-        state_of(&h, "live").await,
-        Some(WorkerState::Alive),
-        "{}",
-        h.case
-    );
+    assert_worker(&h, "dead", None, "removed").await;
+    assert_worker(&h, "live", Alive, "it keeps heartbeating").await;
 }
