@@ -457,6 +457,37 @@ mod tests {
         assert!(decode_job("q", &nj.id.to_string(), &f, 0).is_err());
     }
 
+    /// A spawned job's trigger code `dt` is read with the core's rule: an unknown or missing
+    /// code is corrupt data, never a guessed trigger.
+    #[test]
+    fn an_unknown_spawn_trigger_code_is_a_storage_error() {
+        let nj = NewJob::json("send", serde_json::json!({})).unwrap();
+        let mut f = fields_with_capacity(0);
+        f.insert("d0".into(), encode_static(&nj).unwrap());
+        for (k, v) in [("s", "2"), ("r", "7"), ("sp", "1"), ("dl", "")] {
+            f.insert(k.into(), v.as_bytes().to_vec());
+        }
+        let id = nj.id.to_string();
+        for (code, want) in [
+            ("0", Trigger::AllSuccess),
+            ("1", Trigger::AllDone),
+            ("2", Trigger::AnySuccess),
+        ] {
+            f.insert("dt".into(), code.as_bytes().to_vec());
+            assert_eq!(decode_job("q", &id, &f, 0).unwrap().trigger, want);
+        }
+        f.insert("dt".into(), b"7".to_vec());
+        assert!(matches!(
+            decode_job("q", &id, &f, 0),
+            Err(Error::Storage(_))
+        ));
+        f.remove("dt");
+        assert!(matches!(
+            decode_job("q", &id, &f, 0),
+            Err(Error::Storage(_))
+        ));
+    }
+
     /// enqueue_plain.lua leaves out `p` and `m` when they are the defaults, and every script
     /// and `decode_job` fill them back in: the Lua constants must be the Rust defaults.
     #[test]

@@ -86,15 +86,7 @@ pub(crate) async fn all_keys(b: &RedisBackend) -> Result<u64> {
                 deleted += b.query::<u64>(cmd).await?;
             }
             deleted += workflow_keys(b).await?;
-            let workers: Vec<String> = b
-                .query(
-                    redis::cmd("ZRANGE")
-                        .arg(b.gk("workers"))
-                        .arg(0)
-                        .arg(-1)
-                        .clone(),
-                )
-                .await?;
+            let workers = crate::ops::coord::worker_ids(b).await?;
             let leaders: Vec<String> = b
                 .query(redis::cmd("SMEMBERS").arg(b.gk("leaders")).clone())
                 .await?;

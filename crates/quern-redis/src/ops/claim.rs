@@ -40,7 +40,7 @@ fn claimed_images(v: Value) -> Result<Vec<(String, String, codec::Fields)>> {
         let q = r.text()?.to_string();
         let id = r.text()?.to_string();
         let m = r.array()?;
-        let mut f = codec::fields_with_capacity(m / 2 + 6);
+        let mut f = codec::fields_with_capacity(m / 2);
         for _ in 0..m / 2 {
             let k = r.text()?.to_string();
             f.insert(k, r.bytes()?.to_vec());

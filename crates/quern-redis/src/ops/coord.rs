@@ -73,16 +73,20 @@ pub(crate) async fn worker_deregister(b: &RedisBackend, id: &str) -> Result<()> 
     b.pipeline::<()>(&p).await
 }
 
+/// The registered workers' ids, last seen first.
+pub(crate) async fn worker_ids(b: &RedisBackend) -> Result<Vec<String>> {
+    b.query(
+        redis::cmd("ZREVRANGE")
+            .arg(b.gk("workers"))
+            .arg(0)
+            .arg(-1)
+            .clone(),
+    )
+    .await
+}
+
 pub(crate) async fn worker_list(b: &RedisBackend) -> Result<Vec<WorkerInfo>> {
-    let ids: Vec<String> = b
-        .query(
-            redis::cmd("ZREVRANGE")
-                .arg(b.gk("workers"))
-                .arg(0)
-                .arg(-1)
-                .clone(),
-        )
-        .await?;
+    let ids = worker_ids(b).await?;
     // One pipeline for all records: every node's rescuer lists the workers each pass.
     let mut p = redis::pipe();
     for id in &ids {

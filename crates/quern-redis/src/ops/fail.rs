@@ -187,26 +187,21 @@ async fn spawn(
     for c in &children {
         head.s(c.workflow_id.as_deref().unwrap_or(""));
     }
-    let enq = if children.is_empty() {
-        None
-    } else {
-        Some(store::atomic_args(&children, now)?)
-    };
-    let indexed = match store::index_batch(b, &q, &children, now).await {
-        Ok(ids) => ids,
+    let (out, indexed) = match store::eval_storing(
+        b,
+        &scripts::WF_SPAWN,
+        Some(&q),
+        &q,
+        head,
+        &children,
+        now,
+    )
+    .await
+    {
+        Ok(r) => r,
         Err(e @ Error::InvalidJob { .. }) => return Ok(Err(e)),
         Err(e) => return Err(e),
     };
-    let out = reply::array(
-        b.eval(
-            &scripts::WF_SPAWN,
-            Some(&q),
-            now,
-            &store::with_head(head, enq),
-            Ack::Replicas,
-        )
-        .await?,
-    )?;
     let code = reply::int(&out[0])?;
     if code != 1 {
         store::unindex(b, &indexed).await;

@@ -17,11 +17,11 @@ use std::collections::HashSet;
 use quern::backend::{BatchMode, EnqueueParams};
 use quern::model::Limits;
 use quern::{Error, JobId, NewJob, Result};
-use redis::Value;
+use redis::{Script, Value};
 
 use crate::backend::RedisBackend;
 use crate::codec::encode_static;
-use crate::eval::Args;
+use crate::eval::{Ack, Args};
 use crate::{reply, scripts};
 
 /// The general enqueue script's arguments for the jobs `idxs`.
@@ -64,6 +64,33 @@ pub(crate) fn atomic_args(jobs: &[NewJob], now: i64) -> Result<Args> {
     };
     let idxs: Vec<usize> = (0..jobs.len()).collect();
     args_for(&params, &idxs, true, now)
+}
+
+/// The enqueue part of a workflow script's arguments, `None` when it stores no jobs.
+pub(crate) fn enqueue_part(jobs: &[NewJob], now: i64) -> Result<Option<Args>> {
+    if jobs.is_empty() {
+        return Ok(None);
+    }
+    atomic_args(jobs, now).map(Some)
+}
+
+/// Runs a workflow script that stores `jobs` after its own arguments `head`, in `slot`,
+/// with the jobs' ids claimed in the Cluster id index of queue `home` first. Returns the
+/// reply and the ids it newly indexed, which the caller drops again when the script refused.
+pub(crate) async fn eval_storing(
+    b: &RedisBackend,
+    script: &Script,
+    slot: Option<&str>,
+    home: &str,
+    head: Args,
+    jobs: &[NewJob],
+    now: i64,
+) -> Result<(Vec<Value>, Vec<JobId>)> {
+    let enq = enqueue_part(jobs, now)?;
+    let indexed = index_batch(b, home, jobs, now).await?;
+    let args = with_head(head, enq);
+    let out = reply::array(b.eval(script, slot, now, &args, Ack::Replicas).await?)?;
+    Ok((out, indexed))
 }
 
 /// A workflow script's own arguments (`M`, then them) followed by enqueue arguments.

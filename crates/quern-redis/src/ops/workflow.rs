@@ -106,11 +106,7 @@ pub(crate) async fn create(b: &RedisBackend, p: WorkflowCreateParams) -> Result<
     for _ in &p.jobs {
         head.s(&w.id);
     }
-    let enq = if p.jobs.is_empty() {
-        None
-    } else {
-        Some(store::atomic_args(&p.jobs, now)?)
-    };
+    let enq = store::enqueue_part(&p.jobs, now)?;
     let taken = || Error::InvalidArgument(format!("a workflow with id {} already exists", w.id));
     let mut indexed = Vec::new();
     if b.cluster() {
@@ -321,22 +317,16 @@ pub(crate) async fn update(b: &RedisBackend, p: WorkflowUpdateParams) -> Result<
     for _ in &p.compensations {
         head.s(&p.id);
     }
-    let enq = if p.compensations.is_empty() {
-        None
-    } else {
-        Some(store::atomic_args(&p.compensations, now)?)
-    };
-    let indexed = store::index_batch(b, &home, &p.compensations, now).await?;
-    let out = reply::array(
-        b.eval(
-            &scripts::WF_UPDATE,
-            store::home_slot(b, &home),
-            now,
-            &store::with_head(head, enq),
-            Ack::Replicas,
-        )
-        .await?,
-    )?;
+    let (out, indexed) = store::eval_storing(
+        b,
+        &scripts::WF_UPDATE,
+        store::home_slot(b, &home),
+        &home,
+        head,
+        &p.compensations,
+        now,
+    )
+    .await?;
     let code = reply::int(&out[0])?;
     if code != 0 {
         store::unindex(b, &indexed).await;
