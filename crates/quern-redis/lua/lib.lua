@@ -123,6 +123,27 @@ local function split_member(m)
   return string.sub(m, 1, sep - 1), string.sub(m, sep + 1)
 end
 
+-- Counts a job's dependency list (`dl`, `queue/id` members) by the dependencies' current
+-- states, for a retry deciding whether the job can still run. `assumed` maps ids to the
+-- state to count instead of the stored one (jobs retried or cancelled earlier in the same
+-- call). A pruned dependency finished long ago: it counts as done without success.
+-- Returns ok, bad, n (successes, failed-terminal, distinct dependencies).
+local function count_deps(list, assumed)
+  local ok, bad, nd = 0, 0, 0
+  for m in string.gmatch(list, '%S+') do
+    nd = nd + 1
+    local dq, did = split_member(m)
+    local dst = assumed[did]
+    if not dst then
+      dst = S_DEAD
+      local ds = redis.call('HGET', jk(dq, did), 's')
+      if ds then dst = tonumber(ds) end
+    end
+    if dst == S_OK then ok = ok + 1 elseif TERM[dst] then bad = bad + 1 end
+  end
+  return ok, bad, nd
+end
+
 -- Records the terminal state `st` (the caller already removed the job from the structure of
 -- its previous state).
 -- The last lease's fields stay (they are shown only while running): one call less.

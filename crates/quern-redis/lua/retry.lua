@@ -9,28 +9,9 @@ local n = tonumber(ARGV[4])
 -- ARGV[5] '1': check only (Cluster runs every queue's check before moving anything).
 local check_only = ARGV[5] == '1'
 
--- Counts a job's dependencies by their current states; jobs retried earlier in this call
--- count as pending. Returns ok, bad, n.
-local function count_deps(list, retried)
-  local ok, bad, nd = 0, 0, 0
-  for m in string.gmatch(list, '%S+') do
-    nd = nd + 1
-    local dq, did = split_member(m)
-    local dst = S_DEAD
-    if retried[did] then
-      dst = S_QUEUED
-    else
-      -- A pruned dependency finished long ago; count it as done without success.
-      local ds = redis.call('HGET', jk(dq, did), 's')
-      if ds then dst = tonumber(ds) end
-    end
-    if dst == S_OK then ok = ok + 1 elseif TERM[dst] then bad = bad + 1 end
-  end
-  return ok, bad, nd
-end
-
 -- Pass 1: check everything, change nothing.
 local jobs = {}
+-- Jobs retried earlier in this call count as pending (queued) for the later ones.
 local retried = {}
 for x = 0, n - 1 do
   local q, id = ARGV[6 + 2 * x], ARGV[7 + 2 * x]
@@ -47,7 +28,7 @@ for x = 0, n - 1 do
       if r == S_SKIPPED then return { 3, x } end
       if r == nil then target = S_BLOCKED end
     end
-    retried[id] = true
+    retried[id] = S_QUEUED
     jobs[#jobs + 1] = { q, id, st, target }
   end
 end

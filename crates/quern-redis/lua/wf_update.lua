@@ -31,7 +31,9 @@ if cur[1] ~= rev then return { 2, tonumber(cur[1]) } end
 -- first within each state, so dependents are cancelled before a dependency's cancel could
 -- skip them.
 local targets = {}
-local cancelled = {}
+-- The state each job will have after this update, where the checks must assume it:
+-- cancelled by the cancel below, queued again by the retry (a retry wins).
+local assumed = {}
 if scope ~= '' then
   local by = { [S_BLOCKED] = {}, [S_SCHED] = {}, [S_QUEUED] = {}, [S_RUNNING] = {} }
   for _, jq in ipairs(redis.call('SMEMBERS', wk(home, 'wfqs:' .. wid))) do
@@ -49,7 +51,7 @@ if scope ~= '' then
     table.sort(by[st], function(x, y) return x[2] > y[2] end)
     for _, t in ipairs(by[st]) do
       targets[#targets + 1] = t
-      cancelled[t[2]] = true
+      assumed[t[2]] = S_CANCELLED
     end
   end
 end
@@ -73,24 +75,11 @@ for x = 1, nretry do
     local st = tonumber(f[1])
     if st ~= S_DEAD and st ~= S_CANCELLED and st ~= S_SKIPPED then return { 5, id, st } end
     if f[2] and f[2] ~= '' then
-      local ok, bad, nd = 0, 0, 0
-      for m in string.gmatch(f[2], '%S+') do
-        nd = nd + 1
-        local dq, did = split_member(m)
-        local dst = S_DEAD
-        if retried[did] then
-          dst = S_QUEUED
-        elseif cancelled[did] then
-          dst = S_CANCELLED
-        else
-          local ds = redis.call('HGET', jk(dq, did), 's')
-          if ds then dst = tonumber(ds) end
-        end
-        if dst == S_OK then ok = ok + 1 elseif TERM[dst] then bad = bad + 1 end
-      end
+      local ok, bad, nd = count_deps(f[2], assumed)
       if resolve(tonumber(f[3]), nd, ok, bad) == S_SKIPPED then return { 6, id } end
     end
     retried[id] = true
+    assumed[id] = S_QUEUED
   end
   rargs[#rargs + 1] = q
   rargs[#rargs + 1] = id

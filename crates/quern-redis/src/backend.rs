@@ -1,14 +1,14 @@
-//! The backend value, its keys, and the one way scripts are called.
+//! The backend value: its connection and settings, the key builders, and where each job's
+//! queue is found (the token → queue cache, then the id index).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use quern::model::Limits;
-use quern::{Capabilities, Error, JobId, Result, SharedClock};
-use redis::{ErrorKind, RedisError, Script, ServerErrorKind, Value};
+use quern::{Capabilities, JobId, Result, SharedClock};
 
-use crate::config::{Durability, RedisConfig};
-use crate::conn::{self, Conn, retrying};
+use crate::config::RedisConfig;
+use crate::conn::{self, Conn};
 
 /// The Redis / Redis Cluster backend. Cheap to clone; every clone shares the connection.
 ///
@@ -34,23 +34,6 @@ pub(crate) struct Inner {
     /// Idle dedicated connections for blocking reads (`work_wait`).
     pub(crate) blockers: Mutex<Vec<Conn>>,
 }
-
-/// Per-queue keys that are not per job.
-const QUEUE_KEYS: [&str; 13] = [
-    "ids",
-    "ready",
-    "sched",
-    "lease",
-    "blocked",
-    "succeeded",
-    "dead",
-    "cancelled",
-    "skipped",
-    "uniq",
-    "rexp",
-    "meta",
-    "wake",
-];
 
 /// Entries above which the token → queue cache is cleared (it only saves a lookup).
 const QUEUE_CACHE_MAX: usize = 200_000;
@@ -119,89 +102,7 @@ impl RedisBackend {
     /// Deletes every key under this backend's prefix (for tests and `quern` admin tools).
     /// Uses SCAN, so it is safe on a live server but not atomic.
     pub async fn destroy_all_keys(&self) -> Result<u64> {
-        let pattern = format!("{}:*", self.prefix());
-        let mut deleted = 0;
-        match &self.inner.conn {
-            Conn::Single(c) => {
-                let mut c = c.clone();
-                let mut cursor: u64 = 0;
-                loop {
-                    let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000)
-                        .query_async(&mut c)
-                        .await
-                        .map_err(conn::map_err)?;
-                    if !keys.is_empty() {
-                        let n: u64 = redis::cmd("UNLINK")
-                            .arg(&keys)
-                            .query_async(&mut c)
-                            .await
-                            .map_err(conn::map_err)?;
-                        deleted += n;
-                    }
-                    if next == 0 {
-                        break;
-                    }
-                    cursor = next;
-                }
-            }
-            Conn::Cluster(_) => {
-                // SCAN does not span a cluster; walk what the registries name instead.
-                for q in self.all_queues().await? {
-                    let ids: Vec<String> = self
-                        .query(
-                            redis::cmd("ZRANGE")
-                                .arg(self.qk(&q, "ids"))
-                                .arg(0)
-                                .arg(-1)
-                                .clone(),
-                        )
-                        .await?;
-                    for chunk in ids.chunks(500) {
-                        let mut cmd = redis::cmd("UNLINK");
-                        for id in chunk {
-                            cmd.arg(self.qk(&q, &format!("j:{id}")))
-                                .arg(self.qk(&q, &format!("dn:{id}")));
-                        }
-                        deleted += self.query::<u64>(cmd).await?;
-                    }
-                    let mut cmd = redis::cmd("UNLINK");
-                    for suffix in QUEUE_KEYS {
-                        cmd.arg(self.qk(&q, suffix));
-                    }
-                    deleted += self.query::<u64>(cmd).await?;
-                }
-                deleted += self.destroy_workflow_keys().await?;
-                let workers: Vec<String> = self
-                    .query(
-                        redis::cmd("ZRANGE")
-                            .arg(self.gk("workers"))
-                            .arg(0)
-                            .arg(-1)
-                            .clone(),
-                    )
-                    .await?;
-                let leaders: Vec<String> = self
-                    .query(redis::cmd("SMEMBERS").arg(self.gk("leaders")).clone())
-                    .await?;
-                let mut cmd = redis::cmd("UNLINK");
-                for w in workers {
-                    cmd.arg(self.gk(&format!("w:{w}")));
-                }
-                for l in leaders {
-                    cmd.arg(self.gk(&format!("leader:{l}")));
-                }
-                for suffix in ["idx", "queues", "workers", "leaders"] {
-                    cmd.arg(self.gk(suffix));
-                }
-                deleted += self.query::<u64>(cmd).await?;
-            }
-        }
-        Ok(deleted)
+        crate::destroy::all_keys(self).await
     }
 
     pub(crate) fn now(&self) -> i64 {
@@ -232,95 +133,6 @@ impl RedisBackend {
             c.dependencies_across_queues = false;
         }
         c
-    }
-
-    /// Runs one command, retrying transient failures.
-    pub(crate) async fn query<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T> {
-        retrying(&self.inner.conn, self.inner.cfg.retry_for, async |mut c| {
-            cmd.query_async::<T>(&mut c).await
-        })
-        .await
-    }
-
-    /// Calls a script. `queue` names the queue whose slot the script runs in (`None`: the
-    /// global slot). With `durability = replicated` and `wait` set, the call also waits for
-    /// the configured replicas to have the write.
-    pub(crate) async fn eval(
-        &self,
-        script: &Script,
-        queue: Option<&str>,
-        now: i64,
-        args: &Args,
-        wait: bool,
-    ) -> Result<Value> {
-        let slot_key = match queue {
-            Some(q) => self.qk(q, "ids"),
-            None => self.gk("queues"),
-        };
-        // Sized up front: a batch enqueue's command is hundreds of KiB, and growing it by
-        // doubling copied it several times (a tenth of the client's time in a profile).
-        let data: usize = args.0.iter().map(Vec::len).sum::<usize>() + slot_key.len() + 128;
-        let mut cmd = redis::Cmd::with_capacity(args.0.len() + 7, data);
-        cmd.arg("EVALSHA")
-            .arg(script.get_hash())
-            .arg(1)
-            .arg(&slot_key)
-            .arg(&self.inner.cfg.prefix)
-            .arg(if self.cluster() { "1" } else { "0" })
-            .arg(now);
-        for a in &args.0 {
-            cmd.arg(a.as_slice());
-        }
-        let wait = wait && self.inner.cfg.durability == Durability::Replicated;
-        let (replicas, timeout) = (
-            self.inner.cfg.replicas,
-            self.inner.cfg.wait_timeout.as_millis() as u64,
-        );
-        let single = !self.cluster();
-        let (value, acked) = retrying(&self.inner.conn, self.inner.cfg.retry_for, async |mut c| {
-            let run = async |c: &mut Conn| -> Result<(Value, i64), RedisError> {
-                if wait && single {
-                    // One round trip, on the connection that wrote: WAIT counts this
-                    // client's writes.
-                    let mut p = redis::pipe();
-                    p.add_command(cmd.clone())
-                        .cmd("WAIT")
-                        .arg(replicas)
-                        .arg(timeout);
-                    let (v, n): (Value, i64) = p.query_async(c).await?;
-                    Ok((v, n))
-                } else {
-                    let v: Value = cmd.query_async(c).await?;
-                    if wait {
-                        let n: i64 = redis::cmd("WAIT")
-                            .arg(replicas)
-                            .arg(timeout)
-                            .query_async(c)
-                            .await?;
-                        Ok((v, n))
-                    } else {
-                        Ok((v, i64::MAX))
-                    }
-                }
-            };
-            match run(&mut c).await {
-                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                    script.load_async(&mut c).await?;
-                    run(&mut c).await
-                }
-                other => other,
-            }
-        })
-        .await?;
-        if let Value::ServerError(e) = &value {
-            return Err(Error::Storage(format!("redis script failed: {e:?}")));
-        }
-        if acked < i64::from(replicas) {
-            return Err(Error::Unavailable(format!(
-                "the write was applied on the primary but only {acked} of {replicas} replica(s) confirmed it within {timeout} ms"
-            )));
-        }
-        Ok(value)
     }
 
     /// Remembers which queue a claimed job is in.
@@ -393,69 +205,5 @@ impl RedisBackend {
             }
         }
         groups
-    }
-}
-
-/// Script arguments after the common prefix / cluster / now.
-#[derive(Default, Debug)]
-pub(crate) struct Args(pub(crate) Vec<Vec<u8>>);
-
-impl Args {
-    pub(crate) fn s(&mut self, v: &str) -> &mut Self {
-        self.0.push(v.as_bytes().to_vec());
-        self
-    }
-    pub(crate) fn n(&mut self, v: i64) -> &mut Self {
-        self.0.push(v.to_string().into_bytes());
-        self
-    }
-    pub(crate) fn b(&mut self, v: Vec<u8>) -> &mut Self {
-        self.0.push(v);
-        self
-    }
-}
-
-/// Helpers to read script replies.
-pub(crate) mod reply {
-    use quern::{Error, Result};
-    use redis::Value;
-
-    pub(crate) fn array(v: Value) -> Result<Vec<Value>> {
-        match v {
-            Value::Array(a) => Ok(a),
-            Value::Nil => Ok(Vec::new()),
-            other => Err(Error::Storage(format!("expected an array, got {other:?}"))),
-        }
-    }
-
-    pub(crate) fn int(v: &Value) -> Result<i64> {
-        match v {
-            Value::Int(i) => Ok(*i),
-            Value::BulkString(b) => std::str::from_utf8(b)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| Error::Storage("expected a number".into())),
-            other => Err(Error::Storage(format!("expected a number, got {other:?}"))),
-        }
-    }
-
-    pub(crate) fn string(v: Value) -> Result<String> {
-        crate::codec::bulk_string(v)
-    }
-}
-
-/// Checks a queue name given to a read or claim (the same rule as for enqueue), so a bad
-/// name is refused instead of producing odd keys.
-pub(crate) fn check_queue(q: &str) -> Result<()> {
-    let ok = !q.is_empty()
-        && q.len() <= 128
-        && q.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument(format!(
-            "queue name {q:?} must be 1-128 characters of letters, digits, '_', '.', ':' or '-'"
-        )))
     }
 }

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use quern::model::{ErrorRecord, Lease, Progress};
+use quern::model::{ErrorRecord, Lease, Progress, truncate_error_message};
 use quern::{Error, Job, JobId, JobState, NewJob, Payload, Priority, RetryPolicy, Trigger};
 use serde::{Deserialize, Serialize};
 
@@ -179,11 +179,9 @@ fn spawned_deps(f: &Fields) -> Result<(Vec<JobId>, Trigger), Error> {
                 .ok_or_else(|| corrupt("dl"))
         })
         .collect::<Result<Vec<JobId>, Error>>()?;
-    let trigger = match num(f, "dt")? {
-        Some(0) => Trigger::AllSuccess,
-        Some(2) => Trigger::AnySuccess,
-        _ => Trigger::AllDone,
-    };
+    // An unknown or missing code is corrupt data: guessing a trigger could run a job its
+    // dependencies forbid.
+    let trigger = Trigger::from_code(num(f, "dt")?.ok_or_else(|| corrupt("dt"))?)?;
     Ok((ids, trigger))
 }
 
@@ -295,56 +293,14 @@ pub(crate) fn decode_job(queue: &str, id: &str, f: &Fields, now: i64) -> Result<
     })
 }
 
-/// Converts the flat `[field, value, field, value…]` reply of HGETALL inside a script.
-pub(crate) fn fields_from_value(v: redis::Value) -> Result<Fields, Error> {
-    let items = match v {
-        redis::Value::Array(items) => items,
-        redis::Value::Map(pairs) => {
-            let mut out = fields_with_capacity(pairs.len());
-            for (k, v) in pairs {
-                out.insert(bulk_string(k)?, bulk_bytes(v)?);
-            }
-            return Ok(out);
-        }
-        redis::Value::Nil => Vec::new(),
-        other => return Err(Error::Storage(format!("unexpected reply {other:?}"))),
+/// An error-history line: the JSON of one [`ErrorRecord`], its message cut as every backend
+/// cuts it ([`truncate_error_message`]).
+pub(crate) fn error_line(rec: &ErrorRecord) -> Result<String, Error> {
+    let rec = ErrorRecord {
+        message: truncate_error_message(&rec.message),
+        ..rec.clone()
     };
-    let mut out = fields_with_capacity(items.len() / 2);
-    let mut it = items.into_iter();
-    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        out.insert(bulk_string(k)?, bulk_bytes(v)?);
-    }
-    Ok(out)
-}
-
-/// The bytes of a bulk-string (or simple-string / integer) reply.
-pub(crate) fn bulk_bytes(v: redis::Value) -> Result<Vec<u8>, Error> {
-    match v {
-        redis::Value::BulkString(b) => Ok(b),
-        redis::Value::SimpleString(s) => Ok(s.into_bytes()),
-        redis::Value::Int(i) => Ok(i.to_string().into_bytes()),
-        other => Err(Error::Storage(format!("unexpected reply {other:?}"))),
-    }
-}
-
-/// The text of a bulk-string reply.
-pub(crate) fn bulk_string(v: redis::Value) -> Result<String, Error> {
-    String::from_utf8(bulk_bytes(v)?).map_err(|_| Error::Storage("non-UTF-8 reply".into()))
-}
-
-/// An error-history line: the JSON of one [`ErrorRecord`], its message cut to 4 KiB.
-pub(crate) fn error_line(rec: &ErrorRecord) -> String {
-    let mut rec = rec.clone();
-    const MAX: usize = 4096;
-    if rec.message.len() > MAX {
-        let mut cut = MAX;
-        while !rec.message.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        rec.message.truncate(cut);
-        rec.message.push('…');
-    }
-    serde_json::to_string(&rec).unwrap_or_default()
+    serde_json::to_string(&rec).map_err(|e| Error::Codec(e.to_string()))
 }
 
 #[cfg(test)]
@@ -393,13 +349,15 @@ mod tests {
                     at: 5,
                     kind: quern::model::ErrorKind::Retryable,
                     message: "a\nb".into()
-                }),
+                })
+                .unwrap(),
                 error_line(&ErrorRecord {
                     attempt: 2,
                     at: 6,
                     kind: quern::model::ErrorKind::Timeout,
                     message: "x".repeat(5000)
                 })
+                .unwrap()
             )
             .into_bytes(),
         );
@@ -497,6 +455,37 @@ mod tests {
         // A hash without its first chunk is corrupt, not an empty payload.
         f.remove("d0");
         assert!(decode_job("q", &nj.id.to_string(), &f, 0).is_err());
+    }
+
+    /// A spawned job's trigger code `dt` is read with the core's rule: an unknown or missing
+    /// code is corrupt data, never a guessed trigger.
+    #[test]
+    fn an_unknown_spawn_trigger_code_is_a_storage_error() {
+        let nj = NewJob::json("send", serde_json::json!({})).unwrap();
+        let mut f = fields_with_capacity(0);
+        f.insert("d0".into(), encode_static(&nj).unwrap());
+        for (k, v) in [("s", "2"), ("r", "7"), ("sp", "1"), ("dl", "")] {
+            f.insert(k.into(), v.as_bytes().to_vec());
+        }
+        let id = nj.id.to_string();
+        for (code, want) in [
+            ("0", Trigger::AllSuccess),
+            ("1", Trigger::AllDone),
+            ("2", Trigger::AnySuccess),
+        ] {
+            f.insert("dt".into(), code.as_bytes().to_vec());
+            assert_eq!(decode_job("q", &id, &f, 0).unwrap().trigger, want);
+        }
+        f.insert("dt".into(), b"7".to_vec());
+        assert!(matches!(
+            decode_job("q", &id, &f, 0),
+            Err(Error::Storage(_))
+        ));
+        f.remove("dt");
+        assert!(matches!(
+            decode_job("q", &id, &f, 0),
+            Err(Error::Storage(_))
+        ));
     }
 
     /// enqueue_plain.lua leaves out `p` and `m` when they are the defaults, and every script

@@ -7,8 +7,8 @@
 //!
 //! Every state transition is one Lua script (see `lua/`), called by SHA and reloaded after
 //! `NOSCRIPT`. All keys of one queue share the hash tag `{<queue>}`, so each script touches
-//! one slot on Cluster. The layout and the reasons for it are in ARCHITECTURE.md
-//! ("Redis backend").
+//! one slot on Cluster. The layout and the reasons for it are in this crate's README.md;
+//! the operations are in `ops/`, one file per area.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), quern::Error> {
@@ -20,16 +20,16 @@
 //! # let _ = backend; Ok(()) }
 //! ```
 
-mod admin;
 mod backend;
 mod codec;
 mod config;
 mod conn;
-mod jobs;
+mod destroy;
+mod eval;
+mod ops;
 mod packed;
+mod reply;
 mod scripts;
-mod wait;
-mod workflows;
 
 use async_trait::async_trait;
 pub use backend::RedisBackend;
@@ -39,6 +39,8 @@ use quern::backend::*;
 use quern::model::{StateCounts, WorkflowRecord};
 use quern::{Backend, Job, JobId, Result};
 
+use ops::admin::Pause;
+
 #[async_trait]
 impl Backend for RedisBackend {
     fn capabilities(&self) -> Capabilities {
@@ -46,135 +48,126 @@ impl Backend for RedisBackend {
     }
 
     async fn job_enqueue(&self, params: EnqueueParams) -> Result<EnqueueResults> {
-        self.enqueue_impl(params).await
+        ops::enqueue::enqueue(self, params).await
     }
 
     async fn job_claim(&self, params: ClaimParams) -> Result<Vec<ClaimedJob>> {
-        self.claim_impl(params).await
+        ops::claim::claim(self, params).await
     }
 
     async fn job_heartbeat(&self, params: HeartbeatParams) -> Result<Vec<Result<quern::Millis>>> {
-        self.heartbeat_impl(params).await
+        ops::lease::heartbeat(self, params).await
     }
 
     async fn job_complete(&self, params: CompleteParams) -> Result<Vec<Result<()>>> {
-        self.complete_impl(params).await
+        ops::lease::complete(self, params).await
     }
 
     async fn job_fail(&self, params: FailParams) -> Result<Vec<Result<()>>> {
-        self.fail_impl(params).await
+        ops::fail::fail(self, params).await
     }
 
     async fn job_release(&self, params: ReleaseParams) -> Result<Vec<Result<()>>> {
-        self.release_impl(params).await
+        ops::lease::release(self, params).await
     }
 
     async fn job_cancel(&self, params: CancelParams) -> Result<Job> {
-        self.cancel_impl(params).await
+        ops::admin::cancel(self, params).await
     }
 
     async fn job_get(&self, params: JobGetParams) -> Result<Option<Job>> {
-        let id = params.id;
-        self.get_impl(id).await
+        ops::read::get(self, params.id).await
     }
 
     async fn job_get_many(&self, params: JobGetManyParams) -> Result<Vec<Option<Job>>> {
-        let ids = params.ids.as_slice();
-        self.get_many_impl(ids).await
+        ops::read::get_many(self, params.ids.as_slice()).await
     }
 
     async fn job_list(&self, params: ListParams) -> Result<JobPage> {
-        self.list_impl(params).await
+        ops::read::list(self, params).await
     }
 
     async fn job_retry(&self, params: RetryParams) -> Result<Vec<JobId>> {
-        self.retry_impl(params).await
+        ops::admin::retry(self, params).await
     }
 
     async fn job_prune(&self, params: PruneParams) -> Result<PruneReport> {
-        self.prune_impl(params).await
+        ops::admin::prune(self, params).await
     }
 
     async fn lease_rescue(&self, params: RescueParams) -> Result<RescueReport> {
-        self.rescue_impl(params).await
+        ops::admin::rescue(self, params).await
     }
 
     async fn work_wait(&self, params: WaitParams) -> Result<()> {
-        self.wait_impl(params).await
+        ops::wait::wait(self, params).await
     }
 
     async fn workflow_create(&self, params: WorkflowCreateParams) -> Result<WorkflowRecord> {
-        self.workflow_create_impl(params).await
+        ops::workflow::create(self, params).await
     }
 
     async fn workflow_get(&self, params: WorkflowParams) -> Result<Option<WorkflowRecord>> {
-        let id = params.id.as_str();
-        self.workflow_get_impl(id).await
+        ops::workflow::get(self, params.id.as_str()).await
     }
 
     async fn workflow_list(&self, params: WorkflowListParams) -> Result<WorkflowPage> {
-        self.workflow_list_impl(params).await
+        ops::workflow::list(self, params).await
     }
 
     async fn workflow_update(&self, params: WorkflowUpdateParams) -> Result<WorkflowRecord> {
-        self.workflow_update_impl(params).await
+        ops::workflow::update(self, params).await
     }
 
     async fn workflow_counts(&self, params: WorkflowParams) -> Result<StateCounts> {
-        let id = params.id.as_str();
-        self.workflow_counts_impl(id).await
+        ops::workflow::counts(self, params.id.as_str()).await
     }
 
     async fn queue_list(&self) -> Result<Vec<QueueInfo>> {
-        self.queue_list_impl().await
+        ops::admin::queue_list(self).await
     }
 
     async fn queue_stats(&self, params: QueueParams) -> Result<QueueInfo> {
-        let queue = params.queue.as_str();
-        self.queue_stats_impl(queue).await
+        ops::admin::queue_stats(self, params.queue.as_str()).await
     }
 
     async fn queue_pause(&self, params: QueueParams) -> Result<()> {
-        let queue = params.queue.as_str();
-        self.queue_pause_impl(queue, true).await
+        ops::admin::queue_pause(self, params.queue.as_str(), Pause::Pause).await
     }
 
     async fn queue_resume(&self, params: QueueParams) -> Result<()> {
-        let queue = params.queue.as_str();
-        self.queue_pause_impl(queue, false).await
+        ops::admin::queue_pause(self, params.queue.as_str(), Pause::Resume).await
     }
 
     async fn worker_register(&self, info: WorkerInfo) -> Result<()> {
-        self.worker_register_impl(info).await
+        ops::coord::worker_register(self, info).await
     }
 
     async fn worker_heartbeat(&self, params: WorkerHeartbeatParams) -> Result<()> {
-        self.worker_heartbeat_impl(params).await
+        ops::coord::worker_heartbeat(self, params).await
     }
 
     async fn worker_deregister(&self, params: WorkerDeregisterParams) -> Result<()> {
-        let id = params.id.as_str();
-        self.worker_deregister_impl(id).await
+        ops::coord::worker_deregister(self, params.id.as_str()).await
     }
 
     async fn worker_list(&self) -> Result<Vec<WorkerInfo>> {
-        self.worker_list_impl().await
+        ops::coord::worker_list(self).await
     }
 
     async fn leader_acquire(&self, params: LeaderParams) -> Result<bool> {
-        self.leader_acquire_impl(params).await
+        ops::coord::leader_acquire(self, params).await
     }
 
     async fn leader_renew(&self, params: LeaderParams) -> Result<bool> {
-        self.leader_renew_impl(params).await
+        ops::coord::leader_renew(self, params).await
     }
 
     async fn leader_release(&self, params: LeaderParams) -> Result<()> {
-        self.leader_release_impl(params).await
+        ops::coord::leader_release(self, params).await
     }
 
     async fn leader_get(&self, params: LeaderGetParams) -> Result<Option<LeaderInfo>> {
-        let name = params.name.as_str();
-        self.leader_get_impl(name).await
+        ops::coord::leader_get(self, params.name.as_str()).await
     }
 }

@@ -107,6 +107,35 @@ script!(LEADER, "leader.lua");
 script!(PAUSE, "pause.lua");
 script!(INDEX, "index.lua");
 
+/// A workflow script: what it uses of `lib.lua`, then the enqueue and retry script bodies
+/// wrapped as functions (`ENQ(argv)`, `RETRY(argv)`), then `wf_lib.lua`, then its own body.
+/// So a workflow's record and its jobs are stored (or a spawn's children and its parent's
+/// change) in one atomic step that runs the very same enqueue and retry code as
+/// `job_enqueue` and `job_retry`: no second copy to drift.
+macro_rules! wf_script {
+    ($name:ident, $file:literal) => {
+        pub(crate) static $name: LazyLock<Script> = LazyLock::new(|| {
+            Script::new(&with_lib(concat!(
+                "\nlocal function ENQ(ARGV)\n",
+                include_str!("../lua/enqueue.lua"),
+                "\nend\nlocal function RETRY(ARGV)\n",
+                include_str!("../lua/retry.lua"),
+                "\nend\n",
+                include_str!("../lua/wf_lib.lua"),
+                include_str!(concat!("../lua/", $file))
+            )))
+        });
+    };
+}
+
+wf_script!(WF_ENQUEUE, "wf_enqueue.lua");
+wf_script!(WF_CREATE, "wf_create.lua");
+wf_script!(WF_UPDATE, "wf_update.lua");
+wf_script!(WF_COUNTS, "wf_counts.lua");
+wf_script!(WF_LIST, "wf_list.lua");
+wf_script!(WF_SKIP, "wf_skip.lua");
+wf_script!(WF_SPAWN, "wf_spawn.lua");
+
 #[cfg(test)]
 mod tests {
     use super::*;

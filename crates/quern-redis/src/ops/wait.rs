@@ -11,64 +11,67 @@
 use std::time::Duration;
 
 use quern::backend::WaitParams;
+use quern::model::validate_queue_name;
 use quern::{Error, Result};
 use redis::Value;
 
-use crate::backend::{Args, RedisBackend, reply};
+use crate::backend::RedisBackend;
 use crate::conn::{self, Conn};
-use crate::{codec, scripts};
+use crate::eval::{Ack, Args};
+use crate::{codec, reply, scripts};
 
 /// Longest single block; longer waits return early (a spurious wake-up is allowed).
 const MAX_BLOCK: Duration = Duration::from_secs(30);
 
-impl RedisBackend {
-    pub(crate) async fn wait_impl(&self, params: WaitParams) -> Result<()> {
-        if params.queues.is_empty() {
-            tokio::time::sleep(params.timeout).await;
+/// `work_wait`: returns when a listed queue may have work, or after the timeout.
+pub(crate) async fn wait(b: &RedisBackend, params: WaitParams) -> Result<()> {
+    if params.queues.is_empty() {
+        tokio::time::sleep(params.timeout).await;
+        return Ok(());
+    }
+    for q in &params.queues {
+        validate_queue_name(q)?;
+    }
+    let now = b.now();
+    let mut block = params.timeout.min(MAX_BLOCK);
+    // Peek: per slot group on Cluster, all at once on a single node.
+    let mut streams: Vec<(String, String)> = Vec::new();
+    for (q, members) in b.group_by_queue(&params.queues) {
+        let mut args = Args::default();
+        args.s(&codec::score_bound(params.more_urgent_than));
+        for m in &members {
+            args.s(&params.queues[*m]);
+        }
+        let r = reply::array(
+            b.eval(&scripts::PEEK, Some(&q), now, &args, Ack::Primary)
+                .await?,
+        )?;
+        if reply::int(&r[0])? == 1 {
             return Ok(());
         }
-        for q in &params.queues {
-            crate::backend::check_queue(q)?;
+        let due = reply::string(r[1].clone())?;
+        if let Ok(due) = due.parse::<i64>() {
+            let until = Duration::from_millis((due - now).max(1) as u64);
+            block = block.min(until);
         }
-        let now = self.now();
-        let mut block = params.timeout.min(MAX_BLOCK);
-        // Peek: per slot group on Cluster, all at once on a single node.
-        let mut streams: Vec<(String, String)> = Vec::new();
-        for (q, members) in self.group_by_queue(&params.queues) {
-            let mut args = Args::default();
-            args.s(&codec::score_bound(params.more_urgent_than));
-            for m in &members {
-                args.s(&params.queues[*m]);
-            }
-            let r = reply::array(
-                self.eval(&scripts::PEEK, Some(&q), now, &args, false)
-                    .await?,
-            )?;
-            if reply::int(&r[0])? == 1 {
-                return Ok(());
-            }
-            let due = reply::string(r[1].clone())?;
-            if let Ok(due) = due.parse::<i64>() {
-                let until = Duration::from_millis((due - now).max(1) as u64);
-                block = block.min(until);
-            }
-            for (m, id) in members.iter().zip(r.into_iter().skip(2)) {
-                streams.push((params.queues[*m].clone(), reply::string(id)?));
-            }
-        }
-        let block = block.max(Duration::from_millis(1));
-        if self.cluster() {
-            // Streams of different queues live in different slots: one reader each.
-            let reads = streams
-                .into_iter()
-                .map(|s| Box::pin(self.block_read(vec![s], block)));
-            let (r, _, _) = futures_select_ok(reads).await;
-            r
-        } else {
-            self.block_read(streams, block).await
+        for (m, id) in members.iter().zip(r.into_iter().skip(2)) {
+            streams.push((params.queues[*m].clone(), reply::string(id)?));
         }
     }
+    let block = block.max(Duration::from_millis(1));
+    if b.cluster() {
+        // Streams of different queues live in different slots: one reader each.
+        let reads = streams
+            .into_iter()
+            .map(|s| Box::pin(b.block_read(vec![s], block)));
+        let (r, _, _) = futures_select_ok(reads).await;
+        r
+    } else {
+        b.block_read(streams, block).await
+    }
+}
 
+impl RedisBackend {
     async fn block_read(&self, streams: Vec<(String, String)>, block: Duration) -> Result<()> {
         let idle = self.inner.blockers.lock().unwrap().pop();
         let mut conn = match idle {

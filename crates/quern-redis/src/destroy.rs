@@ -1,0 +1,137 @@
+//! Deleting every key under a prefix ([`RedisBackend::destroy_all_keys`]): a SCAN on one
+//! node; on Cluster, where SCAN does not span the masters, a walk over what the registries
+//! name (queues, their jobs, workflows, workers, leader leases).
+
+use std::collections::HashSet;
+
+use quern::Result;
+use quern::model::WorkflowState;
+
+use crate::backend::RedisBackend;
+use crate::conn::{self, Conn};
+
+/// Per-queue keys that are not per job.
+const QUEUE_KEYS: [&str; 13] = [
+    "ids",
+    "ready",
+    "sched",
+    "lease",
+    "blocked",
+    "succeeded",
+    "dead",
+    "cancelled",
+    "skipped",
+    "uniq",
+    "rexp",
+    "meta",
+    "wake",
+];
+
+/// [`RedisBackend::destroy_all_keys`].
+pub(crate) async fn all_keys(b: &RedisBackend) -> Result<u64> {
+    let pattern = format!("{}:*", b.prefix());
+    let mut deleted = 0;
+    match &b.inner.conn {
+        Conn::Single(c) => {
+            let mut c = c.clone();
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut c)
+                    .await
+                    .map_err(conn::map_err)?;
+                if !keys.is_empty() {
+                    let n: u64 = redis::cmd("UNLINK")
+                        .arg(&keys)
+                        .query_async(&mut c)
+                        .await
+                        .map_err(conn::map_err)?;
+                    deleted += n;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Conn::Cluster(_) => {
+            // SCAN does not span a cluster; walk what the registries name instead.
+            for q in b.all_queues().await? {
+                let ids: Vec<String> = b
+                    .query(
+                        redis::cmd("ZRANGE")
+                            .arg(b.qk(&q, "ids"))
+                            .arg(0)
+                            .arg(-1)
+                            .clone(),
+                    )
+                    .await?;
+                for chunk in ids.chunks(500) {
+                    let mut cmd = redis::cmd("UNLINK");
+                    for id in chunk {
+                        cmd.arg(b.qk(&q, &format!("j:{id}")))
+                            .arg(b.qk(&q, &format!("dn:{id}")));
+                    }
+                    deleted += b.query::<u64>(cmd).await?;
+                }
+                let mut cmd = redis::cmd("UNLINK");
+                for suffix in QUEUE_KEYS {
+                    cmd.arg(b.qk(&q, suffix));
+                }
+                deleted += b.query::<u64>(cmd).await?;
+            }
+            deleted += workflow_keys(b).await?;
+            let workers = crate::ops::coord::worker_ids(b).await?;
+            let leaders: Vec<String> = b
+                .query(redis::cmd("SMEMBERS").arg(b.gk("leaders")).clone())
+                .await?;
+            let mut cmd = redis::cmd("UNLINK");
+            for w in workers {
+                cmd.arg(b.gk(&format!("w:{w}")));
+            }
+            for l in leaders {
+                cmd.arg(b.gk(&format!("leader:{l}")));
+            }
+            for suffix in ["idx", "queues", "workers", "leaders"] {
+                cmd.arg(b.gk(suffix));
+            }
+            deleted += b.query::<u64>(cmd).await?;
+        }
+    }
+    Ok(deleted)
+}
+
+/// Cluster: deletes every workflow key (SCAN does not span a cluster). Returns how many.
+async fn workflow_keys(b: &RedisBackend) -> Result<u64> {
+    let homes: Vec<(String, String)> = b
+        .query(redis::cmd("HGETALL").arg(b.gk("wfq")).clone())
+        .await?;
+    let mut deleted = 0;
+    for (id, home) in homes {
+        let mut cmd = redis::cmd("UNLINK");
+        cmd.arg(b.qk(&home, &format!("wf:{id}")))
+            .arg(b.qk(&home, &format!("wfj:{id}")))
+            .arg(b.qk(&home, &format!("wfqs:{id}")));
+        deleted += b.query::<u64>(cmd).await?;
+    }
+    let homes: HashSet<String> = b
+        .query(redis::cmd("SMEMBERS").arg(b.gk("wfhomes")).clone())
+        .await?;
+    for home in homes {
+        let mut cmd = redis::cmd("UNLINK");
+        cmd.arg(b.qk(&home, "wfs:all"));
+        for s in WorkflowState::ALL {
+            cmd.arg(b.qk(&home, &format!("wfs:{}", s.as_i64())));
+        }
+        deleted += b.query::<u64>(cmd).await?;
+    }
+    let mut cmd = redis::cmd("UNLINK");
+    cmd.arg(b.gk("wfq")).arg(b.gk("wfhomes"));
+    deleted += b.query::<u64>(cmd).await?;
+    Ok(deleted)
+}
