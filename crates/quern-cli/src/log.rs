@@ -1,4 +1,10 @@
-//! Everything the CLI writes to stderr: the tracing logs and its own one-line messages.
+//! Everything the CLI writes to stderr (the tracing logs and its own one-line messages),
+//! and its writes to stdout.
+//!
+//! Stdout may be closed by its reader (`quern jobs list | head -1`): `println!` panics then,
+//! with a backtrace. Here the command stops quietly instead, with exit status 141 (128 +
+//! SIGPIPE, what a Unix tool killed by SIGPIPE reports), which `set -o pipefail` scripts
+//! recognise; whatever the command did before writing (an enqueue, a retry) is already done.
 //!
 //! Stderr may be broken: a closed pipe (`quern worker 2>&1 | head -3`), a full disk
 //! (`2>/dev/full`). Rust's `eprintln!` panics then, and tracing-subscriber reports a failed
@@ -30,6 +36,35 @@ macro_rules! say {
     };
 }
 pub(crate) use say;
+
+/// Exit status when stdout was closed by its reader (128 + SIGPIPE).
+pub const EXIT_STDOUT_CLOSED: i32 = 141;
+
+/// Writes one line to stdout. If the reader has gone (a broken pipe), the process exits at
+/// once with [`EXIT_STDOUT_CLOSED`]; any other write error is dropped like a stderr line.
+pub fn stdout_line(line: fmt::Arguments<'_>) {
+    stdout_text(format_args!("{line}\n"));
+}
+
+/// Writes text to stdout as it is (no newline added), like [`stdout_line`].
+pub fn stdout_text(text: fmt::Arguments<'_>) {
+    let mut out = io::stdout().lock();
+    match out.write_fmt(text).and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => std::process::exit(EXIT_STDOUT_CLOSED),
+        Err(_) => {
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// `println!` that never panics: see [`stdout_line`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::log::stdout_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use out;
 
 /// At exit: says how many lines were lost, if any, in case stderr works again.
 pub fn report_dropped() {

@@ -6,6 +6,7 @@ use quern::Millis;
 use serde::Serialize;
 
 use crate::error::CliError;
+use crate::log::out;
 
 /// Output mode of this invocation.
 #[derive(Clone, Copy, Debug)]
@@ -19,7 +20,7 @@ impl Out {
     pub fn emit<T: Serialize>(&self, value: &T, human: impl FnOnce()) {
         if self.json {
             match serde_json::to_string(value) {
-                Ok(s) => println!("{s}"),
+                Ok(s) => out!("{s}"),
                 Err(e) => crate::log::say!("error: cannot encode output as JSON: {e}"),
             }
         } else {

@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::cli::BenchArgs;
 use crate::cmd::Ctx;
 use crate::error::{CliError, CliResult};
+use crate::log::out;
 use crate::store::{Open, open_store};
 
 /// The figures `quern bench` reports (`--json` prints exactly this).
@@ -103,9 +104,13 @@ pub async fn run(ctx: &Ctx, args: BenchArgs) -> CliResult<u8> {
 
 fn print_report(r: &Report) {
     let s = &r.setup;
-    println!(
+    out!(
         "quern bench {} on {} ({}), {} jobs, payload ~{} B",
-        s.version, s.store, s.backend, s.jobs, s.payload_bytes
+        s.version,
+        s.store,
+        s.backend,
+        s.jobs,
+        s.payload_bytes
     );
     let mut t = crate::output::table(&["metric", "value"]);
     let rows: Vec<(String, String)> = vec![
@@ -150,7 +155,7 @@ fn print_report(r: &Report) {
     for (k, v) in rows {
         t.add_row(vec![k, v]);
     }
-    println!("{t}");
+    out!("{t}");
 }
 
 /// Jobs per second, rounded to one decimal.

@@ -8,6 +8,7 @@ use quern::{Backend, JobState};
 use crate::cli::{DlqCmd, QueuesCmd, WorkersCmd};
 use crate::cmd::Ctx;
 use crate::error::CliResult;
+use crate::log::out;
 use crate::output::{age, opt_time, table};
 use crate::store::Open;
 
@@ -18,7 +19,7 @@ pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
             let queues = backend.queue_list().await?;
             ctx.out.emit(&serde_json::json!({ "queues": queues }), || {
                 if queues.is_empty() {
-                    println!("no queues");
+                    out!("no queues");
                     return;
                 }
                 let mut header = vec!["QUEUE", "PAUSED"];
@@ -31,21 +32,21 @@ pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
                     row.push(opt_time(q.oldest_queued_at));
                     t.add_row(row);
                 }
-                println!("{t}");
+                out!("{t}");
             });
         }
         QueuesCmd::Pause { queue } => {
             backend.queue_pause((&queue).into()).await?;
             ctx.out
                 .emit(&serde_json::json!({"queue": queue, "paused": true}), || {
-                    println!("queue {queue} paused")
+                    out!("queue {queue} paused")
                 });
         }
         QueuesCmd::Resume { queue } => {
             backend.queue_resume((&queue).into()).await?;
             ctx.out.emit(
                 &serde_json::json!({"queue": queue, "paused": false}),
-                || println!("queue {queue} resumed"),
+                || out!("queue {queue} resumed"),
             );
         }
     }
@@ -99,7 +100,7 @@ pub async fn dlq(ctx: &Ctx, cmd: DlqCmd) -> CliResult<u8> {
             let ids = backend.job_retry(RetryParams { target, limit }).await?;
             ctx.out.emit(
                 &serde_json::json!({"replayed": ids.len(), "ids": ids}),
-                || println!("replayed {} job(s)", ids.len()),
+                || out!("replayed {} job(s)", ids.len()),
             );
         }
     }
@@ -124,7 +125,7 @@ pub async fn workers(ctx: &Ctx, cmd: WorkersCmd) -> CliResult<u8> {
                 .collect();
             ctx.out.emit(&serde_json::json!({ "workers": rows }), || {
                 if workers.is_empty() {
-                    println!("no workers");
+                    out!("no workers");
                     return;
                 }
                 let mut t = table(&[
@@ -154,7 +155,7 @@ pub async fn workers(ctx: &Ctx, cmd: WorkersCmd) -> CliResult<u8> {
                         age(w.last_seen_at, now),
                     ]);
                 }
-                println!("{t}");
+                out!("{t}");
             });
         }
     }

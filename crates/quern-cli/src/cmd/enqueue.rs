@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::cli::EnqueueArgs;
 use crate::cmd::Ctx;
 use crate::error::{CliError, CliResult};
+use crate::log::out;
 use crate::store::Open;
 
 pub async fn run(ctx: &Ctx, args: EnqueueArgs) -> CliResult<u8> {
@@ -62,7 +63,7 @@ async fn single(ctx: &Ctx, args: EnqueueArgs) -> CliResult<u8> {
         .pop()
         .ok_or_else(|| CliError::failed("storage", "the store returned no enqueue result"))?
         .map_err(without_index)?;
-    ctx.out.emit(&outcome, || println!("{}", outcome.id));
+    ctx.out.emit(&outcome, || out!("{}", outcome.id));
     Ok(0)
 }
 
@@ -240,7 +241,7 @@ async fn batch(ctx: &Ctx, file: &Path, atomic: bool) -> CliResult<u8> {
     ctx.out.emit(&doc, || {
         for r in &out {
             match (&r.id, &r.error) {
-                (Some(id), _) => println!("{id}"),
+                (Some(id), _) => out!("{id}"),
                 (None, Some(e)) => crate::log::say!(
                     "line {}: {}",
                     r.line,

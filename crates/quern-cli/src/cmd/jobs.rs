@@ -8,6 +8,7 @@ use quern::{Job, JobId, JobState};
 use crate::cli::{JobsCmd, JobsListArgs};
 use crate::cmd::Ctx;
 use crate::error::{CliError, CliResult};
+use crate::log::out;
 use crate::output::{opt_time, short_text, table, time};
 use crate::store::Open;
 
@@ -43,7 +44,7 @@ async fn list(ctx: &Ctx, a: JobsListArgs) -> CliResult<u8> {
 pub fn print_jobs(ctx: &Ctx, jobs: &[Job]) {
     ctx.out.emit(&serde_json::json!({ "jobs": jobs }), || {
         if jobs.is_empty() {
-            println!("no jobs");
+            out!("no jobs");
             return;
         }
         let mut t = table(&[
@@ -71,7 +72,7 @@ pub fn print_jobs(ctx: &Ctx, jobs: &[Job]) {
                     .unwrap_or_default(),
             ]);
         }
-        println!("{t}");
+        out!("{t}");
     });
 }
 
@@ -164,18 +165,18 @@ fn print_job(j: &Job) {
         ),
     ];
     for (k, v) in rows {
-        println!("{k:<11} {v}");
+        out!("{k:<11} {v}");
     }
     if j.errors.is_empty() {
-        println!("{:<11} -", "errors");
+        out!("{:<11} -", "errors");
     } else {
-        println!("errors");
+        out!("errors");
         for e in &j.errors {
             let kind = serde_json::to_value(e.kind)
                 .ok()
                 .and_then(|v| v.as_str().map(String::from))
                 .unwrap_or_default();
-            println!(
+            out!(
                 "  #{:<3} {} {kind:<13} {}",
                 e.attempt,
                 time(e.at),
@@ -195,7 +196,7 @@ async fn cancel(ctx: &Ctx, id: JobId) -> CliResult<u8> {
         .await?;
     ctx.out.emit(
         &serde_json::json!({"id": job.id, "state": job.state}),
-        || println!("{} {}", job.id, job.state),
+        || out!("{} {}", job.id, job.state),
     );
     Ok(0)
 }
@@ -220,7 +221,7 @@ async fn retry(ctx: &Ctx, id: JobId) -> CliResult<u8> {
         .ok_or(quern::Error::JobNotFound(id))?;
     ctx.out.emit(
         &serde_json::json!({"id": job.id, "state": job.state}),
-        || println!("{} {}", job.id, job.state),
+        || out!("{} {}", job.id, job.state),
     );
     Ok(0)
 }
@@ -254,10 +255,10 @@ async fn wait(ctx: &Ctx, id: JobId, timeout: Option<Duration>) -> CliResult<u8> 
     ctx.out.emit(
         &serde_json::json!({"id": job.id, "state": job.state, "result": result, "error": error}),
         || match (&job.state, &result, &error) {
-            (JobState::Succeeded, Some(r), _) => println!("{} succeeded: {r}", job.id),
-            (JobState::Succeeded, None, _) => println!("{} succeeded", job.id),
-            (s, _, Some(e)) => println!("{} {s}: {e}", job.id),
-            (s, _, None) => println!("{} {s}", job.id),
+            (JobState::Succeeded, Some(r), _) => out!("{} succeeded: {r}", job.id),
+            (JobState::Succeeded, None, _) => out!("{} succeeded", job.id),
+            (s, _, Some(e)) => out!("{} {s}: {e}", job.id),
+            (s, _, None) => out!("{} {s}", job.id),
         },
     );
     Ok(if job.state == JobState::Succeeded {

@@ -9,6 +9,7 @@ use quern::maintenance::Pruner;
 use crate::cli::{PruneArgs, RetentionArgs};
 use crate::cmd::Ctx;
 use crate::error::CliResult;
+use crate::log::out;
 use crate::settings::RetentionSettings;
 use crate::store::Open;
 
@@ -88,7 +89,7 @@ pub async fn run(ctx: &Ctx, args: PruneArgs) -> CliResult<u8> {
                 )
             })
             .collect();
-        println!(
+        out!(
             "{verb} {} finished job(s): {}",
             report.jobs_deleted,
             per_state.join(", ")
@@ -98,7 +99,7 @@ pub async fn run(ctx: &Ctx, args: PruneArgs) -> CliResult<u8> {
         } else {
             "dropped"
         };
-        println!("{verb} {} expired result(s)", report.results_expired);
+        out!("{verb} {} expired result(s)", report.results_expired);
     });
     Ok(0)
 }

@@ -9,6 +9,7 @@ on_every_store!(
     show_has_state_attempts_result_errors_and_progress,
     cancel_retry_and_wait,
     cancel_a_running_job_and_wait_for_one,
+    a_closed_stdout_stops_a_listing_quietly,
 );
 
 fn list_filters_by_queue_state_kind_and_limit(env: Env) {
@@ -144,4 +145,36 @@ fn cancel_a_running_job_and_wait_for_one(mut env: Env) {
     let out = env.json(&["jobs", "wait", &id, "--timeout", "20s"]);
     assert_eq!(out["state"], "succeeded", "{out}");
     assert_eq!(state(&env.job(&id)), "succeeded");
+}
+
+/// `quern jobs list | head -1`: when the reader closes stdout, the command stops quietly
+/// with exit status 141 (128 + SIGPIPE) instead of panicking with a backtrace (`println!`
+/// panicked on the broken pipe), in the table and in `--json`.
+fn a_closed_stdout_stops_a_listing_quietly(env: Env) {
+    use std::io::Read;
+    // 1,200 jobs: their listing is larger than a pipe's buffer (so it meets the closed
+    // pipe), while the enqueue's own output of ids still fits in one.
+    let lines = "{\"kind\": \"quern.noop\"}\n".repeat(1200);
+    std::fs::write(env.path("jobs.jsonl"), lines).unwrap();
+    env.ok(&["enqueue", "--batch", "jobs.jsonl"]);
+    for json in [false, true] {
+        let mut args = vec!["jobs", "list", "--limit", "1200"];
+        if json {
+            args.push("--json");
+        }
+        let mut child = env
+            .command(&args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 64];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        // The read end is dropped here: the rest of the listing meets a closed pipe.
+        let out = crate::support::wait_output(child, Duration::from_secs(30), &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "json={json}: {stderr}");
+        assert_eq!(out.status.code(), Some(141), "json={json}: {stderr}");
+    }
 }

@@ -29,6 +29,7 @@ use super::view::View;
 use crate::cli::{FollowArgs, WorkflowRunArgs};
 use crate::cmd::Ctx;
 use crate::error::{CliError, CliResult, EXIT_FAILED};
+use crate::log::out;
 use crate::store::Open;
 
 /// How often the follower advances the workflow and redraws.
@@ -44,7 +45,7 @@ pub async fn run(ctx: &Ctx, a: WorkflowRunArgs) -> CliResult<u8> {
     if a.follow.detach {
         ctx.out.emit(
             &serde_json::json!({"id": rec.id, "name": rec.name, "state": rec.state}),
-            || println!("{}", rec.id),
+            || out!("{}", rec.id),
         );
         return Ok(0);
     }
@@ -59,7 +60,7 @@ pub async fn retry(ctx: &Ctx, id: &str, args: FollowArgs) -> CliResult<u8> {
     if args.detach {
         ctx.out.emit(
             &serde_json::json!({"id": id, "state": report.record.state, "tasks": report.tasks}),
-            || println!("workflow {id} running again: {}", report.tasks.join(", ")),
+            || out!("workflow {id} running again: {}", report.tasks.join(", ")),
         );
         return Ok(0);
     }
@@ -249,7 +250,7 @@ async fn follow(
     let ok = st.record.state == WorkflowState::Succeeded;
     ctx.out.emit(&st, || {
         print_status(&st);
-        println!(
+        out!(
             "workflow {} {} in {:.1}s ({})",
             st.record.name,
             st.record.state,

@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::load_or_report;
 use crate::cmd::Ctx;
 use crate::error::{CliError, CliResult};
+use crate::log::out;
 use crate::output::{opt_time, short_text, table, time};
 use crate::store::Open;
 
@@ -30,7 +31,7 @@ pub fn validate(ctx: &Ctx, file: &Path, vars: &[(String, Value)]) -> CliResult<u
             "levels": levels,
         }),
         || {
-            println!(
+            out!(
                 "{} is valid: workflow {}, {} task{}, {} level{}",
                 file.display(),
                 plan.name(),
@@ -39,7 +40,7 @@ pub fn validate(ctx: &Ctx, file: &Path, vars: &[(String, Value)]) -> CliResult<u
                 levels.len(),
                 if levels.len() == 1 { "" } else { "s" },
             );
-            print!("{}", plan.levels_text());
+            crate::log::stdout_text(format_args!("{}", plan.levels_text()));
         },
     );
     Ok(0)
@@ -79,8 +80,9 @@ pub async fn graph(
             st.task(task).and_then(|t| t.state).map(|s| s.to_string())
         })
     };
-    ctx.out
-        .emit(&serde_json::json!({ "graph": text }), || print!("{text}"));
+    ctx.out.emit(&serde_json::json!({ "graph": text }), || {
+        crate::log::stdout_text(format_args!("{text}"))
+    });
     Ok(0)
 }
 
@@ -112,16 +114,16 @@ pub fn print_status(st: &WorkflowStatus) {
         (WorkflowState::Running, quern::model::WorkflowPhase::Compensating) => " (compensating)",
         _ => "",
     };
-    println!("workflow {} ({}): {}{phase}", r.id, r.name, r.state);
-    println!(
+    out!("workflow {} ({}): {}{phase}", r.id, r.name, r.state);
+    out!(
         "created {}, finished {}",
         time(r.created_at),
         opt_time(r.finished_at)
     );
     if let Some(e) = &r.error {
-        println!("error: {e}");
+        out!("error: {e}");
     }
-    println!("jobs: {}", counts_text(&st.counts));
+    out!("jobs: {}", counts_text(&st.counts));
     let mut t = table(&["LEVEL", "TASK", "KIND", "STATE", "ATTEMPTS", "NOTE"]);
     for task in &st.tasks {
         let note = match (task.state, &task.last_error, task.instances) {
@@ -141,9 +143,9 @@ pub fn print_status(st: &WorkflowStatus) {
             note,
         ]);
     }
-    println!("{t}");
+    out!("{t}");
     if !st.compensations.is_empty() {
-        println!("compensations, in the order they run:");
+        out!("compensations, in the order they run:");
         for c in &st.compensations {
             let which = match c.index {
                 Some(i) => format!("{} (instance {i})", c.task),
@@ -157,7 +159,7 @@ pub fn print_status(st: &WorkflowStatus) {
                 (Some(JobState::Succeeded), _) | (_, None) => String::new(),
                 (_, Some(e)) => format!(": {}", short_text(e, 60)),
             };
-            println!("  undo {which}: {state}{note}");
+            out!("  undo {which}: {state}{note}");
         }
     }
 }
@@ -188,7 +190,7 @@ pub async fn list(ctx: &Ctx, state: Option<WorkflowState>, limit: usize) -> CliR
         .collect();
     ctx.out.emit(&serde_json::json!({ "workflows": json }), || {
         if rows.is_empty() {
-            println!("no workflows");
+            out!("no workflows");
             return;
         }
         let mut t = table(&["ID", "NAME", "STATE", "JOBS", "CREATED", "ERROR"]);
@@ -205,7 +207,7 @@ pub async fn list(ctx: &Ctx, state: Option<WorkflowState>, limit: usize) -> CliR
                     .unwrap_or_default(),
             ]);
         }
-        println!("{t}");
+        out!("{t}");
     });
     Ok(0)
 }
@@ -216,9 +218,10 @@ pub async fn cancel(ctx: &Ctx, id: &str, reason: Option<String>) -> CliResult<u8
         .await
         .map_err(not_now)?;
     ctx.out.emit(&rec, || {
-        println!(
+        out!(
             "workflow {} ({}) cancelled: waiting tasks cancelled, running ones told to stop",
-            rec.id, rec.name
+            rec.id,
+            rec.name
         )
     });
     Ok(0)

@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::cli::WorkflowCmd;
 use crate::cmd::Ctx;
 use crate::error::{CliError, CliResult, EXIT_FAILED};
+use crate::log::out;
 
 pub async fn run(ctx: &Ctx, cmd: WorkflowCmd) -> CliResult<u8> {
     match cmd {
@@ -72,7 +73,7 @@ pub fn load_or_report(
 
 fn report_invalid(ctx: &Ctx, path: &Path, errors: &ValidationErrors) {
     if ctx.out.json {
-        println!(
+        out!(
             "{}",
             serde_json::json!({"valid": false, "file": path, "errors": errors})
         );
