@@ -4,6 +4,7 @@
 //! - [`Backend`]: the storage seam (SQLite in `quern-sqlite`, Redis in `quern-redis`).
 //! - [`Task`], [`Client`], [`Worker`]: the typed library API.
 //! - [`maintenance`]: the rescuer, the pruner and leader-elected singletons.
+//! - [`cron`]: recurring schedules (cron expressions, `@every`, time zones, DST rules).
 //!
 //! A typed task, a client that enqueues it and a worker that runs it:
 //!
@@ -51,6 +52,7 @@
 pub mod backend;
 pub mod client;
 pub mod clock;
+pub mod cron;
 mod error;
 #[cfg(feature = "executors")]
 pub mod executors;
