@@ -62,6 +62,9 @@ pub enum Command {
     Workflow(WorkflowCmd),
     /// Measure enqueue and drain rates, latency, and lost or duplicated jobs on a store
     Bench(BenchArgs),
+    /// Recurring schedules: preview when a cron expression or interval fires
+    #[command(subcommand)]
+    Cron(CronCmd),
 }
 
 #[derive(Debug, Args)]
@@ -296,6 +299,32 @@ pub enum DlqCmd {
 pub enum WorkersCmd {
     /// Registered workers, most recently seen first
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CronCmd {
+    /// Print the next ticks of an expression, in its zone and in UTC (needs no store)
+    Next(CronNextArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CronNextArgs {
+    /// A cron expression with 5 or 6 fields ("30 9 * * MON-FRI", "*/10 * * * * *"), a macro
+    /// (@hourly, @daily, @weekly, @monthly, @yearly) or an interval ("@every 90s")
+    #[arg(value_name = "EXPR")]
+    pub expr: String,
+
+    /// IANA time zone the expression is read in, e.g. Europe/Berlin [default: UTC]
+    #[arg(long, value_name = "ZONE")]
+    pub tz: Option<String>,
+
+    /// Start after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z) [default: now]
+    #[arg(long, value_name = "RFC3339", value_parser = parse::rfc3339)]
+    pub from: Option<i64>,
+
+    /// How many ticks to print
+    #[arg(long, value_name = "N", default_value = "5", value_parser = parse::count)]
+    pub count: usize,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! One module per command group; each returns the exit status.
 
 pub mod admin;
+pub mod cron;
 pub mod enqueue;
 pub mod jobs;
 pub mod prune;

@@ -9,6 +9,7 @@ mod admin;
 mod bench;
 mod config;
 mod crash;
+mod cron;
 mod enqueue;
 mod executors;
 mod jobs;

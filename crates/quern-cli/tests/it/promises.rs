@@ -1,5 +1,6 @@
 //! The docs and doc comments promise only what exists: no dashboard, HTTP API, server, worker
-//! protocol, routing rules or cron is part of Quern today, so none may be described as if it
+//! protocol, routing rules or stored cron schedules are part of Quern today (`quern cron next`
+//! only computes), so none may be described as if it
 //! were. A phrase here fails the test wherever it appears in README.md, ARCHITECTURE.md,
 //! docs/ or a crate's `src/` (the CHANGELOG may name them: it records what was removed).
 
@@ -35,7 +36,11 @@ const ABSENT: &[(&str, &str)] = &[
     ("quern serve", "there is no server command"),
     (
         "like cron",
-        "there is no cron; leader leases serve the pruner and the workflow monitor",
+        "schedules are not stored or run yet; `quern cron next` only previews ticks",
+    ),
+    (
+        "quern cron add",
+        "schedules cannot be stored yet; only `quern cron next` exists",
     ),
 ];
 
