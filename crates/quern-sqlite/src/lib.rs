@@ -2,7 +2,8 @@
 //!
 //! One writer thread owns the read-write connection and commits many operations per
 //! transaction (group commit, see `writer.rs`); reads use a small pool of read-only
-//! connections. WAL mode, `busy_timeout`, versioned migrations (`migrate.rs`).
+//! connections. WAL mode, `busy_timeout`, versioned migrations (`migrate.rs`). Maintenance
+//! of the file (checkpoint, analyze, vacuum, integrity check, stats) is in `maintain.rs`.
 //!
 //! ```no_run
 //! # async fn demo() -> quern::Result<()> {
@@ -11,6 +12,7 @@
 //! ```
 
 mod error;
+mod maintain;
 mod migrate;
 mod ops;
 mod reader;
@@ -30,6 +32,7 @@ use quern::{Backend, Job, JobId, SharedClock, SystemClock};
 use rusqlite::Connection;
 use tokio::sync::Notify;
 
+pub use maintain::{CheckpointMode, CheckpointReport, SqliteStats};
 pub use migrate::SCHEMA_VERSION;
 pub use url::{Durability, SqliteUrl};
 
@@ -174,17 +177,6 @@ impl SqliteBackend {
     /// The database file, or `None` in memory.
     pub fn path(&self) -> Option<&std::path::Path> {
         self.shared.path.as_deref()
-    }
-
-    /// Runs `PRAGMA integrity_check` and returns its report (`"ok"` when healthy).
-    pub async fn integrity_check(&self) -> quern::Result<String> {
-        self.shared
-            .readers
-            .read(|c| {
-                c.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
-                    .map_err(sql_err)
-            })
-            .await
     }
 
     async fn write<T, F>(&self, f: F) -> quern::Result<T>

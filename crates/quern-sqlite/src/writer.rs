@@ -15,6 +15,14 @@
 //! journal — so a storage error in one of them rolls back the whole group, and every
 //! operation in it gets that error.
 //!
+//! Outside a transaction: a few statements refuse to run inside one (`VACUUM`) or cannot do
+//! their whole job there (`PRAGMA wal_checkpoint` cannot move the frames of the writer's own
+//! open transaction). Those are sent with [`Writer::write_alone`]: the thread commits the
+//! group gathered before it, runs the operation by itself on the bare connection with no
+//! `BEGIN`, and only then starts the next group, so it never shares a transaction and no
+//! other write runs beside it. An error it returns is its own; there is nothing to roll back
+//! for it, so it must be a single statement (or leave the connection as it found it).
+//!
 //! Why a thread and not `spawn_blocking` per call: SQLite allows one writer at a time anyway,
 //! and a long-lived thread keeps its prepared-statement cache warm and never blocks a runtime
 //! worker thread (see rust-deps.md).
@@ -55,14 +63,26 @@ pub(crate) struct WriterState {
     pub limits: Limits,
 }
 
+/// How an operation is run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// In the group transaction, inside its own savepoint.
+    Guarded,
+    /// In the group transaction, without a savepoint (see [`Op::mode`]).
+    Unguarded,
+    /// By itself, between two groups, outside any transaction.
+    Alone,
+}
+
 trait Op: Send {
-    /// Whether the operation runs inside its own savepoint. A guarded operation that fails
-    /// is rolled back alone. An unguarded one may only fail on a storage error, and then the
-    /// whole group is rolled back and every operation in it gets the error; the hot-path
-    /// operations (claim, complete, fail, heartbeat, release) are unguarded because their
-    /// logical refusals are per-item results, and a savepoint costs every page they touch a
-    /// copy into the statement journal.
-    fn guarded(&self) -> bool;
+    /// How the operation runs. A guarded operation runs inside its own savepoint, so when it
+    /// fails it is rolled back alone. An unguarded one may only fail on a storage error, and
+    /// then the whole group is rolled back and every operation in it gets the error; the
+    /// hot-path operations (claim, complete, fail, heartbeat, release) are unguarded because
+    /// their logical refusals are per-item results, and a savepoint costs every page they
+    /// touch a copy into the statement journal. An alone operation runs by itself outside
+    /// any transaction (see the module comment).
+    fn mode(&self) -> Mode;
     /// Runs the operation; returns false if it failed.
     fn apply(&mut self, tx: &mut Tx<'_>) -> bool;
     /// Sends the reply once the transaction's fate is known.
@@ -70,7 +90,7 @@ trait Op: Send {
 }
 
 struct FnOp<T, F> {
-    guarded: bool,
+    mode: Mode,
     f: Option<F>,
     out: Option<quern::Result<T>>,
     reply: oneshot::Sender<quern::Result<T>>,
@@ -81,8 +101,8 @@ where
     T: Send + 'static,
     F: FnOnce(&mut Tx<'_>) -> quern::Result<T> + Send + 'static,
 {
-    fn guarded(&self) -> bool {
-        self.guarded
+    fn mode(&self) -> Mode {
+        self.mode
     }
 
     fn apply(&mut self, tx: &mut Tx<'_>) -> bool {
@@ -149,27 +169,38 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> quern::Result<T> + Send + 'static,
     {
-        self.submit(true, f).await
+        self.submit(Mode::Guarded, f).await
     }
 
     /// Like [`Writer::write`] without a savepoint: for operations whose only possible `Err`
-    /// is a storage failure (see [`Op::guarded`]).
+    /// is a storage failure (see [`Op::mode`]).
     pub(crate) async fn write_unguarded<T, F>(&self, f: F) -> quern::Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> quern::Result<T> + Send + 'static,
     {
-        self.submit(false, f).await
+        self.submit(Mode::Unguarded, f).await
     }
 
-    async fn submit<T, F>(&self, guarded: bool, f: F) -> quern::Result<T>
+    /// Runs `f` on the writer's connection outside any transaction, after the operations
+    /// sent before it have committed and before any sent after it start (see the module
+    /// comment). For single statements that refuse a transaction, such as `VACUUM`.
+    pub(crate) async fn write_alone<T, F>(&self, f: F) -> quern::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> quern::Result<T> + Send + 'static,
+    {
+        self.submit(Mode::Alone, f).await
+    }
+
+    async fn submit<T, F>(&self, mode: Mode, f: F) -> quern::Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> quern::Result<T> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
         let op: Box<dyn Op> = Box::new(FnOp {
-            guarded,
+            mode,
             f: Some(f),
             out: None,
             reply,
@@ -188,10 +219,28 @@ fn run(
     wake: Arc<Notify>,
 ) {
     let mut batch: Vec<Box<dyn Op>> = Vec::with_capacity(MAX_GROUP);
-    while let Some(first) = rx.blocking_recv() {
+    // An operation that must run alone, taken off the channel while a group was gathered;
+    // it runs right after that group.
+    let mut held: Option<Box<dyn Op>> = None;
+    loop {
+        let first = match held.take() {
+            Some(op) => op,
+            None => match rx.blocking_recv() {
+                Some(op) => op,
+                None => break,
+            },
+        };
+        if first.mode() == Mode::Alone {
+            run_alone(&conn, &clock, &mut st, first, &wake);
+            continue;
+        }
         batch.push(first);
         while batch.len() < MAX_GROUP {
             match rx.try_recv() {
+                Ok(op) if op.mode() == Mode::Alone => {
+                    held = Some(op);
+                    break;
+                }
                 Ok(op) => batch.push(op),
                 Err(_) => break,
             }
@@ -210,6 +259,25 @@ fn run(
     tracing::debug!("sqlite writer thread stopping");
 }
 
+/// Runs one operation outside any transaction. Its result is its reply: with no commit of
+/// its own there is nothing else that can fail after it.
+fn run_alone(
+    conn: &Connection,
+    clock: &SharedClock,
+    st: &mut WriterState,
+    mut op: Box<dyn Op>,
+    wake: &Notify,
+) {
+    let now = clock.now_ms();
+    op.apply(&mut Tx { conn, now, st });
+    // A rewrite such as `VACUUM` may renumber rows the queue cache names.
+    st.known_queues.clear();
+    if std::mem::take(&mut st.wake) {
+        wake.notify_waiters();
+    }
+    op.reply(Ok(()));
+}
+
 fn run_group(
     conn: &Connection,
     clock: &SharedClock,
@@ -219,7 +287,7 @@ fn run_group(
     exec(conn, "BEGIN IMMEDIATE").map_err(|e| e.to_string())?;
     let now = clock.now_ms();
     for op in batch.iter_mut() {
-        if !op.guarded() {
+        if op.mode() == Mode::Unguarded {
             if !op.apply(&mut Tx { conn, now, st }) {
                 let _ = exec(conn, "ROLLBACK");
                 return Err(

@@ -2,6 +2,7 @@
 
 mod conformance;
 mod crash;
+mod maintain;
 mod smoke;
 mod worker;
 mod worker_control;
