@@ -65,6 +65,10 @@ pub enum Command {
     /// Recurring schedules: preview when a cron expression or interval fires
     #[command(subcommand)]
     Cron(CronCmd),
+    /// Look after an SQLite store's file: WAL checkpoint, ANALYZE, VACUUM, integrity check,
+    /// sizes (SQLite stores only)
+    #[command(subcommand)]
+    Maintain(MaintainCmd),
 }
 
 #[derive(Debug, Args)]
@@ -299,6 +303,25 @@ pub enum DlqCmd {
 pub enum WorkersCmd {
     /// Registered workers, most recently seen first
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MaintainCmd {
+    /// Copy the WAL into the database file: passive (never waits), full (waits for readers
+    /// on old snapshots) or truncate (full, then empties the WAL file)
+    Checkpoint {
+        #[arg(default_value = "passive", value_parser = parse::checkpoint_mode)]
+        mode: quern_sqlite::CheckpointMode,
+    },
+    /// Refresh the statistics SQLite's query planner uses (ANALYZE)
+    Analyze,
+    /// Rewrite the file without its free pages (VACUUM); needs free disk space about the
+    /// file's size, and writes wait until it is done
+    Vacuum,
+    /// Check the file's structure (PRAGMA integrity_check); exit 1 with each problem found
+    Integrity,
+    /// File and WAL sizes, free pages, page size, schema version and jobs per state
+    Stats,
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,10 +13,20 @@ pub fn duration(s: &str) -> Result<Duration, String> {
 /// A retry policy: `none`, `fixed:5s`, `linear:1s..1m`, `exponential:1s..5m[*2][~0.1]`,
 /// `custom:1s,5s,30s` (see `quern::RetryPolicy`'s text form).
 pub fn retry(s: &str) -> Result<quern::RetryPolicy, String> {
-    s.parse().map_err(|e| match e {
+    s.parse().map_err(reason)
+}
+
+/// A WAL checkpoint mode: `passive`, `full` or `truncate`.
+pub fn checkpoint_mode(s: &str) -> Result<quern_sqlite::CheckpointMode, String> {
+    s.parse().map_err(reason)
+}
+
+/// The reason an invalid argument carries, without the error's prefix.
+fn reason(e: quern::Error) -> String {
+    match e {
         quern::Error::InvalidArgument(reason) => reason,
         other => other.to_string(),
-    })
+    }
 }
 
 /// A `--retain-…` value: `Keep(None)` keeps for good. (A newtype: clap reads

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod cron;
 pub mod enqueue;
 pub mod jobs;
+pub mod maintain;
 pub mod prune;
 pub mod worker;
 pub mod workflow;

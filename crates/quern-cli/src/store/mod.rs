@@ -27,6 +27,37 @@ use crate::error::{CliError, CliResult};
 ///   `redis+cluster://host:port[,host:port…]` and `rediss+cluster://…`, with `?prefix=NAME`
 ///   to share one Redis.
 pub async fn open_store(url: &str, mode: Open, opts: StoreOptions) -> CliResult<Arc<dyn Backend>> {
+    match kind(url)? {
+        Kind::Sqlite => Ok(Arc::new(sqlite::open(url, mode, opts).await?)),
+        Kind::Redis => redis::open(url, opts).await,
+    }
+}
+
+/// Opens an SQLite store for the commands that work on its file (`quern maintain`). Any
+/// other store is refused as bad usage (exit 2), saying what to use instead.
+pub async fn open_sqlite(
+    url: &str,
+    mode: Open,
+    opts: StoreOptions,
+) -> CliResult<quern_sqlite::SqliteBackend> {
+    match kind(url)? {
+        Kind::Sqlite => sqlite::open(url, mode, opts).await,
+        Kind::Redis => Err(CliError::usage(
+            "sqlite_only",
+            "quern maintain works on SQLite stores only; look after a Redis store with \
+             Redis's own tools (redis-cli INFO, MEMORY DOCTOR, BGREWRITEAOF; see \
+             docs/operations.md)",
+        )),
+    }
+}
+
+/// The backends a URL can name.
+enum Kind {
+    Sqlite,
+    Redis,
+}
+
+fn kind(url: &str) -> CliResult<Kind> {
     let bad = |why: &str| {
         CliError::usage(
             "invalid_store_url",
@@ -38,8 +69,8 @@ pub async fn open_store(url: &str, mode: Open, opts: StoreOptions) -> CliResult<
     };
     let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
     match scheme {
-        "sqlite" => sqlite::open(url, mode, opts).await,
-        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => redis::open(url, opts).await,
+        "sqlite" => Ok(Kind::Sqlite),
+        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => Ok(Kind::Redis),
         "" => Err(bad("has no scheme")),
         _ => Err(bad(&format!("has an unknown scheme {scheme:?}"))),
     }

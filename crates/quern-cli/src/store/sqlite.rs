@@ -1,16 +1,13 @@
 //! Adapter to the SQLite backend crate, kept in one file so that its constructor's shape
 //! touches nothing else.
 
-use std::sync::Arc;
-
-use quern::Backend;
 use quern_sqlite::{SqliteBackend, SqliteOptions, SqliteUrl};
 
 use super::options::{Open, StoreOptions};
 use crate::error::{CliError, CliResult};
 
 /// Opens an `sqlite:` URL (file or memory).
-pub async fn open(url: &str, mode: Open, opts: StoreOptions) -> CliResult<Arc<dyn Backend>> {
+pub async fn open(url: &str, mode: Open, opts: StoreOptions) -> CliResult<SqliteBackend> {
     let parsed = SqliteUrl::parse(url).map_err(|e| {
         CliError::usage(
             "invalid_store_url",
@@ -48,11 +45,10 @@ pub async fn open(url: &str, mode: Open, opts: StoreOptions) -> CliResult<Arc<dy
     .limits(quern::model::Limits {
         max_payload_bytes: opts.max_payload_bytes,
     });
-    let backend = SqliteBackend::open_with(options).await.map_err(|e| {
+    SqliteBackend::open_with(options).await.map_err(|e| {
         CliError::failed(
             "store_unavailable",
             format!("cannot open store {url:?}: {e}"),
         )
-    })?;
-    Ok(Arc::new(backend))
+    })
 }

@@ -14,6 +14,7 @@ mod enqueue;
 mod executors;
 mod jobs;
 mod lost_workers;
+mod maintain;
 mod promises;
 mod readme;
 mod redis;
