@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quern::backend::*;
-use quern::{Backend, Context, JobId, JobState, NewJob, Task, TaskError, Worker};
+use quern::{Backend, JobId, JobState, NewJob, Worker};
 use quern_sqlite::{CheckpointMode, SCHEMA_VERSION, SqliteBackend, SqliteStats};
 
 use crate::worker::WAIT;
@@ -42,14 +42,17 @@ async fn enqueue(b: &SqliteBackend, jobs: Vec<NewJob>) -> Vec<JobId> {
     ids
 }
 
-struct Noop;
-impl Task for Noop {
-    const KIND: &'static str = "noop";
-    type Input = serde_json::Value;
-    type Output = ();
-    async fn run(&self, _: &Context, _: serde_json::Value) -> Result<(), TaskError> {
-        Ok(())
-    }
+/// A worker running the `noop` jobs of [`jobs`] with the built-in `quern.noop` handler.
+async fn noop_worker(b: &SqliteBackend, concurrency: usize) -> quern::WorkerHandle {
+    let backend: Arc<dyn Backend> = Arc::new(b.clone());
+    Worker::builder(backend)
+        .concurrency(concurrency)
+        .handler("noop", Arc::new(quern::executors::NoopExecutor))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap()
 }
 
 /// Polls the stats until `pred` holds (bounded by [`WAIT`]).
@@ -146,15 +149,7 @@ async fn vacuum_after_pruning_gives_the_free_pages_back() {
     for _ in 0..4 {
         enqueue(&b, jobs(500, 2000)).await;
     }
-    let backend: Arc<dyn Backend> = Arc::new(b.clone());
-    let w = Worker::builder(backend)
-        .concurrency(16)
-        .register(Noop)
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let w = noop_worker(&b, 16).await;
     stats_until(&b, |s| s.jobs.succeeded == 2000).await;
     w.shutdown().await.unwrap();
     let pruned = b
@@ -221,15 +216,7 @@ async fn integrity_reports_a_corrupted_copy() {
 async fn maintenance_runs_beside_a_worker_and_enqueues() {
     let dir = tempfile::tempdir().unwrap();
     let b = open(&dir.path().join("q.db")).await;
-    let backend: Arc<dyn Backend> = Arc::new(b.clone());
-    let w = Worker::builder(backend)
-        .concurrency(8)
-        .register(Noop)
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let w = noop_worker(&b, 8).await;
     let producer = {
         let b = b.clone();
         tokio::spawn(async move {
