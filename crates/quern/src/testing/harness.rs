@@ -8,9 +8,10 @@ use std::time::Duration;
 use crate::backend::{
     BatchMode, CancelParams, ClaimParams, ClaimedJob, CompleteParams, Completion, EnqueueOutcome,
     EnqueueParams, EnqueueResults, FailAction, FailParams, Failure, HeartbeatItem, HeartbeatParams,
-    QueueInfo, QueueWeight, ReleaseParams, RescueParams, RescueReport, RetryParams, RetryTarget,
+    JobReprioritizeParams, QueueInfo, QueueWeight, ReleaseParams, RescueParams, RescueReport,
+    RetryParams, RetryTarget,
 };
-use crate::model::{Codec, ErrorKind, Format, Job, JobId, JobState, NewJob, Payload};
+use crate::model::{Codec, ErrorKind, Format, Job, JobId, JobState, NewJob, Payload, Priority};
 use crate::{Backend, Capabilities, Error, LeaseToken, ManualClock, Millis, Result};
 
 /// The lease length the helpers claim and heartbeat with.
@@ -278,6 +279,13 @@ impl Harness {
                 id,
                 reason: Some("conformance".into()),
             })
+            .await
+    }
+
+    /// Gives a job a new priority.
+    pub async fn reprioritize(&self, id: JobId, priority: Priority) -> Result<Job> {
+        self.backend
+            .job_reprioritize(JobReprioritizeParams { id, priority })
             .await
     }
 
