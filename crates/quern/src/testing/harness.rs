@@ -317,6 +317,31 @@ impl Harness {
         self.fail(&c.token, action).await;
     }
 
+    /// One job in each terminal state of `"default"` (succeeded, dead, cancelled, skipped:
+    /// a dependent of the dead one), each checked to be in it, with that state.
+    pub async fn finished_jobs(&self) -> Vec<(JobId, JobState)> {
+        let ok = self.enqueue(job("ok")).await.id;
+        let c = self.claim_id("default", ok).await;
+        self.complete(&c.token).await;
+        let dead = self.enqueue(job("dead")).await.id;
+        self.claim_and_fail("default", dead, FailAction::Dead).await;
+        let gone = self.enqueue(job("gone")).await.id;
+        self.cancel(gone)
+            .await
+            .unwrap_or_else(|e| panic!("{}: cancel: {e}", self.case));
+        let skipped = self.enqueue(job("skipped").depends_on([dead])).await.id;
+        let out = vec![
+            (ok, JobState::Succeeded),
+            (dead, JobState::Dead),
+            (gone, JobState::Cancelled),
+            (skipped, JobState::Skipped),
+        ];
+        for (id, want) in &out {
+            self.assert_state(*id, *want, "setup").await;
+        }
+        out
+    }
+
     // --- reading --------------------------------------------------------------------------
 
     /// The stored job, which must exist.
