@@ -227,6 +227,14 @@ pub enum JobsCmd {
         #[arg(value_parser = parse::job_id)]
         id: JobId,
     },
+    /// Give a scheduled, queued or blocked job a new priority (0-9 or a name)
+    Reprioritize {
+        #[arg(value_parser = parse::job_id)]
+        id: JobId,
+        /// 0 (most urgent) to 9, or critical, high, normal, low, batch
+        #[arg(value_parser = parse::priority)]
+        priority: Priority,
+    },
     /// Run a dead, cancelled or skipped job again
     Retry {
         #[arg(value_parser = parse::job_id)]

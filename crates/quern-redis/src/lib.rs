@@ -75,6 +75,10 @@ impl Backend for RedisBackend {
         ops::admin::cancel(self, params).await
     }
 
+    async fn job_reprioritize(&self, params: JobReprioritizeParams) -> Result<Job> {
+        ops::admin::reprioritize(self, params).await
+    }
+
     async fn job_get(&self, params: JobGetParams) -> Result<Option<Job>> {
         ops::read::get(self, params.id).await
     }

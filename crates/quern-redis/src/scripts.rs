@@ -97,6 +97,7 @@ script!(COMPLETE, "complete.lua");
 script!(FAIL, "fail.lua");
 script!(RELEASE, "release.lua");
 script!(CANCEL, "cancel.lua");
+script!(REPRIORITIZE, "reprioritize.lua");
 script!(RETRY, "retry.lua");
 script!(RESCUE, "rescue.lua");
 script!(PRUNE, "prune.lua");

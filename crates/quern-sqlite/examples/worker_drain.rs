@@ -59,6 +59,9 @@ impl Backend for Counting {
     async fn job_cancel(&self, p: CancelParams) -> quern::Result<Job> {
         self.inner.job_cancel(p).await
     }
+    async fn job_reprioritize(&self, p: JobReprioritizeParams) -> quern::Result<Job> {
+        self.inner.job_reprioritize(p).await
+    }
     async fn job_get(&self, params: JobGetParams) -> quern::Result<Option<Job>> {
         let id = params.id;
         self.inner.job_get(id.into()).await

@@ -297,6 +297,11 @@ impl Backend for SqliteBackend {
         self.write(move |tx| ops::admin::cancel(tx, params)).await
     }
 
+    async fn job_reprioritize(&self, params: JobReprioritizeParams) -> quern::Result<Job> {
+        self.write(move |tx| ops::admin::reprioritize(tx, params))
+            .await
+    }
+
     async fn job_get(&self, params: JobGetParams) -> quern::Result<Option<Job>> {
         let id = params.id;
         self.read(move |c| ops::admin::get(c, id)).await

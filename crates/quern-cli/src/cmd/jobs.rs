@@ -1,9 +1,11 @@
-//! `quern jobs list|show|cancel|retry|wait`.
+//! `quern jobs list|show|cancel|reprioritize|retry|wait`.
 
 use std::time::{Duration, Instant};
 
-use quern::backend::{CancelParams, JobFilter, ListParams, RetryParams, RetryTarget};
-use quern::{Job, JobId, JobState};
+use quern::backend::{
+    CancelParams, JobFilter, JobReprioritizeParams, ListParams, RetryParams, RetryTarget,
+};
+use quern::{Job, JobId, JobState, Priority};
 
 use crate::cli::{JobsCmd, JobsListArgs};
 use crate::cmd::Ctx;
@@ -17,6 +19,7 @@ pub async fn run(ctx: &Ctx, cmd: JobsCmd) -> CliResult<u8> {
         JobsCmd::List(a) => list(ctx, a).await,
         JobsCmd::Show { id } => show(ctx, id).await,
         JobsCmd::Cancel { id } => cancel(ctx, id).await,
+        JobsCmd::Reprioritize { id, priority } => reprioritize(ctx, id, priority).await,
         JobsCmd::Retry { id } => retry(ctx, id).await,
         JobsCmd::Wait { id, timeout } => wait(ctx, id, timeout).await,
     }
@@ -198,6 +201,17 @@ async fn cancel(ctx: &Ctx, id: JobId) -> CliResult<u8> {
         &serde_json::json!({"id": job.id, "state": job.state}),
         || out!("{} {}", job.id, job.state),
     );
+    Ok(0)
+}
+
+/// Prints `<id> priority <new priority>`, or with `--json` the job as `jobs show` does.
+async fn reprioritize(ctx: &Ctx, id: JobId, priority: Priority) -> CliResult<u8> {
+    let backend = ctx.open(Open::Existing).await?;
+    let job = backend
+        .job_reprioritize(JobReprioritizeParams { id, priority })
+        .await?;
+    ctx.out
+        .emit(&job, || out!("{} priority {}", job.id, job.priority));
     Ok(0)
 }
 

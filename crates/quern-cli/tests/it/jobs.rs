@@ -9,6 +9,7 @@ on_every_store!(
     show_has_state_attempts_result_errors_and_progress,
     cancel_retry_and_wait,
     cancel_a_running_job_and_wait_for_one,
+    reprioritize_waiting_jobs_and_refuse_the_others,
     a_closed_stdout_stops_a_listing_quietly,
 );
 
@@ -145,6 +146,42 @@ fn cancel_a_running_job_and_wait_for_one(mut env: Env) {
     let out = env.json(&["jobs", "wait", &id, "--timeout", "20s"]);
     assert_eq!(out["state"], "succeeded", "{out}");
     assert_eq!(state(&env.job(&id)), "succeeded");
+}
+
+/// `jobs reprioritize` takes a number or a name, prints the new priority (the job with
+/// `--json`), and refuses a running, finished or unknown job with exit 1, changing nothing.
+fn reprioritize_waiting_jobs_and_refuse_the_others(mut env: Env) {
+    let queued = env.enqueue(&["quern.noop", "--queue", "r"]);
+    let later = env.enqueue(&["quern.noop", "--queue", "s", "--delay", "1h"]);
+    let out = env.ok(&["jobs", "reprioritize", &queued, "critical"]);
+    assert_eq!(out.trim_end(), format!("{queued} priority critical"));
+    assert_eq!(env.job(&queued)["priority"], 0);
+    let job = env.json(&["jobs", "reprioritize", &later, "3"]);
+    assert_eq!(job["id"], later.as_str(), "{job}");
+    assert_eq!(job["priority"], 3, "{job}");
+    assert_eq!(job["state"], "scheduled", "{job}");
+    assert_eq!(env.job(&later), job, "the printed job is the stored one");
+    // Not a priority: a usage error.
+    env.fails(2, &["jobs", "reprioritize", &queued, "urgent"]);
+
+    let ghost = "01890a5d-ac96-774b-bcce-b302099a8057";
+    let err = env.fails(1, &["jobs", "reprioritize", ghost, "high"]);
+    assert!(err.contains("not found"), "{err}");
+
+    env.drain(&["--queues", "r"]);
+    let err = env.fails(1, &["jobs", "reprioritize", &queued, "batch"]);
+    assert!(err.contains("succeeded"), "{err}");
+    assert_eq!(env.job(&queued)["priority"], 0, "unchanged");
+
+    let long = env.enqueue(&["quern.sleep", "--payload", r#"{"ms": 30000}"#]);
+    env.spawn(&["worker"]);
+    eventually(Duration::from_secs(15), "the job to start", || {
+        state(&env.job(&long)) == "running"
+    });
+    let err = env.fails(1, &["jobs", "reprioritize", &long, "high"]);
+    assert!(err.contains("running"), "{err}");
+    assert_eq!(env.job(&long)["priority"], 5, "unchanged");
+    env.ok(&["jobs", "cancel", &long]);
 }
 
 /// `quern jobs list | head -1`: when the reader closes stdout, the command stops quietly

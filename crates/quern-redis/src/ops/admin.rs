@@ -1,4 +1,4 @@
-//! Operator actions: `job_cancel`, `job_retry`, `job_prune`, `lease_rescue`, and the queue
+//! Operator actions: `job_cancel`, `job_reprioritize`, `job_retry`, `job_prune`, `lease_rescue`, and the queue
 //! registry (list, stats, pause, resume).
 
 use std::collections::HashSet;
@@ -25,10 +25,7 @@ pub(crate) enum Pause {
 /// lease), its dependents are settled, and the reason joins its error history.
 pub(crate) async fn cancel(b: &RedisBackend, params: CancelParams) -> Result<Job> {
     let now = b.now();
-    let q = b.queues_of(&[params.id]).await?.pop().flatten();
-    let Some(q) = q else {
-        return Err(Error::JobNotFound(params.id));
-    };
+    let q = queue_of_job(b, params.id).await?;
     let line = match &params.reason {
         Some(r) => {
             // The attempt is not known here; the script does not need it exactly, the
@@ -45,22 +42,60 @@ pub(crate) async fn cancel(b: &RedisBackend, params: CancelParams) -> Result<Job
     };
     let mut args = Args::default();
     args.s(&q).s(&params.id.to_string()).s(&line);
-    let out = reply::array(
-        b.eval(&scripts::CANCEL, Some(&q), now, &args, Ack::Replicas)
-            .await?,
-    )?;
-    match reply::int(&out[0])? {
+    let out = b
+        .eval(&scripts::CANCEL, Some(&q), now, &args, Ack::Replicas)
+        .await?;
+    let job = job_answer(out, &q, params.id, now, "cancel")?;
+    b.forget_queue(&params.id);
+    Ok(job)
+}
+
+/// `job_reprioritize`: a job waiting to run gets a new priority, which a queued job's
+/// ready-set score takes at once; the script checks the state and changes nothing else.
+pub(crate) async fn reprioritize(b: &RedisBackend, params: JobReprioritizeParams) -> Result<Job> {
+    let now = b.now();
+    let q = queue_of_job(b, params.id).await?;
+    let mut args = Args::default();
+    args.s(&q)
+        .s(&params.id.to_string())
+        .n(i64::from(params.priority.get()));
+    let out = b
+        .eval(&scripts::REPRIORITIZE, Some(&q), now, &args, Ack::Replicas)
+        .await?;
+    job_answer(out, &q, params.id, now, "reprioritize")
+}
+
+/// The queue job `id` lives in, or `JobNotFound`.
+async fn queue_of_job(b: &RedisBackend, id: JobId) -> Result<String> {
+    let q = b.queues_of(&[id]).await?.pop().flatten();
+    q.ok_or(Error::JobNotFound(id))
+}
+
+/// Reads the answer of a script that changes one job by id and returns it: `{0, HGETALL}`
+/// (the job as stored after the change), `{1, state}` (the job's state refuses `action`) or
+/// `{2}` (no such job).
+fn job_answer(
+    out: Value,
+    q: &str,
+    id: JobId,
+    now: quern::Millis,
+    action: &'static str,
+) -> Result<Job> {
+    let out = reply::array(out)?;
+    let Some(code) = out.first() else {
+        return Err(Error::Storage(format!("empty reply to {action} {id}")));
+    };
+    match reply::int(code)? {
         0 => {
-            b.forget_queue(&params.id);
             let fields = reply::fields_from_value(out.into_iter().nth(1).unwrap_or(Value::Nil))?;
-            decode_job(&q, &params.id.to_string(), &fields, now)
+            decode_job(q, &id.to_string(), &fields, now)
         }
         1 => Err(Error::InvalidTransition {
-            id: params.id,
+            id,
             from: reply::state(&out[1])?,
-            action: "cancel",
+            action,
         }),
-        _ => Err(Error::JobNotFound(params.id)),
+        _ => Err(Error::JobNotFound(id)),
     }
 }
 

@@ -1,7 +1,9 @@
-//! Operator and maintenance writes: cancel, retry/replay, rescue, prune, pause/resume.
+//! Operator and maintenance writes: cancel, reprioritize, retry/replay, rescue, prune,
+//! pause/resume.
 
 use quern::backend::{
-    CancelParams, PruneParams, PruneReport, RescueParams, RescueReport, RetryParams, RetryTarget,
+    CancelParams, JobReprioritizeParams, PruneParams, PruneReport, RescueParams, RescueReport,
+    RetryParams, RetryTarget,
 };
 use quern::model::{ErrorKind, ErrorRecord};
 use quern::{Error, Job, JobId, JobState};
@@ -51,6 +53,29 @@ pub(crate) fn cancel_one(tx: &mut Tx<'_>, id: JobId, reason: &str) -> quern::Res
         .and_then(|mut s| s.execute(rusqlite::params![id.as_bytes(), tx.now, record]))
         .map_err(sql_err)?;
     deps::on_terminal(tx, id, JobState::Cancelled)
+}
+
+/// Gives a waiting job a new priority. The claim orders by the `priority` column (the
+/// `jobs_claim` index), so a queued job takes its new place at once and a scheduled or
+/// blocked one keeps it for when it becomes ready. Raising a queued job may let a worker that
+/// waits only for more urgent work claim it, so waiters are woken.
+pub(crate) fn reprioritize(tx: &mut Tx<'_>, p: JobReprioritizeParams) -> quern::Result<Job> {
+    let state = state_of(tx.conn, p.id)?.ok_or(Error::JobNotFound(p.id))?;
+    if !state.is_waiting() {
+        return Err(Error::InvalidTransition {
+            id: p.id,
+            from: state,
+            action: "reprioritize",
+        });
+    }
+    tx.conn
+        .prepare_cached("UPDATE jobs SET priority = ?2 WHERE id = ?1")
+        .and_then(|mut s| s.execute(rusqlite::params![p.id.as_bytes(), p.priority.get()]))
+        .map_err(sql_err)?;
+    if state == JobState::Queued {
+        tx.st.wake = true;
+    }
+    get(tx.conn, p.id)?.ok_or(Error::JobNotFound(p.id))
 }
 
 pub(crate) fn retry(tx: &mut Tx<'_>, p: RetryParams) -> quern::Result<Vec<JobId>> {

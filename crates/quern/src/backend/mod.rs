@@ -73,6 +73,14 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// stored after the change.
     async fn job_cancel(&self, params: CancelParams) -> Result<Job>;
 
+    /// Changes the priority of a job that is waiting to run (scheduled, queued or blocked;
+    /// see [`JobState::is_waiting`](crate::model::JobState::is_waiting)) and nothing else, in
+    /// one step: a queued job takes its new place in the claim order at once, a scheduled or
+    /// blocked one keeps its state and is ordered by the new priority once it is ready.
+    /// Returns the job as stored after the change. A running or finished job is
+    /// `InvalidTransition` and an unknown id `JobNotFound`; neither changes anything.
+    async fn job_reprioritize(&self, params: JobReprioritizeParams) -> Result<Job>;
+
     /// One job, or `None`.
     async fn job_get(&self, params: JobGetParams) -> Result<Option<Job>>;
 

@@ -260,6 +260,15 @@ pub struct CancelParams {
     pub reason: Option<String>,
 }
 
+/// `job_reprioritize`: give a job that is waiting to run (scheduled, queued or blocked) a new
+/// priority. It takes its place in the claim order at once (a queued job) or when it becomes
+/// ready (a scheduled or blocked one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobReprioritizeParams {
+    pub id: JobId,
+    pub priority: crate::model::Priority,
+}
+
 /// `job_list` filters. Every set field must match.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobFilter {

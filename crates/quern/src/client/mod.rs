@@ -16,9 +16,9 @@ pub use wait::WaitOptions;
 
 use crate::backend::{
     Backend, BatchMode, CancelParams, EnqueueOutcome, EnqueueParams, EnqueueResults, JobPage,
-    ListParams,
+    JobReprioritizeParams, ListParams,
 };
-use crate::model::{Codec, Job, JobId, NewJob};
+use crate::model::{Codec, Job, JobId, NewJob, Priority};
 use crate::task::Task;
 use crate::{Error, Result};
 
@@ -140,6 +140,17 @@ impl Client {
     /// and its outcome is discarded. Returns the job as stored after the change.
     pub async fn cancel(&self, id: JobId, reason: Option<String>) -> Result<Job> {
         self.backend.job_cancel(CancelParams { id, reason }).await
+    }
+
+    /// Gives a job that is waiting to run (scheduled, queued or blocked) a new priority: a
+    /// queued job is claimed in its new place at once, a scheduled or blocked one once it is
+    /// ready. Returns the job as stored after the change; a running or finished job is
+    /// [`Error::InvalidTransition`] and an unknown id [`Error::JobNotFound`], both changing
+    /// nothing.
+    pub async fn reprioritize(&self, id: JobId, priority: Priority) -> Result<Job> {
+        self.backend
+            .job_reprioritize(JobReprioritizeParams { id, priority })
+            .await
     }
 
     /// Jobs matching a filter, newest first, one page at a time.

@@ -103,6 +103,16 @@ impl JobState {
         )
     }
 
+    /// Scheduled, queued and blocked: waiting to run, not yet leased. Only such a job may be
+    /// given a new priority (`Backend::job_reprioritize`); a running job was already ordered
+    /// by its claim.
+    pub fn is_waiting(self) -> bool {
+        matches!(
+            self,
+            JobState::Scheduled | JobState::Queued | JobState::Blocked
+        )
+    }
+
     /// Every edge of the state machine (DESIGN.md §3). Backends must never make any other move;
     /// the conformance suite checks each of these.
     pub fn can_move_to(self, to: JobState) -> bool {

@@ -392,6 +392,26 @@ impl Backend for MemBackend {
         Ok(job)
     }
 
+    async fn job_reprioritize(&self, params: JobReprioritizeParams) -> Result<Job> {
+        let mut st = self.lock();
+        let j = st
+            .jobs
+            .get_mut(&params.id)
+            .ok_or(Error::JobNotFound(params.id))?;
+        if !j.state.is_waiting() {
+            return Err(Error::InvalidTransition {
+                id: j.id,
+                from: j.state,
+                action: "reprioritize",
+            });
+        }
+        j.priority = params.priority;
+        let job = j.clone();
+        drop(st);
+        self.wake_all();
+        Ok(job)
+    }
+
     async fn job_get(&self, params: JobGetParams) -> Result<Option<Job>> {
         let id = params.id;
         Ok(self.lock().jobs.get(&id).cloned())

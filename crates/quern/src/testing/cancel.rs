@@ -91,22 +91,8 @@ pub async fn cancel_running_revokes_the_lease(h: Harness) {
 /// Cancelling a succeeded, dead, cancelled or skipped job is `InvalidTransition` naming the
 /// state, and the job is unchanged.
 pub async fn cancel_terminal_is_refused(h: Harness) {
-    let ok = h.enqueue(job("ok")).await.id;
-    let c = h.claim_id("default", ok).await;
-    h.complete(&c.token).await;
-    let dead = h.enqueue(job("dead")).await.id;
-    h.claim_and_fail("default", dead, FailAction::Dead).await;
-    let gone = h.enqueue(job("gone")).await.id;
-    h.cancel(gone).await.unwrap();
-    let skipped = h.enqueue(job("skipped").depends_on([dead])).await.id;
-    for (id, from) in [
-        (ok, JobState::Succeeded),
-        (dead, JobState::Dead),
-        (gone, JobState::Cancelled),
-        (skipped, JobState::Skipped),
-    ] {
+    for (id, from) in h.finished_jobs().await {
         let before = h.get(id).await;
-        assert_eq!(before.state, from, "{}: setup", h.case);
         expect_err!(
             h,
             h.cancel(id).await,

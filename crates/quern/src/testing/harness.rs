@@ -8,9 +8,10 @@ use std::time::Duration;
 use crate::backend::{
     BatchMode, CancelParams, ClaimParams, ClaimedJob, CompleteParams, Completion, EnqueueOutcome,
     EnqueueParams, EnqueueResults, FailAction, FailParams, Failure, HeartbeatItem, HeartbeatParams,
-    QueueInfo, QueueWeight, ReleaseParams, RescueParams, RescueReport, RetryParams, RetryTarget,
+    JobReprioritizeParams, QueueInfo, QueueWeight, ReleaseParams, RescueParams, RescueReport,
+    RetryParams, RetryTarget,
 };
-use crate::model::{Codec, ErrorKind, Format, Job, JobId, JobState, NewJob, Payload};
+use crate::model::{Codec, ErrorKind, Format, Job, JobId, JobState, NewJob, Payload, Priority};
 use crate::{Backend, Capabilities, Error, LeaseToken, ManualClock, Millis, Result};
 
 /// The lease length the helpers claim and heartbeat with.
@@ -281,6 +282,13 @@ impl Harness {
             .await
     }
 
+    /// Gives a job a new priority.
+    pub async fn reprioritize(&self, id: JobId, priority: Priority) -> Result<Job> {
+        self.backend
+            .job_reprioritize(JobReprioritizeParams { id, priority })
+            .await
+    }
+
     /// Moves finished jobs back by id.
     pub async fn retry_ids(&self, ids: Vec<JobId>) -> Result<Vec<JobId>> {
         let limit = ids.len().max(1);
@@ -307,6 +315,31 @@ impl Harness {
     pub async fn claim_and_fail(&self, queue: &str, id: JobId, action: FailAction) {
         let c = self.claim_id(queue, id).await;
         self.fail(&c.token, action).await;
+    }
+
+    /// One job in each terminal state of `"default"` (succeeded, dead, cancelled, skipped:
+    /// a dependent of the dead one), each checked to be in it, with that state.
+    pub async fn finished_jobs(&self) -> Vec<(JobId, JobState)> {
+        let ok = self.enqueue(job("ok")).await.id;
+        let c = self.claim_id("default", ok).await;
+        self.complete(&c.token).await;
+        let dead = self.enqueue(job("dead")).await.id;
+        self.claim_and_fail("default", dead, FailAction::Dead).await;
+        let gone = self.enqueue(job("gone")).await.id;
+        self.cancel(gone)
+            .await
+            .unwrap_or_else(|e| panic!("{}: cancel: {e}", self.case));
+        let skipped = self.enqueue(job("skipped").depends_on([dead])).await.id;
+        let out = vec![
+            (ok, JobState::Succeeded),
+            (dead, JobState::Dead),
+            (gone, JobState::Cancelled),
+            (skipped, JobState::Skipped),
+        ];
+        for (id, want) in &out {
+            self.assert_state(*id, *want, "setup").await;
+        }
+        out
     }
 
     // --- reading --------------------------------------------------------------------------

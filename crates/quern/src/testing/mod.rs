@@ -74,6 +74,7 @@ pub mod payload;
 pub mod priority;
 pub mod prune;
 pub mod queues;
+pub mod reprioritize;
 pub mod retry;
 pub mod scheduled;
 pub mod spawn;
@@ -281,6 +282,15 @@ macro_rules! __quern_cases {
                 cancel_running_revokes_the_lease,
                 cancel_terminal_is_refused,
                 cancel_unknown_is_not_found,
+            }
+            reprioritize {
+                raised_queued_job_is_claimed_first,
+                lowered_queued_job_is_claimed_last,
+                scheduled_job_is_ready_with_its_new_priority,
+                blocked_job_is_ready_with_its_new_priority,
+                running_and_finished_jobs_are_refused,
+                unknown_id_is_not_found,
+                same_priority_is_fine,
             }
             transitions {
                 snooze_does_not_count_an_attempt,
