@@ -28,12 +28,32 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Log lines on stderr as text, or as one JSON object per line (for log shippers)
+    #[arg(
+        long,
+        global = true,
+        value_name = "FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        env = "QUERN_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+
     /// Settings file (TOML) [default: ./quern.toml if present]
     #[arg(long, global = true, value_name = "FILE", env = "QUERN_CONFIG")]
     pub config: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `fields` (with `message`), `span`s.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

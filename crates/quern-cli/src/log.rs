@@ -115,8 +115,8 @@ impl<'a> MakeWriter<'a> for QuietStderr {
 
 /// Logs go to stderr. `QUERN_LOG` (or `RUST_LOG`) sets the filter; the worker logs at info by
 /// default, other commands only warnings, and not the Redis client's own (a command that
-/// cannot reach its store says so in its one-line error).
-pub fn init(worker: bool) {
+/// cannot reach its store says so in its one-line error). `format` picks text or JSON lines.
+pub fn init(worker: bool, format: crate::cli::LogFormat) {
     use tracing_subscriber::EnvFilter;
     let default = if worker { "info" } else { "warn,redis=error" };
     let filter = std::env::var("QUERN_LOG")
@@ -124,13 +124,17 @@ pub fn init(worker: bool) {
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(QuietStderr)
         // Belt and braces: the writer never fails, but a formatting error would otherwise be
         // reported through `eprintln!`.
         .log_internal_errors(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match format {
+        crate::cli::LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        crate::cli::LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
 }

@@ -55,7 +55,7 @@ fn main() -> ExitCode {
     let out = Out {
         json: settings.json,
     };
-    log::init(matches!(cli.command, Command::Worker(_)));
+    log::init(matches!(cli.command, Command::Worker(_)), cli.log_format);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -10,6 +10,7 @@ on_every_store!(
     a_closed_stderr_does_not_stop_a_graceful_shutdown,
     stderr_on_a_full_device_does_not_stop_a_graceful_shutdown,
     a_signal_delivered_twice_at_once_is_one_request,
+    log_format_json_writes_one_object_per_line,
 );
 
 fn sigterm_and_sigint_let_running_jobs_finish(mut env: Env) {
@@ -152,4 +153,40 @@ fn sigterm_twice(env: &mut Env, pid: u32, gap: Duration) -> std::process::Output
     std::thread::sleep(gap);
     signal(pid, libc::SIGTERM);
     wait_output(env.take_child(pid), Duration::from_secs(20), &["worker"])
+}
+
+/// `--log-format json`: every stderr line of a worker is one JSON object with a timestamp, a
+/// level and its fields (the message among them), so a log shipper can read it; the text
+/// format (the default) is not JSON.
+fn log_format_json_writes_one_object_per_line(mut env: Env) {
+    env.enqueue(&["quern.noop"]);
+    env.var("QUERN_LOG", "info");
+    for (format, json) in [("json", true), ("text", false)] {
+        let out = env.run(&["worker", "--exit-when-idle", "--log-format", format]);
+        assert!(out.status.success(), "{out:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.is_empty()).collect();
+        assert!(lines.len() >= 2, "{format}: {stderr}");
+        let parsed: Vec<Option<serde_json::Value>> = lines
+            .iter()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .collect();
+        if json {
+            for (l, v) in lines.iter().zip(&parsed) {
+                let v = v.as_ref().unwrap_or_else(|| panic!("not JSON: {l}"));
+                assert!(v["timestamp"].is_string(), "{l}");
+                assert!(v["level"].is_string(), "{l}");
+                assert!(v["fields"]["message"].is_string(), "{l}");
+            }
+            assert!(
+                parsed
+                    .iter()
+                    .flatten()
+                    .any(|v| v["fields"]["message"] == "worker stopped"),
+                "{stderr}"
+            );
+        } else {
+            assert!(parsed.iter().all(Option::is_none), "text lines: {stderr}");
+        }
+    }
 }
