@@ -30,6 +30,10 @@ pub enum Error {
     #[error("conflict: {0}")]
     Conflict(String),
 
+    /// No schedule has this name.
+    #[error("schedule {0:?} not found")]
+    ScheduleNotFound(String),
+
     /// No queue has this name (queues exist once a job was enqueued into them).
     #[error("queue {0:?} not found")]
     QueueNotFound(String),
@@ -104,6 +108,7 @@ impl Error {
             Error::WorkflowNotFound(_) => "workflow_not_found",
             Error::Conflict(_) => "conflict",
             Error::QueueNotFound(_) => "queue_not_found",
+            Error::ScheduleNotFound(_) => "schedule_not_found",
             Error::InvalidJob { .. } => "invalid_job",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::InvalidTransition { .. } => "invalid_transition",

@@ -26,12 +26,20 @@ pub use params::*;
 pub use split::{ClaimSplit, weighted_order};
 
 use crate::Result;
-use crate::model::{Job, JobId, WorkflowRecord};
+use crate::model::{Job, JobId, ScheduleRun, StoredSchedule, WorkflowRecord};
 
 /// The answer of the default `workflow_*` methods.
 fn no_workflows<B: Backend + ?Sized>(b: &B) -> crate::Error {
     crate::Error::Unsupported(format!(
         "the {} backend does not support workflows",
+        b.capabilities().name
+    ))
+}
+
+/// The answer of the default `schedule_*` methods.
+fn no_schedules<B: Backend + ?Sized>(b: &B) -> crate::Error {
+    crate::Error::Unsupported(format!(
+        "the {} backend does not support schedules",
         b.capabilities().name
     ))
 }
@@ -159,6 +167,67 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     async fn workflow_counts(&self, params: WorkflowParams) -> Result<crate::model::StateCounts> {
         let _ = params;
         Err(no_workflows(self))
+    }
+
+    // --- schedules ------------------------------------------------------------------------
+    // A backend that reports `capabilities().schedules` implements all seven; the defaults
+    // answer `Unsupported` for one that does not. Every spec is checked with
+    // `ScheduleSpec::validate` before anything is stored.
+
+    /// Stores a schedule (revision 1, watermark now) or replaces the spec of the stored one
+    /// with this name (revision + 1, watermark moved to now if it was earlier; runs, history
+    /// and `last_*` kept). The spec already stored changes nothing.
+    async fn schedule_upsert(&self, params: ScheduleUpsertParams) -> Result<ScheduleUpserted> {
+        let _ = params;
+        Err(no_schedules(self))
+    }
+
+    /// One schedule, or `None`.
+    async fn schedule_get(&self, params: ScheduleParams) -> Result<Option<StoredSchedule>> {
+        let _ = params;
+        Err(no_schedules(self))
+    }
+
+    /// Every schedule, by name.
+    async fn schedule_list(&self) -> Result<Vec<StoredSchedule>> {
+        Err(no_schedules(self))
+    }
+
+    /// Removes a schedule and its history (its jobs stay); returns it as it was, or `None`
+    /// when no schedule had the name.
+    async fn schedule_delete(&self, params: ScheduleParams) -> Result<Option<StoredSchedule>> {
+        let _ = params;
+        Err(no_schedules(self))
+    }
+
+    /// Pauses a schedule: no scheduled run fires until it is resumed (revision + 1 unless
+    /// already paused). `ScheduleNotFound` for an unknown name.
+    async fn schedule_pause(&self, params: ScheduleParams) -> Result<StoredSchedule> {
+        let _ = params;
+        Err(no_schedules(self))
+    }
+
+    /// Resumes a paused schedule: the watermark moves to now, so ticks that passed while it
+    /// was paused never fire (revision + 1 unless not paused). `ScheduleNotFound` for an
+    /// unknown name.
+    async fn schedule_resume(&self, params: ScheduleParams) -> Result<StoredSchedule> {
+        let _ = params;
+        Err(no_schedules(self))
+    }
+
+    /// Records one run and enqueues its job, atomically, at most once per tick however many
+    /// callers race (see [`FireOutcome`]). `ScheduleNotFound` for an unknown name; an invalid
+    /// job is refused and nothing is recorded.
+    async fn schedule_fire(&self, params: ScheduleFireParams) -> Result<FireOutcome> {
+        let _ = params;
+        Err(no_schedules(self))
+    }
+
+    /// A schedule's latest runs, newest first (by tick, then record order).
+    /// `ScheduleNotFound` for an unknown name.
+    async fn schedule_runs(&self, params: ScheduleRunsParams) -> Result<Vec<ScheduleRun>> {
+        let _ = params;
+        Err(no_schedules(self))
     }
 
     // --- queues ---------------------------------------------------------------------------

@@ -607,6 +607,9 @@ pub struct Capabilities {
     /// Workflows: the `workflow_*` methods and the `Skip` and `Spawn` failure actions. A
     /// backend without them answers `Unsupported` (the trait's defaults do).
     pub workflows: bool,
+    /// Recurring schedules: the `schedule_*` methods. A backend without them answers
+    /// `Unsupported` (the trait's defaults do).
+    pub schedules: bool,
 }
 
 impl Capabilities {
@@ -618,6 +621,7 @@ impl Capabilities {
             dependencies_across_queues: true,
             cross_process_wakeup: true,
             workflows: true,
+            schedules: true,
         }
     }
 }
@@ -705,6 +709,79 @@ name_params! {
 name_params! {
     /// `leader_get`: one leader lease by name.
     LeaderGetParams { name }
+}
+
+name_params! {
+    /// `schedule_get`, `schedule_delete`, `schedule_pause` and `schedule_resume`: one
+    /// schedule by name.
+    ScheduleParams { name }
+}
+
+/// `schedule_upsert`: store a schedule, or change the stored one with this name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduleUpsertParams {
+    pub spec: crate::model::ScheduleSpec,
+}
+
+/// What `schedule_upsert` did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduleUpserted {
+    /// The schedule as stored after the call.
+    pub schedule: crate::model::StoredSchedule,
+    /// No schedule had this name before.
+    pub created: bool,
+    /// The stored spec changed (always true when created). Upserting the spec already
+    /// stored changes nothing, not even the revision: every process may apply its
+    /// `quern.toml` on start.
+    pub changed: bool,
+}
+
+/// `schedule_fire`: record one run of a schedule and, with `job`, enqueue its job, in one
+/// step. See [`FireOutcome`] for the checks, made atomically with the write.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduleFireParams {
+    pub name: String,
+    /// The schedule's revision the caller computed `tick` from; a scheduled run is refused
+    /// as [`FireOutcome::Stale`] once it moved. Ignored for manual runs.
+    pub revision: u64,
+    /// The tick (for a manual run: the time of the trigger).
+    pub tick: crate::Millis,
+    /// `Scheduled` (with `job`), `SkippedOverlap` (without) or `Manual` (with `job`).
+    /// `Duplicate` is what the store records when the job's unique key is held; it is not
+    /// asked for.
+    pub kind: crate::model::RunKind,
+    /// The job to enqueue (its `run_at` is the tick plus jitter).
+    pub job: Option<NewJob>,
+}
+
+/// What `schedule_fire` did. For a scheduled run (or skip) the store checks, in this order
+/// and in the same step as the write: the revision (`Stale`), `paused` (`Paused`), the run
+/// limit (`Ended`), and that `tick` is after the watermark (`AlreadyFired`); only then does
+/// it enqueue the job, append the run to the history, and move the watermark, `runs`,
+/// `last_tick` and `last_job`. A manual run skips those checks and moves none of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FireOutcome {
+    /// The job was stored (`duplicate`: a live job held the template's unique key, and the
+    /// run records that job).
+    Fired { job_id: JobId, duplicate: bool },
+    /// The skipped tick was recorded.
+    Skipped,
+    /// This tick (or a later one) already fired or was skipped.
+    AlreadyFired,
+    /// The schedule is paused.
+    Paused,
+    /// The schedule reached its run limit.
+    Ended,
+    /// The schedule changed since the caller read it; re-read and decide again.
+    Stale,
+}
+
+/// `schedule_runs`: a schedule's latest runs, newest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduleRunsParams {
+    pub name: String,
+    /// At most this many (the store keeps [`ScheduleRun::HISTORY`](crate::model::ScheduleRun::HISTORY)).
+    pub limit: usize,
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The domain model: jobs, their states, priorities, retry policies and payloads.
+//! The domain model: jobs, their states, priorities, retry policies and payloads, workflow
+//! records, and recurring schedules.
 
 mod duration;
 mod id;
@@ -7,6 +8,7 @@ mod outcome;
 mod payload;
 mod priority;
 mod retry;
+mod schedule;
 mod state;
 mod workflow;
 
@@ -20,6 +22,10 @@ pub use outcome::TaskError;
 pub use payload::{Codec, Format, Payload};
 pub use priority::Priority;
 pub use retry::RetryPolicy;
+pub use schedule::{
+    JobTemplate, Misfire, Overlap, RunKind, ScheduleRun, ScheduleSpec, StoredSchedule,
+    schedule_name_problem,
+};
 pub use state::{JobState, StateCounts};
 pub use workflow::{
     NewWorkflow, WorkflowPhase, WorkflowRecord, WorkflowState, validate_workflow_id,

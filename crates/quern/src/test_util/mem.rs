@@ -133,6 +133,7 @@ impl Backend for MemBackend {
     fn capabilities(&self) -> Capabilities {
         let mut c = Capabilities::full("memory");
         c.workflows = false;
+        c.schedules = false;
         c
     }
 

@@ -77,6 +77,7 @@ pub mod queues;
 pub mod reprioritize;
 pub mod retry;
 pub mod scheduled;
+pub mod schedules;
 pub mod spawn;
 pub mod transitions;
 pub mod unique;
@@ -201,6 +202,24 @@ macro_rules! __quern_cases {
                 claimable_exactly_at_run_at,
                 due_job_takes_its_priority_place,
                 retry_backoff_is_respected,
+            }
+            schedules {
+                upsert_stores_and_get_reads_back,
+                upsert_of_the_same_spec_changes_nothing,
+                upsert_of_a_changed_spec_bumps_the_revision,
+                invalid_spec_is_refused_and_stores_nothing,
+                list_is_ordered_by_name,
+                delete_removes_the_schedule_and_its_history,
+                a_tick_fires_once,
+                #[threads(4)] concurrent_fires_of_one_tick_store_one_job,
+                fire_of_an_old_revision_is_stale,
+                pause_stops_fires_and_resume_skips_the_paused_ticks,
+                the_run_limit_ends_the_schedule,
+                a_skipped_tick_is_recorded_without_a_job,
+                a_manual_run_moves_nothing,
+                a_held_unique_key_records_a_duplicate,
+                history_is_newest_first_and_capped,
+                bad_fires_are_refused_and_record_nothing,
             }
             unique {
                 #[threads(4)] concurrent_enqueues_make_one_job,
