@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use quern::backend::*;
-use quern::model::Limits;
+use quern::model::{Limits, ScheduleRun, StoredSchedule};
 use quern::{Backend, Job, JobId, SharedClock, SystemClock};
 use rusqlite::Connection;
 use tokio::sync::Notify;
@@ -364,6 +364,49 @@ impl Backend for SqliteBackend {
             _ = tokio::time::sleep(wait) => {}
         }
         Ok(())
+    }
+
+    async fn schedule_upsert(
+        &self,
+        params: ScheduleUpsertParams,
+    ) -> quern::Result<ScheduleUpserted> {
+        self.write(move |tx| ops::schedule::upsert(tx, params.spec))
+            .await
+    }
+
+    async fn schedule_get(&self, params: ScheduleParams) -> quern::Result<Option<StoredSchedule>> {
+        self.read(move |c| ops::schedule::get(c, &params.name))
+            .await
+    }
+
+    async fn schedule_list(&self) -> quern::Result<Vec<StoredSchedule>> {
+        self.read(ops::schedule::list).await
+    }
+
+    async fn schedule_delete(
+        &self,
+        params: ScheduleParams,
+    ) -> quern::Result<Option<StoredSchedule>> {
+        self.write(move |tx| ops::schedule::delete(tx, &params.name))
+            .await
+    }
+
+    async fn schedule_pause(&self, params: ScheduleParams) -> quern::Result<StoredSchedule> {
+        self.write(move |tx| ops::schedule::set_paused(tx, &params.name, true))
+            .await
+    }
+
+    async fn schedule_resume(&self, params: ScheduleParams) -> quern::Result<StoredSchedule> {
+        self.write(move |tx| ops::schedule::set_paused(tx, &params.name, false))
+            .await
+    }
+
+    async fn schedule_fire(&self, params: ScheduleFireParams) -> quern::Result<FireOutcome> {
+        self.write(move |tx| ops::schedule::fire(tx, params)).await
+    }
+
+    async fn schedule_runs(&self, params: ScheduleRunsParams) -> quern::Result<Vec<ScheduleRun>> {
+        self.read(move |c| ops::schedule::runs(c, params)).await
     }
 
     async fn workflow_create(

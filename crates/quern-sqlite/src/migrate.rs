@@ -18,6 +18,7 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
     ("workflows", include_str!("migrations/0003_workflows.sql")),
     ("claimed_at", include_str!("migrations/0004_claimed_at.sql")),
     ("result_ttl", include_str!("migrations/0005_result_ttl.sql")),
+    ("schedules", include_str!("migrations/0006_schedules.sql")),
 ];
 
 /// The schema version this build writes.

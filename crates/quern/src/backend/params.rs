@@ -754,6 +754,33 @@ pub struct ScheduleFireParams {
     pub job: Option<NewJob>,
 }
 
+impl ScheduleFireParams {
+    /// The rules about the params alone, which every backend applies before reading the
+    /// schedule: a scheduled or manual run carries a job, a skipped one does not, and
+    /// `Duplicate` is not asked for.
+    pub fn check(&self) -> crate::Result<()> {
+        use crate::model::RunKind;
+        let ok = match self.kind {
+            RunKind::Scheduled | RunKind::Manual => self.job.is_some(),
+            RunKind::SkippedOverlap => self.job.is_none(),
+            RunKind::Duplicate => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(crate::Error::InvalidArgument(format!(
+                "schedule_fire: a {} run {}",
+                self.kind.as_str(),
+                match self.kind {
+                    RunKind::SkippedOverlap => "carries no job",
+                    RunKind::Duplicate => "is recorded by the store, not asked for",
+                    _ => "needs a job",
+                }
+            )))
+        }
+    }
+}
+
 /// What `schedule_fire` did. For a scheduled run (or skip) the store checks, in this order
 /// and in the same step as the write: the revision (`Stale`), `paused` (`Paused`), the run
 /// limit (`Ended`), and that `tick` is after the watermark (`AlreadyFired`); only then does

@@ -279,6 +279,19 @@ impl ScheduleSpec {
         Ok(schedule)
     }
 
+    /// The rule a backend applies to the job of a fire: it goes to the template's queue
+    /// (where the schedule's state lives on Redis Cluster). The job itself is validated by
+    /// the enqueue.
+    pub fn check_tick_job(&self, job: &NewJob) -> Result<(), Error> {
+        if job.queue != self.job.queue {
+            return Err(Error::InvalidArgument(format!(
+                "schedule {:?} enqueues into queue {:?}, not {:?}",
+                self.name, self.job.queue, job.queue
+            )));
+        }
+        Ok(())
+    }
+
     /// The jitter offset of `tick`: a deterministic value in `[0, jitter)` from the schedule's
     /// name and the tick, so every node computes the same due time.
     pub fn jitter_ms(&self, tick: Millis) -> Millis {
