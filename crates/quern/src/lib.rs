@@ -72,7 +72,7 @@ pub mod testing;
 /// `#[quern::async_trait] impl quern::Handler for MyExecutor { ... }`.
 pub use async_trait::async_trait;
 pub use backend::{Backend, Capabilities, LeaseToken};
-pub use client::{Client, Enqueue};
+pub use client::{Client, Enqueue, Schedules};
 pub use clock::{Clock, ManualClock, Millis, SharedClock, SystemClock, TokioClock};
 pub use error::{Error, Result};
 pub use model::{

@@ -6,12 +6,14 @@
 //! through [`Client::enqueue_job`] and [`Client::enqueue_batch`].
 
 mod enqueue;
+mod schedules;
 mod wait;
 
 use std::fmt;
 use std::sync::Arc;
 
 pub use enqueue::Enqueue;
+pub use schedules::Schedules;
 pub use wait::WaitOptions;
 
 use crate::backend::{
@@ -151,6 +153,11 @@ impl Client {
         self.backend
             .job_reprioritize(JobReprioritizeParams { id, priority })
             .await
+    }
+
+    /// Recurring schedules: add, change, pause, resume, trigger, remove (see [`Schedules`]).
+    pub fn schedules(&self) -> Schedules {
+        Schedules::new(Arc::clone(&self.backend))
     }
 
     /// Jobs matching a filter, newest first, one page at a time.

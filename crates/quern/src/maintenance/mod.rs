@@ -9,6 +9,8 @@
 //! - [`WorkflowMonitor`]: moves running workflows along (failure policy, saga
 //!   compensation, final state). Idempotent (compare-and-set), meant to run under
 //!   [`run_as_leader`].
+//! - [`Scheduler`]: enqueues one job per tick of every stored schedule. Exactly once by
+//!   the store's atomic `schedule_fire`, so every node runs one, without a leader.
 //! - [`run_as_leader`]: runs a singleton service only while this node holds a named leader
 //!   lease stored in the backend, handing over when the holder dies.
 //! - [`Maintenance`]: the one place that starts the configured services in order (the
@@ -20,12 +22,14 @@
 mod leader;
 mod pruner;
 mod rescuer;
+mod scheduler;
 mod supervisor;
 mod workflow_monitor;
 
 pub use leader::{LeaderConfig, run_as_leader};
 pub use pruner::{PruneTickReport, Pruner, PrunerConfig};
 pub use rescuer::{RescueTickReport, Rescuer, RescuerConfig};
+pub use scheduler::{FirePlan, Scheduler, SchedulerConfig, SchedulerTickReport, fire_plan};
 pub use supervisor::{Maintenance, MaintenanceConfig};
 pub use workflow_monitor::{WorkflowMonitor, WorkflowMonitorConfig, WorkflowTickReport};
 

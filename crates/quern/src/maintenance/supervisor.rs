@@ -1,8 +1,8 @@
 //! The one place that starts and stops the background services, for any process that runs
 //! them (a [`Worker`](crate::Worker), and later a server or a CLI command).
 //!
-//! [`Maintenance::start`] starts every configured service in a fixed order: the rescuer on
-//! every node, then the singletons each under its own leader lease (the pruner, then the
+//! [`Maintenance::start`] starts every configured service in a fixed order: the rescuer and
+//! the scheduler on every node, then the singletons each under its own leader lease (the pruner, then the
 //! workflow monitor, which also needs a backend with workflows). [`Maintenance::stop`]
 //! tells them all to stop and waits for each in the reverse order, so a singleton gives its
 //! leader lease back (`run_as_leader` releases it on stop) before the process goes on.
@@ -13,8 +13,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    LeaderConfig, Pruner, PrunerConfig, Rescuer, RescuerConfig, WorkflowMonitor,
-    WorkflowMonitorConfig, run_as_leader,
+    LeaderConfig, Pruner, PrunerConfig, Rescuer, RescuerConfig, Scheduler, SchedulerConfig,
+    WorkflowMonitor, WorkflowMonitorConfig, run_as_leader,
 };
 use crate::backend::Backend;
 use crate::clock::SharedClock;
@@ -24,6 +24,9 @@ use crate::clock::SharedClock;
 pub struct MaintenanceConfig {
     /// Expired leases and lost workers. Run on every node.
     pub rescuer: Option<RescuerConfig>,
+    /// One job per tick of every stored schedule. Run on every node (exactly once by the
+    /// store's `schedule_fire`); only started when the backend has schedules.
+    pub scheduler: Option<SchedulerConfig>,
     /// Retention. A singleton, under the leader lease [`Pruner::LEADER_NAME`].
     pub pruner: Option<PrunerConfig>,
     /// Workflow failure policy, saga and final states. A singleton, under the leader lease
@@ -53,6 +56,12 @@ impl Maintenance {
         if let Some(cfg) = config.rescuer {
             let rescuer = Rescuer::new(Arc::clone(&backend), Arc::clone(&clock), cfg);
             tasks.push(("rescuer", tokio::spawn(rescuer.run(stop.clone()))));
+        }
+        if let Some(cfg) = config.scheduler
+            && backend.capabilities().schedules
+        {
+            let scheduler = Scheduler::new(Arc::clone(&backend), Arc::clone(&clock), cfg);
+            tasks.push(("scheduler", scheduler.spawn(stop.clone())));
         }
         if let Some(cfg) = config.pruner {
             let pruner = Pruner::new(Arc::clone(&backend), Arc::clone(&clock), cfg);

@@ -232,11 +232,13 @@ async fn the_supervisor_starts_services_in_order_and_stop_releases_leases() {
         "node-1",
         MaintenanceConfig {
             rescuer: Some(RescuerConfig::default()),
+            scheduler: Some(SchedulerConfig::default()),
             pruner: Some(PrunerConfig::default()),
             workflow_monitor: Some(WorkflowMonitorConfig::default()),
         },
     );
-    // The memory double has no workflows, so the monitor is left out.
+    // The memory double has no workflows and no schedules, so the monitor and the
+    // scheduler are left out.
     assert_eq!(m.services(), vec!["rescuer", "pruner"]);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let held = b.leader_get(Pruner::LEADER_NAME.into()).await.unwrap();

@@ -210,6 +210,13 @@ impl WorkerBuilder {
         self
     }
 
+    /// The scheduler's settings; `None` turns it off (then no tick of a stored schedule
+    /// fires from this process). Runs on every node. Default on.
+    pub fn scheduler(mut self, config: Option<crate::maintenance::SchedulerConfig>) -> Self {
+        self.cfg.scheduler = config;
+        self
+    }
+
     /// Runs the pruner with these settings under a leader lease. Default off.
     pub fn pruner(mut self, config: Option<PrunerConfig>) -> Self {
         self.cfg.pruner = config;

@@ -72,6 +72,9 @@ pub(crate) struct WorkerConfig {
     pub ack_batch: usize,
     /// The lease rescuer run alongside the worker. Default on.
     pub rescuer: Option<RescuerConfig>,
+    /// The scheduler (one job per tick of every stored schedule), run on every node.
+    /// Default on.
+    pub scheduler: Option<crate::maintenance::SchedulerConfig>,
     /// The pruner, run under a leader lease so one node prunes at a time. Default off.
     pub pruner: Option<PrunerConfig>,
     /// The workflow monitor (failure policy, compensation, final states of running
@@ -105,6 +108,7 @@ impl WorkerConfig {
             worker_heartbeat: Duration::from_secs(2),
             ack_batch: 512,
             rescuer: Some(RescuerConfig::default()),
+            scheduler: Some(Default::default()),
             pruner: None,
             workflow_monitor: Some(WorkflowMonitorConfig::default()),
             workflow_env: EnvSource::Denied,

@@ -134,7 +134,7 @@ impl Worker {
             tokio::spawn(heartbeat::leases(Arc::clone(&s), background_stop.clone())),
             tokio::spawn(heartbeat::worker(Arc::clone(&s), background_stop.clone())),
         ];
-        // Rescuer, pruner and workflow monitor: started (and later stopped) in order by the
+        // Rescuer, scheduler, pruner and workflow monitor: started (and later stopped) in order by the
         // maintenance supervisor.
         let maintenance = Maintenance::start(
             Arc::clone(&s.backend),
@@ -142,6 +142,7 @@ impl Worker {
             &s.cfg.id,
             MaintenanceConfig {
                 rescuer: s.cfg.rescuer.clone(),
+                scheduler: s.cfg.scheduler.clone(),
                 pruner: s.cfg.pruner.clone(),
                 workflow_monitor: s.cfg.workflow_monitor.clone(),
             },
