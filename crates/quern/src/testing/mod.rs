@@ -77,6 +77,7 @@ pub mod queues;
 pub mod reprioritize;
 pub mod retry;
 pub mod scheduled;
+pub mod scheduler;
 pub mod schedules;
 pub mod spawn;
 pub mod transitions;
@@ -220,6 +221,15 @@ macro_rules! __quern_cases {
                 a_held_unique_key_records_a_duplicate,
                 history_is_newest_first_and_capped,
                 bad_fires_are_refused_and_record_nothing,
+            }
+            scheduler {
+                racing_schedulers_enqueue_one_job_per_tick,
+                an_allow_tick_is_enqueued_ahead_and_claimable_at_the_tick,
+                overlap_skip_skips_while_the_previous_run_is_live,
+                overlap_cancel_previous_cancels_the_live_run,
+                misfire_policies_after_an_outage,
+                pause_and_remove_cancel_the_pending_tick,
+                trigger_runs_now_outside_the_schedule,
             }
             unique {
                 #[threads(4)] concurrent_enqueues_make_one_job,
