@@ -18,8 +18,11 @@ use crate::cron::Schedule;
 
 /// What to do with ticks that passed while no scheduler ran (every `quern` process was
 /// down, or the schedule's store was unreachable).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "policy", deny_unknown_fields)]
+///
+/// Written as a name (`"skip"`, `"run-once"`, `"run-all"`, with `_` for `-` accepted) or,
+/// for `run_all` with its bounds, a table `{ policy = "run_all", max = 10, window = "1h" }`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "policy")]
 pub enum Misfire {
     /// Drop them; the schedule goes on with its next tick.
     Skip,
@@ -34,6 +37,47 @@ pub enum Misfire {
         #[serde(with = "serde_ms")]
         window: Duration,
     },
+}
+
+impl<'de> Deserialize<'de> for Misfire {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "snake_case", tag = "policy", deny_unknown_fields)]
+        enum Tagged {
+            Skip,
+            RunOnce,
+            RunAll {
+                #[serde(default = "run_all_max")]
+                max: u32,
+                #[serde(with = "serde_ms", default = "run_all_window")]
+                window: Duration,
+            },
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Name(String),
+            Table(Tagged),
+        }
+        match Raw::deserialize(d) {
+            Ok(Raw::Name(n)) => Misfire::parse(&n).map_err(serde::de::Error::custom),
+            Ok(Raw::Table(Tagged::Skip)) => Ok(Misfire::Skip),
+            Ok(Raw::Table(Tagged::RunOnce)) => Ok(Misfire::RunOnce),
+            Ok(Raw::Table(Tagged::RunAll { max, window })) => Ok(Misfire::RunAll { max, window }),
+            Err(_) => Err(serde::de::Error::custom(
+                "misfire: expected \"skip\", \"run-once\", \"run-all\" or \
+                 { policy = \"run_all\", max = N, window = \"1h\" }",
+            )),
+        }
+    }
+}
+
+fn run_all_max() -> u32 {
+    Misfire::RUN_ALL_MAX
+}
+
+fn run_all_window() -> Duration {
+    Misfire::RUN_ALL_WINDOW
 }
 
 impl Misfire {
@@ -77,6 +121,7 @@ pub enum Overlap {
     /// Do not enqueue; the tick is recorded as skipped.
     Skip,
     /// Cancel the previous run (a running job's lease is revoked), then enqueue.
+    #[serde(alias = "cancel-previous")]
     CancelPrevious,
 }
 
@@ -188,11 +233,12 @@ pub struct ScheduleSpec {
     #[serde(default = "default_tz")]
     pub tz: String,
     pub job: JobTemplate,
-    /// No tick before this instant (ms since the Unix epoch).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// No tick before this instant (ms since the Unix epoch; read from a number or an
+    /// RFC 3339 string).
+    #[serde(default, with = "instant", skip_serializing_if = "Option::is_none")]
     pub start_at: Option<Millis>,
     /// No tick after this instant.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, with = "instant", skip_serializing_if = "Option::is_none")]
     pub end_at: Option<Millis>,
     /// At most this many scheduled runs in all (manual triggers do not count).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -209,6 +255,40 @@ pub struct ScheduleSpec {
     pub misfire: Misfire,
     #[serde(default)]
     pub overlap: Overlap,
+}
+
+/// `Option<Millis>` written as milliseconds, read from milliseconds or an RFC 3339 string
+/// (`2027-01-01T00:00:00Z`), so `quern.toml` can say when a schedule starts.
+mod instant {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::clock::Millis;
+
+    pub fn serialize<S: Serializer>(v: &Option<Millis>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(ms) => s.serialize_some(ms),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Millis>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(Millis),
+            S(String),
+        }
+        match Option::<Raw>::deserialize(d)? {
+            None => Ok(None),
+            Some(Raw::N(n)) => Ok(Some(n)),
+            Some(Raw::S(text)) => text
+                .parse::<jiff::Timestamp>()
+                .map(|t| Some(t.as_millisecond()))
+                .map_err(|e| {
+                    serde::de::Error::custom(format!("{text:?} is not an RFC 3339 time: {e}"))
+                }),
+        }
+    }
 }
 
 fn default_tz() -> String {
@@ -499,6 +579,38 @@ mod tests {
         assert_eq!(j.run_at, Some(6_000));
         assert_eq!(j.meta["cron"]["schedule"], "nightly");
         assert_eq!(j.meta["cron"]["tick"], 5_000);
+    }
+
+    #[test]
+    fn toml_style_forms_are_read() {
+        let s: ScheduleSpec = serde_json::from_str(
+            r#"{"name":"a","cron":"@hourly","job":{"kind":"k"},"misfire":"run-all",
+               "overlap":"cancel-previous","start_at":"2027-01-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(s.misfire, Misfire::parse("run-all").unwrap());
+        assert_eq!(s.overlap, Overlap::CancelPrevious);
+        assert_eq!(s.start_at, Some(1_798_761_600_000));
+        let s: ScheduleSpec = serde_json::from_str(
+            r#"{"name":"a","cron":"@hourly","job":{"kind":"k"},
+               "misfire":{"policy":"run_all","max":3,"window":"1h"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            s.misfire,
+            Misfire::RunAll {
+                max: 3,
+                window: Duration::from_secs(3600)
+            }
+        );
+        for bad in [r#""later""#, r#"{"policy":"run_all","colour":1}"#] {
+            let text =
+                format!(r#"{{"name":"a","cron":"@hourly","job":{{"kind":"k"}},"misfire":{bad}}}"#);
+            let e = serde_json::from_str::<ScheduleSpec>(&text)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("misfire"), "{bad}: {e}");
+        }
     }
 
     #[test]
