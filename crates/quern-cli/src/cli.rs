@@ -82,7 +82,8 @@ pub enum Command {
     Workflow(WorkflowCmd),
     /// Measure enqueue and drain rates, latency, and lost or duplicated jobs on a store
     Bench(BenchArgs),
-    /// Recurring schedules: preview when a cron expression or interval fires
+    /// Recurring schedules: add, list, show, pause, resume, trigger and remove them (every
+    /// `quern worker` fires their ticks), or preview when an expression fires
     #[command(subcommand)]
     Cron(CronCmd),
     /// Look after an SQLite store's file: WAL checkpoint, ANALYZE, VACUUM, integrity check,
@@ -354,8 +355,122 @@ pub enum MaintainCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum CronCmd {
+    /// Store a schedule, or change the one with this name
+    Add(Box<CronAddArgs>),
+    /// Every schedule with its next run, last run and last outcome
+    List,
+    /// One schedule with its latest runs (tick, enqueued at, lateness, job, outcome)
+    Show {
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// How many runs to show
+        #[arg(long, value_name = "N", default_value = "20", value_parser = parse::count)]
+        runs: usize,
+    },
+    /// Remove a schedule and its history (a tick's job enqueued ahead is cancelled)
+    Remove {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Stop a schedule's ticks until it is resumed
+    Pause {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Resume a paused schedule (ticks missed while paused do not run)
+    Resume {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Enqueue the schedule's job now, outside the schedule
+    Trigger {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
     /// Print the next ticks of an expression, in its zone and in UTC (needs no store)
     Next(CronNextArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("when").required(true).args(["cron", "every"]))]
+pub struct CronAddArgs {
+    /// The schedule's name: 1-128 letters, digits, '_', '.', ':' or '-'
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// A cron expression with 5 or 6 fields, or a macro (@hourly, @daily, ...)
+    #[arg(long, value_name = "EXPR")]
+    pub cron: Option<String>,
+
+    /// An interval instead of an expression (90s, 5m, 1h30m)
+    #[arg(long, value_name = "DURATION")]
+    pub every: Option<String>,
+
+    /// IANA time zone the expression is read in [default: UTC]
+    #[arg(long, value_name = "ZONE")]
+    pub tz: Option<String>,
+
+    /// The job's kind (handler name)
+    #[arg(long, value_name = "KIND")]
+    pub kind: String,
+
+    /// The job's payload as JSON text
+    #[arg(long, value_name = "JSON")]
+    pub payload: Option<String>,
+
+    /// The job's queue [default: default]
+    #[arg(long, value_name = "Q", value_parser = parse::queue)]
+    pub queue: Option<String>,
+
+    /// The job's priority: 0-9 or critical, high, normal, low, batch [default: normal]
+    #[arg(long, value_name = "P", value_parser = parse::priority)]
+    pub priority: Option<Priority>,
+
+    /// Attempts before the job goes dead [default: 25]
+    #[arg(long, value_name = "N")]
+    pub max_attempts: Option<u32>,
+
+    /// Per-attempt time limit of the job
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub timeout: Option<Duration>,
+
+    /// Unique key of the job: a tick while a job with it is live records that job instead
+    #[arg(long, value_name = "KEY")]
+    pub unique: Option<String>,
+
+    /// Ticks missed while no worker ran: skip, run-once (one job for the latest) or run-all
+    /// [default: run-once]
+    #[arg(long, value_name = "POLICY")]
+    pub misfire: Option<String>,
+
+    /// With --misfire run-all: at most this many missed ticks [default: 100]
+    #[arg(long, value_name = "N", requires = "misfire")]
+    pub misfire_max: Option<u32>,
+
+    /// With --misfire run-all: only ticks missed within this long [default: 1d]
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration, requires = "misfire")]
+    pub misfire_window: Option<Duration>,
+
+    /// A tick while the previous run is still waiting or running: allow, skip or
+    /// cancel-previous [default: allow]
+    #[arg(long, value_name = "POLICY")]
+    pub overlap: Option<String>,
+
+    /// No tick before this time (RFC 3339)
+    #[arg(long, value_name = "RFC3339", value_parser = parse::rfc3339)]
+    pub start: Option<i64>,
+
+    /// No tick after this time (RFC 3339)
+    #[arg(long, value_name = "RFC3339", value_parser = parse::rfc3339)]
+    pub end: Option<i64>,
+
+    /// At most this many runs in all
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+
+    /// Each tick's job is due up to this long after the tick (a fixed offset per tick)
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub jitter: Option<Duration>,
 }
 
 #[derive(Debug, Args)]

@@ -93,7 +93,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> CliResult<u8> {
         Command::Prune(a) => cmd::prune::run(ctx, a).await,
         Command::Workflow(c) => cmd::workflow::run(ctx, c).await,
         Command::Bench(a) => bench::run(ctx, a).await,
-        Command::Cron(c) => cmd::cron::run(ctx, c),
+        Command::Cron(c) => cmd::cron::run(ctx, c).await,
         Command::Maintain(c) => cmd::maintain::run(ctx, c).await,
     }
 }
