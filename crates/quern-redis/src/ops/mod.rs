@@ -4,7 +4,7 @@
 //! in.
 //!
 //! Dependencies between the files go one way: `fail` uses `lease` (the per-item batch call)
-//! and `store` (what storing new jobs needs), `enqueue` and `workflow` use `store`, `admin`
+//! and `store` (what storing new jobs needs), `enqueue`, `workflow` and `schedule` use `store`, `admin`
 //! uses `read`; nothing calls back.
 
 pub(crate) mod admin;
@@ -14,6 +14,7 @@ pub(crate) mod enqueue;
 pub(crate) mod fail;
 pub(crate) mod lease;
 pub(crate) mod read;
+pub(crate) mod schedule;
 pub(crate) mod store;
 pub(crate) mod wait;
 pub(crate) mod workflow;
