@@ -1,6 +1,6 @@
 -- schedule_upsert in the slot of the template's queue. ARGV[4] queue, [5] name, [6] spec
 -- JSON, [7] run limit ('' = none), [8] '1' when this call created the name's index entry
--- (whatever the slot holds under the name is an orphan: start afresh), [9] move token
+-- (a copy here still marked as moving is an orphan: start afresh), [9] move token
 -- ('' = not a move), [10] field count F, then F field/value pairs, then the history members:
 -- a move's snapshot of the schedule in its old queue (see src/ops/schedule.rs), written
 -- first unless this slot already holds the live copy that move made (same token).
@@ -29,7 +29,9 @@ if token ~= '' then
     if #hist > 0 then redis.call('ZADD', hk, unpack(hist)) end
     exists = true
   end
-elseif ARGV[8] == '1' and exists then
+elseif ARGV[8] == '1' and exists and redis.call('HGET', k, 'mv') then
+  -- Left marked as moving by a move cut short before the name was deleted: an orphan. (A
+  -- live copy is kept: a racing upsert that lost the index entry may have just stored it.)
   redis.call('DEL', k, hk)
   exists = false
 end

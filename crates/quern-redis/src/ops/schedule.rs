@@ -12,8 +12,8 @@
 //!
 //! **Write order.** The index is in the global slot, so on Cluster it is written by its own
 //! command; the index names the authoritative copy and every reader goes through it.
-//! - Create: `HSETNX` the index entry first, then the upsert script (which also starts afresh
-//!   over anything a crash left under the name in that slot). A crash between the two leaves
+//! - Create: `HSETNX` the index entry first, then the upsert script (which starts afresh over
+//!   a copy a crashed move left in that slot, still marked as moving). A crash between the two leaves
 //!   an entry naming a queue that holds nothing: get and list read `None` there, delete drops
 //!   the entry, the next upsert creates the schedule.
 //! - Delete: the schedule's keys first, then the index entry (only if it still names that
@@ -208,7 +208,7 @@ fn coded(name: &str, out: Value) -> Result<(i64, StoredSchedule)> {
 /// What `cron_upsert.lua` is asked to write first: a move's snapshot, or nothing.
 enum Base<'a> {
     /// Store the spec over what is there (`fresh`: the caller just created the index
-    /// entry, so anything under the name in this slot is an orphan of a crash).
+    /// entry, so a copy in this slot still marked as moving is an orphan of a crash).
     Plain { fresh: bool },
     /// A move's snapshot (fields without the move marks, history members), with its token.
     Snapshot {
