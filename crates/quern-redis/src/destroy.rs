@@ -1,6 +1,6 @@
 //! Deleting every key under a prefix ([`RedisBackend::destroy_all_keys`]): a SCAN on one
 //! node; on Cluster, where SCAN does not span the masters, a walk over what the registries
-//! name (queues, their jobs, workflows, workers, leader leases).
+//! name (queues, their jobs, workflows, schedules, workers, leader leases).
 
 use std::collections::HashSet;
 
@@ -86,6 +86,7 @@ pub(crate) async fn all_keys(b: &RedisBackend) -> Result<u64> {
                 deleted += b.query::<u64>(cmd).await?;
             }
             deleted += workflow_keys(b).await?;
+            deleted += schedule_keys(b).await?;
             let workers = crate::ops::coord::worker_ids(b).await?;
             let leaders: Vec<String> = b
                 .query(redis::cmd("SMEMBERS").arg(b.gk("leaders")).clone())
@@ -103,6 +104,31 @@ pub(crate) async fn all_keys(b: &RedisBackend) -> Result<u64> {
             deleted += b.query::<u64>(cmd).await?;
         }
     }
+    Ok(deleted)
+}
+
+/// Cluster: deletes every schedule key: in each queue `{#}:cronqs` lists, the schedules
+/// `{q}:crons` names (including copies a crashed move left behind), then the registries.
+async fn schedule_keys(b: &RedisBackend) -> Result<u64> {
+    let queues: HashSet<String> = b
+        .query(redis::cmd("SMEMBERS").arg(b.gk("cronqs")).clone())
+        .await?;
+    let mut deleted = 0;
+    for q in queues {
+        let names: Vec<String> = b
+            .query(redis::cmd("SMEMBERS").arg(b.qk(&q, "crons")).clone())
+            .await?;
+        let mut cmd = redis::cmd("UNLINK");
+        cmd.arg(b.qk(&q, "crons"));
+        for n in names {
+            cmd.arg(b.qk(&q, &format!("cron:{n}")))
+                .arg(b.qk(&q, &format!("cronh:{n}")));
+        }
+        deleted += b.query::<u64>(cmd).await?;
+    }
+    let mut cmd = redis::cmd("UNLINK");
+    cmd.arg(b.gk("cron")).arg(b.gk("cronqs"));
+    deleted += b.query::<u64>(cmd).await?;
     Ok(deleted)
 }
 

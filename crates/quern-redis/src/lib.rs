@@ -36,7 +36,7 @@ pub use backend::RedisBackend;
 pub use config::{Durability, RedisConfig};
 pub use quern;
 use quern::backend::*;
-use quern::model::{StateCounts, WorkflowRecord};
+use quern::model::{ScheduleRun, StateCounts, StoredSchedule, WorkflowRecord};
 use quern::{Backend, Job, JobId, Result};
 
 use ops::admin::Pause;
@@ -125,6 +125,38 @@ impl Backend for RedisBackend {
 
     async fn workflow_counts(&self, params: WorkflowParams) -> Result<StateCounts> {
         ops::workflow::counts(self, params.id.as_str()).await
+    }
+
+    async fn schedule_upsert(&self, params: ScheduleUpsertParams) -> Result<ScheduleUpserted> {
+        ops::schedule::upsert(self, params).await
+    }
+
+    async fn schedule_get(&self, params: ScheduleParams) -> Result<Option<StoredSchedule>> {
+        ops::schedule::get(self, params.name.as_str()).await
+    }
+
+    async fn schedule_list(&self) -> Result<Vec<StoredSchedule>> {
+        ops::schedule::list(self).await
+    }
+
+    async fn schedule_delete(&self, params: ScheduleParams) -> Result<Option<StoredSchedule>> {
+        ops::schedule::delete(self, params.name.as_str()).await
+    }
+
+    async fn schedule_pause(&self, params: ScheduleParams) -> Result<StoredSchedule> {
+        ops::schedule::pause(self, params.name.as_str(), true).await
+    }
+
+    async fn schedule_resume(&self, params: ScheduleParams) -> Result<StoredSchedule> {
+        ops::schedule::pause(self, params.name.as_str(), false).await
+    }
+
+    async fn schedule_fire(&self, params: ScheduleFireParams) -> Result<FireOutcome> {
+        ops::schedule::fire(self, params).await
+    }
+
+    async fn schedule_runs(&self, params: ScheduleRunsParams) -> Result<Vec<ScheduleRun>> {
+        ops::schedule::runs(self, params).await
     }
 
     async fn queue_list(&self) -> Result<Vec<QueueInfo>> {

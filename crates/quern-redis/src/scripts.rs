@@ -107,6 +107,12 @@ script!(LIST, "list.lua");
 script!(LEADER, "leader.lua");
 script!(PAUSE, "pause.lua");
 script!(INDEX, "index.lua");
+script!(CRON_UPSERT, "cron_upsert.lua");
+script!(CRON_GET, "cron_get.lua");
+script!(CRON_PAUSE, "cron_pause.lua");
+script!(CRON_FENCE, "cron_fence.lua");
+script!(CRON_DELETE, "cron_delete.lua");
+script!(CRON_UNINDEX, "cron_unindex.lua");
 
 /// A workflow script: what it uses of `lib.lua`, then the enqueue and retry script bodies
 /// wrapped as functions (`ENQ(argv)`, `RETRY(argv)`), then `wf_lib.lua`, then its own body.
@@ -136,6 +142,19 @@ wf_script!(WF_COUNTS, "wf_counts.lua");
 wf_script!(WF_LIST, "wf_list.lua");
 wf_script!(WF_SKIP, "wf_skip.lua");
 wf_script!(WF_SPAWN, "wf_spawn.lua");
+
+/// `schedule_fire`: what it uses of `lib.lua`, then the enqueue script body wrapped as
+/// `ENQ(argv)` (as in the workflow scripts), then `cron_fire.lua`. So a tick's job is stored
+/// by the very same code as `job_enqueue` (unique keys, duplicates, the id index), in the
+/// same atomic step as the schedule's check and record.
+pub(crate) static CRON_FIRE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&with_lib(concat!(
+        "\nlocal function ENQ(ARGV)\n",
+        include_str!("../lua/enqueue.lua"),
+        "\nend\n",
+        include_str!("../lua/cron_fire.lua")
+    )))
+});
 
 #[cfg(test)]
 mod tests {

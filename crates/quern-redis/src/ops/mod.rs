@@ -4,8 +4,8 @@
 //! in.
 //!
 //! Dependencies between the files go one way: `fail` uses `lease` (the per-item batch call)
-//! and `store` (what storing new jobs needs), `enqueue` and `workflow` use `store`, `admin`
-//! uses `read`; nothing calls back.
+//! and `store` (what storing new jobs needs), `enqueue`, `workflow` and `schedule` use
+//! `store`, `admin` uses `read`; nothing calls back.
 
 pub(crate) mod admin;
 pub(crate) mod claim;
@@ -14,6 +14,7 @@ pub(crate) mod enqueue;
 pub(crate) mod fail;
 pub(crate) mod lease;
 pub(crate) mod read;
+pub(crate) mod schedule;
 pub(crate) mod store;
 pub(crate) mod wait;
 pub(crate) mod workflow;

@@ -210,6 +210,24 @@ fn three_master_cluster_runs_core_cases_and_a_multi_queue_drain() {
         spawn::spawn_with_a_bad_child_changes_nothing,
         spawn::spawn_with_a_stale_token_changes_nothing,
         spawn::spawned_parent_forgets_its_old_dependencies,
+        // Schedules: each in its template queue's slot, the name index in the global one.
+        schedules::upsert_stores_and_get_reads_back,
+        schedules::upsert_of_the_same_spec_changes_nothing,
+        schedules::upsert_of_a_changed_spec_bumps_the_revision,
+        schedules::invalid_spec_is_refused_and_stores_nothing,
+        schedules::list_is_ordered_by_name,
+        schedules::delete_removes_the_schedule_and_its_history,
+        schedules::a_tick_fires_once,
+        #[threads(4)]
+        schedules::concurrent_fires_of_one_tick_store_one_job,
+        schedules::fire_of_an_old_revision_is_stale,
+        schedules::pause_stops_fires_and_resume_skips_the_paused_ticks,
+        schedules::the_run_limit_ends_the_schedule,
+        schedules::a_skipped_tick_is_recorded_without_a_job,
+        schedules::a_manual_run_moves_nothing,
+        schedules::a_held_unique_key_records_a_duplicate,
+        schedules::history_is_newest_first_and_capped,
+        schedules::bad_fires_are_refused_and_record_nothing,
     );
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -219,6 +237,7 @@ fn three_master_cluster_runs_core_cases_and_a_multi_queue_drain() {
         .unwrap();
     rt.block_on(multi_queue_drain(&cluster));
     rt.block_on(workflows_stay_in_one_queue(&cluster));
+    rt.block_on(schedule_moves_between_slots(&cluster));
     drop(cluster);
 }
 
@@ -323,6 +342,37 @@ async fn multi_queue_drain(cluster: &Cluster) {
         let s = b.queue_stats(q.into()).await.unwrap();
         assert_eq!(s.counts.succeeded, per as u64, "{q}: {:?}", s.counts);
         assert_eq!(s.counts.total(), per as u64, "{q}: {:?}", s.counts);
+    }
+}
+
+/// A schedule whose template queue changes moves to that queue's slot (a different one
+/// here), its run state and history with it; `destroy_all_keys` then finds every key.
+async fn schedule_moves_between_slots(cluster: &Cluster) {
+    let url = format!("{}?prefix={}", cluster.url(), random_prefix());
+    let clock = quern::ManualClock::new(1_795_000_000_000);
+    let b = RedisBackend::connect(&url, clock.clone()).await.unwrap();
+    let slot = |q: &str| cluster.nodes[0].cli(&["cluster", "keyslot", &format!("x:{{{q}}}:ids")]);
+    assert_ne!(
+        slot("cron-a"),
+        slot("cron-b"),
+        "the two queues share a slot"
+    );
+    crate::schedules::queue_change_moves_the_schedule(&b, &clock).await;
+    b.schedule_upsert(ScheduleUpsertParams {
+        spec: quern::model::ScheduleSpec::new(
+            "left",
+            "@hourly",
+            quern::model::JobTemplate::new("k"),
+        ),
+    })
+    .await
+    .unwrap();
+    assert!(b.destroy_all_keys().await.unwrap() > 0);
+    assert!(b.schedule_list().await.unwrap().is_empty());
+    let pattern = format!("{}:*", b.prefix());
+    for n in &cluster.nodes {
+        let left = n.cli(&["--scan", "--pattern", &pattern]);
+        assert_eq!(left.trim(), "", "keys left after destroy_all_keys");
     }
 }
 

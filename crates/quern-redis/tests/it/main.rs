@@ -10,5 +10,6 @@ mod conformance;
 mod enqueue;
 mod faults;
 mod procs;
+mod schedules;
 mod worker;
 mod workflow;
