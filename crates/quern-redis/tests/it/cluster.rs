@@ -228,6 +228,13 @@ fn three_master_cluster_runs_core_cases_and_a_multi_queue_drain() {
         schedules::a_held_unique_key_records_a_duplicate,
         schedules::history_is_newest_first_and_capped,
         schedules::bad_fires_are_refused_and_record_nothing,
+        scheduler::racing_schedulers_enqueue_one_job_per_tick,
+        scheduler::an_allow_tick_is_enqueued_ahead_and_claimable_at_the_tick,
+        scheduler::overlap_skip_skips_while_the_previous_run_is_live,
+        scheduler::overlap_cancel_previous_cancels_the_live_run,
+        scheduler::misfire_policies_after_an_outage,
+        scheduler::pause_and_remove_cancel_the_pending_tick,
+        scheduler::trigger_runs_now_outside_the_schedule,
     );
 
     let rt = tokio::runtime::Builder::new_multi_thread()
