@@ -32,6 +32,9 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub shell: ShellSettings,
     pub http: HttpSettings,
+    /// `[[cron]]`: schedules every `quern worker` stores (or updates) when it starts; each
+    /// table is a `quern::model::ScheduleSpec` (`name`, `cron`, `tz`, `[cron.job]`, …).
+    pub cron: Vec<quern::model::ScheduleSpec>,
 }
 
 /// `[worker]`: defaults of `quern worker`.
@@ -115,6 +118,7 @@ impl Default for Settings {
             retention: RetentionSettings::default(),
             shell: ShellSettings::default(),
             http: HttpSettings::default(),
+            cron: Vec::new(),
         }
     }
 }
@@ -272,6 +276,15 @@ impl Settings {
         for q in &self.worker.queues {
             if let Err(e) = crate::parse::queue(q) {
                 return bad(format!("worker.queues: {e}"));
+            }
+        }
+        let mut names = BTreeSet::new();
+        for spec in &self.cron {
+            if let Err(e) = spec.validate() {
+                return bad(format!("cron {:?}: {e}", spec.name));
+            }
+            if !names.insert(spec.name.as_str()) {
+                return bad(format!("cron: the name {:?} is declared twice", spec.name));
             }
         }
         Ok(())

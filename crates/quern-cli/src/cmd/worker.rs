@@ -67,6 +67,7 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> CliResult<u8> {
         .map(|(k, h)| (k.to_string(), h))
         .collect();
     let backend = ctx.open(Open::Create).await?;
+    apply_schedules(&backend, &s.cron).await?;
 
     let shutdown = CancellationToken::new();
     tokio::spawn(on_signals(shutdown.clone()));
@@ -104,6 +105,27 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> CliResult<u8> {
     .await?;
     tracing::info!("worker stopped");
     Ok(0)
+}
+
+/// Stores the `[[cron]]` schedules of `quern.toml` (an unchanged one is left as it is, so
+/// every worker may do this on start).
+pub async fn apply_schedules(
+    backend: &Arc<dyn quern::Backend>,
+    specs: &[quern::model::ScheduleSpec],
+) -> CliResult<()> {
+    let schedules = quern::Client::new(Arc::clone(backend)).schedules();
+    for spec in specs {
+        let up = schedules.upsert(spec.clone()).await?;
+        if up.changed {
+            tracing::info!(
+                schedule = %spec.name,
+                created = up.created,
+                revision = up.schedule.revision,
+                "schedule from the config stored"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A signal this soon after the first is taken as the same request, not as a second one.
