@@ -519,6 +519,12 @@ pub struct BenchArgs {
     /// Give up on a measurement after this long
     #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse::duration)]
     pub timeout: Duration,
+
+    /// Also measure cron tick lag: an every-second schedule runs this many ticks on an idle
+    /// worker, and each tick's lateness (handler start − tick) is reported as p50 / p99.
+    /// 0 (the default) skips it
+    #[arg(long, value_name = "N", default_value = "0", value_parser = parse::count)]
+    pub cron_ticks: usize,
 }
 
 #[derive(Debug, Subcommand)]

@@ -40,8 +40,20 @@ pub struct Report {
     /// phases minus before, divided by the jobs then queued (2 × `jobs`). `null` for stores
     /// where it is not measured (SQLite, Redis Cluster).
     pub bytes_per_queued_job: Option<f64>,
+    /// Cron tick lag (handler start − tick) with `--cron-ticks N`: p50 and p99 in ms and
+    /// the ticks measured; `null` without it.
+    pub cron_lag: Option<CronLag>,
     /// How the run was set up.
     pub setup: Setup,
+}
+
+/// `quern bench --cron-ticks N`: how late each tick's job started.
+#[derive(Debug, Serialize)]
+pub struct CronLag {
+    pub ticks: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
 }
 
 /// The run's parameters, printed with the figures so a number never travels without them.
@@ -152,6 +164,13 @@ fn print_report(r: &Report) {
             },
         ),
     ];
+    let mut rows = rows;
+    if let Some(c) = &r.cron_lag {
+        rows.push((
+            format!("cron tick lag p50 / p99 / max ({} ticks)", c.ticks),
+            format!("{:.2} / {:.2} / {:.2} ms", c.p50_ms, c.p99_ms, c.max_ms),
+        ));
+    }
     for (k, v) in rows {
         t.add_row(vec![k, v]);
     }

@@ -53,6 +53,13 @@ impl Bench<'_> {
             .drain(&qn, &idsn, self.args.concurrency as usize)
             .await?;
         let (lat, achieved, lat_lost, lat_dup) = self.latency(&ql).await?;
+        let cron_lag = match self.args.cron_ticks {
+            0 => None,
+            ticks => Some(
+                self.cron_lag(&format!("{}-cron", self.run_id), ticks)
+                    .await?,
+            ),
+        };
 
         Ok(Report {
             enqueue_single_per_s: rate(n, single),
@@ -65,6 +72,7 @@ impl Bench<'_> {
             lost: d1.lost + dn.lost + lat_lost,
             duplicates: d1.duplicates + dn.duplicates + lat_dup,
             bytes_per_queued_job,
+            cron_lag,
             setup: Setup {
                 store: crate::store::redact(url),
                 backend: self.backend.capabilities().name,
@@ -293,6 +301,67 @@ impl Bench<'_> {
         let mut lat = rec.take_latencies();
         lat.sort_by(f64::total_cmp);
         Ok((lat, achieved, rec.missing(&ids), rec.duplicates()))
+    }
+}
+
+impl Bench<'_> {
+    /// An every-second schedule into `queue`, fired by the scheduler of an idle
+    /// concurrency-1 worker in this process, for `ticks` ticks; each run's lateness is its
+    /// job's `started_at` (when the handler started) minus its tick, as `cron show` reports.
+    async fn cron_lag(&self, queue: &str, ticks: usize) -> CliResult<super::CronLag> {
+        use quern::model::{JobTemplate, Misfire, ScheduleSpec};
+        let schedules = quern::Client::new(self.backend.clone()).schedules();
+        let name = queue.to_string();
+        let mut job = JobTemplate::new(KIND);
+        job.queue = queue.to_string();
+        job.payload = serde_json::json!({ "ts": 0 });
+        let mut spec = ScheduleSpec::new(&name, "@every 1s", job);
+        spec.misfire = Misfire::Skip;
+        let rec = Arc::new(Recorder::new(ticks, false));
+        let stop = CancellationToken::new();
+        let worker = tokio::spawn(run_pool(
+            self.backend.clone(),
+            self.pool(queue, 1, &rec),
+            stop.clone(),
+        ));
+        // The worker settles first, so every measured tick finds it idle.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        schedules.upsert(spec).await?;
+        let pb = self.bar("cron tick lag", ticks);
+        let ticker = spawn_ticker(pb.clone(), rec.clone());
+        let limit = Duration::from_secs(ticks as u64 + 30);
+        let _ = tokio::time::timeout(limit, rec.wait_done()).await;
+        ticker.abort();
+        pb.finish_and_clear();
+        schedules.pause(&name).await?;
+        // Let the acker store the last outcomes.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.cancel();
+        join_pool(worker).await?;
+        let runs = schedules
+            .runs(&name, quern::model::ScheduleRun::HISTORY)
+            .await?;
+        schedules.remove(&name).await?;
+        let ids: Vec<JobId> = runs.iter().filter_map(|r| r.job_id).collect();
+        let jobs = self.backend.job_get_many(ids.into()).await?;
+        let mut lag: Vec<f64> = runs
+            .iter()
+            .zip(jobs)
+            .filter_map(|(r, j)| Some((j?.started_at? - r.tick) as f64))
+            .collect();
+        lag.sort_by(f64::total_cmp);
+        if lag.len() < ticks.min(quern::model::ScheduleRun::HISTORY) {
+            return Err(CliError::failed(
+                "bench",
+                format!("only {} of {ticks} cron ticks ran", lag.len()),
+            ));
+        }
+        Ok(super::CronLag {
+            ticks: lag.len(),
+            p50_ms: round3(quantile(&lag, 0.5)),
+            p99_ms: round3(quantile(&lag, 0.99)),
+            max_ms: round3(lag.last().copied().unwrap_or(0.0)),
+        })
     }
 }
 
