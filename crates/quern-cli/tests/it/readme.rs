@@ -1,4 +1,4 @@
-//! Every command in the README's and docs/cli.md's ```sh blocks is run here, in order, in a
+//! Every command in the ```sh blocks of the README, docs/cli.md and docs/cron.md is run here, in order, in a
 //! fresh directory (with `examples/` linked in), with `quern` being the binary under test. Blocks tagged otherwise
 //! (```text, ```toml) are not run. Lines starting with `cargo` are skipped: they build or
 //! test the project, which CI does itself.
@@ -111,6 +111,11 @@ fn readme_commands_run() {
 #[test]
 fn cli_doc_commands_run() {
     run_doc("docs/cli.md");
+}
+
+#[test]
+fn cron_doc_commands_run() {
+    run_doc("docs/cron.md");
 }
 
 #[test]
