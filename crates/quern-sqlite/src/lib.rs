@@ -340,30 +340,49 @@ impl Backend for SqliteBackend {
         let _guard = WaiterGuard(&self.shared.waiters);
         let queues = params.queues.clone();
         let below = ops::claim::priority_bound(params.more_urgent_than);
-        let (ready, due) = self
+        let now = self.shared.clock.now_ms();
+        let (r, due) = self
             .read(move |c| {
                 Ok((
-                    ops::read::has_ready(c, &queues, below)?,
+                    ops::read::readiness(c, &queues, below, now)?,
                     ops::read::next_due(c)?,
                 ))
             })
             .await?;
-        if ready {
+        if r.ready {
             return Ok(());
         }
-        let now = self.shared.clock.now_ms();
         let mut wait = params.timeout;
-        if let Some(due) = due {
-            if due <= now {
+        // Due scheduled work, and a throttled queue's next token, end the wait on time; a
+        // queue at its cap frees when a job ends, which another process's commit shows
+        // only to the poll.
+        for at in [due, r.next_at].into_iter().flatten() {
+            if at <= now {
                 return Ok(());
             }
-            wait = wait.min(Duration::from_millis((due - now) as u64));
+            wait = wait.min(Duration::from_millis((at - now) as u64));
+        }
+        if r.capped {
+            wait = wait.min(EXTERNAL_POLL);
         }
         tokio::select! {
             _ = notified => {}
             _ = tokio::time::sleep(wait) => {}
         }
         Ok(())
+    }
+
+    async fn queue_get(&self, params: QueueParams) -> quern::Result<quern::model::QueueUsage> {
+        let now = self.shared.clock.now_ms();
+        self.read(move |c| ops::limits::get(c, &params.queue, now))
+            .await
+    }
+
+    async fn queue_update(
+        &self,
+        params: QueueUpdateParams,
+    ) -> quern::Result<quern::model::QueueSettings> {
+        self.write(move |tx| ops::limits::update(tx, params)).await
     }
 
     async fn schedule_upsert(

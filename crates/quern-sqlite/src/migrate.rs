@@ -19,6 +19,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
     ("claimed_at", include_str!("migrations/0004_claimed_at.sql")),
     ("result_ttl", include_str!("migrations/0005_result_ttl.sql")),
     ("schedules", include_str!("migrations/0006_schedules.sql")),
+    (
+        "queue_settings",
+        include_str!("migrations/0007_queue_settings.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -3,13 +3,14 @@
 //! In one transaction: promote due scheduled jobs, drop paused queues, split the requested
 //! number of jobs across the listed queues by the core's rule (`quern::backend::ClaimSplit`:
 //! a weighted draw among those that still have ready jobs), and lease the first jobs of each
-//! queue in (priority, run_at, id) order. There are no rate limits or global concurrency caps
-//! today; any admission rule added later belongs here, inside the same step (STYLE.md §17).
+//! queue in (priority, run_at, id) order, no more than the queue's limits admit
+//! (`limits::admit`: its concurrency cap and rate limit, the same function `work_wait`
+//! asks); any admission rule added later belongs there, inside the same step (STYLE.md §17).
 
 use quern::Job;
 use quern::backend::{ClaimParams, ClaimSplit, ClaimedJob};
-use rusqlite::OptionalExtension;
 
+use super::limits::{self, QueueRow};
 use crate::error::sql_err;
 use crate::rows::{JOB_COLS, QUEUE_NAME_COL, job_from_row};
 use crate::writer::Tx;
@@ -29,14 +30,21 @@ pub(crate) fn claim(tx: &mut Tx<'_>, p: ClaimParams) -> quern::Result<Vec<Claime
         return Ok(Vec::new());
     }
     promote_due(tx)?;
-    // The split's queues (listed once, positive weight) that exist and are not paused.
+    // The split's queues (listed once, positive weight) that exist and are not paused, with
+    // their limits and (when capped) running jobs.
     let split = ClaimSplit::new(&p.queues);
-    let mut ids = vec![0i64; split.queues().len()];
-    let mut open = Vec::with_capacity(ids.len());
+    let mut rows: Vec<Option<(QueueRow, u64)>> = vec![None; split.queues().len()];
+    let mut open = Vec::with_capacity(rows.len());
     for (i, q) in split.queues().iter().enumerate() {
         // Unknown (nothing ever enqueued) and paused queues stay closed.
-        if let Some((id, false)) = queue_state(tx, &q.queue)? {
-            ids[i] = id;
+        if let Some(row) = limits::load(tx.conn, &q.queue)?
+            && !row.paused
+        {
+            let running = match row.settings.concurrency {
+                Some(_) => limits::running(tx.conn, row.id)?,
+                None => 0,
+            };
+            rows[i] = Some((row, running));
             open.push(i);
         }
     }
@@ -53,8 +61,19 @@ pub(crate) fn claim(tx: &mut Tx<'_>, p: ClaimParams) -> quern::Result<Vec<Claime
             if n == 0 {
                 continue;
             }
+            let Some((row, running)) = rows[i].as_mut() else {
+                continue;
+            };
+            let take = limits::admit(row, *running, n, tx.now).take;
             let queue = &split.queues()[i].queue;
-            let got = lease_from_queue(tx, queue, ids[i], n, &terms, &mut out)?;
+            let got = match take {
+                0 => 0,
+                take => lease_from_queue(tx, queue, row.id, take, &terms, &mut out)?,
+            };
+            if got > 0 {
+                row.tat = limits::took(tx, row, got)?;
+                *running += got as u64;
+            }
             remaining -= got;
             if got < n {
                 open.retain(|o| *o != i);
@@ -75,17 +94,6 @@ pub(crate) fn promote_due(tx: &mut Tx<'_>) -> quern::Result<usize> {
         .and_then(|mut s| s.execute(rusqlite::params![tx.now, PROMOTE_BATCH]))
         .map_err(sql_err)?;
     Ok(n)
-}
-
-/// A queue's id and whether it is paused; `None` if it was never used.
-fn queue_state(tx: &Tx<'_>, queue: &str) -> quern::Result<Option<(i64, bool)>> {
-    tx.conn
-        .prepare_cached("SELECT id, paused FROM queues WHERE name = ?1")
-        .and_then(|mut s| {
-            s.query_row([queue], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0)))
-                .optional()
-        })
-        .map_err(sql_err)
 }
 
 /// What every job of one claim is leased under.

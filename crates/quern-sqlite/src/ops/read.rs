@@ -98,26 +98,60 @@ pub(crate) fn next_due(conn: &Connection) -> quern::Result<Option<i64>> {
         .map_err(sql_err)
 }
 
+/// What `work_wait` learns about `queues`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Readiness {
+    /// A claim now would take a job.
+    pub ready: bool,
+    /// The earliest time a rate-limited queue with ready jobs admits one again.
+    pub next_at: Option<i64>,
+    /// A queue with ready jobs is at its concurrency cap (it frees when a job ends).
+    pub capped: bool,
+}
+
 /// Whether any of `queues` (unpaused) has a queued job more urgent than `below` (a
-/// priority bound, [`super::claim::priority_bound`]): the claim's admission, as a question.
-pub(crate) fn has_ready(conn: &Connection, queues: &[String], below: i64) -> quern::Result<bool> {
+/// priority bound, [`super::claim::priority_bound`]) that its limits admit now: the
+/// claim's admission ([`super::limits::admit`]), as a question.
+pub(crate) fn readiness(
+    conn: &Connection,
+    queues: &[String],
+    below: i64,
+    now: i64,
+) -> quern::Result<Readiness> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT 1 FROM queues q JOIN jobs j ON j.queue_id = q.id \
-             WHERE q.name = ?1 AND q.paused = 0 AND j.state = 1 AND j.priority < ?2 LIMIT 1",
+            "SELECT 1 FROM jobs WHERE queue_id = ?1 AND state = 1 AND priority < ?2 LIMIT 1",
         )
         .map_err(sql_err)?;
+    let mut out = Readiness::default();
     for q in queues {
-        if stmt
-            .query_row(rusqlite::params![q, below], |_| Ok(()))
-            .optional()
-            .map_err(sql_err)?
-            .is_some()
+        let Some(row) = super::limits::load(conn, q)? else {
+            continue;
+        };
+        if row.paused
+            || stmt
+                .query_row(rusqlite::params![row.id, below], |_| Ok(()))
+                .optional()
+                .map_err(sql_err)?
+                .is_none()
         {
-            return Ok(true);
+            continue;
+        }
+        let running = match row.settings.concurrency {
+            Some(_) => super::limits::running(conn, row.id)?,
+            None => 0,
+        };
+        let a = super::limits::admit(&row, running, 1, now);
+        if a.take > 0 {
+            out.ready = true;
+            return Ok(out);
+        }
+        out.capped |= a.capped;
+        if let Some(t) = a.next_at {
+            out.next_at = Some(out.next_at.map_or(t, |n: i64| n.min(t)));
         }
     }
-    Ok(false)
+    Ok(out)
 }
 
 /// `PRAGMA data_version`: changes when another connection commits.

@@ -244,6 +244,28 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// Resumes a paused queue.
     async fn queue_resume(&self, params: QueueParams) -> Result<()>;
 
+    /// A queue's settings and the current use of its limits. `QueueNotFound` if the queue
+    /// was never used nor configured.
+    async fn queue_get(&self, params: QueueParams) -> Result<crate::model::QueueUsage> {
+        let _ = params;
+        Err(crate::Error::Unsupported(format!(
+            "the {} backend has no queue settings",
+            self.capabilities().name
+        )))
+    }
+
+    /// Changes some of a queue's settings in one step (creating the queue if it was never
+    /// used, so limits can be set before the first job) and returns them as stored. Checked
+    /// with `QueueSettings::validate` first: a bad value is refused and changes nothing.
+    /// Changing the rate limit starts it with a full bucket.
+    async fn queue_update(&self, params: QueueUpdateParams) -> Result<crate::model::QueueSettings> {
+        let _ = params;
+        Err(crate::Error::Unsupported(format!(
+            "the {} backend has no queue settings",
+            self.capabilities().name
+        )))
+    }
+
     // --- workers --------------------------------------------------------------------------
 
     /// Registers (or re-registers) a worker.

@@ -72,7 +72,11 @@ impl QueueWeight {
 /// claim whose queues all weigh 0 takes nothing); within a queue the order is priority, then
 /// `run_at`, then id.
 /// Scheduled jobs whose `run_at` has passed are promoted first, so they are claimable exactly
-/// at `run_at`.
+/// at `run_at`. A queue's limits ([`QueueSettings`](crate::model::QueueSettings)) are applied
+/// in the same step: no more jobs than its concurrency cap leaves room for (running jobs
+/// across every worker), and no more than its rate limit's tokens (one per job leased,
+/// [`RateLimit::admit`](crate::model::RateLimit::admit)); a throttled queue's share goes to
+/// the other queues as for an empty one. `work_wait` applies the same admission.
 #[derive(Clone, Debug)]
 pub struct ClaimParams {
     /// The claiming worker (recorded in the lease).
@@ -610,6 +614,9 @@ pub struct Capabilities {
     /// Recurring schedules: the `schedule_*` methods. A backend without them answers
     /// `Unsupported` (the trait's defaults do).
     pub schedules: bool,
+    /// Queue settings and the limits they set (`queue_get`, `queue_update`, caps and rate
+    /// limits in the claim). A backend without them answers `Unsupported`.
+    pub queue_limits: bool,
 }
 
 impl Capabilities {
@@ -622,6 +629,7 @@ impl Capabilities {
             cross_process_wakeup: true,
             workflows: true,
             schedules: true,
+            queue_limits: true,
         }
     }
 }
@@ -809,6 +817,25 @@ pub struct ScheduleRunsParams {
     pub name: String,
     /// At most this many (the store keeps [`ScheduleRun::HISTORY`](crate::model::ScheduleRun::HISTORY)).
     pub limit: usize,
+}
+
+/// `queue_update`: change some of a queue's settings, atomically; fields left `None` keep
+/// their stored value, `Some(None)` clears a limit.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueueUpdateParams {
+    pub queue: String,
+    pub concurrency: Option<Option<u32>>,
+    pub rate: Option<Option<crate::model::RateLimit>>,
+}
+
+impl QueueUpdateParams {
+    /// The settings after applying this change to `old`.
+    pub fn apply(&self, old: &crate::model::QueueSettings) -> crate::model::QueueSettings {
+        crate::model::QueueSettings {
+            concurrency: self.concurrency.unwrap_or(old.concurrency),
+            rate: self.rate.unwrap_or(old.rate),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod job;
 mod outcome;
 mod payload;
 mod priority;
+mod queue;
 mod retry;
 mod schedule;
 mod state;
@@ -21,6 +22,7 @@ pub use job::{
 pub use outcome::TaskError;
 pub use payload::{Codec, Format, Payload};
 pub use priority::Priority;
+pub use queue::{Admitted, QueueSettings, QueueUsage, RateLimit};
 pub use retry::RetryPolicy;
 pub use schedule::{
     JobTemplate, Misfire, Overlap, RunKind, ScheduleRun, ScheduleSpec, StoredSchedule,

@@ -134,6 +134,7 @@ impl Backend for MemBackend {
         let mut c = Capabilities::full("memory");
         c.workflows = false;
         c.schedules = false;
+        c.queue_limits = false;
         c
     }
 

@@ -67,6 +67,7 @@ pub mod enqueue;
 pub mod fencing;
 pub mod leader;
 pub mod lease;
+pub mod limits;
 pub mod list;
 pub mod lost_workers;
 pub mod pause;
@@ -221,6 +222,14 @@ macro_rules! __quern_cases {
                 a_held_unique_key_records_a_duplicate,
                 history_is_newest_first_and_capped,
                 bad_fires_are_refused_and_record_nothing,
+            }
+            limits {
+                settings_are_stored_and_patched,
+                invalid_settings_change_nothing,
+                the_concurrency_cap_holds_across_workers,
+                the_rate_limit_admits_the_burst_then_one_per_interval,
+                a_throttled_queue_does_not_hold_back_the_others,
+                work_wait_sleeps_until_the_next_token,
             }
             scheduler {
                 racing_schedulers_enqueue_one_job_per_tick,

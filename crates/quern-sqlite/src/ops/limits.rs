@@ -1,0 +1,167 @@
+//! Queue settings (migration 0007) and the one admission function the claim and
+//! `work_wait` share.
+//!
+//! The concurrency cap counts the queue's running jobs through `jobs_claim` (a range of the
+//! index, only when a cap is set). The rate limit's GCRA state is `queues.rate_tat`, moved
+//! by the claim in the same transaction as the leases.
+
+use std::time::Duration;
+
+use quern::Millis;
+use quern::backend::QueueUpdateParams;
+use quern::model::{QueueSettings, QueueUsage, RateLimit};
+use quern::{Error, Result};
+use rusqlite::{Connection, OptionalExtension, Row};
+
+use crate::error::sql_err;
+use crate::writer::Tx;
+
+/// A queue's row as the claim reads it.
+#[derive(Clone, Debug)]
+pub(crate) struct QueueRow {
+    pub id: i64,
+    pub paused: bool,
+    pub settings: QueueSettings,
+    pub tat: f64,
+}
+
+const COLS: &str = "id, paused, concurrency, rate_count, rate_per_ms, rate_burst, rate_tat";
+
+fn row(r: &Row<'_>) -> rusqlite::Result<QueueRow> {
+    let count: Option<i64> = r.get(3)?;
+    let per: Option<i64> = r.get(4)?;
+    let burst: Option<i64> = r.get(5)?;
+    let rate = match (count, per, burst) {
+        (Some(c), Some(p), Some(b)) => Some(RateLimit {
+            count: c as u32,
+            per: Duration::from_millis(p as u64),
+            burst: b as u32,
+        }),
+        _ => None,
+    };
+    Ok(QueueRow {
+        id: r.get(0)?,
+        paused: r.get::<_, i64>(1)? != 0,
+        settings: QueueSettings {
+            concurrency: r.get::<_, Option<i64>>(2)?.map(|c| c as u32),
+            rate,
+        },
+        tat: r.get(6)?,
+    })
+}
+
+/// The queue's row, or `None` if it was never used nor configured.
+pub(crate) fn load(conn: &Connection, queue: &str) -> Result<Option<QueueRow>> {
+    conn.prepare_cached(&format!("SELECT {COLS} FROM queues WHERE name = ?1"))
+        .and_then(|mut s| s.query_row([queue], row).optional())
+        .map_err(sql_err)
+}
+
+/// Jobs of the queue running now.
+pub(crate) fn running(conn: &Connection, queue_id: i64) -> Result<u64> {
+    conn.prepare_cached("SELECT count(*) FROM jobs WHERE queue_id = ?1 AND state = 3")
+        .and_then(|mut s| s.query_row([queue_id], |r| r.get::<_, i64>(0)))
+        .map(|n| n as u64)
+        .map_err(sql_err)
+}
+
+/// What the queue's limits admit of `want` jobs at `now`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Admission {
+    pub take: usize,
+    /// The rate limiter's state after taking `take` (unchanged without a rate limit).
+    pub tat: f64,
+    /// Throttled by the rate limit: when one more job is admitted.
+    pub next_at: Option<Millis>,
+    /// Held back by the concurrency cap (frees when a running job ends).
+    pub capped: bool,
+}
+
+/// The admission rule, for the claim (`want` = the share drawn for the queue) and for
+/// `work_wait` (`want` = 1). `running` is the queue's running jobs, counted by the caller
+/// only when the queue has a cap.
+pub(crate) fn admit(q: &QueueRow, running: u64, want: usize, now: Millis) -> Admission {
+    let mut take = want;
+    let mut capped = false;
+    if let Some(cap) = q.settings.concurrency {
+        let room = u64::from(cap).saturating_sub(running) as usize;
+        if room < take {
+            take = room;
+            capped = true;
+        }
+    }
+    let (mut tat, mut next_at) = (q.tat, None);
+    if let Some(rate) = &q.settings.rate {
+        let a = rate.admit(q.tat, now, take);
+        if a.take < take && !capped {
+            next_at = a.next_at;
+        }
+        take = a.take;
+        tat = a.tat;
+    }
+    Admission {
+        take,
+        tat,
+        next_at,
+        capped,
+    }
+}
+
+/// After a claim took `got` jobs of `q` (at most what `admit` allowed): stores the limiter's
+/// state for exactly `got`.
+pub(crate) fn took(tx: &Tx<'_>, q: &QueueRow, got: usize) -> Result<f64> {
+    let Some(rate) = &q.settings.rate else {
+        return Ok(q.tat);
+    };
+    if got == 0 {
+        return Ok(q.tat);
+    }
+    let tat = rate.admit(q.tat, tx.now, got).tat;
+    tx.conn
+        .prepare_cached("UPDATE queues SET rate_tat = ?2 WHERE id = ?1")
+        .and_then(|mut s| s.execute(rusqlite::params![q.id, tat]))
+        .map_err(sql_err)?;
+    Ok(tat)
+}
+
+pub(crate) fn get(conn: &Connection, queue: &str, now: Millis) -> Result<QueueUsage> {
+    let q = load(conn, queue)?.ok_or_else(|| Error::QueueNotFound(queue.to_string()))?;
+    Ok(QueueUsage {
+        running: running(conn, q.id)?,
+        tokens: q.settings.rate.map(|r| r.tokens(q.tat, now)),
+        settings: q.settings,
+    })
+}
+
+pub(crate) fn update(tx: &mut Tx<'_>, p: QueueUpdateParams) -> Result<QueueSettings> {
+    quern::model::validate_queue_name(&p.queue)?;
+    let id = super::enqueue::ensure_queue(tx, &p.queue)?;
+    let old = load(tx.conn, &p.queue)?.ok_or_else(|| Error::QueueNotFound(p.queue.clone()))?;
+    let new = p.apply(&old.settings);
+    new.validate()?;
+    let tat = if new.rate == old.settings.rate {
+        old.tat
+    } else {
+        0.0
+    };
+    let r = new.rate;
+    tx.conn
+        .prepare_cached(
+            "UPDATE queues SET concurrency = ?2, rate_count = ?3, rate_per_ms = ?4, \
+             rate_burst = ?5, rate_tat = ?6 WHERE id = ?1",
+        )
+        .and_then(|mut s| {
+            s.execute(rusqlite::params![
+                id,
+                new.concurrency.map(i64::from),
+                r.map(|r| i64::from(r.count)),
+                r.map(|r| r.per.as_millis() as i64),
+                r.map(|r| i64::from(r.burst)),
+                tat
+            ])
+        })
+        .map_err(sql_err)?;
+    // A raised cap or a new rate may admit jobs at once.
+    tx.st.wake = true;
+    Ok(new)
+}

@@ -1,0 +1,259 @@
+//! Queue settings stored in the backend and applied in its claim: a global concurrency cap
+//! and a rate limit, across every worker process on the store.
+//!
+//! Both are admission rules, decided inside the backend's atomic claim, so a job over a
+//! limit never takes a worker slot. The rate limit is a GCRA token bucket
+//! ([`RateLimit::admit`]); every backend calls (or mirrors exactly) that one function, for
+//! the claim and for `work_wait`.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::duration::serde_ms;
+use crate::Error;
+use crate::clock::Millis;
+
+/// At most `count` jobs per `per`, with bursts of up to `burst` at once.
+///
+/// Counted at lease grant: each job a claim leases takes one token. Written `20/s`, `600/m`,
+/// `10/h` or `5/30s` (a count per a duration); the burst defaults to the count, so `20/s`
+/// admits 20 at once after a quiet second, then one every 50 ms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub count: u32,
+    #[serde(with = "serde_ms")]
+    pub per: Duration,
+    pub burst: u32,
+}
+
+/// What one admission decision allows.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Admitted {
+    /// Jobs that may be leased now (at most the number asked for).
+    pub take: usize,
+    /// The limiter's new state after taking them (the theoretical arrival time, ms).
+    pub tat: f64,
+    /// When `take` is smaller than asked: the earliest time one more job is admitted.
+    pub next_at: Option<Millis>,
+}
+
+impl RateLimit {
+    /// `count` per `per` with the default burst (`count`).
+    pub fn new(count: u32, per: Duration) -> RateLimit {
+        RateLimit {
+            count,
+            per,
+            burst: count,
+        }
+    }
+
+    /// Checks the numbers: a count and a burst of at least 1, a period of at least 1 ms.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.count == 0 || self.burst == 0 || self.per < Duration::from_millis(1) {
+            return Err(Error::InvalidArgument(format!(
+                "rate: {self} needs a count and burst of at least 1 and a period of at least 1ms"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Milliseconds between tokens.
+    pub fn interval_ms(&self) -> f64 {
+        self.per.as_millis() as f64 / f64::from(self.count)
+    }
+
+    /// GCRA: how many of `want` jobs may be leased at `now` given the stored theoretical
+    /// arrival time `tat` (0 for a fresh limiter), and the state after taking them.
+    ///
+    /// The bucket holds `burst` tokens; one comes back every [`interval_ms`]. A job is
+    /// admitted while `max(tat, now) + interval − now ≤ burst · interval`.
+    ///
+    /// [`interval_ms`]: RateLimit::interval_ms
+    pub fn admit(&self, tat: f64, now: Millis, want: usize) -> Admitted {
+        let i = self.interval_ms();
+        let now_f = now as f64;
+        let base = tat.max(now_f);
+        let room = f64::from(self.burst) * i - (base - now_f);
+        // Tokens available now; a hair of slack so float rounding never loses a whole token.
+        let avail = ((room + 1e-6) / i).floor().max(0.0) as usize;
+        let take = avail.min(want);
+        let tat = base + take as f64 * i;
+        let next_at = (take < want).then(|| {
+            // One more token once `tat + i − t ≤ burst · i`.
+            let t = tat + i - f64::from(self.burst) * i;
+            (t.ceil() as Millis).max(now + 1)
+        });
+        Admitted { take, tat, next_at }
+    }
+
+    /// Tokens left at `now` (for `quern queues list`).
+    pub fn tokens(&self, tat: f64, now: Millis) -> f64 {
+        let i = self.interval_ms();
+        let room = f64::from(self.burst) * i - (tat.max(now as f64) - now as f64);
+        (room / i).clamp(0.0, f64::from(self.burst))
+    }
+}
+
+impl fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let per = match self.per.as_millis() {
+            1_000 => "s".to_string(),
+            60_000 => "m".to_string(),
+            3_600_000 => "h".to_string(),
+            86_400_000 => "d".to_string(),
+            _ => super::format_duration(self.per),
+        };
+        write!(f, "{}/{per}", self.count)?;
+        if self.burst != self.count {
+            write!(f, " (burst {})", self.burst)?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for RateLimit {
+    type Err = Error;
+
+    /// `COUNT/PERIOD`: `20/s`, `600/m`, `10/h`, `1/d`, `5/30s`.
+    fn from_str(s: &str) -> Result<RateLimit, Error> {
+        let bad = || {
+            Error::InvalidArgument(format!(
+                "rate: {s:?} is not COUNT/PERIOD (examples: 20/s, 600/m, 10/h, 5/30s)"
+            ))
+        };
+        let (count, per) = s.trim().split_once('/').ok_or_else(bad)?;
+        let count: u32 = count.trim().parse().map_err(|_| bad())?;
+        let per = match per.trim() {
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            "d" => Duration::from_secs(86_400),
+            other => super::parse_duration(other).map_err(|_| bad())?,
+        };
+        let r = RateLimit::new(count, per);
+        r.validate()?;
+        Ok(r)
+    }
+}
+
+/// A queue's stored settings. Every field is optional; `None` means no limit.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueSettings {
+    /// Most jobs of the queue running at once across every worker on the store (counted as
+    /// active leases).
+    pub concurrency: Option<u32>,
+    /// Most jobs leased per period across every worker.
+    pub rate: Option<RateLimit>,
+}
+
+impl QueueSettings {
+    /// Checks every field; errors name it (`concurrency: …`, `rate: …`).
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.concurrency == Some(0) {
+            return Err(Error::InvalidArgument(
+                "concurrency: must be at least 1 (pause the queue to stop it)".into(),
+            ));
+        }
+        if let Some(r) = &self.rate {
+            r.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// A queue's settings and what its limits use now (`queue_get`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueUsage {
+    pub settings: QueueSettings,
+    /// Jobs of the queue running now (active leases).
+    pub running: u64,
+    /// Rate tokens left now, when the queue has a rate limit.
+    pub tokens: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(s: &str) -> RateLimit {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn rates_parse_and_print() {
+        assert_eq!(r("20/s"), RateLimit::new(20, Duration::from_secs(1)));
+        assert_eq!(r("600/m").per, Duration::from_secs(60));
+        assert_eq!(r("5/30s").per, Duration::from_secs(30));
+        assert_eq!(r("20/s").to_string(), "20/s");
+        let mut b = r("10/m");
+        b.burst = 1;
+        assert_eq!(b.to_string(), "10/m (burst 1)");
+        for bad in ["", "20", "x/s", "0/s", "20/fortnight", "-1/s"] {
+            assert!(bad.parse::<RateLimit>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_full_bucket_admits_the_burst_then_one_per_interval() {
+        let l = r("20/s");
+        let a = l.admit(0.0, 10_000, 50);
+        assert_eq!(a.take, 20);
+        assert_eq!(a.next_at, Some(10_050));
+        // 49 ms later: nothing; at 50 ms one more.
+        let b = l.admit(a.tat, 10_049, 5);
+        assert_eq!((b.take, b.next_at), (0, Some(10_050)));
+        let c = l.admit(a.tat, 10_050, 5);
+        assert_eq!(c.take, 1);
+        // A quiet second refills the bucket, never beyond the burst.
+        let d = l.admit(c.tat, 20_000, 100);
+        assert_eq!(d.take, 20);
+    }
+
+    #[test]
+    fn over_any_window_at_most_burst_plus_rate() {
+        // 10/m with burst 2, asked every 100 ms for 10 minutes.
+        let mut l = r("10/m");
+        l.burst = 2;
+        let (mut tat, mut admitted) = (0.0, Vec::new());
+        for t in (0..600_000).step_by(100) {
+            let a = l.admit(tat, t, 3);
+            tat = a.tat;
+            admitted.extend(std::iter::repeat_n(t, a.take));
+        }
+        assert_eq!(admitted.len(), 2 + 99, "burst, then one per 6 s");
+        for (i, t) in admitted.iter().enumerate() {
+            let in_minute = admitted[i..].iter().filter(|u| **u < t + 60_000).count();
+            assert!(in_minute <= 12, "window from {t}: {in_minute}");
+        }
+    }
+
+    #[test]
+    fn tokens_count_down_and_refill() {
+        let l = r("4/s");
+        assert_eq!(l.tokens(0.0, 1_000), 4.0);
+        let a = l.admit(0.0, 1_000, 3);
+        assert_eq!(l.tokens(a.tat, 1_000), 1.0);
+        assert_eq!(l.tokens(a.tat, 1_500), 3.0);
+    }
+
+    #[test]
+    fn settings_are_validated_and_unknown_fields_refused() {
+        let s = QueueSettings {
+            concurrency: Some(0),
+            rate: None,
+        };
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("concurrency")
+        );
+        let e = serde_json::from_str::<QueueSettings>(r#"{"speed":1}"#).unwrap_err();
+        assert!(e.to_string().contains("speed"), "{e}");
+    }
+}
