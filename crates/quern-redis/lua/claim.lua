@@ -2,7 +2,8 @@
 -- how many jobs to take from it; then a ready-set score bound ('' = none): only jobs scoring
 -- below it are taken (a priority bound, `more_urgent_than`; the same bound as peek.lua's). Paused queues are skipped. Due scheduled jobs are promoted
 -- first, so a delayed job is claimable exactly at its run_at. Within a queue the order is
--- the ready set's: priority, then run_at, then id.
+-- the ready set's: priority, then run_at, then id. A queue's limits (`admit` in lib.lua:
+-- its concurrency cap and rate limit) bound how many of its share are taken.
 -- Returns a flat list: queue, id, HGETALL of the job *before* the claim, for each job taken
 -- (the caller applies the claim: see `apply_claim` in src/jobs.rs), packed as one MessagePack
 -- string (src/packed.rs says why); nothing taken: an empty array.
@@ -31,6 +32,12 @@ for x = 0, nq - 1 do
     local pm = want
     if pm < 100 then pm = 100 end
     promote(q, pm)
+    local interval, base
+    if want > 0 then
+      local take, capped, token
+      take, capped, token, interval, base = admit(q, want)
+      want = take
+    end
     if want > 0 then
       -- The `want` first of the ready set, then removed by rank: the same jobs ZPOPMIN would
       -- take, without its scores (Redis formats each score with printf for the reply).
@@ -66,6 +73,7 @@ for x = 0, nq - 1 do
         end
       end
       if nl > 0 then slices('ZADD', qk(q, 'lease'), leases) end
+      took(q, nl / 2, interval, base)
     end
   end
 end

@@ -83,6 +83,47 @@ local function flush_wake()
   end
 end
 
+-- A queue's limits (quern::model::QueueSettings) in its meta hash: concurrency cap `cc`
+-- (counted against the lease set, the queue's running jobs), rate limit `rc` per `rp` ms
+-- with burst `rb`, and the GCRA state `rt` (theoretical arrival time, ms; absent = a full
+-- bucket). How many of `want` jobs may be leased now: the same rule as
+-- quern::model::RateLimit::admit and the SQLite backend's `limits::admit`, which the
+-- conformance cases hold all of them to. Returns take, whether the cap held, the next
+-- token's time when the rate held (else nil), and for a rate limit its interval and base
+-- (the state after leasing n jobs is base + n * interval; see `took`).
+local function admit(q, want)
+  local m = redis.call('HMGET', qk(q, 'meta'), 'cc', 'rc', 'rp', 'rb', 'rt')
+  local take, capped = want, false
+  if m[1] then
+    local room = tonumber(m[1]) - redis.call('ZCARD', qk(q, 'lease'))
+    if room < 0 then room = 0 end
+    if room < take then take, capped = room, true end
+  end
+  if not m[2] then return take, capped, nil, nil, nil end
+  local i = tonumber(m[3]) / tonumber(m[2])
+  local burst = tonumber(m[4])
+  local base = tonumber(m[5] or '0')
+  if base < NOW then base = NOW end
+  local avail = math.floor((burst * i - (base - NOW) + 1e-6) / i)
+  if avail < 0 then avail = 0 end
+  local t = take
+  if avail < t then t = avail end
+  local next_at = nil
+  if t < take and not capped then
+    next_at = math.ceil(base + t * i + i - burst * i)
+    if next_at < NOW + 1 then next_at = NOW + 1 end
+  end
+  return t, capped, next_at, i, base
+end
+
+-- After a claim leased `got` jobs of `q` that `admit` allowed: stores the rate limiter's
+-- state for exactly `got` (nothing without a rate limit).
+local function took(q, got, i, base)
+  if i and got > 0 then
+    redis.call('HSET', qk(q, 'meta'), 'rt', string.format('%.17g', base + got * i))
+  end
+end
+
 -- The queue a job id lives in: single node looks it up in the id index; on Cluster the
 -- caller always passes the queue (scripts never leave their slot).
 local function queue_of(id)

@@ -1,6 +1,9 @@
 -- work_wait's check, for the queues named in ARGV[5..]: {1} when one of them (not paused)
--- has a ready job scoring below ARGV[4] (a priority bound, as in claim.lua; '' = any job) or
--- a due scheduled job; otherwise {0, next due time ('' = none), then the
+-- has a ready job scoring below ARGV[4] (a priority bound, as in claim.lua; '' = any job)
+-- that its limits admit now (`admit`, the claim's rule), or a due scheduled job; otherwise
+-- {0, when to look again ('' = no time: the next due scheduled job, a throttled queue's
+-- next token, or 20 ms ahead for a queue at its concurrency cap, which frees when a job
+-- ends without a wake entry), then the
 -- last id of each queue's wake stream}. Blocking on the wake streams from these ids cannot
 -- miss an enqueue that happens after this check.
 
@@ -11,10 +14,18 @@ if below ~= '' then below = '(' .. below end
 for qi = 5, #ARGV do
   local q = ARGV[qi]
   if redis.call('HGET', qk(q, 'meta'), 'paused') ~= '1' then
+    local has
     if below == '' then
-      if redis.call('ZCARD', qk(q, 'ready')) > 0 then return { 1 } end
-    elseif #redis.call('ZRANGEBYSCORE', qk(q, 'ready'), '-inf', below, 'LIMIT', '0', '1') > 0 then
-      return { 1 }
+      has = redis.call('ZCARD', qk(q, 'ready')) > 0
+    else
+      has = #redis.call('ZRANGEBYSCORE', qk(q, 'ready'), '-inf', below, 'LIMIT', '0', '1') > 0
+    end
+    if has then
+      local take, capped, token = admit(q, 1)
+      if take > 0 then return { 1 } end
+      local again = token
+      if capped then again = NOW + 20 end
+      if again and (not next_due or again < next_due) then next_due = again end
     end
     local head = redis.call('ZRANGE', qk(q, 'sched'), 0, 0, 'WITHSCORES')
     if #head > 0 then

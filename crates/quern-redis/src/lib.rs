@@ -167,6 +167,14 @@ impl Backend for RedisBackend {
         ops::admin::queue_stats(self, params.queue.as_str()).await
     }
 
+    async fn queue_get(&self, params: QueueParams) -> Result<quern::model::QueueUsage> {
+        ops::limits::get(self, &params.queue).await
+    }
+
+    async fn queue_update(&self, params: QueueUpdateParams) -> Result<quern::model::QueueSettings> {
+        ops::limits::update(self, params).await
+    }
+
     async fn queue_pause(&self, params: QueueParams) -> Result<()> {
         ops::admin::queue_pause(self, params.queue.as_str(), Pause::Pause).await
     }

@@ -106,6 +106,7 @@ script!(PEEK, "peek.lua");
 script!(LIST, "list.lua");
 script!(LEADER, "leader.lua");
 script!(PAUSE, "pause.lua");
+script!(QUEUE_SETTINGS, "queue_settings.lua");
 script!(INDEX, "index.lua");
 script!(CRON_UPSERT, "cron_upsert.lua");
 script!(CRON_GET, "cron_get.lua");

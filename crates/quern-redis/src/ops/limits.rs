@@ -1,0 +1,120 @@
+//! `queue_get` and `queue_update`: a queue's limits in its meta hash (`lua/queue_settings.lua`).
+//! They are applied by `admit` in `lua/lib.lua`, which both the claim and the peek of
+//! `work_wait` call.
+
+use std::time::Duration;
+
+use quern::backend::QueueUpdateParams;
+use quern::model::{QueueSettings, QueueUsage, RateLimit, validate_queue_name};
+use quern::{Error, Result};
+
+use crate::backend::RedisBackend;
+use crate::eval::{Ack, Args};
+use crate::{reply, scripts};
+
+/// The script's reply: cc, rc, rp, rb, rt ('' when absent) and the running jobs.
+fn usage(b: &RedisBackend, v: redis::Value) -> Result<QueueUsage> {
+    let r = reply::array(v)?;
+    if r.len() != 6 {
+        return Err(Error::Storage(
+            "queue settings reply has the wrong length".into(),
+        ));
+    }
+    let mut f = Vec::with_capacity(5);
+    for x in r.iter().take(5) {
+        f.push(reply::string(x.clone())?);
+    }
+    let num = |s: &str| -> Result<Option<u64>> {
+        if s.is_empty() {
+            return Ok(None);
+        }
+        s.parse()
+            .map(Some)
+            .map_err(|_| Error::Storage(format!("stored queue setting {s:?} is not a number")))
+    };
+    let rate = match (num(&f[1])?, num(&f[2])?, num(&f[3])?) {
+        (Some(count), Some(per), Some(burst)) => Some(RateLimit {
+            count: count as u32,
+            per: Duration::from_millis(per),
+            burst: burst as u32,
+        }),
+        _ => None,
+    };
+    let tat: f64 = if f[4].is_empty() {
+        0.0
+    } else {
+        f[4].parse()
+            .map_err(|_| Error::Storage(format!("stored rate state {:?} is not a number", f[4])))?
+    };
+    Ok(QueueUsage {
+        settings: QueueSettings {
+            concurrency: num(&f[0])?.map(|c| c as u32),
+            rate,
+        },
+        running: reply::int(&r[5])? as u64,
+        tokens: rate.map(|r| r.tokens(tat, b.now())),
+    })
+}
+
+pub(crate) async fn get(b: &RedisBackend, queue: &str) -> Result<QueueUsage> {
+    validate_queue_name(queue)?;
+    if !b.queue_exists(queue).await? {
+        return Err(Error::QueueNotFound(queue.to_string()));
+    }
+    let mut args = Args::default();
+    args.s(queue).s("get");
+    let v = b
+        .eval(
+            &scripts::QUEUE_SETTINGS,
+            Some(queue),
+            b.now(),
+            &args,
+            Ack::Primary,
+        )
+        .await?;
+    usage(b, v)
+}
+
+pub(crate) async fn update(b: &RedisBackend, p: QueueUpdateParams) -> Result<QueueSettings> {
+    validate_queue_name(&p.queue)?;
+    // Each given value is checked on its own (no rule spans two fields), so the script can
+    // apply the change atomically to whatever is stored.
+    p.apply(&QueueSettings::default()).validate()?;
+    if b.cluster() {
+        // The registry is in the global slot; register first, as an enqueue does.
+        b.query::<()>(redis::cmd("SADD").arg(b.gk("queues")).arg(&p.queue).clone())
+            .await?;
+    }
+    let keep_or = |v: Option<Option<String>>| match v {
+        None => "-".to_string(),
+        Some(None) => String::new(),
+        Some(Some(s)) => s,
+    };
+    let mut args = Args::default();
+    args.s(&p.queue)
+        .s("set")
+        .s(&keep_or(p.concurrency.map(|c| c.map(|n| n.to_string()))));
+    match p.rate {
+        None => {
+            args.s("-").s("-").s("-");
+        }
+        Some(None) => {
+            args.s("").s("").s("");
+        }
+        Some(Some(r)) => {
+            args.s(&r.count.to_string())
+                .s(&(r.per.as_millis() as u64).to_string())
+                .s(&r.burst.to_string());
+        }
+    }
+    let v = b
+        .eval(
+            &scripts::QUEUE_SETTINGS,
+            Some(&p.queue),
+            b.now(),
+            &args,
+            Ack::Replicas,
+        )
+        .await?;
+    Ok(usage(b, v)?.settings)
+}
