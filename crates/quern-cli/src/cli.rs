@@ -287,8 +287,28 @@ pub struct JobsListArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum QueuesCmd {
-    /// Every queue with its job counts by state
+    /// Every queue with its job counts by state, its limits and their use now
     List,
+    /// One queue: counts, settings, running jobs against its cap, rate tokens left
+    Show {
+        #[arg(value_parser = parse::queue)]
+        queue: String,
+    },
+    /// Change a queue's limits, for every worker on the store, at once
+    #[command(group = clap::ArgGroup::new("change").required(true).multiple(true).args(["concurrency", "rate", "burst"]))]
+    Set {
+        #[arg(value_parser = parse::queue)]
+        queue: String,
+        /// Most jobs of the queue running at once across all workers, or `none`
+        #[arg(long, value_name = "N|none", value_parser = parse::cap)]
+        concurrency: Option<parse::Limit<u32>>,
+        /// Most jobs leased per period across all workers (20/s, 600/m, 5/30s), or `none`
+        #[arg(long, value_name = "RATE|none", value_parser = parse::rate)]
+        rate: Option<parse::Limit<quern::model::RateLimit>>,
+        /// Jobs the rate limit lets through at once after a quiet spell [default: the count]
+        #[arg(long, value_name = "N", value_parser = parse::positive)]
+        burst: Option<u32>,
+    },
     /// Stop workers from taking jobs from a queue (its jobs stay queued)
     Pause {
         #[arg(value_parser = parse::queue)]

@@ -149,3 +149,27 @@ mod tests {
         assert!(positive("0").is_err());
     }
 }
+
+/// A limit that may be cleared: the value, or `None` for `none` (a newtype, so clap does not
+/// read `Option<Option<_>>` as a flag with an optional value).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limit<T>(pub Option<T>);
+
+/// `--concurrency N|none`: a cap of at least 1, or `none` to clear it.
+pub fn cap(s: &str) -> Result<Limit<u32>, String> {
+    match s.trim() {
+        "none" => Ok(Limit(None)),
+        other => positive(other).map(|n| Limit(Some(n))),
+    }
+}
+
+/// `--rate COUNT/PERIOD|none`: `20/s`, `600/m`, `5/30s`, or `none` to clear it.
+pub fn rate(s: &str) -> Result<Limit<quern::model::RateLimit>, String> {
+    match s.trim() {
+        "none" => Ok(Limit(None)),
+        other => other
+            .parse()
+            .map(|r| Limit(Some(r)))
+            .map_err(|e: quern::Error| e.to_string()),
+    }
+}

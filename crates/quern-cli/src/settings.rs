@@ -35,6 +35,49 @@ pub struct Settings {
     /// `[[cron]]`: schedules every `quern worker` stores (or updates) when it starts; each
     /// table is a `quern::model::ScheduleSpec` (`name`, `cron`, `tz`, `[cron.job]`, …).
     pub cron: Vec<quern::model::ScheduleSpec>,
+    /// `[queues.NAME]`: limits every `quern worker` sets on the store when it starts.
+    pub queues: std::collections::BTreeMap<String, QueueConfig>,
+}
+
+/// `[queues.NAME]`: a queue's limits, for every worker on the store. A key left out keeps
+/// what the store has (set at run time by `quern queues set`); `rate = "none"` clears it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Most jobs of the queue running at once across all workers.
+    pub concurrency: Option<u32>,
+    /// `20/s`, `600/m`, `5/30s`, or `none`.
+    pub rate: Option<String>,
+    /// Jobs the rate limit lets through at once (default: the rate's count).
+    pub burst: Option<u32>,
+}
+
+impl QueueConfig {
+    /// The store change this table asks for (checked by `Settings::validate`).
+    pub fn update(&self, queue: &str) -> CliResult<quern::backend::QueueUpdateParams> {
+        let bad = |m: String| CliError::usage("config", format!("queues.{queue}: {m}"));
+        let rate = match self.rate.as_deref() {
+            None => None,
+            Some(text) => {
+                let mut r = crate::parse::rate(text).map_err(bad)?.0;
+                if let (Some(r), Some(b)) = (r.as_mut(), self.burst) {
+                    r.burst = b;
+                }
+                Some(r)
+            }
+        };
+        if self.burst.is_some() && !matches!(rate, Some(Some(_))) {
+            return Err(bad("burst needs a rate".into()));
+        }
+        if self.concurrency == Some(0) {
+            return Err(bad("concurrency must be at least 1".into()));
+        }
+        Ok(quern::backend::QueueUpdateParams {
+            queue: queue.to_string(),
+            concurrency: self.concurrency.map(Some),
+            rate,
+        })
+    }
 }
 
 /// `[worker]`: defaults of `quern worker`.
@@ -119,6 +162,7 @@ impl Default for Settings {
             shell: ShellSettings::default(),
             http: HttpSettings::default(),
             cron: Vec::new(),
+            queues: Default::default(),
         }
     }
 }
@@ -277,6 +321,12 @@ impl Settings {
             if let Err(e) = crate::parse::queue(q) {
                 return bad(format!("worker.queues: {e}"));
             }
+        }
+        for (name, q) in &self.queues {
+            if let Err(e) = crate::parse::queue(name) {
+                return bad(format!("queues: {e}"));
+            }
+            q.update(name)?;
         }
         let mut names = BTreeSet::new();
         for spec in &self.cron {

@@ -2,38 +2,132 @@
 
 use std::collections::HashMap;
 
-use quern::backend::{JobFilter, ListParams, RetryParams, RetryTarget};
+use std::sync::Arc;
+
+use quern::backend::{
+    JobFilter, ListParams, QueueInfo, QueueUpdateParams, RetryParams, RetryTarget,
+};
+use quern::model::QueueUsage;
 use quern::{Backend, JobState};
 
 use crate::cli::{DlqCmd, QueuesCmd, WorkersCmd};
 use crate::cmd::Ctx;
-use crate::error::CliResult;
+use crate::error::{CliError, CliResult};
 use crate::log::out;
 use crate::output::{age, opt_time, table};
 use crate::store::Open;
 
 pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
-    let backend = ctx.open(Open::Existing).await?;
+    // Limits may be set before the first job, so `set` may create the store.
+    let mode = match cmd {
+        QueuesCmd::Set { .. } => Open::Create,
+        _ => Open::Existing,
+    };
+    let backend = ctx.open(mode).await?;
     match cmd {
         QueuesCmd::List => {
             let queues = backend.queue_list().await?;
-            ctx.out.emit(&serde_json::json!({ "queues": queues }), || {
+            let mut usage = Vec::with_capacity(queues.len());
+            for q in &queues {
+                usage.push(queue_usage(&backend, &q.name).await?);
+            }
+            let rows: Vec<serde_json::Value> = queues
+                .iter()
+                .zip(&usage)
+                .map(|(q, u)| queue_json(q, u.as_ref()))
+                .collect();
+            ctx.out.emit(&serde_json::json!({ "queues": rows }), || {
                 if queues.is_empty() {
                     out!("no queues");
                     return;
                 }
                 let mut header = vec!["QUEUE", "PAUSED"];
                 header.extend(JobState::ALL.iter().map(|s| s.as_str()));
-                header.push("OLDEST QUEUED");
+                header.extend(["OLDEST QUEUED", "RUNNING/CAP", "RATE", "TOKENS"]);
                 let mut t = table(&header);
-                for q in &queues {
+                for (q, u) in queues.iter().zip(&usage) {
                     let mut row = vec![q.name.clone(), if q.paused { "yes" } else { "no" }.into()];
                     row.extend(JobState::ALL.iter().map(|s| q.counts.get(*s).to_string()));
                     row.push(opt_time(q.oldest_queued_at));
+                    row.extend(limit_cells(u.as_ref()));
                     t.add_row(row);
                 }
                 out!("{t}");
             });
+        }
+        QueuesCmd::Show { queue } => {
+            let info = backend.queue_stats((&queue).into()).await?;
+            let u = backend.queue_get((&queue).into()).await?;
+            ctx.out.emit(&queue_json(&info, Some(&u)), || {
+                out!("queue:        {}", info.name);
+                out!("paused:       {}", if info.paused { "yes" } else { "no" });
+                let counts: Vec<String> = JobState::ALL
+                    .iter()
+                    .map(|s| format!("{} {}", s.as_str(), info.counts.get(*s)))
+                    .collect();
+                out!("jobs:         {}", counts.join(", "));
+                out!("oldest queued: {}", opt_time(info.oldest_queued_at));
+                let [running, rate, tokens] = limit_cells(Some(&u));
+                out!("running/cap:  {running}");
+                out!("rate:         {rate}");
+                out!("tokens left:  {tokens}");
+            });
+        }
+        QueuesCmd::Set {
+            queue,
+            concurrency,
+            rate,
+            burst,
+        } => {
+            let mut rate = rate.map(|r| r.0);
+            if let Some(b) = burst {
+                let base = match rate {
+                    Some(Some(r)) => r,
+                    Some(None) => {
+                        return Err(CliError::usage(
+                            "usage",
+                            "--burst needs a rate, not --rate none",
+                        ));
+                    }
+                    None => match backend.queue_get((&queue).into()).await {
+                        Ok(u) => u.settings.rate.ok_or_else(|| {
+                            CliError::usage(
+                                "usage",
+                                format!(
+                                    "queue {queue} has no rate limit; give --rate with --burst"
+                                ),
+                            )
+                        })?,
+                        Err(quern::Error::QueueNotFound(_)) => {
+                            return Err(CliError::usage(
+                                "usage",
+                                "--burst needs --rate on a queue without a rate limit",
+                            ));
+                        }
+                        Err(e) => return Err(e.into()),
+                    },
+                };
+                let mut r = base;
+                r.burst = b;
+                rate = Some(Some(r));
+            }
+            let s = backend
+                .queue_update(QueueUpdateParams {
+                    queue: queue.clone(),
+                    concurrency: concurrency.map(|c| c.0),
+                    rate,
+                })
+                .await?;
+            ctx.out.emit(
+                &serde_json::json!({ "queue": queue, "settings": s }),
+                || {
+                    out!(
+                        "queue {queue}: concurrency {}, rate {}",
+                        s.concurrency.map_or("none".into(), |c| c.to_string()),
+                        s.rate.map_or("none".into(), |r| r.to_string())
+                    )
+                },
+            );
         }
         QueuesCmd::Pause { queue } => {
             backend.queue_pause((&queue).into()).await?;
@@ -51,6 +145,47 @@ pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
         }
     }
     Ok(0)
+}
+
+/// A queue's limits and their use, or `None` where the store has no queue settings.
+async fn queue_usage(backend: &Arc<dyn Backend>, queue: &str) -> CliResult<Option<QueueUsage>> {
+    if !backend.capabilities().queue_limits {
+        return Ok(None);
+    }
+    match backend.queue_get(queue.into()).await {
+        Ok(u) => Ok(Some(u)),
+        Err(quern::Error::QueueNotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn queue_json(q: &QueueInfo, u: Option<&QueueUsage>) -> serde_json::Value {
+    let mut v = serde_json::to_value(q).unwrap_or_default();
+    if let (Some(u), Some(m)) = (u, v.as_object_mut()) {
+        m.insert(
+            "settings".into(),
+            serde_json::to_value(&u.settings).unwrap_or_default(),
+        );
+        m.insert("running".into(), u.running.into());
+        m.insert(
+            "tokens".into(),
+            serde_json::to_value(u.tokens).unwrap_or_default(),
+        );
+    }
+    v
+}
+
+/// RUNNING/CAP, RATE, TOKENS cells.
+fn limit_cells(u: Option<&QueueUsage>) -> [String; 3] {
+    let Some(u) = u else {
+        return ["-".into(), "-".into(), "-".into()];
+    };
+    let cap = u.settings.concurrency.map_or("-".into(), |c| c.to_string());
+    [
+        format!("{}/{cap}", u.running),
+        u.settings.rate.map_or("none".into(), |r| r.to_string()),
+        u.tokens.map_or("-".into(), |t| format!("{t:.1}")),
+    ]
 }
 
 pub async fn dlq(ctx: &Ctx, cmd: DlqCmd) -> CliResult<u8> {

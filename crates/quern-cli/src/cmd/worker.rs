@@ -67,6 +67,7 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> CliResult<u8> {
         .map(|(k, h)| (k.to_string(), h))
         .collect();
     let backend = ctx.open(Open::Create).await?;
+    apply_queue_settings(&backend, &s.queues).await?;
     apply_schedules(&backend, &s.cron).await?;
 
     let shutdown = CancellationToken::new();
@@ -105,6 +106,18 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> CliResult<u8> {
     .await?;
     tracing::info!("worker stopped");
     Ok(0)
+}
+
+/// Sets the `[queues.NAME]` limits of `quern.toml` on the store.
+pub async fn apply_queue_settings(
+    backend: &Arc<dyn quern::Backend>,
+    queues: &std::collections::BTreeMap<String, crate::settings::QueueConfig>,
+) -> CliResult<()> {
+    for (name, q) in queues {
+        let s = backend.queue_update(q.update(name)?).await?;
+        tracing::info!(queue = %name, concurrency = ?s.concurrency, rate = ?s.rate.map(|r| r.to_string()), "queue limits from the config set");
+    }
+    Ok(())
 }
 
 /// Stores the `[[cron]]` schedules of `quern.toml` (an unchanged one is left as it is, so

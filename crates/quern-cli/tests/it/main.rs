@@ -13,6 +13,7 @@ mod cron;
 mod enqueue;
 mod executors;
 mod jobs;
+mod limits;
 mod lost_workers;
 mod maintain;
 mod promises;
