@@ -34,7 +34,7 @@ pub struct ErrorDetail {
     pub message: String,
     /// Structured detail, when there is any (a workflow file's validation problems).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub details: Option<serde_json::Value>,
 }
 

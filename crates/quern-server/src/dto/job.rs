@@ -17,7 +17,6 @@ pub struct EnqueueRequest {
     pub kind: String,
     /// Any JSON; `null` when left out.
     #[serde(default)]
-    #[schema(value_type = Object)]
     pub payload: serde_json::Value,
     /// Default `default`.
     pub queue: Option<String>,
@@ -226,9 +225,7 @@ pub struct JobDto {
     #[schema(value_type = Vec<String>)]
     pub depends_on: Vec<JobId>,
     pub workflow_id: Option<String>,
-    #[schema(value_type = Object)]
     pub payload: serde_json::Value,
-    #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
     pub result_expires_at: Option<i64>,
     pub errors: Vec<ErrorRecordDto>,

@@ -70,10 +70,8 @@ pub struct LeasedJobDto {
     /// The lease runs out at this time (ms since the epoch) unless heartbeated.
     pub deadline: i64,
     /// The job's input; for a workflow task, its rendered parameters.
-    #[schema(value_type = Object)]
     pub payload: serde_json::Value,
     /// The last checkpoint the job saved, if any.
-    #[schema(value_type = Option<Object>)]
     pub checkpoint: Option<serde_json::Value>,
     pub timeout_ms: Option<u64>,
     pub workflow_id: Option<String>,
@@ -95,7 +93,6 @@ pub struct HeartbeatRequest {
     pub lease_ms: Option<u64>,
     pub progress: Option<ProgressDto>,
     /// Saved with the job; a re-delivered attempt receives it.
-    #[schema(value_type = Option<Object>)]
     pub checkpoint: Option<serde_json::Value>,
     /// How many jobs the worker is running now (its record is refreshed with it); default 1.
     pub running: Option<u32>,
@@ -114,7 +111,6 @@ pub struct HeartbeatResponse {
 #[serde(deny_unknown_fields)]
 pub struct CompleteRequest {
     pub token: String,
-    #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
 }
 

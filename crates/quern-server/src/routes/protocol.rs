@@ -437,6 +437,7 @@ pub async fn fail(
     request_body = ReleaseRequest,
     responses(
         (status = 200, body = AckResponse),
+        (status = 404, body = ErrorBody),
         (status = 409, description = "`lease_lost`: nothing changed", body = ErrorBody),
     ))]
 pub async fn release(

@@ -133,6 +133,7 @@ pub enum GraphFormatDto {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct GraphQuery {
+    #[param(inline)]
     pub format: Option<GraphFormatDto>,
 }
 
