@@ -1022,3 +1022,157 @@ fn sigterm_stops_gracefully_and_ends_long_polls() {
         start.elapsed()
     );
 }
+
+fn python_worker() -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/workers/python_worker.py")
+        .display()
+        .to_string()
+}
+
+/// Runs the Python worker (standard library only) until it has been idle for `idle` seconds;
+/// returns its stdout, one line per reported outcome.
+fn run_python(srv: &Server, queues: &str, extra: &[&str], idle: &str) -> std::process::Child {
+    std::process::Command::new("python3")
+        .arg(python_worker())
+        .args([
+            "--server",
+            &format!("http://{}", srv.addr),
+            "--queues",
+            queues,
+        ])
+        .args(["--exit-when-idle", idle])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3")
+}
+
+fn python_output(child: std::process::Child) -> String {
+    let out = crate::support::wait_output(child, Duration::from_secs(60), &["python_worker.py"]);
+    assert!(
+        out.status.success(),
+        "python worker failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+const PY_WORKFLOW: &str = r#"
+name: py
+tasks:
+  - id: split
+    kind: py.echo
+    queue: py
+    params: {items: [1, 2, 3], go: false}
+  - id: each
+    kind: py.echo
+    queue: py
+    depends_on: [split]
+    for_each: ${split.result.items}
+    params: {n: "${item}"}
+  - id: never
+    kind: py.echo
+    queue: py
+    depends_on: [split]
+    when: ${split.result.go}
+  - id: total
+    kind: py.echo
+    queue: py
+    depends_on: [each]
+    params: {all: "${each.result}"}
+"#;
+
+/// The example Python worker (examples/workers/python_worker.py) leases, heartbeats,
+/// completes, fails and retries jobs, and runs a workflow's tasks: templates rendered, a
+/// `when:` skip and a `for_each` fan-out decided by the server's pipeline.
+fn python_worker_runs_jobs_and_workflows(mut env: Env) {
+    let srv = env.serve(&[]);
+    let h = srv.http();
+    let flaky = enqueue(
+        &h,
+        json!({"kind": "py.flaky", "queue": "py", "max_attempts": 3}),
+    );
+    let fatal = enqueue(&h, json!({"kind": "py.fatal", "queue": "py"}));
+    let r = h.post("/v1/workflows", &json!({"source": PY_WORKFLOW}));
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let wf = r.json()["id"].as_str().unwrap().to_string();
+    let out = python_output(run_python(&srv, "py", &[], "4"));
+    assert!(out.contains(&format!("{fatal} fail 200")), "{out}");
+    let j = job(&h, &flaky);
+    assert_eq!(
+        (&j["state"], &j["attempt"]),
+        (&json!("succeeded"), &json!(2)),
+        "{out}"
+    );
+    assert_eq!(
+        j["errors"][0]["message"],
+        json!("flaky: first attempt fails")
+    );
+    assert_eq!(job(&h, &fatal)["state"], json!("dead"));
+    let st = wait_workflow(&h, &wf, "succeeded");
+    let state = |t: &str| {
+        st["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == json!(t))
+            .unwrap()["state"]
+            .clone()
+    };
+    assert_eq!(state("never"), json!("skipped"));
+    assert_eq!(state("each"), json!("succeeded"));
+    let total_id = st["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == json!("total"))
+        .unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        job(&h, &total_id)["result"],
+        json!({"all": [{"n": 1}, {"n": 2}, {"n": 3}]}),
+        "the fan-in collected the instances' results in order"
+    );
+}
+
+on_every_store!(
+    python_worker_runs_jobs_and_workflows,
+    python_worker_lease_expires
+);
+
+/// A Python worker whose lease runs out while it works: a second one takes the job over and
+/// completes it; the first one's late complete gets 409 `lease_lost` and changes nothing.
+fn python_worker_lease_expires(mut env: Env) {
+    let srv = env.serve(&[]);
+    let h = srv.http();
+    let id = enqueue(
+        &h,
+        json!({"kind": "py.slow", "queue": "slowpy", "payload": {"sleep_ms": 4000}}),
+    );
+    let slow = run_python(&srv, "slowpy", &["--lease-ms", "500"], "2");
+    eventually(
+        Duration::from_secs(10),
+        "the first worker holds the job",
+        || job(&h, &id)["state"] == json!("running"),
+    );
+    let second = run_python(&srv, "slowpy", &[], "6");
+    let second_out = python_output(second);
+    let first_out = python_output(slow);
+    assert!(
+        second_out.contains(&format!("{id} complete 200")),
+        "{second_out}"
+    );
+    assert!(
+        first_out.contains(&format!("{id} complete 409 lease_lost")),
+        "{first_out}"
+    );
+    let j = job(&h, &id);
+    assert_eq!(
+        (&j["state"], &j["result"]),
+        (&json!("succeeded"), &json!({"attempt": 2}))
+    );
+}
