@@ -36,6 +36,7 @@ on_every_store!(
     workflows_api,
     worker_protocol,
     expired_lease_late_complete,
+    batch_protocol,
 );
 
 fn jobs_api(mut env: Env) {
@@ -865,6 +866,10 @@ fn openapi_lists_every_route_with_its_errors() {
         ("/v1/jobs/{id}/release", "post"),
         ("/healthz", "get"),
         ("/readyz", "get"),
+        ("/v1/batch/heartbeat", "post"),
+        ("/v1/batch/complete", "post"),
+        ("/v1/batch/fail", "post"),
+        ("/v1/batch/release", "post"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     let mut count = 0;
@@ -1175,4 +1180,69 @@ fn python_worker_lease_expires(mut env: Env) {
         (&j["state"], &j["result"]),
         (&json!("succeeded"), &json!({"attempt": 2}))
     );
+}
+
+fn batch_protocol(mut env: Env) {
+    let srv = env.serve(&[]);
+    let h = srv.http();
+    let w = register(&h, &["b"]);
+    let ids: Vec<String> = (0..5)
+        .map(|i| enqueue(&h, json!({"kind": "k", "queue": "b", "payload": i})))
+        .collect();
+    let leased = lease(&h, &w, &["b"], json!({"max": 5}));
+    assert_eq!(leased.len(), 5);
+    let tok = |i: usize| leased[i]["token"].clone();
+    let idx = |i: usize| leased[i]["id"].as_str().unwrap().to_string();
+    // One job's lease is lost (cancelled): its items fail, the others stand.
+    let cancelled = idx(4);
+    assert_eq!(
+        h.post(&format!("/v1/jobs/{cancelled}/cancel"), &json!({}))
+            .status,
+        200
+    );
+    let r = h.post("/v1/batch/heartbeat", &json!({"worker_id": w, "lease_ms": 60000, "items": (0..5).map(|i| json!({"token": tok(i)})).collect::<Vec<_>>()}));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let res = r.json()["results"].as_array().unwrap().clone();
+    assert!(
+        res[..4]
+            .iter()
+            .all(|x| x["ok"] == json!(true) && x["deadline"].is_i64()),
+        "{res:?}"
+    );
+    assert_eq!(res[4]["error"]["code"], json!("lease_lost"));
+    let r = h.post("/v1/batch/complete", &json!({"items": [
+        {"token": tok(0), "result": "r0"}, {"token": tok(1), "result": "r1"}, {"token": tok(4), "result": "late"}
+    ]}));
+    let res = r.json()["results"].as_array().unwrap().clone();
+    assert_eq!(
+        (&res[0]["ok"], &res[1]["ok"], &res[2]["error"]["code"]),
+        (&json!(true), &json!(true), &json!("lease_lost"))
+    );
+    assert_eq!(job(&h, &idx(1))["result"], json!("r1"));
+    assert_eq!(
+        job(&h, &cancelled)["state"],
+        json!("cancelled"),
+        "the stale item changed nothing"
+    );
+    let r = h.post("/v1/batch/fail", &json!({"items": [{"token": tok(2), "error": "no", "retryable": false}, {"token": tok(0), "error": "again"}]}));
+    let res = r.json()["results"].as_array().unwrap().clone();
+    assert_eq!(
+        (&res[0]["ok"], &res[1]["error"]["code"]),
+        (&json!(true), &json!("lease_lost"))
+    );
+    assert_eq!(job(&h, &idx(2))["state"], json!("dead"));
+    assert_eq!(job(&h, &idx(0))["state"], json!("succeeded"));
+    let r = h.post("/v1/batch/release", &json!({"tokens": [tok(3)]}));
+    assert_eq!(r.json()["results"][0]["ok"], json!(true));
+    assert_eq!(job(&h, &idx(3))["state"], json!("queued"));
+    assert_eq!(
+        h.post("/v1/batch/complete", &json!({"items": []})).status,
+        422
+    );
+    assert_eq!(
+        h.post("/v1/batch/complete", &json!({"items": [{"token": "junk"}]}))
+            .status,
+        422
+    );
+    assert!(ids.contains(&idx(0)));
 }

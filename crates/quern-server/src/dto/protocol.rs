@@ -148,3 +148,86 @@ pub struct AckResponse {
     /// The job's state after the call.
     pub state: super::JobStateDto,
 }
+
+/// `POST /v1/batch/heartbeat`: many leases in one call (at most 1000).
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchHeartbeatRequest {
+    pub items: Vec<BatchHeartbeatItem>,
+    /// New lease length from now for every item; default 30 s.
+    #[schema(minimum = 100)]
+    pub lease_ms: Option<u64>,
+    /// The worker sending them: its record is refreshed.
+    pub worker_id: Option<String>,
+    pub running: Option<u32>,
+}
+
+/// One lease of a batch heartbeat.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchHeartbeatItem {
+    pub token: String,
+    pub progress: Option<ProgressDto>,
+    pub checkpoint: Option<serde_json::Value>,
+}
+
+/// `POST /v1/batch/complete`: many successes in one call (at most 1000).
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchCompleteRequest {
+    pub items: Vec<BatchCompleteItem>,
+}
+
+/// One success of a batch.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchCompleteItem {
+    pub token: String,
+    pub result: Option<serde_json::Value>,
+}
+
+/// `POST /v1/batch/fail`: many failures in one call (at most 1000).
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchFailRequest {
+    pub items: Vec<BatchFailItem>,
+}
+
+/// One failure of a batch, as `POST /v1/jobs/{id}/fail` takes it.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchFailItem {
+    pub token: String,
+    pub error: String,
+    #[serde(default = "yes")]
+    pub retryable: bool,
+    #[schema(minimum = 0)]
+    pub retry_after_ms: Option<u64>,
+}
+
+/// `POST /v1/batch/release`: give many leases back.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchReleaseRequest {
+    pub tokens: Vec<String>,
+}
+
+/// One item's answer in a batch: `ok` and the new `deadline` (heartbeats), or `error`
+/// (`lease_lost` for a stale token; that item changed nothing, the others stand).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct BatchItemResult {
+    pub id: String,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::error::ErrorDetail>,
+}
+
+/// Per-item answers of a batch call, in request order.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct BatchAckResponse {
+    pub results: Vec<BatchItemResult>,
+    /// The server is shutting down (heartbeats only).
+    pub stop: bool,
+}

@@ -1,6 +1,7 @@
 //! The router: every route, its access class, the JSON fallbacks, and the OpenAPI document
 //! generated from the handlers' annotations (`utoipa`), served at `/v1/openapi.json`.
 
+pub mod batch;
 pub mod health;
 pub mod jobs;
 pub mod protocol;
@@ -96,8 +97,12 @@ impl utoipa::Modify for Conventions {
 /// The access a route needs: the worker protocol `work`, other `GET`s `read`, other changes
 /// `operate`.
 fn classify(method: &Method, path: &str) -> Access {
-    const WORK: [&str; 5] = [
+    const WORK: [&str; 9] = [
         "/v1/lease",
+        "/v1/batch/heartbeat",
+        "/v1/batch/complete",
+        "/v1/batch/fail",
+        "/v1/batch/release",
         "/v1/jobs/{id}/heartbeat",
         "/v1/jobs/{id}/complete",
         "/v1/jobs/{id}/fail",
@@ -159,6 +164,10 @@ pub fn api(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(protocol::complete))
         .routes(routes!(protocol::fail))
         .routes(routes!(protocol::release))
+        .routes(routes!(batch::heartbeat))
+        .routes(routes!(batch::complete))
+        .routes(routes!(batch::fail))
+        .routes(routes!(batch::release))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     let public = OpenApiRouter::new()
         .routes(routes!(health::healthz))

@@ -54,7 +54,7 @@ fn check_queues(queues: &[String]) -> ApiResult<()> {
     Ok(())
 }
 
-fn lease_length(s: &AppState, ms: Option<u64>) -> ApiResult<Duration> {
+pub(super) fn lease_length(s: &AppState, ms: Option<u64>) -> ApiResult<Duration> {
     match ms {
         None => Ok(s.config.default_lease),
         Some(ms) if (100..=86_400_000).contains(&ms) => Ok(Duration::from_millis(ms)),
