@@ -72,7 +72,7 @@ fn answer(results: Vec<BatchItemResult>, stop: bool) -> Json<BatchAckResponse> {
 }
 
 /// Extend many leases.
-#[utoipa::path(post, path = "/v1/batch/heartbeat", tag = "worker protocol",
+#[utoipa::path(post, path = "/v1/batch/heartbeat", operation_id = "batch_heartbeat", tag = "worker protocol",
     request_body = BatchHeartbeatRequest,
     responses((status = 200, description = "One answer per item, in order", body = BatchAckResponse)))]
 pub async fn heartbeat(
@@ -141,7 +141,7 @@ async fn jobs_of(s: &AppState, tokens: &[LeaseToken]) -> ApiResult<Vec<Option<qu
 }
 
 /// Report many successes.
-#[utoipa::path(post, path = "/v1/batch/complete", tag = "worker protocol",
+#[utoipa::path(post, path = "/v1/batch/complete", operation_id = "batch_complete", tag = "worker protocol",
     request_body = BatchCompleteRequest,
     responses((status = 200, description = "One answer per item, in order", body = BatchAckResponse)))]
 pub async fn complete(
@@ -194,7 +194,7 @@ pub async fn complete(
 }
 
 /// Report many failures.
-#[utoipa::path(post, path = "/v1/batch/fail", tag = "worker protocol",
+#[utoipa::path(post, path = "/v1/batch/fail", operation_id = "batch_fail", tag = "worker protocol",
     request_body = BatchFailRequest,
     responses((status = 200, description = "One answer per item, in order", body = BatchAckResponse)))]
 pub async fn fail(
@@ -250,7 +250,7 @@ pub async fn fail(
 }
 
 /// Give many leases back without counting their attempts.
-#[utoipa::path(post, path = "/v1/batch/release", tag = "worker protocol",
+#[utoipa::path(post, path = "/v1/batch/release", operation_id = "batch_release", tag = "worker protocol",
     request_body = BatchReleaseRequest,
     responses((status = 200, description = "One answer per item, in order", body = BatchAckResponse)))]
 pub async fn release(

@@ -21,7 +21,7 @@ pub struct HealthDto {
 }
 
 /// The process is up (it answers HTTP).
-#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
+#[utoipa::path(get, path = "/healthz", operation_id = "health_healthz", tag = "health", security(()),
     responses((status = 200, body = HealthDto)))]
 pub async fn healthz() -> Json<HealthDto> {
     Json(HealthDto {
@@ -30,7 +30,7 @@ pub async fn healthz() -> Json<HealthDto> {
 }
 
 /// The store answered a read within the ready timeout (1 s).
-#[utoipa::path(get, path = "/readyz", tag = "health", security(()),
+#[utoipa::path(get, path = "/readyz", operation_id = "health_readyz", tag = "health", security(()),
     responses(
         (status = 200, body = HealthDto),
         (status = 503, description = "Not ready, with the reason", body = ErrorBody),

@@ -20,7 +20,7 @@ use crate::state::AppState;
 pub const MAX_BATCH: usize = 10_000;
 
 /// Enqueue one job.
-#[utoipa::path(post, path = "/v1/jobs", tag = "jobs", request_body = EnqueueRequest,
+#[utoipa::path(post, path = "/v1/jobs", operation_id = "jobs_enqueue", tag = "jobs", request_body = EnqueueRequest,
     responses(
         (status = 201, description = "Stored", body = EnqueuedDto),
         (status = 200, description = "A live job with the same unique key exists; its id", body = EnqueuedDto),
@@ -61,7 +61,7 @@ fn detail(e: ApiError) -> ErrorDetail {
 }
 
 /// Enqueue many jobs: `atomic` (all or nothing) or `best_effort` (each on its own).
-#[utoipa::path(post, path = "/v1/jobs/batch", tag = "jobs", request_body = BatchRequest,
+#[utoipa::path(post, path = "/v1/jobs/batch", operation_id = "jobs_batch", tag = "jobs", request_body = BatchRequest,
     responses(
         (status = 200, description = "Per-job outcomes, in request order", body = BatchResponse),
         (status = 422, description = "Atomic mode: an invalid job; nothing stored", body = ErrorBody),
@@ -152,7 +152,7 @@ pub(crate) async fn job_or_404(s: &AppState, id: JobId) -> ApiResult<quern::Job>
 }
 
 /// One job.
-#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
+#[utoipa::path(get, path = "/v1/jobs/{id}", operation_id = "jobs_get", tag = "jobs",
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 200, body = JobDto),
@@ -167,7 +167,7 @@ pub async fn get(
 }
 
 /// Jobs, newest first, filtered, one page at a time.
-#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(JobListQuery),
+#[utoipa::path(get, path = "/v1/jobs", operation_id = "jobs_list", tag = "jobs", params(JobListQuery),
     responses((status = 200, body = JobPageDto)))]
 pub async fn list(
     State(s): State<Arc<AppState>>,
@@ -190,7 +190,7 @@ pub async fn list(
 }
 
 /// Cancel a job that has not finished (a running job's worker is told to stop).
-#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs",
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", operation_id = "jobs_cancel", tag = "jobs",
     params(("id" = String, Path, description = "Job id")),
     request_body(content = CancelRequest, description = "Optional"),
     responses(
@@ -209,7 +209,7 @@ pub async fn cancel(
 }
 
 /// Run a dead, cancelled or skipped job again (its attempts start over).
-#[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs",
+#[utoipa::path(post, path = "/v1/jobs/{id}/retry", operation_id = "jobs_retry", tag = "jobs",
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 200, description = "The job after the change", body = JobDto),
@@ -238,7 +238,7 @@ pub async fn retry(
 }
 
 /// Give a waiting job (scheduled, queued or blocked) a new priority.
-#[utoipa::path(post, path = "/v1/jobs/{id}/reprioritize", tag = "jobs",
+#[utoipa::path(post, path = "/v1/jobs/{id}/reprioritize", operation_id = "jobs_reprioritize", tag = "jobs",
     params(("id" = String, Path, description = "Job id")),
     request_body = ReprioritizeRequest,
     responses(

@@ -94,6 +94,52 @@ impl utoipa::Modify for Conventions {
     }
 }
 
+/// OpenAPI links from what creates a job or a workflow to what reads or changes it, so
+/// clients (and schemathesis's stateful phase) can follow an id from one call to the next.
+fn add_links(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::link::LinkBuilder;
+    let groups: [(&str, &str, &[&str]); 2] = [
+        (
+            "/v1/jobs",
+            "201",
+            &["jobs_get", "jobs_cancel", "jobs_retry", "jobs_reprioritize"],
+        ),
+        (
+            "/v1/workflows",
+            "201",
+            &[
+                "workflows_get",
+                "workflows_status",
+                "workflows_graph",
+                "workflows_cancel",
+                "workflows_retry",
+            ],
+        ),
+    ];
+    for (path, status, targets) in groups {
+        let Some(RefOr::T(response)) = doc
+            .paths
+            .paths
+            .get_mut(path)
+            .and_then(|item| item.post.as_mut())
+            .and_then(|op| op.responses.responses.get_mut(status))
+        else {
+            continue;
+        };
+        for target in targets {
+            response.links.insert(
+                (*target).to_string(),
+                RefOr::T(
+                    LinkBuilder::new()
+                        .operation_id(*target)
+                        .parameter("id", "$response.body#/id")
+                        .build(),
+                ),
+            );
+        }
+    }
+}
+
 /// The access a route needs: the worker protocol `work`, other `GET`s `read`, other changes
 /// `operate`.
 fn classify(method: &Method, path: &str) -> Access {
@@ -174,6 +220,7 @@ pub fn api(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(health::readyz));
     let (router, mut doc) = v1.merge(public).with_state(state.clone()).split_for_parts();
     utoipa::Modify::modify(&Conventions, &mut doc);
+    add_links(&mut doc);
     doc.openapi = OpenApiVersion::Version31;
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     (router, doc)

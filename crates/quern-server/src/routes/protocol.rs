@@ -80,7 +80,7 @@ fn token_for(id: &str, token: &str) -> ApiResult<LeaseToken> {
 }
 
 /// Register a worker (again, under the same id, replaces its record).
-#[utoipa::path(post, path = "/v1/workers", tag = "worker protocol", request_body = RegisterRequest,
+#[utoipa::path(post, path = "/v1/workers", operation_id = "protocol_register", tag = "worker protocol", request_body = RegisterRequest,
     responses((status = 201, body = RegisterResponse)))]
 pub async fn register(
     State(s): State<Arc<AppState>>,
@@ -132,7 +132,7 @@ pub async fn register(
 }
 
 /// Lease up to `max` jobs from `queues`, waiting up to `wait_ms` for one (long poll).
-#[utoipa::path(post, path = "/v1/lease", tag = "worker protocol", request_body = LeaseRequest,
+#[utoipa::path(post, path = "/v1/lease", operation_id = "protocol_lease", tag = "worker protocol", request_body = LeaseRequest,
     responses(
         (status = 200, description = "Leased jobs; none when the wait ran out", body = LeaseResponse),
         (status = 404, description = "The worker is not registered", body = ErrorBody),
@@ -278,7 +278,7 @@ async fn apply(s: &AppState, next: Next) -> quern::Result<()> {
 }
 
 /// Extend a lease; store progress and a checkpoint.
-#[utoipa::path(post, path = "/v1/jobs/{id}/heartbeat", tag = "worker protocol",
+#[utoipa::path(post, path = "/v1/jobs/{id}/heartbeat", operation_id = "protocol_heartbeat", tag = "worker protocol",
     params(("id" = String, Path, description = "Job id")),
     request_body = HeartbeatRequest,
     responses(
@@ -351,7 +351,7 @@ async fn state_after(s: &AppState, id: quern::JobId) -> ApiResult<JobStateDto> {
 }
 
 /// Report success.
-#[utoipa::path(post, path = "/v1/jobs/{id}/complete", tag = "worker protocol",
+#[utoipa::path(post, path = "/v1/jobs/{id}/complete", operation_id = "protocol_complete", tag = "worker protocol",
     params(("id" = String, Path, description = "Job id")),
     request_body = CompleteRequest,
     responses(
@@ -387,7 +387,7 @@ pub async fn complete(
 
 /// Report a failure: retried by the job's retry policy (or after `retry_after_ms`) while
 /// attempts remain, or dead at once when `retryable` is false.
-#[utoipa::path(post, path = "/v1/jobs/{id}/fail", tag = "worker protocol",
+#[utoipa::path(post, path = "/v1/jobs/{id}/fail", operation_id = "protocol_fail", tag = "worker protocol",
     params(("id" = String, Path, description = "Job id")),
     request_body = FailRequest,
     responses(
@@ -432,7 +432,7 @@ pub async fn fail(
 }
 
 /// Give the job back without counting the attempt (the worker is stopping).
-#[utoipa::path(post, path = "/v1/jobs/{id}/release", tag = "worker protocol",
+#[utoipa::path(post, path = "/v1/jobs/{id}/release", operation_id = "protocol_release", tag = "worker protocol",
     params(("id" = String, Path, description = "Job id")),
     request_body = ReleaseRequest,
     responses(

@@ -16,7 +16,7 @@ use crate::extract::{Body, Query};
 use crate::state::AppState;
 
 /// Every known queue with its counts.
-#[utoipa::path(get, path = "/v1/queues", tag = "queues",
+#[utoipa::path(get, path = "/v1/queues", operation_id = "queues_list", tag = "queues",
     responses((status = 200, body = QueueListDto)))]
 pub async fn list(State(s): State<Arc<AppState>>) -> ApiResult<Json<QueueListDto>> {
     let queues = s.backend.queue_list().await?;
@@ -26,7 +26,7 @@ pub async fn list(State(s): State<Arc<AppState>>) -> ApiResult<Json<QueueListDto
 }
 
 /// One queue.
-#[utoipa::path(get, path = "/v1/queues/{name}", tag = "queues",
+#[utoipa::path(get, path = "/v1/queues/{name}", operation_id = "queues_get", tag = "queues",
     params(("name" = String, Path, description = "Queue name")),
     responses((status = 200, body = QueueDto), (status = 404, body = ErrorBody)))]
 pub async fn get(
@@ -37,7 +37,7 @@ pub async fn get(
 }
 
 /// Stop claims from a queue (its jobs stay queued).
-#[utoipa::path(post, path = "/v1/queues/{name}/pause", tag = "queues",
+#[utoipa::path(post, path = "/v1/queues/{name}/pause", operation_id = "queues_pause", tag = "queues",
     params(("name" = String, Path, description = "Queue name")),
     responses((status = 200, body = QueueDto), (status = 404, body = ErrorBody)))]
 pub async fn pause(
@@ -49,7 +49,7 @@ pub async fn pause(
 }
 
 /// Resume a paused queue.
-#[utoipa::path(post, path = "/v1/queues/{name}/resume", tag = "queues",
+#[utoipa::path(post, path = "/v1/queues/{name}/resume", operation_id = "queues_resume", tag = "queues",
     params(("name" = String, Path, description = "Queue name")),
     responses((status = 200, body = QueueDto), (status = 404, body = ErrorBody)))]
 pub async fn resume(
@@ -63,7 +63,7 @@ pub async fn resume(
 }
 
 /// The dead-letter queue: dead jobs, newest first.
-#[utoipa::path(get, path = "/v1/dlq", tag = "dlq", params(DlqQuery),
+#[utoipa::path(get, path = "/v1/dlq", operation_id = "queues_dlq_list", tag = "dlq", params(DlqQuery),
     responses((status = 200, body = JobPageDto)))]
 pub async fn dlq_list(
     State(s): State<Arc<AppState>>,
@@ -90,7 +90,7 @@ const MAX_REPLAY: usize = 10_000;
 
 /// Replay dead jobs (back to queued, attempts starting over): by ids, all or nothing, or by
 /// filter; `dry_run` counts and changes nothing.
-#[utoipa::path(post, path = "/v1/dlq/replay", tag = "dlq", request_body = ReplayRequest,
+#[utoipa::path(post, path = "/v1/dlq/replay", operation_id = "queues_dlq_replay", tag = "dlq", request_body = ReplayRequest,
     responses(
         (status = 200, body = ReplayResponse),
         (status = 404, description = "An id names no job; nothing replayed", body = ErrorBody),
@@ -197,7 +197,7 @@ async fn dead_ids(
 }
 
 /// Registered workers (Rust and HTTP), alive or lost.
-#[utoipa::path(get, path = "/v1/workers", tag = "workers",
+#[utoipa::path(get, path = "/v1/workers", operation_id = "queues_workers", tag = "workers",
     responses((status = 200, body = WorkerListDto)))]
 pub async fn workers(State(s): State<Arc<AppState>>) -> ApiResult<Json<WorkerListDto>> {
     let now = quern::clock::system_now_ms();

@@ -21,7 +21,7 @@ use crate::state::AppState;
 
 /// Submit a workflow definition; its tasks start running on whatever workers serve their
 /// queues.
-#[utoipa::path(post, path = "/v1/workflows", tag = "workflows", request_body = SubmitWorkflowRequest,
+#[utoipa::path(post, path = "/v1/workflows", operation_id = "workflows_submit", tag = "workflows", request_body = SubmitWorkflowRequest,
     responses(
         (status = 201, description = "Stored and running", body = WorkflowDto),
         (status = 422, description = "Not a valid workflow; `details` lists every problem with its task and line", body = ErrorBody),
@@ -67,7 +67,7 @@ async fn record(s: &AppState, id: &str) -> ApiResult<quern::model::WorkflowRecor
 }
 
 /// One workflow with its job counts.
-#[utoipa::path(get, path = "/v1/workflows/{id}", tag = "workflows",
+#[utoipa::path(get, path = "/v1/workflows/{id}", operation_id = "workflows_get", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id")),
     responses((status = 200, body = WorkflowDto), (status = 404, body = ErrorBody)))]
 pub async fn get(
@@ -80,7 +80,7 @@ pub async fn get(
 }
 
 /// Workflows, newest first.
-#[utoipa::path(get, path = "/v1/workflows", tag = "workflows", params(WorkflowListQuery),
+#[utoipa::path(get, path = "/v1/workflows", operation_id = "workflows_list", tag = "workflows", params(WorkflowListQuery),
     responses((status = 200, body = WorkflowPageDto)))]
 pub async fn list(
     State(s): State<Arc<AppState>>,
@@ -106,7 +106,7 @@ pub async fn list(
 }
 
 /// A workflow with the state of every task (and compensation).
-#[utoipa::path(get, path = "/v1/workflows/{id}/status", tag = "workflows",
+#[utoipa::path(get, path = "/v1/workflows/{id}/status", operation_id = "workflows_status", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id")),
     responses((status = 200, body = WorkflowStatusDto), (status = 404, body = ErrorBody)))]
 pub async fn status(
@@ -144,7 +144,7 @@ pub struct GraphDto {
 }
 
 /// The workflow's DAG with each task's state, as mermaid, dot or text.
-#[utoipa::path(get, path = "/v1/workflows/{id}/graph", tag = "workflows",
+#[utoipa::path(get, path = "/v1/workflows/{id}/graph", operation_id = "workflows_graph", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id"), GraphQuery),
     responses((status = 200, body = GraphDto), (status = 404, body = ErrorBody)))]
 pub async fn graph(
@@ -174,7 +174,7 @@ fn not_now(e: quern::Error) -> ApiError {
 }
 
 /// Cancel a running workflow: waiting tasks are cancelled, running ones told to stop.
-#[utoipa::path(post, path = "/v1/workflows/{id}/cancel", tag = "workflows",
+#[utoipa::path(post, path = "/v1/workflows/{id}/cancel", operation_id = "workflows_cancel", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id")),
     request_body(content = WorkflowCancelRequest, description = "Optional"),
     responses(
@@ -195,7 +195,7 @@ pub async fn cancel(
 }
 
 /// Run a failed or cancelled workflow again from its failed tasks.
-#[utoipa::path(post, path = "/v1/workflows/{id}/retry", tag = "workflows",
+#[utoipa::path(post, path = "/v1/workflows/{id}/retry", operation_id = "workflows_retry", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id")),
     responses(
         (status = 200, body = WorkflowRetryDto),
