@@ -5,6 +5,10 @@
 //! token configured every request is let through (the CLI refuses to start that way on a
 //! non-loopback address). Tokens are compared in constant time, and neither a token nor the
 //! `Authorization` header is ever logged: a refusal logs the token's name at most.
+//!
+//! The audit log: every change (a request other than `GET` / `HEAD`) and every refusal is
+//! logged on the `quern_audit` target (info) with the token's name, the peer address, the
+//! method, the path and the status.
 
 use axum::extract::Request;
 use axum::http::{Method, StatusCode, header};
@@ -50,7 +54,7 @@ pub fn rest_access(method: &Method) -> Access {
 pub async fn check(state: &AppState, access: Access, req: Request, next: Next) -> Response {
     let tokens = &state.config.tokens;
     if tokens.is_empty() {
-        return next.run(req).await;
+        return audited(None, req, next).await;
     }
     let presented = req
         .headers()
@@ -61,13 +65,15 @@ pub async fn check(state: &AppState, access: Access, req: Request, next: Next) -
             scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
         });
     let Some(presented) = presented else {
+        refused(None, &req, StatusCode::UNAUTHORIZED);
         return unauthorized("send a token as Authorization: Bearer <token>");
     };
     let Some(token) = find(tokens, presented) else {
+        refused(None, &req, StatusCode::UNAUTHORIZED);
         return unauthorized("the token is not valid");
     };
     if !token.role.allows(access) {
-        tracing::info!(token = %token.name, role = token.role.as_str(), path = %req.uri().path(), "request refused: role");
+        refused(Some(&token.name), &req, StatusCode::FORBIDDEN);
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -84,7 +90,49 @@ pub async fn check(state: &AppState, access: Access, req: Request, next: Next) -
         )
         .into_response();
     }
-    next.run(req).await
+    audited(Some(&token.name), req, next).await
+}
+
+fn peer(req: &Request) -> String {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default()
+}
+
+/// Logs a refused request on the `quern_audit` target (never the presented secret).
+fn refused(token: Option<&str>, req: &Request, status: StatusCode) {
+    tracing::info!(
+        target: "quern_audit",
+        token = token.unwrap_or("-"),
+        peer = %peer(req),
+        method = %req.method(),
+        path = %req.uri().path(),
+        status = status.as_u16(),
+        "request refused"
+    );
+}
+
+/// Runs the request; a change (anything but `GET` / `HEAD`) is logged on the `quern_audit`
+/// target with its outcome, the token's name and the peer address.
+async fn audited(token: Option<&str>, req: Request, next: Next) -> Response {
+    if req.method() == Method::GET || req.method() == Method::HEAD {
+        return next.run(req).await;
+    }
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let peer = peer(&req);
+    let response = next.run(req).await;
+    tracing::info!(
+        target: "quern_audit",
+        token = token.unwrap_or("-"),
+        peer = %peer,
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        "request"
+    );
+    response
 }
 
 fn unauthorized(message: &str) -> Response {

@@ -55,7 +55,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let state = AppState::new(backend, config, shutdown.clone());
     let app = routes::app(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
 }

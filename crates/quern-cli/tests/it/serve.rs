@@ -695,6 +695,7 @@ fn tokens_env() -> String {
 fn tokens_and_roles() {
     let mut env = Env::new();
     env.var("QUERN_SERVER__TOKENS", &tokens_env());
+    env.var("QUERN_LOG", "warn,quern_audit=info");
     let srv = env.serve(&[]);
     let open = srv.http();
     let read = open.with_token(READER);
@@ -777,8 +778,23 @@ fn tokens_and_roles() {
         201
     );
 
-    // No secret ever reaches the log.
-    let log = srv.log();
+    // Changes are in the audit log with the token's name and the peer; no secret ever
+    // reaches the log.
+    let mut log = String::new();
+    eventually(Duration::from_secs(5), "the audit lines", || {
+        log = srv.log();
+        log.contains("token=\"root\"") || log.contains("token=root")
+    });
+    assert!(
+        log.contains("path=/v1/jobs")
+            && log.contains("status=201")
+            && log.contains("peer=127.0.0.1:"),
+        "{log}"
+    );
+    assert!(
+        log.contains("status=403"),
+        "refusals by role are audited too: {log}"
+    );
     for secret in [READER, OPERATOR, WORKER, ADMIN] {
         assert!(!log.contains(secret), "a token was logged: {log}");
     }
