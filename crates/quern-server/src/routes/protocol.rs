@@ -226,9 +226,12 @@ async fn prepare(s: &AppState, c: ClaimedJob, lease: Duration) -> ApiResult<Opti
             now(),
         );
         match apply(s, next).await {
-            Ok(()) | Err(quern::Error::LeaseLost { .. }) => return Ok(None),
-            Err(e) => return Err(e.into()),
+            Ok(()) | Err(quern::Error::LeaseLost { .. }) => {}
+            // The other jobs of this lease call are still handed out; this one's lease runs
+            // out and it is delivered again.
+            Err(e) => tracing::warn!(job_id = %job.id, error = %e, "cannot settle a prepared job"),
         }
+        return Ok(None);
     }
     let deadline = job
         .lease
