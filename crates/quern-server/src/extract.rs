@@ -101,3 +101,68 @@ pub fn parse_job_id(s: &str) -> Result<quern::JobId, ApiError> {
     s.parse()
         .map_err(|_| ApiError::not_found("job_not_found", format!("job {s:?} not found")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Req {
+        a: Option<u32>,
+    }
+
+    async fn refusal(content_type: Option<&str>, body: Vec<u8>) -> Option<(u16, &'static str)> {
+        let mut b = Request::builder().method("POST").uri("/");
+        if let Some(ct) = content_type {
+            b = b.header(CONTENT_TYPE, ct);
+        }
+        let req = b.body(axum::body::Body::from(body)).unwrap();
+        match Body::<Req>::from_request(req, &()).await {
+            Ok(_) => None,
+            Err(e) => Some((e.status.as_u16(), e.code)),
+        }
+    }
+
+    #[tokio::test]
+    async fn bodies_are_refused_with_the_right_status() {
+        let json = Some("application/json");
+        assert_eq!(refusal(json, br#"{"a":1}"#.to_vec()).await, None);
+        assert_eq!(
+            refusal(Some("application/json; charset=utf-8"), br#"{}"#.to_vec()).await,
+            None
+        );
+        assert_eq!(
+            refusal(None, Vec::new()).await,
+            None,
+            "an empty body reads as {{}}"
+        );
+        assert_eq!(
+            refusal(json, br#"{"a":"#.to_vec()).await,
+            Some((400, "malformed_json"))
+        );
+        assert_eq!(
+            refusal(json, br#"{"b":1}"#.to_vec()).await,
+            Some((422, "invalid_request"))
+        );
+        assert_eq!(
+            refusal(json, br#"{"a":"x"}"#.to_vec()).await,
+            Some((422, "invalid_request"))
+        );
+        assert_eq!(
+            refusal(Some("text/plain"), br#"{"a":1}"#.to_vec()).await,
+            Some((415, "unsupported_media_type"))
+        );
+        // axum's default limit (2 MB) applies when no DefaultBodyLimit layer sets another.
+        let big = vec![b' '; 3 * 1024 * 1024];
+        assert_eq!(refusal(json, big).await, Some((413, "body_too_large")));
+    }
+
+    #[test]
+    fn a_path_id_that_is_no_uuid_is_a_missing_job() {
+        let e = parse_job_id("nope").unwrap_err();
+        assert_eq!((e.status.as_u16(), e.code), (404, "job_not_found"));
+        assert!(parse_job_id("01900000-0000-7000-8000-000000000000").is_ok());
+    }
+}
