@@ -116,6 +116,10 @@ pub struct ServerSettings {
     pub body_limit: usize,
     /// In-process workers (their concurrency) running the built-in executors; 0 for none.
     pub workers: u32,
+    /// `/readyz` fails when a ready job has waited longer than this in a queue that live
+    /// workers serve; `"none"` (the default) leaves the check out.
+    #[serde(with = "keep")]
+    pub wedged_after: Option<Duration>,
     /// Bearer tokens: `[[server.tokens]]` tables (`name`, `role`, `token`), or in
     /// `QUERN_SERVER__TOKENS` as comma-separated `name:role:secret` items.
     pub tokens: Vec<TokenSetting>,
@@ -127,6 +131,7 @@ impl Default for ServerSettings {
             addr: "127.0.0.1:8080".into(),
             body_limit: quern_server::ServerConfig::DEFAULT_BODY_LIMIT,
             workers: 0,
+            wedged_after: None,
             tokens: Vec::new(),
         }
     }

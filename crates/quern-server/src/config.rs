@@ -109,6 +109,10 @@ pub struct ServerConfig {
     pub workflow_env: Vec<String>,
     /// How long `/readyz` waits for the store.
     pub ready_timeout: Duration,
+    /// `/readyz` also fails when a queue has had a ready job waiting longer than this while
+    /// a live worker serves the queue (work is there, workers are there, nothing claims it).
+    /// `None` (the default) leaves that check out.
+    pub wedged_after: Option<Duration>,
 }
 
 impl ServerConfig {
@@ -126,6 +130,7 @@ impl Default for ServerConfig {
             max_lease_wait: Duration::from_secs(30),
             workflow_env: Vec::new(),
             ready_timeout: Duration::from_secs(1),
+            wedged_after: None,
         }
     }
 }

@@ -114,6 +114,7 @@ pub async fn run(ctx: &Ctx, args: ServeArgs) -> CliResult<u8> {
         tokens,
         codec: ctx.codec(),
         workflow_env: s.worker.workflow_env.clone(),
+        wedged_after: s.server.wedged_after,
         ..quern_server::ServerConfig::default()
     };
     tracing::info!(

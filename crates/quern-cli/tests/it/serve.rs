@@ -1262,3 +1262,35 @@ fn batch_protocol(mut env: Env) {
     );
     assert!(ids.contains(&idx(0)));
 }
+
+/// `/readyz` reports wedged work: a ready job waiting past `[server] wedged_after` in a queue
+/// that a live worker serves.
+#[test]
+fn readyz_fails_when_ready_work_waits_beside_live_workers() {
+    let mut env = Env::new();
+    env.var("QUERN_SERVER__WEDGED_AFTER", "1s");
+    let srv = env.serve(&[]);
+    let h = srv.http();
+    // Enqueued first: older than the stuck job below, and no worker serves its queue.
+    enqueue(&h, json!({"kind": "k", "queue": "orphan"}));
+    let id = enqueue(&h, json!({"kind": "k", "queue": "stuck"}));
+    let w = register(&h, &["stuck"]);
+    assert_eq!(h.get("/readyz").status, 200, "young work is not wedged");
+    let mut r = h.get("/readyz");
+    eventually(Duration::from_secs(10), "readyz reports the wedge", || {
+        r = h.get("/readyz");
+        r.status == 503
+    });
+    assert_eq!(r.code(), "wedged", "{}", String::from_utf8_lossy(&r.body));
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"stuck\"")
+    );
+    // Once the job is claimed the server is ready again, though the older orphan job still
+    // waits: with no worker for its queue, that is not the server's fault.
+    let leased = lease(&h, &w, &["stuck"], json!({}));
+    assert_eq!(leased[0]["id"].as_str(), Some(id.as_str()));
+    assert_eq!(h.get("/readyz").status, 200);
+}
