@@ -14,11 +14,13 @@ use crate::error::ApiError;
 #[serde(deny_unknown_fields)]
 pub struct EnqueueRequest {
     /// The handler name (`shell`, `http`, `quern.noop`, or a kind your workers know).
+    #[schema(min_length = 1, max_length = 255)]
     pub kind: String,
     /// Any JSON; `null` when left out.
     #[serde(default)]
     pub payload: serde_json::Value,
     /// Default `default`.
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,128}$")]
     pub queue: Option<String>,
     /// 0 (most urgent) to 9; default 5.
     #[schema(minimum = 0, maximum = 9)]
