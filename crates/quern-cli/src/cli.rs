@@ -62,6 +62,9 @@ pub enum Command {
     Enqueue(Box<EnqueueArgs>),
     /// Run a worker with the built-in executors until SIGINT/SIGTERM
     Worker(WorkerArgs),
+    /// Serve the REST API and the HTTP worker protocol (with the maintenance services, and
+    /// optionally in-process workers) until SIGINT/SIGTERM
+    Serve(ServeArgs),
     /// Inspect and manage jobs
     #[command(subcommand)]
     Jobs(JobsCmd),
@@ -205,6 +208,26 @@ pub struct WorkerArgs {
     /// Forget a lost worker this long after it was last seen (or `forever`) [default: 1h]
     #[arg(long, value_name = "DURATION", value_parser = parse::keep)]
     pub retain_lost_workers: Option<parse::Keep>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; a non-loopback one needs a token configured
+    /// [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub addr: Option<String>,
+
+    /// Also run in-process workers with the built-in executors, N jobs at once [default: 0]
+    #[arg(long, value_name = "N")]
+    pub workers: Option<u32>,
+
+    /// Queues the in-process workers work on, comma-separated [default: default]
+    #[arg(long, value_name = "Q1,Q2", value_delimiter = ',', value_parser = parse::queue)]
+    pub queues: Vec<String>,
+
+    /// Let the in-process workers' shell executor run any program
+    #[arg(long)]
+    pub allow_shell: bool,
 }
 
 /// `--retain-<state>`: how long finished jobs are kept (overrides `[retention]`).

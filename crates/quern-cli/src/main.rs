@@ -55,7 +55,10 @@ fn main() -> ExitCode {
     let out = Out {
         json: settings.json,
     };
-    log::init(matches!(cli.command, Command::Worker(_)), cli.log_format);
+    log::init(
+        matches!(cli.command, Command::Worker(_) | Command::Serve(_)),
+        cli.log_format,
+    );
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -86,6 +89,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> CliResult<u8> {
     match command {
         Command::Enqueue(a) => cmd::enqueue::run(ctx, *a).await,
         Command::Worker(a) => cmd::worker::run(ctx, a).await,
+        Command::Serve(a) => cmd::serve::run(ctx, a).await,
         Command::Jobs(c) => cmd::jobs::run(ctx, c).await,
         Command::Queues(c) => cmd::admin::queues(ctx, c).await,
         Command::Dlq(c) => cmd::admin::dlq(ctx, c).await,

@@ -32,6 +32,7 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub shell: ShellSettings,
     pub http: HttpSettings,
+    pub server: ServerSettings,
     /// `[[cron]]`: schedules every `quern worker` stores (or updates) when it starts; each
     /// table is a `quern::model::ScheduleSpec` (`name`, `cron`, `tz`, `[cron.job]`, …).
     pub cron: Vec<quern::model::ScheduleSpec>,
@@ -151,6 +152,100 @@ pub struct HttpSettings {
     pub timeout: Duration,
 }
 
+/// `[server]`: defaults of `quern serve`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Where to listen. A non-loopback address needs at least one token.
+    pub addr: String,
+    /// Largest request body in bytes (a larger one gets 413).
+    pub body_limit: usize,
+    /// In-process workers (their concurrency) running the built-in executors; 0 for none.
+    pub workers: u32,
+    /// `/readyz` fails when a ready job has waited longer than this in a queue that live
+    /// workers serve; `"none"` (the default) leaves the check out.
+    #[serde(with = "keep")]
+    pub wedged_after: Option<Duration>,
+    /// Bearer tokens: `[[server.tokens]]` tables (`name`, `role`, `token`), or in
+    /// `QUERN_SERVER__TOKENS` as comma-separated `name:role:secret` items.
+    pub tokens: Vec<TokenSetting>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            addr: "127.0.0.1:8080".into(),
+            body_limit: quern_server::ServerConfig::DEFAULT_BODY_LIMIT,
+            workers: 0,
+            wedged_after: None,
+            tokens: Vec::new(),
+        }
+    }
+}
+
+/// One bearer token. Its secret is never serialized (nor shown by `Debug`).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "TokenForm")]
+pub struct TokenSetting {
+    pub name: String,
+    pub role: quern_server::Role,
+    #[serde(skip_serializing)]
+    pub token: String,
+}
+
+impl std::fmt::Debug for TokenSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenSetting({}, {})", self.name, self.role.as_str())
+    }
+}
+
+/// A token as written: a table in the file, `name:role:secret` in the environment.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TokenForm {
+    Text(String),
+    Table(TokenTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenTable {
+    name: String,
+    role: String,
+    token: String,
+}
+
+/// Tokens shorter than this are refused: a bearer token must not be guessable.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+impl TryFrom<TokenForm> for TokenSetting {
+    type Error = String;
+    fn try_from(f: TokenForm) -> Result<Self, String> {
+        let (name, role, token) = match f {
+            TokenForm::Table(t) => (t.name, t.role, t.token),
+            TokenForm::Text(s) => {
+                let mut it = s.splitn(3, ':');
+                match (it.next(), it.next(), it.next()) {
+                    (Some(n), Some(r), Some(t)) => (n.to_string(), r.to_string(), t.to_string()),
+                    _ => {
+                        return Err("a token in the environment is written name:role:secret".into());
+                    }
+                }
+            }
+        };
+        if name.is_empty() {
+            return Err("a token needs a name".into());
+        }
+        let role = role.parse().map_err(|e| format!("token {name:?}: {e}"))?;
+        if token.len() < MIN_TOKEN_LEN {
+            return Err(format!(
+                "token {name:?} is shorter than {MIN_TOKEN_LEN} characters"
+            ));
+        }
+        Ok(TokenSetting { name, role, token })
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -161,6 +256,7 @@ impl Default for Settings {
             retention: RetentionSettings::default(),
             shell: ShellSettings::default(),
             http: HttpSettings::default(),
+            server: ServerSettings::default(),
             cron: Vec::new(),
             queues: Default::default(),
         }
@@ -236,7 +332,12 @@ impl Default for HttpSettings {
 }
 
 /// Keys whose environment value is a comma-separated list.
-const LIST_KEYS: [&str; 3] = ["worker.queues", "shell.allow", "worker.workflow_env"];
+const LIST_KEYS: [&str; 4] = [
+    "worker.queues",
+    "shell.allow",
+    "worker.workflow_env",
+    "server.tokens",
+];
 
 impl Settings {
     /// The effective store URL.
@@ -316,6 +417,24 @@ impl Settings {
         }
         if self.max_payload_bytes == 0 {
             return bad("max_payload_bytes must be at least 1".into());
+        }
+        if self.server.body_limit == 0 {
+            return bad("server.body_limit must be at least 1".into());
+        }
+        let mut names = BTreeSet::new();
+        for (i, t) in self.server.tokens.iter().enumerate() {
+            if !names.insert(&t.name) {
+                return bad(format!(
+                    "server.tokens: the name {:?} is used twice",
+                    t.name
+                ));
+            }
+            if self.server.tokens[..i].iter().any(|o| o.token == t.token) {
+                return bad(format!(
+                    "server.tokens: token {:?} has the same secret as another",
+                    t.name
+                ));
+            }
         }
         for q in &self.worker.queues {
             if let Err(e) = crate::parse::queue(q) {

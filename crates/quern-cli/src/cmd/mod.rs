@@ -6,6 +6,7 @@ pub mod enqueue;
 pub mod jobs;
 pub mod maintain;
 pub mod prune;
+pub mod serve;
 pub mod worker;
 pub mod workflow;
 

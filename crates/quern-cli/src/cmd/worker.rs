@@ -48,24 +48,8 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> CliResult<u8> {
     if let Some(k) = args.retain_lost_workers {
         retention.lost_workers = k.0;
     }
-    let exec = ExecutorConfig {
-        shell: ShellConfig {
-            allow_any: args.allow_shell || s.worker.allow_shell,
-            allowed_programs: s.shell.allow.clone(),
-            default_timeout: s.shell.timeout,
-            max_output_bytes: s.max_payload_bytes,
-        },
-        http: HttpConfig {
-            default_timeout: s.http.timeout,
-            max_response_bytes: s.max_payload_bytes,
-            ..HttpConfig::default()
-        },
-        result_codec: ctx.codec(),
-    };
-    let handlers: Vec<(String, Arc<dyn Handler>)> = quern::executors::builtin(&exec)?
-        .into_iter()
-        .map(|(k, h)| (k.to_string(), h))
-        .collect();
+    let exec = executor_config(ctx, args.allow_shell);
+    let handlers = builtin_handlers(&exec)?;
     let backend = ctx.open(Open::Create).await?;
     apply_queue_settings(&backend, &s.queues).await?;
     apply_schedules(&backend, &s.cron).await?;
@@ -141,6 +125,34 @@ pub async fn apply_schedules(
     Ok(())
 }
 
+/// The built-in executors' settings: `[shell]`, `[http]`, the payload limit; `allow_shell`
+/// (the flag) or `[worker] allow_shell` lets the shell executor run any program.
+pub fn executor_config(ctx: &Ctx, allow_shell: bool) -> ExecutorConfig {
+    let s = &ctx.settings;
+    ExecutorConfig {
+        shell: ShellConfig {
+            allow_any: allow_shell || s.worker.allow_shell,
+            allowed_programs: s.shell.allow.clone(),
+            default_timeout: s.shell.timeout,
+            max_output_bytes: s.max_payload_bytes,
+        },
+        http: HttpConfig {
+            default_timeout: s.http.timeout,
+            max_response_bytes: s.max_payload_bytes,
+            ..HttpConfig::default()
+        },
+        result_codec: ctx.codec(),
+    }
+}
+
+/// The built-in executors by kind.
+pub fn builtin_handlers(exec: &ExecutorConfig) -> CliResult<Vec<(String, Arc<dyn Handler>)>> {
+    Ok(quern::executors::builtin(exec)?
+        .into_iter()
+        .map(|(k, h)| (k.to_string(), h))
+        .collect())
+}
+
 /// A signal this soon after the first is taken as the same request, not as a second one.
 const SAME_REQUEST: Duration = Duration::from_millis(250);
 
@@ -150,7 +162,7 @@ const SAME_REQUEST: Duration = Duration::from_millis(250);
 ///
 /// Each step acts before it logs: a log line may be lost (stderr closed or full, see
 /// `crate::log`) or, on a pipe nobody reads, block; the shutdown must happen anyway.
-async fn on_signals(shutdown: CancellationToken) {
+pub async fn on_signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),

@@ -257,11 +257,70 @@ impl Env {
         self.children.remove(i)
     }
 
+    /// Starts `quern serve` on a free loopback port (unless `args` give an `--addr`) and
+    /// waits until it listens. It is killed when the `Env` drops; its stderr is kept.
+    pub fn serve(&mut self, args: &[&str]) -> Server {
+        use std::io::BufRead;
+        let mut a = vec!["serve"];
+        if !args.contains(&"--addr") {
+            a.extend(["--addr", "127.0.0.1:0"]);
+        }
+        a.extend_from_slice(args);
+        let mut child = self
+            .command(&a)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn quern serve");
+        let pid = child.id();
+        let stderr = child.stderr.take().expect("stderr");
+        self.children.push(child);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let keep = std::sync::Arc::clone(&log);
+        // Reads stderr to the end, so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(rest.trim().to_string());
+                }
+                let mut l = keep.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("quern serve did not start: {}", log.lock().unwrap()));
+        Server { pid, addr, log }
+    }
+
     /// Every job, newest first.
     pub fn jobs(&self, extra: &[&str]) -> Vec<Value> {
         let mut a = vec!["jobs", "list", "--limit", "1000"];
         a.extend_from_slice(extra);
         self.json(&a)["jobs"].as_array().expect("jobs").clone()
+    }
+}
+
+/// A running `quern serve`.
+pub struct Server {
+    pub pid: u32,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// Its stderr so far.
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Server {
+    pub fn http(&self) -> crate::http::Http {
+        crate::http::Http::new(&self.addr)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
     }
 }
 
