@@ -81,9 +81,10 @@ impl From<quern::Error> for ApiError {
             E::LeaseLost { .. } | E::Conflict(_) | E::InvalidTransition { .. } => {
                 StatusCode::CONFLICT
             }
-            E::JobNotFound(_) | E::WorkflowNotFound(_) | E::QueueNotFound(_) => {
-                StatusCode::NOT_FOUND
-            }
+            E::JobNotFound(_)
+            | E::WorkflowNotFound(_)
+            | E::QueueNotFound(_)
+            | E::ScheduleNotFound(_) => StatusCode::NOT_FOUND,
             E::InvalidJob { .. } | E::InvalidArgument(_) | E::Codec(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -125,6 +126,11 @@ mod tests {
         let cases = [
             (quern::Error::LeaseLost { job_id: id }, 409, "lease_lost"),
             (quern::Error::JobNotFound(id), 404, "job_not_found"),
+            (
+                quern::Error::ScheduleNotFound("s".into()),
+                404,
+                "schedule_not_found",
+            ),
             (
                 quern::Error::QueueNotFound("q".into()),
                 404,

@@ -75,6 +75,12 @@ impl Http {
         self.send("POST", path, Some("application/json"), Some(bytes))
     }
 
+    /// Sends `body` as JSON with any method (PUT, PATCH, DELETE).
+    pub fn json_request(&self, method: &str, path: &str, body: &Value) -> Resp {
+        let bytes = serde_json::to_vec(body).expect("json");
+        self.send(method, path, Some("application/json"), Some(bytes))
+    }
+
     /// Posts raw bytes as `application/json`.
     pub fn post_raw(&self, path: &str, body: Vec<u8>) -> Resp {
         self.send("POST", path, Some("application/json"), Some(body))

@@ -1,7 +1,7 @@
-//! The docs and doc comments promise only what exists: no dashboard, routing rules or stored
-//! cron schedules are part of Quern today (`quern cron next` only computes), so none may be
-//! described as if it were. (`quern serve`, its HTTP API and worker protocol exist since
-//! `quern-server`.) A phrase here fails the test wherever it appears in README.md, ARCHITECTURE.md,
+//! The docs and doc comments promise only what exists: no dashboard or routing rules are part
+//! of Quern today, so neither may be described as if it were. (`quern serve`, its HTTP API
+//! and worker protocol exist since `quern-server`; stored cron schedules since `quern cron
+//! add`.) A phrase here fails the test wherever it appears in README.md, ARCHITECTURE.md,
 //! docs/ or a crate's `src/` (the CHANGELOG may name them: it records what was removed).
 
 use std::path::{Path, PathBuf};
@@ -19,14 +19,6 @@ const ABSENT: &[(&str, &str)] = &[
     (
         "routing rule",
         "worker capabilities are only recorded in the registry",
-    ),
-    (
-        "like cron",
-        "schedules are not stored or run yet; `quern cron next` only previews ticks",
-    ),
-    (
-        "quern cron add",
-        "schedules cannot be stored yet; only `quern cron next` exists",
     ),
 ];
 

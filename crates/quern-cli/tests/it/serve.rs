@@ -37,7 +37,175 @@ on_every_store!(
     worker_protocol,
     expired_lease_late_complete,
     batch_protocol,
+    schedules_api,
+    queue_settings_api,
 );
+
+fn schedules_api(mut env: Env) {
+    let srv = env.serve(&[]);
+    let h = srv.http();
+    let body = json!({"cron": "@every 1s", "job": {"kind": "quern.noop", "queue": "ticks",
+        "payload": {"from": "api"}}, "misfire": "skip", "overlap": "skip"});
+    let r = h.json_request("PUT", "/v1/schedules/beat", &body);
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["done"], "added");
+    assert_eq!(r.json()["schedule"]["overlap"], "skip");
+    let again = h.json_request("PUT", "/v1/schedules/beat", &body);
+    assert_eq!(
+        (again.status, again.json()["done"].clone()),
+        (200, json!("unchanged"))
+    );
+    // The server's own scheduler fires it: runs appear with their jobs.
+    eventually(Duration::from_secs(10), "two runs", || {
+        h.get("/v1/schedules/beat").json()["runs"]
+            .as_array()
+            .is_some_and(|r| r.len() >= 2)
+    });
+    // No worker runs here, so the first tick's job stays queued and, with overlap "skip",
+    // the ticks after it are recorded as skipped.
+    let detail = h.get("/v1/schedules/beat?runs=5").json();
+    let runs = detail["runs"].as_array().unwrap();
+    let (first, later) = runs.split_last().unwrap();
+    assert_eq!(first["kind"], "scheduled", "{detail}");
+    assert!(
+        later.iter().all(|r| r["kind"] == "skipped_overlap"),
+        "{detail}"
+    );
+    let jid = first["job_id"].as_str().unwrap();
+    assert_eq!(job(&h, jid)["queue"], "ticks");
+    let list = h.get("/v1/schedules").json();
+    assert_eq!(list["schedules"][0]["name"], "beat", "{list}");
+
+    let p = h.post("/v1/schedules/beat/pause", &json!({}));
+    assert_eq!((p.status, p.json()["paused"].clone()), (200, json!(true)));
+    let t = h.post("/v1/schedules/beat/trigger", &json!({}));
+    assert_eq!(t.status, 201, "{:?}", String::from_utf8_lossy(&t.body));
+    let tid = t.json()["job_id"].as_str().unwrap().to_string();
+    assert_eq!(job(&h, &tid)["state"], "queued");
+    let newest = &h.get("/v1/schedules/beat?runs=1").json()["runs"][0];
+    assert_eq!(
+        (&newest["kind"], &newest["job_id"]),
+        (&json!("manual"), &json!(tid))
+    );
+    assert_eq!(
+        h.post("/v1/schedules/beat/resume", &json!({})).json()["paused"],
+        false
+    );
+
+    // Bad input: 422 naming the field, nothing stored or changed.
+    for (bad, want) in [
+        (
+            json!({"cron": "61 * * * *", "job": {"kind": "k"}}),
+            "minute",
+        ),
+        (
+            json!({"cron": "@daily", "tz": "Mars/Base", "job": {"kind": "k"}}),
+            "Mars/Base",
+        ),
+        (
+            json!({"cron": "@daily", "job": {"kind": "k", "colour": 1}}),
+            "colour",
+        ),
+        (
+            json!({"cron": "@daily", "job": {"kind": "k"}, "misfire": "later"}),
+            "misfire",
+        ),
+    ] {
+        let r = h.json_request("PUT", "/v1/schedules/bad", &bad);
+        assert!(matches!(r.status, 400 | 422), "{bad}: {}", r.status);
+        assert!(
+            String::from_utf8_lossy(&r.body).contains(want),
+            "{bad}: {:?}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    let r = h.json_request(
+        "PUT",
+        "/v1/schedules/beat",
+        &json!({"cron": "0 25 * * *", "job": {"kind": "k"}}),
+    );
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        h.get("/v1/schedules/beat").json()["schedule"]["cron"],
+        "@every 1s"
+    );
+    assert_eq!(
+        h.get("/v1/schedules").json()["schedules"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let r = h.get("/v1/schedules/nope");
+    assert_eq!(
+        (r.status, r.code()),
+        (404, "schedule_not_found".to_string())
+    );
+
+    let d = h.json_request("DELETE", "/v1/schedules/beat", &json!({}));
+    assert_eq!(d.status, 200, "{:?}", String::from_utf8_lossy(&d.body));
+    assert_eq!(h.get("/v1/schedules/beat").status, 404);
+    assert_eq!(
+        h.json_request("DELETE", "/v1/schedules/beat", &json!({}))
+            .status,
+        404
+    );
+}
+
+fn queue_settings_api(mut env: Env) {
+    let srv = env.serve(&[]);
+    let h = srv.http();
+    let r = h.get("/v1/queues/mail/settings");
+    assert_eq!((r.status, r.code()), (404, "queue_not_found".to_string()));
+    let r = h.json_request(
+        "PATCH",
+        "/v1/queues/mail/settings",
+        &json!({"concurrency": 2, "rate": "10/s", "burst": 3}),
+    );
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert_eq!(
+        (
+            &v["concurrency"],
+            &v["rate"]["text"],
+            &v["rate"]["burst"],
+            &v["running"]
+        ),
+        (&json!(2), &json!("10/s (burst 3)"), &json!(3), &json!(0)),
+        "{v}"
+    );
+    // Left out: kept; null: cleared.
+    let v = h
+        .json_request("PATCH", "/v1/queues/mail/settings", &json!({"rate": null}))
+        .json();
+    assert_eq!(
+        (&v["concurrency"], &v["rate"]),
+        (&json!(2), &Value::Null),
+        "{v}"
+    );
+    for bad in [
+        json!({"concurrency": 0}),
+        json!({"rate": "fast"}),
+        json!({"burst": 2}),
+        json!({"speed": 1}),
+    ] {
+        let r = h.json_request("PATCH", "/v1/queues/mail/settings", &bad);
+        assert!(matches!(r.status, 400 | 422), "{bad}: {}", r.status);
+    }
+    assert_eq!(
+        h.get("/v1/queues/mail/settings").json()["concurrency"],
+        2,
+        "unchanged"
+    );
+    // The cap holds for the worker protocol's lease too.
+    for _ in 0..3 {
+        enqueue(&h, json!({"kind": "k", "queue": "mail"}));
+    }
+    let w = register(&h, &["mail"]);
+    let got = lease(&h, &w, &["mail"], json!({"max": 3, "wait_ms": 0}));
+    assert_eq!(got.len(), 2, "the cap of 2");
+    assert_eq!(h.get("/v1/queues/mail/settings").json()["running"], 2);
+}
 
 fn jobs_api(mut env: Env) {
     let srv = env.serve(&[]);
@@ -864,6 +1032,15 @@ fn openapi_lists_every_route_with_its_errors() {
         ("/v1/queues/{name}", "get"),
         ("/v1/queues/{name}/pause", "post"),
         ("/v1/queues/{name}/resume", "post"),
+        ("/v1/queues/{name}/settings", "get"),
+        ("/v1/queues/{name}/settings", "patch"),
+        ("/v1/schedules", "get"),
+        ("/v1/schedules/{name}", "get"),
+        ("/v1/schedules/{name}", "put"),
+        ("/v1/schedules/{name}", "delete"),
+        ("/v1/schedules/{name}/pause", "post"),
+        ("/v1/schedules/{name}/resume", "post"),
+        ("/v1/schedules/{name}/trigger", "post"),
         ("/v1/dlq", "get"),
         ("/v1/dlq/replay", "post"),
         ("/v1/workflows", "get"),

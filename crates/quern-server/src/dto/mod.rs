@@ -6,11 +6,13 @@
 mod job;
 mod protocol;
 mod queue;
+mod schedule;
 mod workflow;
 
 pub use job::*;
 pub use protocol::*;
 pub use queue::*;
+pub use schedule::*;
 pub use workflow::*;
 
 use serde::{Deserialize, Serialize};

@@ -6,6 +6,7 @@ pub mod health;
 pub mod jobs;
 pub mod protocol;
 pub mod queues;
+pub mod schedules;
 pub mod workflows;
 
 use std::sync::Arc;
@@ -196,6 +197,12 @@ pub fn api(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(queues::get))
         .routes(routes!(queues::pause))
         .routes(routes!(queues::resume))
+        .routes(routes!(schedules::settings_get, schedules::settings_patch))
+        .routes(routes!(schedules::list))
+        .routes(routes!(schedules::get, schedules::put, schedules::delete))
+        .routes(routes!(schedules::pause))
+        .routes(routes!(schedules::resume))
+        .routes(routes!(schedules::trigger))
         .routes(routes!(queues::dlq_list))
         .routes(routes!(queues::dlq_replay))
         .routes(routes!(queues::workers, protocol::register))

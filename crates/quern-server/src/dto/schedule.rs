@@ -1,0 +1,325 @@
+//! Recurring schedules and queue limits: `/v1/schedules` and `/v1/queues/{name}/settings`.
+
+use std::time::Duration;
+
+use quern::Priority;
+use quern::model::{
+    JobTemplate, Misfire, Overlap, QueueUsage, RateLimit, ScheduleRun, ScheduleSpec, StoredSchedule,
+};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+
+/// The job a schedule enqueues at each tick.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobTemplateDto {
+    pub kind: String,
+    /// JSON payload (default null).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    /// Default `default`.
+    pub queue: Option<String>,
+    /// 0 (most urgent) to 9; default 5.
+    #[schema(minimum = 0, maximum = 9)]
+    pub priority: Option<u8>,
+    /// Default 25.
+    #[schema(minimum = 1)]
+    pub max_attempts: Option<u32>,
+    #[schema(minimum = 1)]
+    pub timeout_ms: Option<u64>,
+    /// While a job with this key is live, a tick records it instead of a new one.
+    pub unique_key: Option<String>,
+}
+
+/// `PUT /v1/schedules/{name}`: the schedule's fields (the name is the path's).
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleRequest {
+    /// A cron expression (5 or 6 fields), a macro such as `@daily`, or `@every 90s`.
+    pub cron: String,
+    /// IANA time zone; default `UTC`.
+    pub tz: Option<String>,
+    pub job: JobTemplateDto,
+    /// No tick before this time (ms since the Unix epoch).
+    pub start_at: Option<i64>,
+    /// No tick after this time.
+    pub end_at: Option<i64>,
+    /// At most this many scheduled runs.
+    #[schema(minimum = 1)]
+    pub limit: Option<u64>,
+    #[schema(minimum = 0)]
+    pub jitter_ms: Option<u64>,
+    /// `skip`, `run-once` (default) or `run-all`.
+    pub misfire: Option<String>,
+    /// With `run-all`: at most this many missed ticks (default 100).
+    #[schema(minimum = 1)]
+    pub misfire_max: Option<u32>,
+    /// With `run-all`: only ticks missed within this long (default one day).
+    #[schema(minimum = 1)]
+    pub misfire_window_ms: Option<u64>,
+    /// `allow` (default), `skip` or `cancel-previous`.
+    pub overlap: Option<String>,
+}
+
+impl ScheduleRequest {
+    pub fn into_spec(self, name: String) -> Result<ScheduleSpec, ApiError> {
+        let invalid = |e: quern::Error| ApiError::from(e);
+        let t = self.job;
+        let mut job = JobTemplate::new(t.kind);
+        job.payload = t.payload;
+        if let Some(q) = t.queue {
+            job.queue = q;
+        }
+        if let Some(p) = t.priority {
+            job.priority = Priority::new(p)
+                .ok_or_else(|| ApiError::invalid(format!("job.priority {p} is not 0 to 9")))?;
+        }
+        if let Some(n) = t.max_attempts {
+            job.max_attempts = n;
+        }
+        job.timeout = t.timeout_ms.map(Duration::from_millis);
+        job.unique_key = t.unique_key;
+        let mut spec = ScheduleSpec::new(name, self.cron, job);
+        if let Some(tz) = self.tz {
+            spec.tz = tz;
+        }
+        spec.start_at = self.start_at;
+        spec.end_at = self.end_at;
+        spec.limit = self.limit;
+        spec.jitter = self.jitter_ms.map(Duration::from_millis);
+        if let Some(m) = &self.misfire {
+            spec.misfire = Misfire::parse(m).map_err(invalid)?;
+        }
+        match &mut spec.misfire {
+            Misfire::RunAll { max, window } => {
+                *max = self.misfire_max.unwrap_or(*max);
+                if let Some(w) = self.misfire_window_ms {
+                    *window = Duration::from_millis(w);
+                }
+            }
+            _ if self.misfire_max.is_some() || self.misfire_window_ms.is_some() => {
+                return Err(ApiError::invalid(
+                    "misfire_max and misfire_window_ms go with misfire run-all",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(o) = &self.overlap {
+            spec.overlap = Overlap::parse(o).map_err(invalid)?;
+        }
+        spec.validate().map_err(invalid)?;
+        Ok(spec)
+    }
+}
+
+/// A stored schedule.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ScheduleDto {
+    pub name: String,
+    pub cron: String,
+    pub tz: String,
+    pub job: JobTemplateDto,
+    pub start_at: Option<i64>,
+    pub end_at: Option<i64>,
+    pub limit: Option<u64>,
+    pub jitter_ms: Option<u64>,
+    /// `skip`, `run-once` or `run-all`.
+    pub misfire: String,
+    pub misfire_max: Option<u32>,
+    pub misfire_window_ms: Option<u64>,
+    /// `allow`, `skip` or `cancel-previous`.
+    pub overlap: String,
+    pub paused: bool,
+    /// Grows with every change of the spec or of `paused`.
+    pub revision: u64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Scheduled runs so far.
+    pub runs: u64,
+    pub last_tick: Option<i64>,
+    pub last_job_id: Option<String>,
+    /// The next tick after now, unless paused or ended.
+    pub next_run: Option<i64>,
+}
+
+impl ScheduleDto {
+    pub fn new(s: StoredSchedule, now: i64) -> ScheduleDto {
+        let next_run = next_run(&s, now);
+        let spec = s.spec;
+        let (misfire_max, misfire_window_ms) = match spec.misfire {
+            Misfire::RunAll { max, window } => (Some(max), Some(window.as_millis() as u64)),
+            _ => (None, None),
+        };
+        ScheduleDto {
+            name: spec.name,
+            cron: spec.cron,
+            tz: spec.tz,
+            job: JobTemplateDto {
+                kind: spec.job.kind,
+                payload: spec.job.payload,
+                queue: Some(spec.job.queue),
+                priority: Some(spec.job.priority.get()),
+                max_attempts: Some(spec.job.max_attempts),
+                timeout_ms: spec.job.timeout.map(|d| d.as_millis() as u64),
+                unique_key: spec.job.unique_key,
+            },
+            start_at: spec.start_at,
+            end_at: spec.end_at,
+            limit: spec.limit,
+            jitter_ms: spec.jitter.map(|d| d.as_millis() as u64),
+            misfire: spec.misfire.name().to_string(),
+            misfire_max,
+            misfire_window_ms,
+            overlap: spec.overlap.name().to_string(),
+            paused: s.paused,
+            revision: s.revision,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            runs: s.runs,
+            last_tick: s.last_tick,
+            last_job_id: s.last_job.map(|id| id.to_string()),
+            next_run,
+        }
+    }
+}
+
+fn next_run(s: &StoredSchedule, now: i64) -> Option<i64> {
+    if s.paused || s.spec.limit.is_some_and(|l| s.runs >= l) {
+        return None;
+    }
+    let sched = s.spec.validate().ok()?;
+    let from = s
+        .watermark
+        .max(now)
+        .max(s.spec.start_at.map_or(i64::MIN, |t| t - 1));
+    sched
+        .next_after(from)
+        .filter(|t| s.spec.end_at.is_none_or(|e| *t <= e))
+}
+
+/// Every schedule.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ScheduleListDto {
+    pub schedules: Vec<ScheduleDto>,
+}
+
+/// What `PUT /v1/schedules/{name}` did.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ScheduleUpsertDto {
+    /// `added`, `changed` or `unchanged`.
+    pub done: String,
+    pub schedule: ScheduleDto,
+}
+
+/// One run of a schedule.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ScheduleRunDto {
+    pub tick: i64,
+    /// When the store recorded it.
+    pub fired_at: i64,
+    /// `scheduled`, `duplicate`, `skipped_overlap` or `manual`.
+    pub kind: String,
+    pub job_id: Option<String>,
+}
+
+impl From<ScheduleRun> for ScheduleRunDto {
+    fn from(r: ScheduleRun) -> Self {
+        ScheduleRunDto {
+            tick: r.tick,
+            fired_at: r.fired_at,
+            kind: r.kind.as_str().to_string(),
+            job_id: r.job_id.map(|id| id.to_string()),
+        }
+    }
+}
+
+/// A schedule with its latest runs, newest first.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ScheduleDetailDto {
+    pub schedule: ScheduleDto,
+    pub runs: Vec<ScheduleRunDto>,
+}
+
+/// `POST /v1/schedules/{name}/trigger`: the job enqueued now.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct TriggerDto {
+    pub job_id: String,
+}
+
+/// A rate limit: `count` jobs per `per_ms`, bursts of up to `burst`.
+#[derive(Clone, Copy, Debug, Serialize, ToSchema)]
+pub struct RateDto {
+    pub count: u32,
+    pub per_ms: u64,
+    pub burst: u32,
+    /// The same as text (`20/s`).
+    #[schema(value_type = String)]
+    pub text: RateText,
+}
+
+/// [`RateLimit`]'s text form, serialized with `Display`.
+#[derive(Clone, Copy, Debug)]
+pub struct RateText(RateLimit);
+
+impl Serialize for RateText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+/// A queue's limits and their use now.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct QueueSettingsDto {
+    pub queue: String,
+    /// Most jobs of the queue running at once across all workers.
+    pub concurrency: Option<u32>,
+    pub rate: Option<RateDto>,
+    /// Jobs of the queue running now.
+    pub running: u64,
+    /// Rate tokens left now.
+    pub tokens: Option<f64>,
+}
+
+impl QueueSettingsDto {
+    pub fn new(queue: String, u: QueueUsage) -> QueueSettingsDto {
+        QueueSettingsDto {
+            queue,
+            concurrency: u.settings.concurrency,
+            rate: u.settings.rate.map(|r| RateDto {
+                count: r.count,
+                per_ms: r.per.as_millis() as u64,
+                burst: r.burst,
+                text: RateText(r),
+            }),
+            running: u.running,
+            tokens: u.tokens,
+        }
+    }
+}
+
+/// A field that may be absent (keep), `null` (clear) or a value (set).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// `PATCH /v1/queues/{name}/settings`: fields left out are kept, `null` clears a limit.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSettingsPatch {
+    /// Most jobs running at once across all workers (at least 1), or null.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, minimum = 1)]
+    pub concurrency: Option<Option<u32>>,
+    /// `20/s`, `600/m`, `5/30s`, or null.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub rate: Option<Option<String>>,
+    /// The rate limit's burst (default: its count); needs a rate.
+    #[schema(minimum = 1)]
+    pub burst: Option<u32>,
+}
