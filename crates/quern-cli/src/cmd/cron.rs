@@ -137,7 +137,7 @@ async fn add(ctx: &Ctx, schedules: &Schedules, args: CronAddArgs) -> CliResult<u
         (false, true) => "changed",
         (false, false) => "unchanged",
     };
-    let next = next_tick(s, now());
+    let next = s.next_run(now());
     ctx.out.emit(
         &serde_json::json!({
             "schedule": s.spec.name,
@@ -158,21 +158,6 @@ async fn add(ctx: &Ctx, schedules: &Schedules, args: CronAddArgs) -> CliResult<u
 
 fn now() -> Millis {
     quern::clock::system_now_ms()
-}
-
-/// The next tick a scheduler would fire (none while paused or once ended).
-fn next_tick(s: &StoredSchedule, now: Millis) -> Option<Millis> {
-    if s.paused || s.spec.limit.is_some_and(|l| s.runs >= l) {
-        return None;
-    }
-    let sched = s.spec.validate().ok()?;
-    let from = s
-        .watermark
-        .max(now)
-        .max(s.spec.start_at.map_or(i64::MIN, |t| t - 1));
-    sched
-        .next_after(from)
-        .filter(|t| s.spec.end_at.is_none_or(|e| *t <= e))
 }
 
 /// Each schedule's last job, read in one call.
@@ -203,7 +188,7 @@ async fn list(ctx: &Ctx, backend: &Arc<dyn Backend>, schedules: &Schedules) -> C
                 "kind": s.spec.job.kind,
                 "queue": s.spec.job.queue,
                 "paused": s.paused,
-                "next_run": next_tick(s, now),
+                "next_run": s.next_run(now),
                 "last_run": s.last_tick,
                 "last_outcome": job.as_ref().map(|j| j.state),
                 "runs": s.runs,
@@ -226,7 +211,8 @@ async fn list(ctx: &Ctx, backend: &Arc<dyn Backend>, schedules: &Schedules) -> C
                 s.spec.tz.clone(),
                 s.spec.job.kind.clone(),
                 s.spec.job.queue.clone(),
-                next_tick(s, now).map_or("-".into(), |t| format!("{} ({})", time(t), age(t, now))),
+                s.next_run(now)
+                    .map_or("-".into(), |t| format!("{} ({})", time(t), age(t, now))),
                 opt_time(s.last_tick),
                 job.as_ref().map_or("-".into(), |j| j.state.to_string()),
                 s.runs.to_string(),
@@ -272,7 +258,7 @@ async fn show(
         .collect();
     let json = serde_json::json!({
         "schedule": s,
-        "next_run": next_tick(&s, now),
+        "next_run": s.next_run(now),
         "runs": rows,
     });
     ctx.out.emit(&json, || {
@@ -296,7 +282,7 @@ async fn show(
             s.runs,
             s.spec.limit.map(|l| format!(" of {l}")).unwrap_or_default()
         );
-        out!("next run:  {}", opt_time(next_tick(&s, now)));
+        out!("next run:  {}", opt_time(s.next_run(now)));
         if rows.is_empty() {
             out!("no runs yet");
             return;

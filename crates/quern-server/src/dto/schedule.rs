@@ -147,7 +147,7 @@ pub struct ScheduleDto {
 
 impl ScheduleDto {
     pub fn new(s: StoredSchedule, now: i64) -> ScheduleDto {
-        let next_run = next_run(&s, now);
+        let next_run = s.next_run(now);
         let spec = s.spec;
         let (misfire_max, misfire_window_ms) = match spec.misfire {
             Misfire::RunAll { max, window } => (Some(max), Some(window.as_millis() as u64)),
@@ -184,20 +184,6 @@ impl ScheduleDto {
             next_run,
         }
     }
-}
-
-fn next_run(s: &StoredSchedule, now: i64) -> Option<i64> {
-    if s.paused || s.spec.limit.is_some_and(|l| s.runs >= l) {
-        return None;
-    }
-    let sched = s.spec.validate().ok()?;
-    let from = s
-        .watermark
-        .max(now)
-        .max(s.spec.start_at.map_or(i64::MIN, |t| t - 1));
-    sched
-        .next_after(from)
-        .filter(|t| s.spec.end_at.is_none_or(|e| *t <= e))
 }
 
 /// Every schedule.

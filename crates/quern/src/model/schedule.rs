@@ -414,6 +414,25 @@ pub struct StoredSchedule {
     pub last_job: Option<JobId>,
 }
 
+impl StoredSchedule {
+    /// The next tick after `now` that a scheduler would fire: after the watermark, not
+    /// before `start_at` nor after `end_at`; `None` while paused, once the run limit is
+    /// reached, or when the stored spec no longer parses.
+    pub fn next_run(&self, now: Millis) -> Option<Millis> {
+        if self.paused || self.spec.limit.is_some_and(|l| self.runs >= l) {
+            return None;
+        }
+        let schedule = self.spec.validate().ok()?;
+        let from = self
+            .watermark
+            .max(now)
+            .max(self.spec.start_at.map_or(Millis::MIN, |t| t - 1));
+        schedule
+            .next_after(from)
+            .filter(|t| self.spec.end_at.is_none_or(|e| *t <= e))
+    }
+}
+
 /// How a run came about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -495,7 +514,8 @@ mod tests {
 
     #[test]
     fn each_bad_field_is_named() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut ScheduleSpec)>)> = vec![
+        type Change = Box<dyn Fn(&mut ScheduleSpec)>;
+        let cases: Vec<(&str, Change)> = vec![
             ("name:", Box::new(|s| s.name = "a b".into())),
             ("cron:", Box::new(|s| s.cron = "0 25 * * *".into())),
             ("tz:", Box::new(|s| s.tz = "Mars/Base".into())),
