@@ -19,6 +19,11 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
     ("claimed_at", include_str!("migrations/0004_claimed_at.sql")),
     ("result_ttl", include_str!("migrations/0005_result_ttl.sql")),
     ("schedules", include_str!("migrations/0006_schedules.sql")),
+    ("job_logs", include_str!("migrations/0008_job_logs.sql")),
+    (
+        "jobs_finished",
+        include_str!("migrations/0009_jobs_finished.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -6,6 +6,7 @@ pub mod enqueue;
 pub mod jobs;
 pub mod maintain;
 pub mod prune;
+pub mod stats;
 pub mod worker;
 pub mod workflow;
 

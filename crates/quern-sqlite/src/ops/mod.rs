@@ -8,6 +8,7 @@ pub(crate) mod deplist;
 pub(crate) mod deps;
 pub(crate) mod enqueue;
 pub(crate) mod lease;
+pub(crate) mod logs;
 pub(crate) mod read;
 pub(crate) mod schedule;
 pub(crate) mod spawn;

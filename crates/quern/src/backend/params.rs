@@ -610,6 +610,12 @@ pub struct Capabilities {
     /// Recurring schedules: the `schedule_*` methods. A backend without them answers
     /// `Unsupported` (the trait's defaults do).
     pub schedules: bool,
+    /// Per-job logs: `job_log_append` and `job_logs`. A backend without them answers
+    /// `Unsupported` (the trait's defaults do).
+    pub logs: bool,
+    /// `job_finished`: finished jobs since a time, for `quern stats`. A backend without it
+    /// answers `Unsupported` (the trait's default does).
+    pub stats: bool,
 }
 
 impl Capabilities {
@@ -622,6 +628,8 @@ impl Capabilities {
             cross_process_wakeup: true,
             workflows: true,
             schedules: true,
+            logs: true,
+            stats: true,
         }
     }
 }

@@ -493,9 +493,12 @@ mod tests {
         assert_eq!(s.zone_name(), "UTC");
     }
 
+    /// A change that makes a spec invalid.
+    type Breaks = Box<dyn Fn(&mut ScheduleSpec)>;
+
     #[test]
     fn each_bad_field_is_named() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut ScheduleSpec)>)> = vec![
+        let cases: Vec<(&str, Breaks)> = vec![
             ("name:", Box::new(|s| s.name = "a b".into())),
             ("cron:", Box::new(|s| s.cron = "0 25 * * *".into())),
             ("tz:", Box::new(|s| s.tz = "Mars/Base".into())),

@@ -134,6 +134,8 @@ impl Backend for MemBackend {
         let mut c = Capabilities::full("memory");
         c.workflows = false;
         c.schedules = false;
+        c.logs = false;
+        c.stats = false;
         c
     }
 

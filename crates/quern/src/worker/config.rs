@@ -70,6 +70,10 @@ pub(crate) struct WorkerConfig {
     pub worker_heartbeat: Duration,
     /// Most acknowledgements sent in one backend call. Default 512.
     pub ack_batch: usize,
+    /// The per-job caps on handler log lines (`Context::log`). Default
+    /// [`LogLimits::default`](crate::backend::LogLimits): 1,000 lines and 256 KiB per job,
+    /// oldest dropped.
+    pub log_limits: crate::backend::LogLimits,
     /// The lease rescuer run alongside the worker. Default on.
     pub rescuer: Option<RescuerConfig>,
     /// The scheduler (one job per tick of every stored schedule), run on every node.
@@ -107,6 +111,7 @@ impl WorkerConfig {
             poll_interval: Duration::from_secs(1),
             worker_heartbeat: Duration::from_secs(2),
             ack_batch: 512,
+            log_limits: crate::backend::LogLimits::default(),
             rescuer: Some(RescuerConfig::default()),
             scheduler: Some(Default::default()),
             pruner: None,
