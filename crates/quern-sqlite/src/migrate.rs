@@ -24,6 +24,7 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "jobs_finished",
         include_str!("migrations/0009_jobs_finished.sql"),
     ),
+    ("views", include_str!("migrations/0010_views.sql")),
 ];
 
 /// The schema version this build writes.
