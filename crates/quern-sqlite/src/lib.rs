@@ -378,6 +378,13 @@ impl Backend for SqliteBackend {
         self.read(move |c| ops::read::finished(c, params)).await
     }
 
+    async fn store_maintain(
+        &self,
+        params: StoreMaintainParams,
+    ) -> quern::Result<StoreMaintainReport> {
+        self.maintain(params).await
+    }
+
     async fn schedule_upsert(
         &self,
         params: ScheduleUpsertParams,

@@ -22,12 +22,14 @@ mod finished;
 mod logs;
 mod params;
 mod split;
+mod store_maintain;
 
 use async_trait::async_trait;
 pub use finished::*;
 pub use logs::*;
 pub use params::*;
 pub use split::{ClaimSplit, weighted_order};
+pub use store_maintain::*;
 
 use crate::Result;
 use crate::model::{Job, JobId, ScheduleRun, StoredSchedule, WorkflowRecord};
@@ -286,6 +288,17 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     async fn job_finished(&self, params: FinishedParams) -> Result<Vec<FinishedJob>> {
         let _ = params;
         Err(no_stats(self))
+    }
+
+    // --- store upkeep (operations) ---------------------------------------------------------
+
+    /// Periodic upkeep of the store's own files (`maintenance::StoreUpkeep` calls it):
+    /// statistics for the query planner, copying a write-ahead log back. A store does what
+    /// applies to it and reports what it did; the default, for a store that needs none
+    /// (Redis), does nothing and succeeds.
+    async fn store_maintain(&self, params: StoreMaintainParams) -> Result<StoreMaintainReport> {
+        let _ = params;
+        Ok(StoreMaintainReport::default())
     }
 
     // --- queues ---------------------------------------------------------------------------

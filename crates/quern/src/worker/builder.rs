@@ -158,6 +158,13 @@ impl WorkerBuilder {
         self
     }
 
+    /// Asks the store for periodic `ANALYZE` and WAL checkpoints
+    /// ([`StoreUpkeep`](crate::maintenance::StoreUpkeep), under a leader lease). Default off.
+    pub fn store_upkeep(mut self, config: Option<crate::maintenance::StoreUpkeepConfig>) -> Self {
+        self.cfg.store_upkeep = config;
+        self
+    }
+
     /// The per-job caps on the lines handlers write with
     /// [`Context::log`](crate::Context::log). Default 1,000 lines and 256 KiB per job; past
     /// either, the oldest lines are dropped.

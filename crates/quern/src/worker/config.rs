@@ -85,6 +85,8 @@ pub(crate) struct WorkerConfig {
     /// workflows), run under a leader lease so one node does it at a time. Default on, so
     /// workflows whose tasks run on this deployment's workers also finish there.
     pub workflow_monitor: Option<WorkflowMonitorConfig>,
+    /// Periodic `ANALYZE` / WAL checkpoint of the store, under a leader lease. Default off.
+    pub store_upkeep: Option<crate::maintenance::StoreUpkeepConfig>,
     /// What `${env.NAME}` in workflow templates may read. Default: nothing (every
     /// `${env.…}` fails), so a worker never leaks its environment into payloads unless told.
     pub workflow_env: EnvSource,
@@ -116,6 +118,7 @@ impl WorkerConfig {
             scheduler: Some(Default::default()),
             pruner: None,
             workflow_monitor: Some(WorkflowMonitorConfig::default()),
+            store_upkeep: None,
             workflow_env: EnvSource::Denied,
         }
     }

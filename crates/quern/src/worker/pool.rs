@@ -161,6 +161,7 @@ impl Worker {
                 scheduler: s.cfg.scheduler.clone(),
                 pruner: s.cfg.pruner.clone(),
                 workflow_monitor: s.cfg.workflow_monitor.clone(),
+                store_upkeep: s.cfg.store_upkeep.clone(),
             },
         );
         let claim = tokio::spawn(claim::run(Arc::clone(&s)));
