@@ -89,6 +89,9 @@ pub enum Command {
     /// `quern worker` fires their ticks), or preview when an expression fires
     #[command(subcommand)]
     Cron(CronCmd),
+    /// Throughput, outcomes, retries, and wait and run-time percentiles of the jobs that
+    /// finished recently, per queue and kind
+    Stats(StatsArgs),
     /// Look after an SQLite store's file: WAL checkpoint, ANALYZE, VACUUM, integrity check,
     /// sizes (SQLite stores only)
     #[command(subcommand)]
@@ -248,6 +251,19 @@ pub struct RetentionArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Only this queue
+    #[arg(long, value_name = "Q", value_parser = parse::queue)]
+    pub queue: Option<String>,
+    /// Only this kind
+    #[arg(long, value_name = "K")]
+    pub kind: Option<String>,
+    /// The window: jobs that finished in the last DURATION
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration, default_value = "1h")]
+    pub since: Duration,
+}
+
+#[derive(Debug, Args)]
 pub struct PruneArgs {
     /// Count what would be deleted; delete nothing
     #[arg(long)]
@@ -284,6 +300,8 @@ pub enum JobsCmd {
         #[arg(value_parser = parse::job_id)]
         id: JobId,
     },
+    /// Print a job's log: its handler's `ctx.log` lines and a shell job's stderr lines
+    Logs(JobsLogsArgs),
     /// Wait until a job finishes; exit 0 if it succeeded, 1 otherwise
     Wait {
         #[arg(value_parser = parse::job_id)]
@@ -292,6 +310,18 @@ pub enum JobsCmd {
         #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
         timeout: Option<Duration>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct JobsLogsArgs {
+    #[arg(value_parser = parse::job_id)]
+    pub id: JobId,
+    /// Keep printing new lines until the job has finished (polls the store)
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// How often --follow polls
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration, default_value = "500ms")]
+    pub interval: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -566,7 +596,7 @@ pub struct BenchArgs {
     /// Also measure cron tick lag: an every-second schedule runs this many ticks on an idle
     /// worker, and each tick's lateness (handler start − tick) is reported as p50 / p99.
     /// 0 (the default) skips it
-    #[arg(long, value_name = "N", default_value = "0")]
+    #[arg(long, value_name = "N", default_value = "0", value_parser = parse::count_or_zero)]
     pub cron_ticks: usize,
 }
 

@@ -99,6 +99,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> CliResult<u8> {
         Command::Bench(a) => bench::run(ctx, a).await,
         Command::Cron(c) => cmd::cron::run(ctx, c).await,
         Command::Maintain(c) => cmd::maintain::run(ctx, c).await,
+        Command::Stats(a) => cmd::stats::run(ctx, a).await,
     }
 }
 

@@ -107,6 +107,11 @@ pub fn positive(s: &str) -> Result<u32, String> {
 }
 
 /// A positive size, with an optional `k`/`m` suffix.
+/// A count that may be 0 (an off switch such as `--cron-ticks 0`), otherwise as [`count`].
+pub fn count_or_zero(s: &str) -> Result<usize, String> {
+    if s.trim() == "0" { Ok(0) } else { count(s) }
+}
+
 pub fn count(s: &str) -> Result<usize, String> {
     let t = s.trim().to_ascii_lowercase().replace('_', "");
     let (num, mult) = if let Some(n) = t.strip_suffix('k') {

@@ -28,6 +28,8 @@ pub struct PoolConfig {
     pub codec: Codec,
     /// Environment variables workflow templates may read (`${env.NAME}`).
     pub workflow_env: Vec<String>,
+    /// Periodic `ANALYZE` / WAL checkpoint (`[maintenance]`), under a leader lease.
+    pub store_upkeep: Option<quern::maintenance::StoreUpkeepConfig>,
 }
 
 impl std::fmt::Debug for PoolConfig {
@@ -66,7 +68,8 @@ pub async fn run_pool(
                     .min(Duration::from_secs(5)),
             )
         }))
-        .pruner(config.pruner);
+        .pruner(config.pruner)
+        .store_upkeep(config.store_upkeep);
     for (kind, h) in config.handlers {
         b = b.handler(kind, h);
     }

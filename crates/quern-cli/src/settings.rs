@@ -30,6 +30,7 @@ pub struct Settings {
     pub max_payload_bytes: usize,
     pub worker: WorkerSettings,
     pub retention: RetentionSettings,
+    pub maintenance: MaintenanceSettings,
     pub shell: ShellSettings,
     pub http: HttpSettings,
     pub server: ServerSettings,
@@ -130,6 +131,63 @@ pub struct RetentionSettings {
     /// Lost workers stay listed this long after they were last seen. Default 1h.
     #[serde(with = "keep")]
     pub lost_workers: Option<Duration>,
+}
+
+/// `[maintenance]`: periodic upkeep of the store's file by every `quern worker` (one at a
+/// time, under a leader lease), through `Backend::store_maintain`: SQLite runs `ANALYZE` and
+/// passive WAL checkpoints; Redis needs none and does nothing. Each is a duration or
+/// `"off"` (the default).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MaintenanceSettings {
+    /// Time between `ANALYZE`s. Default off.
+    #[serde(with = "off")]
+    pub analyze_every: Option<Duration>,
+    /// Time between passive WAL checkpoints. Default off (SQLite checkpoints by itself
+    /// every 1,000 pages).
+    #[serde(with = "off")]
+    pub checkpoint_every: Option<Duration>,
+}
+
+impl MaintenanceSettings {
+    /// The worker's store upkeep service config.
+    pub fn store_upkeep(&self) -> quern::maintenance::StoreUpkeepConfig {
+        quern::maintenance::StoreUpkeepConfig {
+            analyze_every: self.analyze_every,
+            checkpoint_every: self.checkpoint_every,
+        }
+    }
+}
+
+/// An interval that may be `"off"`.
+mod off {
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::human_duration::serialize(d, s),
+            None => s.serialize_str("off"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::text_with_unit(
+            d,
+            |s: &str| match s {
+                "off" => Ok(None),
+                s => match quern::model::parse_duration(s) {
+                    Ok(d) if d >= Duration::from_millis(10) => Ok(Some(d)),
+                    Ok(_) => {
+                        Err("an upkeep interval must be at least 10ms, or \"off\"".to_string())
+                    }
+                    Err(e) => Err(e.to_string()),
+                },
+            },
+            |n| format!("write intervals as strings with a unit, like \"{n}h\", or \"off\""),
+        )
+    }
 }
 
 /// `[shell]`: the `shell` executor.
@@ -254,6 +312,7 @@ impl Default for Settings {
             max_payload_bytes: quern::Codec::DEFAULT_MAX_BYTES,
             worker: WorkerSettings::default(),
             retention: RetentionSettings::default(),
+            maintenance: MaintenanceSettings::default(),
             shell: ShellSettings::default(),
             http: HttpSettings::default(),
             server: ServerSettings::default(),
@@ -608,6 +667,32 @@ mod tests {
         assert!(e.message.contains("does not exist"));
         let e = Settings::load(None, env(&[("QUERN_WORKER__CONCURRENCY", "0")])).unwrap_err();
         assert!(e.message.contains("at least 1"), "{}", e.message);
+    }
+
+    #[test]
+    fn maintenance_intervals_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("quern.toml");
+        assert!(!Settings::default().maintenance.store_upkeep().is_on());
+        std::fs::write(
+            &f,
+            "[maintenance]\nanalyze_every = \"24h\"\ncheckpoint_every = \"off\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&f), env(&[])).unwrap();
+        assert_eq!(
+            s.maintenance.analyze_every,
+            Some(Duration::from_secs(86_400))
+        );
+        assert_eq!(s.maintenance.checkpoint_every, None);
+        for bad in [
+            "[maintenance]\nanalyze = \"1h\"\n",
+            "[maintenance]\ncheckpoint_every = 60\n",
+            "[maintenance]\ncheckpoint_every = \"1ms\"\n",
+        ] {
+            std::fs::write(&f, bad).unwrap();
+            assert!(Settings::load(Some(&f), env(&[])).is_err(), "{bad}");
+        }
     }
 
     #[test]

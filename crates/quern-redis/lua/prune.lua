@@ -36,7 +36,7 @@ for qi = 8 + ns, #ARGV do
         if u and redis.call('HGET', qk(q, 'uniq'), u) == id then
           redis.call('HDEL', qk(q, 'uniq'), u)
         end
-        redis.call('DEL', k, qk(q, 'dn:' .. id))
+        redis.call('DEL', k, qk(q, 'dn:' .. id), qk(q, 'log:' .. id), qk(q, 'logh:' .. id))
         redis.call('ZREM', zk, id)
         redis.call('ZREM', qk(q, 'ids'), id)
         redis.call('ZREM', qk(q, 'rexp'), id)

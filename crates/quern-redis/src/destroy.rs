@@ -75,7 +75,9 @@ pub(crate) async fn all_keys(b: &RedisBackend) -> Result<u64> {
                     let mut cmd = redis::cmd("UNLINK");
                     for id in chunk {
                         cmd.arg(b.qk(&q, &format!("j:{id}")))
-                            .arg(b.qk(&q, &format!("dn:{id}")));
+                            .arg(b.qk(&q, &format!("dn:{id}")))
+                            .arg(b.qk(&q, &format!("log:{id}")))
+                            .arg(b.qk(&q, &format!("logh:{id}")));
                     }
                     deleted += b.query::<u64>(cmd).await?;
                 }

@@ -107,6 +107,18 @@ impl Backend for RedisBackend {
         ops::wait::wait(self, params).await
     }
 
+    async fn job_log_append(&self, params: LogAppendParams) -> Result<()> {
+        ops::logs::append(self, params).await
+    }
+
+    async fn job_logs(&self, params: JobLogsParams) -> Result<JobLogPage> {
+        ops::logs::read(self, params).await
+    }
+
+    async fn job_finished(&self, params: FinishedParams) -> Result<Vec<FinishedJob>> {
+        ops::read::finished(self, params).await
+    }
+
     async fn workflow_create(&self, params: WorkflowCreateParams) -> Result<WorkflowRecord> {
         ops::workflow::create(self, params).await
     }

@@ -385,6 +385,25 @@ impl Backend for SqliteBackend {
         self.write(move |tx| ops::limits::update(tx, params)).await
     }
 
+    async fn job_log_append(&self, params: LogAppendParams) -> quern::Result<()> {
+        self.write(move |tx| ops::logs::append(tx, params)).await
+    }
+
+    async fn job_logs(&self, params: JobLogsParams) -> quern::Result<JobLogPage> {
+        self.read(move |c| ops::logs::read(c, params)).await
+    }
+
+    async fn job_finished(&self, params: FinishedParams) -> quern::Result<Vec<FinishedJob>> {
+        self.read(move |c| ops::read::finished(c, params)).await
+    }
+
+    async fn store_maintain(
+        &self,
+        params: StoreMaintainParams,
+    ) -> quern::Result<StoreMaintainReport> {
+        self.maintain(params).await
+    }
+
     async fn schedule_upsert(
         &self,
         params: ScheduleUpsertParams,

@@ -115,6 +115,24 @@ impl SqliteBackend {
             .await
     }
 
+    /// `Backend::store_maintain`, what the supervisor's periodic upkeep asks for: `ANALYZE`
+    /// and a `passive` checkpoint (which never waits for readers), each when asked.
+    pub(crate) async fn maintain(
+        &self,
+        p: quern::backend::StoreMaintainParams,
+    ) -> quern::Result<quern::backend::StoreMaintainReport> {
+        if p.analyze {
+            self.analyze().await?;
+        }
+        if p.checkpoint {
+            self.checkpoint(CheckpointMode::Passive).await?;
+        }
+        Ok(quern::backend::StoreMaintainReport {
+            analyzed: p.analyze,
+            checkpointed: p.checkpoint,
+        })
+    }
+
     /// Runs `VACUUM`, which rewrites the whole database into a new file without free pages,
     /// then a `Truncate` checkpoint so that the main file shrinks and the WAL the rewrite
     /// filled is emptied (unless a reader holds an old snapshot; the report says so). It

@@ -23,6 +23,12 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "queue_settings",
         include_str!("migrations/0007_queue_settings.sql"),
     ),
+    ("job_logs", include_str!("migrations/0008_job_logs.sql")),
+    (
+        "jobs_finished",
+        include_str!("migrations/0009_jobs_finished.sql"),
+    ),
+    ("views", include_str!("migrations/0010_views.sql")),
 ];
 
 /// The schema version this build writes.

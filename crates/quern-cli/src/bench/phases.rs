@@ -214,6 +214,7 @@ impl Bench<'_> {
             handlers: vec![(KIND.to_string(), Arc::new(BenchHandler(rec.clone())))],
             codec: self.codec,
             workflow_env: Vec::new(),
+            store_upkeep: None,
         }
     }
 

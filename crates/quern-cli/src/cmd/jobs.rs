@@ -1,13 +1,14 @@
-//! `quern jobs list|show|cancel|reprioritize|retry|wait`.
+//! `quern jobs list|show|cancel|reprioritize|retry|logs|wait`.
 
 use std::time::{Duration, Instant};
 
 use quern::backend::{
-    CancelParams, JobFilter, JobReprioritizeParams, ListParams, RetryParams, RetryTarget,
+    CancelParams, JobFilter, JobLogsParams, JobReprioritizeParams, ListParams, LogLine,
+    RetryParams, RetryTarget,
 };
 use quern::{Job, JobId, JobState, Priority};
 
-use crate::cli::{JobsCmd, JobsListArgs};
+use crate::cli::{JobsCmd, JobsListArgs, JobsLogsArgs};
 use crate::cmd::Ctx;
 use crate::error::{CliError, CliResult};
 use crate::log::out;
@@ -21,6 +22,7 @@ pub async fn run(ctx: &Ctx, cmd: JobsCmd) -> CliResult<u8> {
         JobsCmd::Cancel { id } => cancel(ctx, id).await,
         JobsCmd::Reprioritize { id, priority } => reprioritize(ctx, id, priority).await,
         JobsCmd::Retry { id } => retry(ctx, id).await,
+        JobsCmd::Logs(a) => logs(ctx, a).await,
         JobsCmd::Wait { id, timeout } => wait(ctx, id, timeout).await,
     }
 }
@@ -280,4 +282,84 @@ async fn wait(ctx: &Ctx, id: JobId, timeout: Option<Duration>) -> CliResult<u8> 
     } else {
         1
     })
+}
+
+/// Lines read per `job_logs` call.
+const LOG_PAGE: usize = 1000;
+
+/// `quern jobs logs ID [--follow]`: every kept line; with `--follow`, then new lines as they
+/// are stored, until the job is terminal (the worker stores a job's lines before its
+/// outcome, so the read after the terminal state has them all). With `--json`: one
+/// `{"lines":[…],"dropped":n}` document, or with `--follow` one JSON object per line.
+async fn logs(ctx: &Ctx, a: JobsLogsArgs) -> CliResult<u8> {
+    let backend = ctx.open(Open::Existing).await?;
+    let mut after = 0;
+    let mut dropped_said = 0;
+    loop {
+        // The state is read before the lines: lines stored before a terminal state are then
+        // all in the read that follows it.
+        let finished = if a.follow {
+            backend
+                .job_get(a.id.into())
+                .await?
+                .ok_or(quern::Error::JobNotFound(a.id))?
+                .state
+                .is_terminal()
+        } else {
+            true
+        };
+        let mut all = Vec::new();
+        let mut dropped;
+        loop {
+            let page = backend
+                .job_logs(JobLogsParams {
+                    id: a.id,
+                    after,
+                    limit: LOG_PAGE,
+                })
+                .await?;
+            after = page.next_after(after);
+            dropped = page.dropped;
+            let full = page.lines.len() == LOG_PAGE;
+            all.extend(page.lines);
+            if !full {
+                break;
+            }
+        }
+        if !a.follow {
+            ctx.out.emit(
+                &serde_json::json!({"id": a.id, "lines": all, "dropped": dropped}),
+                || print_log(&all, dropped),
+            );
+            return Ok(0);
+        }
+        if dropped > dropped_said && !ctx.out.json {
+            out!(
+                "… {} earlier line(s) dropped by the per-job cap",
+                dropped - dropped_said
+            );
+        }
+        dropped_said = dropped;
+        for l in &all {
+            ctx.out.emit(l, || out!("{}", log_line(l)));
+        }
+        if finished {
+            return Ok(0);
+        }
+        tokio::time::sleep(a.interval).await;
+    }
+}
+
+fn print_log(lines: &[LogLine], dropped: u64) {
+    if dropped > 0 {
+        out!("… {dropped} earlier line(s) dropped by the per-job cap");
+    }
+    for l in lines {
+        out!("{}", log_line(l));
+    }
+}
+
+/// `TIME LEVEL #ATTEMPT MESSAGE`.
+fn log_line(l: &LogLine) -> String {
+    format!("{} {:<5} #{} {}", time(l.at), l.level, l.attempt, l.message)
 }

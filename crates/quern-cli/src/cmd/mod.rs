@@ -7,6 +7,7 @@ pub mod jobs;
 pub mod maintain;
 pub mod prune;
 pub mod serve;
+pub mod stats;
 pub mod worker;
 pub mod workflow;
 

@@ -94,6 +94,7 @@ pub async fn run(ctx: &Ctx, args: ServeArgs) -> CliResult<u8> {
             scheduler: Some(SchedulerConfig::default()),
             pruner: Some(retention.pruner()),
             workflow_monitor: Some(WorkflowMonitorConfig::default()),
+            store_upkeep: Some(s.maintenance.store_upkeep()),
         },
     );
     let pool = (workers > 0).then(|| {
@@ -105,6 +106,8 @@ pub async fn run(ctx: &Ctx, args: ServeArgs) -> CliResult<u8> {
             // The server's maintenance prunes; the pool's own rescuer is harmless (both are
             // idempotent) and keeps the pool the same as `quern worker`'s.
             pruner: None,
+            // The server's maintenance does the upkeep.
+            store_upkeep: None,
             forget_lost_workers_after: retention.lost_workers,
             shutdown_grace: s.worker.shutdown_grace,
             handlers,

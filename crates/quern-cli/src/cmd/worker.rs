@@ -84,6 +84,7 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> CliResult<u8> {
             handlers,
             codec: ctx.codec(),
             workflow_env: s.worker.workflow_env.clone(),
+            store_upkeep: Some(s.maintenance.store_upkeep()),
         },
         shutdown,
     )

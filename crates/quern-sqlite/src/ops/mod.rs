@@ -9,6 +9,7 @@ pub(crate) mod deps;
 pub(crate) mod enqueue;
 pub(crate) mod lease;
 pub(crate) mod limits;
+pub(crate) mod logs;
 pub(crate) mod read;
 pub(crate) mod schedule;
 pub(crate) mod spawn;

@@ -160,3 +160,35 @@ pub(crate) fn data_version(conn: &Connection) -> quern::Result<i64> {
         .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .map_err(sql_err)
 }
+
+/// `job_finished`: terminal jobs with `finished_at >= since`, through the partial index
+/// `jobs_finished` (migration `jobs_finished`), filtered by queue and kind on the way.
+pub(crate) fn finished(
+    conn: &Connection,
+    p: quern::backend::FinishedParams,
+) -> quern::Result<Vec<quern::backend::FinishedJob>> {
+    conn.prepare_cached(
+        "SELECT j.id, q.name, j.kind, j.state, j.attempt, j.created_at, j.run_at, j.started_at, \
+         j.finished_at FROM jobs j INDEXED BY jobs_finished JOIN queues q ON q.id = j.queue_id \
+         WHERE j.finished_at >= ?1 AND j.finished_at IS NOT NULL \
+         AND (?2 IS NULL OR q.name = ?2) AND (?3 IS NULL OR j.kind = ?3)",
+    )
+    .and_then(|mut s| {
+        s.query_map(rusqlite::params![p.since, p.queue, p.kind], |r| {
+            let id: [u8; 16] = r.get(0)?;
+            Ok(quern::backend::FinishedJob {
+                id: quern::JobId::from_bytes(id),
+                queue: r.get(1)?,
+                kind: r.get(2)?,
+                state: crate::rows::state_from_i64(r.get(3)?)?,
+                attempt: r.get::<_, i64>(4)? as u32,
+                created_at: r.get(5)?,
+                run_at: r.get(6)?,
+                started_at: r.get(7)?,
+                finished_at: r.get(8)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+    })
+    .map_err(sql_err)
+}

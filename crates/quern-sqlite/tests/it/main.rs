@@ -4,6 +4,7 @@ mod conformance;
 mod crash;
 mod maintain;
 mod smoke;
+mod views;
 mod worker;
 mod worker_control;
 mod worker_crash;

@@ -254,3 +254,49 @@ async fn maintenance_runs_beside_a_worker_and_enqueues() {
     }));
     assert_eq!(b.stats().await.unwrap().jobs.total(), 1000);
 }
+
+/// The supervisor's store upkeep (`quern::maintenance::StoreUpkeep`, which knows nothing of
+/// SQLite) runs `ANALYZE` and passive checkpoints through `Backend::store_maintain`.
+#[tokio::test]
+async fn periodic_upkeep_analyzes_and_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let b = open(&path).await;
+    enqueue(&b, jobs(200, 100)).await;
+    let has_stats = || {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+            > 0
+    };
+    assert!(!has_stats(), "no ANALYZE has run yet");
+    let b: Arc<dyn Backend> = Arc::new(b);
+    let r = b
+        .store_maintain(StoreMaintainParams {
+            analyze: false,
+            checkpoint: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!((r.analyzed, r.checkpointed), (false, true));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let upkeep = quern::maintenance::StoreUpkeep::new(
+        b.clone(),
+        quern::maintenance::StoreUpkeepConfig {
+            analyze_every: Some(Duration::from_millis(50)),
+            checkpoint_every: Some(Duration::from_millis(20)),
+        },
+    );
+    let task = tokio::spawn(upkeep.run(stop.clone()));
+    let give_up = std::time::Instant::now() + WAIT;
+    while !has_stats() {
+        assert!(std::time::Instant::now() < give_up, "ANALYZE never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    task.await.unwrap();
+}

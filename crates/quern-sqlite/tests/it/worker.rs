@@ -467,3 +467,71 @@ async fn unique_keys_deduplicate_enqueues() {
         .unwrap();
     assert_eq!(all.jobs.len(), 2);
 }
+
+/// Writes `n` log lines, then succeeds.
+struct Chatty;
+impl Task for Chatty {
+    const KIND: &'static str = "chatty";
+    type Input = u32;
+    type Output = ();
+    async fn run(&self, ctx: &Context, n: u32) -> Result<(), TaskError> {
+        for i in 0..n {
+            ctx.log(quern::backend::LogLevel::Warn, format!("line {i}"));
+        }
+        Ok(())
+    }
+}
+
+/// `Context::log` lines reach the store through the worker's log writer (more lines than
+/// one of its batches), the worker's caps drop the oldest, and every line is stored before
+/// the outcome: a read right after the job is seen finished has the last one.
+#[tokio::test]
+async fn handler_log_lines_are_stored_before_the_outcome_and_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = open(&dir).await;
+    let client = Client::new(b.clone());
+    let w = worker(&b)
+        .register(Chatty)
+        .log_limits(quern::backend::LogLimits {
+            max_lines: 2500,
+            max_bytes: 1 << 20,
+        })
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let id = client.enqueue::<Chatty>(&3000).await.unwrap();
+    let quiet = client.enqueue::<Chatty>(&0).await.unwrap();
+    assert_eq!(
+        client.wait(id, WAIT).await.unwrap().state,
+        JobState::Succeeded
+    );
+    let page = b
+        .job_logs(quern::backend::JobLogsParams {
+            id,
+            after: 0,
+            limit: 10_000,
+        })
+        .await
+        .unwrap();
+    assert_eq!((page.lines.len(), page.dropped), (2500, 500));
+    let last = page.lines.last().unwrap();
+    assert_eq!((last.seq, last.message.as_str()), (3000, "line 2999"));
+    assert_eq!(
+        (last.level, last.attempt),
+        (quern::backend::LogLevel::Warn, 1)
+    );
+    assert_eq!(page.lines[0].message, "line 500");
+    client.wait(quiet, WAIT).await.unwrap();
+    let none = b
+        .job_logs(quern::backend::JobLogsParams {
+            id: quiet,
+            after: 0,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert!(none.lines.is_empty());
+    w.shutdown().await.unwrap();
+}

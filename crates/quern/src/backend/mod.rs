@@ -18,12 +18,18 @@
 //! - Workflow records are changed only by compare-and-set on their revision
 //!   (`workflow_update`), so concurrent engines never overwrite each other's decisions.
 
+mod finished;
+mod logs;
 mod params;
 mod split;
+mod store_maintain;
 
 use async_trait::async_trait;
+pub use finished::*;
+pub use logs::*;
 pub use params::*;
 pub use split::{ClaimSplit, weighted_order};
+pub use store_maintain::*;
 
 use crate::Result;
 use crate::model::{Job, JobId, ScheduleRun, StoredSchedule, WorkflowRecord};
@@ -40,6 +46,22 @@ fn no_workflows<B: Backend + ?Sized>(b: &B) -> crate::Error {
 fn no_schedules<B: Backend + ?Sized>(b: &B) -> crate::Error {
     crate::Error::Unsupported(format!(
         "the {} backend does not support schedules",
+        b.capabilities().name
+    ))
+}
+
+/// The answer of the default `job_log*` methods.
+fn no_logs<B: Backend + ?Sized>(b: &B) -> crate::Error {
+    crate::Error::Unsupported(format!(
+        "the {} backend does not store job logs",
+        b.capabilities().name
+    ))
+}
+
+/// The answer of the default `job_finished` method.
+fn no_stats<B: Backend + ?Sized>(b: &B) -> crate::Error {
+    crate::Error::Unsupported(format!(
+        "the {} backend cannot list finished jobs by time",
         b.capabilities().name
     ))
 }
@@ -228,6 +250,55 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     async fn schedule_runs(&self, params: ScheduleRunsParams) -> Result<Vec<ScheduleRun>> {
         let _ = params;
         Err(no_schedules(self))
+    }
+
+    // --- job logs (operations) -------------------------------------------------------------
+    // A backend that reports `capabilities().logs` implements both; the defaults answer
+    // `Unsupported`. Lines live with their job: deleting or pruning a job deletes its lines.
+    // See `backend/logs.rs` for the caps (per job, oldest lines dropped first).
+
+    /// Appends lines to the logs of several jobs, each item's lines in order, then applies
+    /// `limits` to each job touched: while a job keeps more than `max_lines` lines or more than
+    /// `max_bytes` bytes of message text, its oldest line is dropped and counted in its
+    /// `dropped`. Lines for a job that does not exist (never stored, or pruned) are dropped
+    /// silently: a worker's log writer may flush after the job was pruned. Not fenced by a
+    /// lease: a line is a record of what an attempt did, kept even when that attempt lost
+    /// its lease. Costs O(lines appended + lines dropped).
+    async fn job_log_append(&self, params: LogAppendParams) -> Result<()> {
+        let _ = params;
+        Err(no_logs(self))
+    }
+
+    /// A job's kept lines with `seq > after`, oldest first, at most `limit`, and how many
+    /// were dropped by the caps. `JobNotFound` for an unknown job. Costs O(lines returned).
+    async fn job_logs(&self, params: JobLogsParams) -> Result<JobLogPage> {
+        let _ = params;
+        Err(no_logs(self))
+    }
+
+    // --- stats (operations) ----------------------------------------------------------------
+    // A backend that reports `capabilities().stats` implements it; the default answers
+    // `Unsupported`. `quern::stats::summarize` turns the answer into the report.
+
+    /// Every job in a terminal state with `finished_at >= since` (and in `queue`, of `kind`,
+    /// when given), in no particular order. Reads only such jobs, through an index of
+    /// finished jobs by time (SQLite `jobs_finished`, Redis the per-state sets by
+    /// `finished_at`), never a scan of all jobs: it costs O(jobs finished since the cutoff)
+    /// — on Redis each of those jobs' hashes is read, and a `kind` filter is applied after.
+    async fn job_finished(&self, params: FinishedParams) -> Result<Vec<FinishedJob>> {
+        let _ = params;
+        Err(no_stats(self))
+    }
+
+    // --- store upkeep (operations) ---------------------------------------------------------
+
+    /// Periodic upkeep of the store's own files (`maintenance::StoreUpkeep` calls it):
+    /// statistics for the query planner, copying a write-ahead log back. A store does what
+    /// applies to it and reports what it did; the default, for a store that needs none
+    /// (Redis), does nothing and succeeds.
+    async fn store_maintain(&self, params: StoreMaintainParams) -> Result<StoreMaintainReport> {
+        let _ = params;
+        Ok(StoreMaintainReport::default())
     }
 
     // --- queues ---------------------------------------------------------------------------

@@ -617,6 +617,12 @@ pub struct Capabilities {
     /// Queue settings and the limits they set (`queue_get`, `queue_update`, caps and rate
     /// limits in the claim). A backend without them answers `Unsupported`.
     pub queue_limits: bool,
+    /// Per-job logs: `job_log_append` and `job_logs`. A backend without them answers
+    /// `Unsupported` (the trait's defaults do).
+    pub logs: bool,
+    /// `job_finished`: finished jobs since a time, for `quern stats`. A backend without it
+    /// answers `Unsupported` (the trait's default does).
+    pub stats: bool,
 }
 
 impl Capabilities {
@@ -630,6 +636,8 @@ impl Capabilities {
             workflows: true,
             schedules: true,
             queue_limits: true,
+            logs: true,
+            stats: true,
         }
     }
 }

@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
 use super::{decode_spec, output_to_result, parse_timeout, tail};
+use crate::backend::{LogLevel, LogLimits};
 use crate::model::{Codec, Payload, TaskError};
 use crate::worker::{Context, Handler};
 
@@ -71,8 +72,8 @@ struct ShellSpec {
 /// Bytes of stderr quoted in a failure message.
 const STDERR_TAIL: usize = 2048;
 
-/// Runs a program per job: stdout becomes the result (parsed as JSON when it is JSON); a
-/// non-zero exit is a retryable failure carrying the exit code and the end of stderr; on
+/// Runs a program per job: stdout becomes the result (parsed as JSON when it is JSON); each
+/// line of stderr becomes a line of the job's log (`quern jobs logs ID`); a non-zero exit is a retryable failure carrying the exit code and the end of stderr; on
 /// timeout or cancellation the program's whole process group is killed.
 #[derive(Debug)]
 pub struct ShellExecutor {
@@ -134,7 +135,7 @@ impl Handler for ShellExecutor {
         let run = async {
             let (out, err, status) = tokio::join!(
                 read_capped(stdout, limit),
-                read_tail(stderr, STDERR_TAIL * 4),
+                read_stderr(stderr, STDERR_TAIL * 4, &ctx),
                 child.wait()
             );
             (out, err, status)
@@ -223,18 +224,45 @@ async fn read_capped(
     }
 }
 
-/// Reads everything, keeping only the last `keep` bytes.
-async fn read_tail(mut r: impl AsyncRead + Unpin, keep: usize) -> std::io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
+/// Reads the program's stderr: each line goes to the job's log (`info`) as it arrives, and
+/// the last `keep` bytes are returned for the failure message. A line longer than
+/// [`LogLimits::MAX_LINE_BYTES`] is logged in pieces of that size; invalid UTF-8 is
+/// replaced.
+async fn read_stderr(
+    mut r: impl AsyncRead + Unpin,
+    keep: usize,
+    ctx: &Context,
+) -> std::io::Result<Vec<u8>> {
+    let mut tail = Vec::new();
+    let mut line: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 8192];
+    let emit = |line: &mut Vec<u8>| {
+        let text = String::from_utf8_lossy(line);
+        let text = text.strip_suffix('\r').unwrap_or(&text);
+        ctx.log(LogLevel::Info, text);
+        line.clear();
+    };
     loop {
         let n = r.read(&mut chunk).await?;
         if n == 0 {
-            return Ok(buf);
+            if !line.is_empty() {
+                emit(&mut line);
+            }
+            return Ok(tail);
         }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.len() > keep * 2 {
-            buf.drain(..buf.len() - keep);
+        for &b in &chunk[..n] {
+            if b == b'\n' {
+                emit(&mut line);
+            } else {
+                line.push(b);
+                if line.len() >= LogLimits::MAX_LINE_BYTES {
+                    emit(&mut line);
+                }
+            }
+        }
+        tail.extend_from_slice(&chunk[..n]);
+        if tail.len() > keep * 2 {
+            tail.drain(..tail.len() - keep);
         }
     }
 }

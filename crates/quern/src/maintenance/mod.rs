@@ -23,6 +23,7 @@ mod leader;
 mod pruner;
 mod rescuer;
 mod scheduler;
+mod store_upkeep;
 mod supervisor;
 mod workflow_monitor;
 
@@ -30,6 +31,7 @@ pub use leader::{LeaderConfig, run_as_leader};
 pub use pruner::{PruneTickReport, Pruner, PrunerConfig};
 pub use rescuer::{RescueTickReport, Rescuer, RescuerConfig};
 pub use scheduler::{FirePlan, Scheduler, SchedulerConfig, SchedulerTickReport, fire_plan};
+pub use store_upkeep::{StoreUpkeep, StoreUpkeepConfig};
 pub use supervisor::{Maintenance, MaintenanceConfig};
 pub use workflow_monitor::{WorkflowMonitor, WorkflowMonitorConfig, WorkflowTickReport};
 

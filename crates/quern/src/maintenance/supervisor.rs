@@ -3,7 +3,7 @@
 //!
 //! [`Maintenance::start`] starts every configured service in a fixed order: the rescuer and
 //! the scheduler on every node, then the singletons each under its own leader lease (the pruner, then the
-//! workflow monitor, which also needs a backend with workflows). [`Maintenance::stop`]
+//! workflow monitor, which also needs a backend with workflows, then the store upkeep). [`Maintenance::stop`]
 //! tells them all to stop and waits for each in the reverse order, so a singleton gives its
 //! leader lease back (`run_as_leader` releases it on stop) before the process goes on.
 
@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     LeaderConfig, Pruner, PrunerConfig, Rescuer, RescuerConfig, Scheduler, SchedulerConfig,
-    WorkflowMonitor, WorkflowMonitorConfig, run_as_leader,
+    StoreUpkeep, StoreUpkeepConfig, WorkflowMonitor, WorkflowMonitorConfig, run_as_leader,
 };
 use crate::backend::Backend;
 use crate::clock::SharedClock;
@@ -32,6 +32,10 @@ pub struct MaintenanceConfig {
     /// Workflow failure policy, saga and final states. A singleton, under the leader lease
     /// [`WorkflowMonitor::LEADER_NAME`]; only started when the backend has workflows.
     pub workflow_monitor: Option<WorkflowMonitorConfig>,
+    /// Periodic `ANALYZE` and WAL checkpoint through `Backend::store_maintain`. A
+    /// singleton, under the leader lease [`StoreUpkeep::LEADER_NAME`]; started only when
+    /// something is switched on (`StoreUpkeepConfig::is_on`).
+    pub store_upkeep: Option<StoreUpkeepConfig>,
 }
 
 /// The running services of one process. See the module docs.
@@ -84,6 +88,19 @@ impl Maintenance {
                 "workflow monitor",
                 tokio::spawn(async move {
                     run_as_leader(backend, leader, stop, |lost| monitor.clone().run(lost)).await
+                }),
+            ));
+        }
+        if let Some(cfg) = config.store_upkeep
+            && cfg.is_on()
+        {
+            let upkeep = StoreUpkeep::new(Arc::clone(&backend), cfg);
+            let leader = LeaderConfig::new(StoreUpkeep::LEADER_NAME, holder.to_string());
+            let (backend, stop) = (Arc::clone(&backend), stop.clone());
+            tasks.push((
+                "store upkeep",
+                tokio::spawn(async move {
+                    run_as_leader(backend, leader, stop, |lost| upkeep.clone().run(lost)).await
                 }),
             ));
         }

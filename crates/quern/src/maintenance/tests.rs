@@ -235,11 +235,15 @@ async fn the_supervisor_starts_services_in_order_and_stop_releases_leases() {
             scheduler: Some(SchedulerConfig::default()),
             pruner: Some(PrunerConfig::default()),
             workflow_monitor: Some(WorkflowMonitorConfig::default()),
+            store_upkeep: Some(crate::maintenance::StoreUpkeepConfig {
+                analyze_every: Some(Duration::from_secs(3600)),
+                checkpoint_every: None,
+            }),
         },
     );
     // The memory double has no workflows and no schedules, so the monitor and the
     // scheduler are left out.
-    assert_eq!(m.services(), vec!["rescuer", "pruner"]);
+    assert_eq!(m.services(), vec!["rescuer", "pruner", "store upkeep"]);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let held = b.leader_get(Pruner::LEADER_NAME.into()).await.unwrap();
     assert_eq!(held.map(|l| l.holder), Some("node-1".to_string()));

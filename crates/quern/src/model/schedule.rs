@@ -512,10 +512,12 @@ mod tests {
         assert_eq!(s.zone_name(), "UTC");
     }
 
+    /// A change that makes a spec invalid.
+    type Breaks = Box<dyn Fn(&mut ScheduleSpec)>;
+
     #[test]
     fn each_bad_field_is_named() {
-        type Change = Box<dyn Fn(&mut ScheduleSpec)>;
-        let cases: Vec<(&str, Change)> = vec![
+        let cases: Vec<(&str, Breaks)> = vec![
             ("name:", Box::new(|s| s.name = "a b".into())),
             ("cron:", Box::new(|s| s.cron = "0 25 * * *".into())),
             ("tz:", Box::new(|s| s.tz = "Mars/Base".into())),

@@ -135,6 +135,8 @@ impl Backend for MemBackend {
         c.workflows = false;
         c.schedules = false;
         c.queue_limits = false;
+        c.logs = false;
+        c.stats = false;
         c
     }
 

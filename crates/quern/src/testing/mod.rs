@@ -69,6 +69,7 @@ pub mod leader;
 pub mod lease;
 pub mod limits;
 pub mod list;
+pub mod logs;
 pub mod lost_workers;
 pub mod pause;
 pub mod payload;
@@ -81,6 +82,7 @@ pub mod scheduled;
 pub mod scheduler;
 pub mod schedules;
 pub mod spawn;
+pub mod stats;
 pub mod transitions;
 pub mod unique;
 pub mod wait;
@@ -349,6 +351,17 @@ macro_rules! __quern_cases {
                 result_is_stored,
                 result_expires_and_is_pruned,
                 jobs_own_result_ttl_is_stored,
+            }
+            logs {
+                lines_read_back_in_order_after_a_cursor,
+                oldest_lines_are_dropped_past_the_line_cap,
+                oldest_lines_are_dropped_past_the_byte_cap,
+                unknown_jobs_drop_lines_and_are_not_found,
+                pruning_a_job_deletes_its_lines,
+            }
+            stats {
+                finished_jobs_since_the_cutoff_with_their_times,
+                retries_count_and_a_retried_job_leaves_the_window,
             }
             leader {
                 lease_is_exclusive_until_it_expires,

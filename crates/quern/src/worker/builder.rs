@@ -158,6 +158,21 @@ impl WorkerBuilder {
         self
     }
 
+    /// Asks the store for periodic `ANALYZE` and WAL checkpoints
+    /// ([`StoreUpkeep`](crate::maintenance::StoreUpkeep), under a leader lease). Default off.
+    pub fn store_upkeep(mut self, config: Option<crate::maintenance::StoreUpkeepConfig>) -> Self {
+        self.cfg.store_upkeep = config;
+        self
+    }
+
+    /// The per-job caps on the lines handlers write with
+    /// [`Context::log`](crate::Context::log). Default 1,000 lines and 256 KiB per job; past
+    /// either, the oldest lines are dropped.
+    pub fn log_limits(mut self, limits: crate::backend::LogLimits) -> Self {
+        self.cfg.log_limits = limits;
+        self
+    }
+
     /// The longest wait for a backend wake-up before claiming again. Default 1 s.
     pub fn poll_interval(mut self, d: Duration) -> Self {
         self.cfg.poll_interval = d;

@@ -70,6 +70,10 @@ pub(crate) struct WorkerConfig {
     pub worker_heartbeat: Duration,
     /// Most acknowledgements sent in one backend call. Default 512.
     pub ack_batch: usize,
+    /// The per-job caps on handler log lines (`Context::log`). Default
+    /// [`LogLimits::default`](crate::backend::LogLimits): 1,000 lines and 256 KiB per job,
+    /// oldest dropped.
+    pub log_limits: crate::backend::LogLimits,
     /// The lease rescuer run alongside the worker. Default on.
     pub rescuer: Option<RescuerConfig>,
     /// The scheduler (one job per tick of every stored schedule), run on every node.
@@ -81,6 +85,8 @@ pub(crate) struct WorkerConfig {
     /// workflows), run under a leader lease so one node does it at a time. Default on, so
     /// workflows whose tasks run on this deployment's workers also finish there.
     pub workflow_monitor: Option<WorkflowMonitorConfig>,
+    /// Periodic `ANALYZE` / WAL checkpoint of the store, under a leader lease. Default off.
+    pub store_upkeep: Option<crate::maintenance::StoreUpkeepConfig>,
     /// What `${env.NAME}` in workflow templates may read. Default: nothing (every
     /// `${env.…}` fails), so a worker never leaks its environment into payloads unless told.
     pub workflow_env: EnvSource,
@@ -107,10 +113,12 @@ impl WorkerConfig {
             poll_interval: Duration::from_secs(1),
             worker_heartbeat: Duration::from_secs(2),
             ack_batch: 512,
+            log_limits: crate::backend::LogLimits::default(),
             rescuer: Some(RescuerConfig::default()),
             scheduler: Some(Default::default()),
             pruner: None,
             workflow_monitor: Some(WorkflowMonitorConfig::default()),
+            store_upkeep: None,
             workflow_env: EnvSource::Denied,
         }
     }

@@ -1,17 +1,18 @@
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{Backend, HeartbeatItem, HeartbeatParams, LeaseToken};
+use crate::backend::{Backend, HeartbeatItem, HeartbeatParams, LeaseToken, LogLevel, NewLogLine};
 use crate::model::{Codec, Job, JobId, Payload, Progress};
 use crate::{Error, Result};
 
 /// What a handler knows about the attempt it is running, and how it talks back: progress,
-/// checkpoints, and cancellation.
+/// checkpoints, log lines, and cancellation.
 ///
 /// Cloning is cheap (one `Arc`).
 #[derive(Clone)]
@@ -30,6 +31,12 @@ struct Inner {
     /// re-delivered after expiry), it timed out, or the worker is shutting down past its
     /// grace period.
     cancel: CancellationToken,
+    /// Where [`Context::log`] sends lines: the worker's log writer. `None` for a context
+    /// built with [`Context::new`] outside a worker (lines then only go to `tracing`).
+    logs: Option<super::logs::LogSink>,
+    /// Set by the first [`Context::log`], so the job task waits for the log writer before
+    /// reporting the outcome only when there is something to wait for.
+    logged: AtomicBool,
 }
 
 impl Context {
@@ -51,7 +58,68 @@ impl Context {
                 lease,
                 codec,
                 cancel,
+                logs: None,
+                logged: AtomicBool::new(false),
             }),
+        }
+    }
+
+    /// A worker's context: [`Context::log`] lines go to its log writer.
+    pub(crate) fn with_logs(
+        backend: Arc<dyn Backend>,
+        job: Job,
+        token: LeaseToken,
+        lease: Duration,
+        codec: Codec,
+        cancel: CancellationToken,
+        logs: super::logs::LogSink,
+    ) -> Self {
+        Context {
+            inner: Arc::new(Inner {
+                backend,
+                job,
+                token,
+                lease,
+                codec,
+                cancel,
+                logs: Some(logs),
+                logged: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Writes a line to the job's log (`quern jobs logs ID`), stamped with the time and this
+    /// attempt. Never waits: the worker stores lines in batches, and before it reports the
+    /// job's outcome it waits until the job's lines are stored. A message longer than
+    /// [`LogLimits::MAX_LINE_BYTES`](crate::backend::LogLimits::MAX_LINE_BYTES) is cut;
+    /// past the per-job caps the oldest lines are dropped. The line is also emitted as a
+    /// `tracing` event at debug level.
+    pub fn log(&self, level: LogLevel, message: impl Into<String>) {
+        let message = crate::backend::truncate_log_message(message.into());
+        tracing::debug!(job_id = %self.inner.job.id, %level, "{message}");
+        let Some(sink) = &self.inner.logs else {
+            return;
+        };
+        self.inner.logged.store(true, Ordering::Relaxed);
+        let line = NewLogLine {
+            at: sink.clock.now_ms(),
+            level,
+            attempt: self.inner.token.attempt,
+            message,
+        };
+        // The writer only stops after every job task has ended; a line sent later (from a
+        // task the handler spawned) is dropped.
+        let _ = sink
+            .tx
+            .send(super::logs::LogMsg::Line(self.inner.job.id, line));
+    }
+
+    /// Waits until the lines written so far are stored (nothing to wait for if none were).
+    pub(crate) async fn flush_logs(&self) {
+        if self.inner.logged.load(Ordering::Relaxed)
+            && let Some(sink) = &self.inner.logs
+        {
+            sink.flush().await;
         }
     }
 

@@ -11,6 +11,7 @@ mod handler;
 mod heartbeat;
 mod identity;
 mod leases;
+mod logs;
 mod pool;
 mod prefetch;
 mod run;

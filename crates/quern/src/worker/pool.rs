@@ -25,10 +25,11 @@ use super::ack::Ack;
 use super::builder::WorkerBuilder;
 use super::config::WorkerConfig;
 use super::leases::Leases;
+use super::logs::{LogMsg, LogSink};
 use super::prefetch::RunTimes;
 use super::run_queue::RunQueue;
 use super::shared::Shared;
-use super::{Handler, acker, claim, heartbeat};
+use super::{Handler, acker, claim, heartbeat, logs};
 use crate::Result;
 use crate::backend::Backend;
 use crate::clock::SharedClock;
@@ -63,6 +64,7 @@ use crate::pipeline::Pipeline;
 pub struct Worker {
     shared: Arc<Shared>,
     ack_rx: mpsc::UnboundedReceiver<Ack>,
+    log_rx: mpsc::UnboundedReceiver<LogMsg>,
 }
 
 impl Worker {
@@ -79,6 +81,11 @@ impl Worker {
         codec: Codec,
     ) -> Self {
         let (acks, ack_rx) = mpsc::unbounded_channel();
+        let (log_tx, log_rx) = mpsc::unbounded_channel();
+        let logs = LogSink {
+            tx: log_tx,
+            clock: Arc::clone(&clock),
+        };
         let run_queue = RunQueue::new(cfg.concurrency);
         let pipeline = Pipeline::new(
             Arc::clone(&backend),
@@ -102,9 +109,11 @@ impl Worker {
                 stop_claiming: CancellationToken::new(),
                 force_stop: CancellationToken::new(),
                 acks,
+                logs,
                 jobs: TaskTracker::new(),
             }),
             ack_rx,
+            log_rx,
         }
     }
 
@@ -129,6 +138,13 @@ impl Worker {
 
         let ack_close = CancellationToken::new();
         let acker = tokio::spawn(acker::run(Arc::clone(&s), self.ack_rx, ack_close.clone()));
+        let log_close = CancellationToken::new();
+        let log_writer = tokio::spawn(logs::run(
+            Arc::clone(&s.backend),
+            s.cfg.log_limits,
+            self.log_rx,
+            log_close.clone(),
+        ));
         let background_stop = CancellationToken::new();
         let background = vec![
             tokio::spawn(heartbeat::leases(Arc::clone(&s), background_stop.clone())),
@@ -145,6 +161,7 @@ impl Worker {
                 scheduler: s.cfg.scheduler.clone(),
                 pruner: s.cfg.pruner.clone(),
                 workflow_monitor: s.cfg.workflow_monitor.clone(),
+                store_upkeep: s.cfg.store_upkeep.clone(),
             },
         );
         let claim = tokio::spawn(claim::run(Arc::clone(&s)));
@@ -153,6 +170,8 @@ impl Worker {
             claim,
             acker,
             ack_close,
+            log_writer,
+            log_close,
             background,
             background_stop,
             maintenance,
@@ -184,6 +203,9 @@ pub struct WorkerHandle {
     acker: JoinHandle<()>,
     /// Tells the acker to finish once the queue of acknowledgements is empty.
     ack_close: CancellationToken,
+    /// The log writer; told to finish (after the job tasks ended) by `log_close`.
+    log_writer: JoinHandle<()>,
+    log_close: CancellationToken,
     /// Heartbeat loops, stopped after the acker.
     background: Vec<JoinHandle<()>>,
     background_stop: CancellationToken,
@@ -228,6 +250,8 @@ impl WorkerHandle {
             s.force_stop.cancel();
             s.jobs.wait().await;
         }
+        self.log_close.cancel();
+        join_quietly(self.log_writer, "log writer").await;
         self.ack_close.cancel();
         join_quietly(self.acker, "acker").await;
         self.background_stop.cancel();

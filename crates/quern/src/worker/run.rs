@@ -136,14 +136,30 @@ async fn execute(
         .or_else(|| handler.timeout())
         .or(s.cfg.default_timeout);
     let payload = job.payload.clone();
-    let ctx = Context::new(
+    let ctx = Context::with_logs(
         Arc::clone(&s.backend),
         job,
         token,
         s.cfg.lease,
         s.codec,
         cancel.clone(),
+        s.logs.clone(),
     );
+    let attempt = run_handler(s, handler, ctx.clone(), payload, limit, cancel).await;
+    // A reader that sees the outcome must find every line the attempt wrote.
+    ctx.flush_logs().await;
+    attempt
+}
+
+/// The handler's future under its timeout and cancellation.
+async fn run_handler(
+    s: &Shared,
+    handler: &dyn Handler,
+    ctx: Context,
+    payload: Payload,
+    limit: Option<Duration>,
+    cancel: &CancellationToken,
+) -> Attempt {
     let fut = AssertUnwindSafe(handler.run(ctx, payload)).catch_unwind();
     tokio::pin!(fut);
     let deadline = async {

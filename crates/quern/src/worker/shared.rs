@@ -47,6 +47,8 @@ pub(crate) struct Shared {
     pub(crate) force_stop: CancellationToken,
     /// Outcomes to acknowledge, consumed by the acker.
     pub(crate) acks: mpsc::UnboundedSender<Ack>,
+    /// Where handlers' log lines go (`Context::log`), consumed by the log writer.
+    pub(crate) logs: super::logs::LogSink,
     /// The job tasks, so shutdown can wait for them.
     pub(crate) jobs: TaskTracker,
     /// The post-claim pipeline: prepares claimed workflow jobs (renders templates, fans out
