@@ -447,6 +447,12 @@ impl Backend for SqliteBackend {
         self.read(move |c| ops::workflow::counts(c, &id)).await
     }
 
+    // --- import (backup, restore, migrate) -------------------------------------------------
+
+    async fn store_import(&self, params: ImportParams) -> quern::Result<ImportReport> {
+        self.write(move |tx| ops::import::import(tx, params)).await
+    }
+
     async fn queue_list(&self) -> quern::Result<Vec<QueueInfo>> {
         self.read(|c| ops::read::queues(c, None)).await
     }
