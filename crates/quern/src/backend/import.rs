@@ -126,7 +126,17 @@ pub fn import_taken(item: ImportItem, id: &str) -> Error {
 /// name, payload size, attempts, unique key, dependencies, tags), plus what only a stored
 /// job has: its result and checkpoint within the payload limit.
 pub fn check_import(job: &Job, limits: &Limits) -> Result<(), Error> {
-    let as_new = NewJob {
+    let as_new = as_new_job(job);
+    as_new.validate(limits)?;
+    limits.check_stored(job.result.as_ref())?;
+    limits.check_stored(job.checkpoint.as_ref())?;
+    Ok(())
+}
+
+/// The fields of a stored job that a new job has, as a [`NewJob`] due at the job's `run_at`
+/// (for the checks of [`check_import`], and for backends that encode what enqueue writes).
+pub fn as_new_job(job: &Job) -> NewJob {
+    NewJob {
         id: job.id,
         kind: job.kind.clone(),
         queue: job.queue.clone(),
@@ -146,11 +156,7 @@ pub fn check_import(job: &Job, limits: &Limits) -> Result<(), Error> {
         meta: job.meta.clone(),
         version: job.version,
         result_ttl: job.result_ttl,
-    };
-    as_new.validate(limits)?;
-    limits.check_stored(job.result.as_ref())?;
-    limits.check_stored(job.checkpoint.as_ref())?;
-    Ok(())
+    }
 }
 
 /// The job as an import stores it at `now`. Every state but `running` is kept as it is. A
