@@ -70,16 +70,20 @@ for j = 1, n do
         if CLUSTER then dq = q else dq = queue_of(dep) end
         if dq then dst = tonumber(redis.call('HGET', jk(dq, dep), 's')) end
       end
-      if not dst then
+      if not dst and job.st ~= S_BLOCKED then
+        -- A settled job may name dependencies pruned before the copy: its list is kept
+        -- as it was, nothing is counted or linked for them.
+        dq = q
+      elseif not dst then
         local msg = 'unknown dependency ' .. dep
         if CLUSTER then msg = msg .. ' in queue ' .. q .. ' (on Redis Cluster a job can depend only on jobs in its own queue)' end
         return { 'e', j, msg }
       end
-      if CLUSTER and dq ~= q then
+      if dst and CLUSTER and dq ~= q then
         return { 'e', j, 'dependency ' .. dep .. ' is in queue ' .. dq .. ': on Redis Cluster a job can depend only on jobs in its own queue' }
       end
-      if dst == S_OK then ok = ok + 1 elseif TERM[dst] then bad = bad + 1 end
-      job.resolved[x] = { dq, dep }
+      if dst == S_OK then ok = ok + 1 elseif dst and TERM[dst] then bad = bad + 1 end
+      job.resolved[x] = { dq, dep, dst ~= nil }
     end
     -- A blocked job whose dependencies already settle its trigger is settled as an enqueue
     -- would settle it.
@@ -119,8 +123,10 @@ for _, job in ipairs(jobs) do
       local list = {}
       for x, r in ipairs(job.resolved) do
         list[x] = r[1] .. '/' .. r[2]
-        redis.call('SADD', qk(r[1], 'dn:' .. r[2]), q .. '/' .. id)
-        redis.call('HSET', jk(r[1], r[2]), 'hd', 1)
+        if r[3] then
+          redis.call('SADD', qk(r[1], 'dn:' .. r[2]), q .. '/' .. id)
+          redis.call('HSET', jk(r[1], r[2]), 'hd', 1)
+        end
       end
       redis.call('HSET', k, 'dt', job.trig, 'dn', nd, 'dk', job.ok, 'db', job.bad, 'dl', table.concat(list, ' '))
     end

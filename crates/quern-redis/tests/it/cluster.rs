@@ -247,6 +247,7 @@ fn three_master_cluster_runs_core_cases_and_a_multi_queue_drain() {
         import::refuse_mode_writes_nothing_when_an_id_is_taken,
         import::skip_existing_never_overwrites,
         import::unknown_dependency_and_bad_jobs_are_refused,
+        import::finished_job_with_a_pruned_dependency_is_imported,
         import::imported_unique_key_holds,
         import::paused_queue_is_imported_paused,
         import::workflow_records_and_their_jobs,

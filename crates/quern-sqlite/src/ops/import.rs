@@ -102,10 +102,14 @@ pub(crate) fn import(tx: &mut Tx<'_>, p: ImportParams) -> quern::Result<ImportRe
 /// dependencies already settle is settled here, as an enqueue would.
 fn insert_job(tx: &mut Tx<'_>, job: Job) -> quern::Result<()> {
     let (mut state, mut finished_at) = (job.state, job.finished_at);
+    // Only a blocked job needs its dependencies; a settled one may name dependencies that
+    // were pruned before the copy, and keeps the list as it was.
     let (done, ok) = if job.depends_on.is_empty() {
         (0, 0)
-    } else {
+    } else if state == JobState::Blocked {
         dep_counts(tx, &job.depends_on)?
+    } else {
+        known_dep_counts(tx, &job.depends_on)?
     };
     if state == JobState::Blocked {
         match job.trigger.resolve_counts(job.depends_on.len(), done, ok) {
@@ -219,6 +223,18 @@ fn insert_job(tx: &mut Tx<'_>, job: Job) -> quern::Result<()> {
         tx.st.wake = true;
     }
     Ok(())
+}
+
+/// [`dep_counts`] over the dependencies that are stored, ignoring the others.
+fn known_dep_counts(tx: &Tx<'_>, deps: &[quern::JobId]) -> quern::Result<(usize, usize)> {
+    let (mut done, mut ok) = (0, 0);
+    for dep in deps {
+        if let Some(s) = state_of(tx.conn, *dep)? {
+            done += usize::from(s.is_terminal());
+            ok += usize::from(s == JobState::Succeeded);
+        }
+    }
+    Ok((done, ok))
 }
 
 /// Stores a workflow record as given; `false` when its id is taken (`SkipExisting`).

@@ -53,8 +53,9 @@ pub struct ScheduleImport {
 ///   errors, result and its expiry, progress, checkpoint, dependencies and trigger, unique
 ///   key, workflow id), after [`import_image`]: a `running` job's lease belongs to a worker
 ///   of the old store, so it is re-delivered as the rescuer would (see there). Each job is
-///   checked as an enqueue checks it ([`check_import`]). A job's dependencies must be stored
-///   already or come earlier in `jobs` (`InvalidJob` "unknown dependency" otherwise); where
+///   checked as an enqueue checks it ([`check_import`]). A `blocked` job's dependencies must be
+///   stored already or come earlier in `jobs` (`InvalidJob` "unknown dependency" otherwise;
+///   a job in another state may name dependencies pruned before the copy); where
 ///   `dependencies_across_queues` is false they must be in its queue. A `blocked` job gets
 ///   its dependency counters from its dependencies' states in this store, and when those
 ///   already settle its trigger it is settled as an enqueue would settle it (queued,

@@ -321,6 +321,14 @@ pub async fn unknown_dependency_and_bad_jobs_are_refused(h: Harness) {
     expect_err!(h, res, Error::InvalidJob { .. }, "bad queue name");
 }
 
+/// A finished job may name a dependency pruned before the copy: it is imported with its list.
+pub async fn finished_job_with_a_pruned_dependency_is_imported(h: Harness) {
+    let mut done = image(&h, "done", JobState::Succeeded);
+    done.depends_on = vec![JobId::new()];
+    import_jobs(&h, vec![done.clone()]).await;
+    assert_eq!(h.get(done.id).await, done, "{}: verbatim", h.case);
+}
+
 /// The unique key of an imported live job holds against new enqueues.
 pub async fn imported_unique_key_holds(h: Harness) {
     let mut j = image(&h, "u", JobState::Queued);

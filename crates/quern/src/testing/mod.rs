@@ -265,6 +265,7 @@ macro_rules! __quern_cases {
                 refuse_mode_writes_nothing_when_an_id_is_taken,
                 skip_existing_never_overwrites,
                 unknown_dependency_and_bad_jobs_are_refused,
+                finished_job_with_a_pruned_dependency_is_imported,
                 imported_unique_key_holds,
                 paused_queue_is_imported_paused,
                 workflow_records_and_their_jobs,
