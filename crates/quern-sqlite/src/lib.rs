@@ -11,6 +11,7 @@
 //! # let _ = backend; Ok(()) }
 //! ```
 
+mod copy;
 mod error;
 mod maintain;
 mod migrate;

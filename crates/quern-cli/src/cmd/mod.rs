@@ -1,11 +1,13 @@
 //! One module per command group; each returns the exit status.
 
 pub mod admin;
+pub mod backup;
 pub mod cron;
 pub mod enqueue;
 pub mod jobs;
 pub mod maintain;
 pub mod prune;
+mod sqlite_copy;
 pub mod worker;
 pub mod workflow;
 
