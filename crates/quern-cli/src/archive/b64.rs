@@ -24,7 +24,7 @@ pub fn encode(bytes: &[u8]) -> String {
 
 pub fn decode(text: &str) -> Result<Vec<u8>, String> {
     let t = text.as_bytes();
-    if t.len() % 4 != 0 {
+    if !t.len().is_multiple_of(4) {
         return Err("base64 length is not a multiple of 4".into());
     }
     let val = |c: u8| -> Result<u32, String> {

@@ -14,8 +14,8 @@ use super::b64;
 pub enum Record {
     Queue(QueueImport),
     Job(Box<Job>),
-    Workflow(WorkflowRecord),
-    Schedule(ScheduleImport),
+    Workflow(Box<WorkflowRecord>),
+    Schedule(Box<ScheduleImport>),
 }
 
 /// The fields of a job that hold payloads.
@@ -60,8 +60,8 @@ impl Record {
         Ok(Some(match key.as_str() {
             "queue" => Record::Queue(serde_json::from_value(value).map_err(err)?),
             "job" => Record::Job(Box::new(job_from_value(value)?)),
-            "workflow" => Record::Workflow(serde_json::from_value(value).map_err(err)?),
-            "schedule" => Record::Schedule(serde_json::from_value(value).map_err(err)?),
+            "workflow" => Record::Workflow(Box::new(serde_json::from_value(value).map_err(err)?)),
+            "schedule" => Record::Schedule(Box::new(serde_json::from_value(value).map_err(err)?)),
             "manifest" => return Ok(None),
             other => return Err(format!("unknown record type {other:?}")),
         }))

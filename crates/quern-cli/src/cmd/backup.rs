@@ -193,7 +193,7 @@ pub async fn snapshot(
                 })
                 .await?;
             for w in page.workflows {
-                each(Record::Workflow(w))?;
+                each(Record::Workflow(Box::new(w)))?;
             }
             match page.next {
                 Some(n) => before = Some(n),
@@ -209,7 +209,10 @@ pub async fn snapshot(
                     limit: ScheduleRun::HISTORY,
                 })
                 .await?;
-            each(Record::Schedule(ScheduleImport { schedule: s, runs }))?;
+            each(Record::Schedule(Box::new(ScheduleImport {
+                schedule: s,
+                runs,
+            })))?;
         }
     }
     Ok(())
@@ -281,8 +284,8 @@ async fn load(
         match r {
             Record::Queue(q) => queues.push(q),
             Record::Job(j) => jobs.push(*j),
-            Record::Workflow(w) => workflows.push(w),
-            Record::Schedule(s) => schedules.push(s),
+            Record::Workflow(w) => workflows.push(*w),
+            Record::Schedule(s) => schedules.push(*s),
         }
     }
     let caps = target.capabilities();

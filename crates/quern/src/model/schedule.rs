@@ -495,6 +495,7 @@ mod tests {
 
     #[test]
     fn each_bad_field_is_named() {
+        #[allow(clippy::type_complexity)]
         let cases: Vec<(&str, Box<dyn Fn(&mut ScheduleSpec)>)> = vec![
             ("name:", Box::new(|s| s.name = "a b".into())),
             ("cron:", Box::new(|s| s.cron = "0 25 * * *".into())),
