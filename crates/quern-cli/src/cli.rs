@@ -589,7 +589,7 @@ pub struct BenchArgs {
     /// Also measure cron tick lag: an every-second schedule runs this many ticks on an idle
     /// worker, and each tick's lateness (handler start − tick) is reported as p50 / p99.
     /// 0 (the default) skips it
-    #[arg(long, value_name = "N", default_value = "0", value_parser = parse::count)]
+    #[arg(long, value_name = "N", default_value = "0")]
     pub cron_ticks: usize,
 }
 

@@ -34,14 +34,6 @@ const ABSENT: &[(&str, &str)] = &[
         "worker capabilities are only recorded in the registry",
     ),
     ("quern serve", "there is no server command"),
-    (
-        "like cron",
-        "schedules are not stored or run yet; `quern cron next` only previews ticks",
-    ),
-    (
-        "quern cron add",
-        "schedules cannot be stored yet; only `quern cron next` exists",
-    ),
 ];
 
 fn repo_root() -> PathBuf {

@@ -495,8 +495,8 @@ mod tests {
 
     #[test]
     fn each_bad_field_is_named() {
-        #[allow(clippy::type_complexity)]
-        let cases: Vec<(&str, Box<dyn Fn(&mut ScheduleSpec)>)> = vec![
+        type Change = Box<dyn Fn(&mut ScheduleSpec)>;
+        let cases: Vec<(&str, Change)> = vec![
             ("name:", Box::new(|s| s.name = "a b".into())),
             ("cron:", Box::new(|s| s.cron = "0 25 * * *".into())),
             ("tz:", Box::new(|s| s.tz = "Mars/Base".into())),
