@@ -80,3 +80,14 @@ pub struct Manifest {
 pub fn checksum_text(hash: u64) -> String {
     format!("xxh3-64:{hash:016x}")
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_source_url_is_stored_without_its_password() {
+        let h = super::Header::new("redis://user:s3cret@10.0.0.1:6379/0?prefix=q");
+        assert!(!h.source.contains("s3cret"), "{}", h.source);
+        assert!(h.source.contains("10.0.0.1:6379"), "{}", h.source);
+        assert_eq!(h.format_version, super::FORMAT_VERSION);
+    }
+}
