@@ -96,6 +96,72 @@ pub enum Command {
     /// sizes (SQLite stores only)
     #[command(subcommand)]
     Maintain(MaintainCmd),
+    /// Write a portable archive of the store (every job, workflow, schedule and queue) to
+    /// FILE, check one with `backup verify FILE`, or copy an SQLite file with --sqlite
+    Backup(BackupArgs),
+    /// Load an archive written by `quern backup` into an empty store (or, with --merge, add
+    /// what is not there yet)
+    Restore(RestoreArgs),
+    /// Copy every job, workflow, schedule and queue of one store into another, while
+    /// workers run (jobs running during the copy arrive queued, their attempt counted)
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct BackupArgs {
+    #[command(subcommand)]
+    pub verify: Option<BackupCmd>,
+
+    /// The archive to write (zstd-compressed JSON Lines); with --sqlite, the copy of the
+    /// database file, or a folder to put a timestamped copy in
+    #[arg(value_name = "FILE", required = true)]
+    pub file: Option<PathBuf>,
+
+    /// Copy the SQLite database file itself (VACUUM INTO, online), checked with
+    /// PRAGMA integrity_check (SQLite stores only)
+    #[arg(long)]
+    pub sqlite: bool,
+
+    /// With --sqlite and a folder: keep only the newest N copies there
+    #[arg(long, value_name = "N", requires = "sqlite", value_parser = parse::count)]
+    pub keep: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCmd {
+    /// Check an archive without a store: header, every line, counts and checksums
+    Verify {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The archive written by `quern backup`
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Restore into a store that is not empty: records whose id (job, workflow, schedule
+    /// name) is already there are skipped and listed, never overwritten
+    #[arg(long)]
+    pub merge: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The store to copy from
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+
+    /// The store to copy into (must be empty unless --merge)
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+
+    /// Copy into a store that is not empty, skipping ids already there
+    #[arg(long)]
+    pub merge: bool,
 }
 
 #[derive(Debug, Args)]

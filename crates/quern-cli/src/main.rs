@@ -3,6 +3,7 @@
 //! Exit status: 0 on success, 1 when an operation failed, 2 on bad usage. Errors are one line
 //! on stderr (`{"error":{"code","message"}}` with `--json`).
 
+mod archive;
 mod bench;
 mod cli;
 mod cmd;
@@ -100,6 +101,9 @@ async fn dispatch(ctx: &Ctx, command: Command) -> CliResult<u8> {
         Command::Cron(c) => cmd::cron::run(ctx, c).await,
         Command::Maintain(c) => cmd::maintain::run(ctx, c).await,
         Command::Stats(a) => cmd::stats::run(ctx, a).await,
+        Command::Backup(a) => cmd::backup::backup(ctx, a).await,
+        Command::Restore(a) => cmd::backup::restore(ctx, a).await,
+        Command::Migrate(a) => cmd::backup::migrate(ctx, a).await,
     }
 }
 

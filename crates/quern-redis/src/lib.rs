@@ -171,6 +171,12 @@ impl Backend for RedisBackend {
         ops::schedule::runs(self, params).await
     }
 
+    // --- import (backup, restore, migrate) -------------------------------------------------
+
+    async fn store_import(&self, params: ImportParams) -> Result<ImportReport> {
+        ops::import::import(self, params).await
+    }
+
     async fn queue_list(&self) -> Result<Vec<QueueInfo>> {
         ops::admin::queue_list(self).await
     }

@@ -11,6 +11,7 @@
 //! # let _ = backend; Ok(()) }
 //! ```
 
+mod copy;
 mod error;
 mod maintain;
 mod migrate;
@@ -483,6 +484,12 @@ impl Backend for SqliteBackend {
         let id = params.id.as_str();
         let id = id.to_string();
         self.read(move |c| ops::workflow::counts(c, &id)).await
+    }
+
+    // --- import (backup, restore, migrate) -------------------------------------------------
+
+    async fn store_import(&self, params: ImportParams) -> quern::Result<ImportReport> {
+        self.write(move |tx| ops::import::import(tx, params)).await
     }
 
     async fn queue_list(&self) -> quern::Result<Vec<QueueInfo>> {

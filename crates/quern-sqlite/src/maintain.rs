@@ -173,7 +173,7 @@ fn checkpoint(conn: &Connection, mode: CheckpointMode) -> quern::Result<Checkpoi
     .map_err(sql_err)
 }
 
-fn integrity_check(conn: &Connection) -> quern::Result<Vec<String>> {
+pub(crate) fn integrity_check(conn: &Connection) -> quern::Result<Vec<String>> {
     let mut lines = Vec::new();
     let mut stmt = conn.prepare("PRAGMA integrity_check").map_err(sql_err)?;
     let outcome = stmt.query([]).and_then(|mut rows| {

@@ -1,12 +1,14 @@
 //! One module per command group; each returns the exit status.
 
 pub mod admin;
+pub mod backup;
 pub mod cron;
 pub mod enqueue;
 pub mod jobs;
 pub mod maintain;
 pub mod prune;
 pub mod serve;
+mod sqlite_copy;
 pub mod stats;
 pub mod worker;
 pub mod workflow;

@@ -5,13 +5,14 @@
 //!
 //! Dependencies between the files go one way: `fail` uses `lease` (the per-item batch call)
 //! and `store` (what storing new jobs needs), `enqueue`, `workflow` and `schedule` use
-//! `store`, `admin` uses `read`; nothing calls back.
+//! `store`, `import` uses `store` and `workflow` (reads), `admin` uses `read`; nothing calls back.
 
 pub(crate) mod admin;
 pub(crate) mod claim;
 pub(crate) mod coord;
 pub(crate) mod enqueue;
 pub(crate) mod fail;
+pub(crate) mod import;
 pub(crate) mod lease;
 pub(crate) mod limits;
 pub(crate) mod logs;

@@ -247,6 +247,23 @@ fn three_master_cluster_runs_core_cases_and_a_multi_queue_drain() {
         scheduler::misfire_policies_after_an_outage,
         scheduler::pause_and_remove_cancel_the_pending_tick,
         scheduler::trigger_runs_now_outside_the_schedule,
+        // Import: every job of a call's run in one queue's slot, the id index and workflow
+        // homes claimed in the global slot first.
+        import::jobs_in_every_state_read_back_verbatim,
+        import::imported_queued_job_is_claimed,
+        import::imported_blocked_job_unblocks_when_its_dependency_completes,
+        import::imported_blocked_job_is_skipped_when_its_dependency_dies,
+        import::settled_blocked_job_is_released_on_import,
+        import::imported_scheduled_job_becomes_due,
+        import::running_job_is_imported_queued_with_its_attempt_counted,
+        import::refuse_mode_writes_nothing_when_an_id_is_taken,
+        import::skip_existing_never_overwrites,
+        import::unknown_dependency_and_bad_jobs_are_refused,
+        import::finished_job_with_a_pruned_dependency_is_imported,
+        import::imported_unique_key_holds,
+        import::paused_queue_is_imported_paused,
+        import::workflow_records_and_their_jobs,
+        import::schedules_read_back_with_their_history,
     );
 
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -19,6 +19,7 @@
 //!   (`workflow_update`), so concurrent engines never overwrite each other's decisions.
 
 mod finished;
+mod import;
 mod logs;
 mod params;
 mod split;
@@ -26,6 +27,7 @@ mod store_maintain;
 
 use async_trait::async_trait;
 pub use finished::*;
+pub use import::*;
 pub use logs::*;
 pub use params::*;
 pub use split::{ClaimSplit, weighted_order};
@@ -299,6 +301,23 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     async fn store_maintain(&self, params: StoreMaintainParams) -> Result<StoreMaintainReport> {
         let _ = params;
         Ok(StoreMaintainReport::default())
+    }
+
+    // --- import (backup, restore, migrate) -------------------------------------------------
+    // One method so that restore and migrate can write back what the reads above return.
+
+    /// Stores records verbatim, in any state, indexed as natively stored ones (see
+    /// [`ImportParams`] for the order, the dependency rule and what happens to `running`
+    /// jobs, and [`ImportMode`] for ids already stored). Returns what was stored and what
+    /// was skipped. Not atomic across calls; on a backend whose state transitions are
+    /// scripts, one call may be several steps, but nothing is written before every id of the
+    /// call was checked in `Refuse` mode. The default answers `Unsupported`.
+    async fn store_import(&self, params: ImportParams) -> Result<ImportReport> {
+        let _ = params;
+        Err(crate::Error::Unsupported(format!(
+            "the {} backend does not support import",
+            self.capabilities().name
+        )))
     }
 
     // --- queues ---------------------------------------------------------------------------

@@ -65,6 +65,7 @@ pub mod concurrency;
 pub mod deps;
 pub mod enqueue;
 pub mod fencing;
+pub mod import;
 pub mod leader;
 pub mod lease;
 pub mod limits;
@@ -263,6 +264,23 @@ macro_rules! __quern_cases {
                 outcomes_in_input_order,
                 refused_batch_leaves_no_phantom_queue,
                 mixed_batch_stores_each_job_as_given,
+            }
+            import {
+                jobs_in_every_state_read_back_verbatim,
+                imported_queued_job_is_claimed,
+                imported_blocked_job_unblocks_when_its_dependency_completes,
+                imported_blocked_job_is_skipped_when_its_dependency_dies,
+                settled_blocked_job_is_released_on_import,
+                imported_scheduled_job_becomes_due,
+                running_job_is_imported_queued_with_its_attempt_counted,
+                refuse_mode_writes_nothing_when_an_id_is_taken,
+                skip_existing_never_overwrites,
+                unknown_dependency_and_bad_jobs_are_refused,
+                finished_job_with_a_pruned_dependency_is_imported,
+                imported_unique_key_holds,
+                paused_queue_is_imported_paused,
+                workflow_records_and_their_jobs,
+                schedules_read_back_with_their_history,
             }
             fencing {
                 stale_token_changes_nothing,
