@@ -158,10 +158,16 @@ pub async fn snapshot(
     b: &dyn Backend,
     mut each: impl FnMut(Record) -> CliResult<()>,
 ) -> CliResult<()> {
+    let limits = b.capabilities().queue_limits;
     for q in b.queue_list().await? {
+        let settings = match limits {
+            true => b.queue_get((&q.name).into()).await?.settings,
+            false => Default::default(),
+        };
         each(Record::Queue(QueueImport {
             name: q.name,
             paused: q.paused,
+            settings,
         }))?;
     }
     let mut before: Option<JobId> = None;
@@ -301,6 +307,11 @@ async fn load(
             format!("the {} store does not keep schedules", caps.name),
         ));
     }
+    let limited: Vec<(String, quern::model::QueueSettings)> = queues
+        .iter()
+        .filter(|q| q.settings != Default::default())
+        .map(|q| (q.name.clone(), q.settings.clone()))
+        .collect();
     let mut report = target
         .store_import(ImportParams {
             mode,
@@ -308,6 +319,25 @@ async fn load(
             ..Default::default()
         })
         .await?;
+    // Queue limits go through `queue_update` (which checks them), and only onto a queue that
+    // has none: an import never overwrites what is stored.
+    for (name, settings) in limited {
+        if !caps.queue_limits {
+            return Err(CliError::failed(
+                "unsupported",
+                format!("the {} store has no queue limits", caps.name),
+            ));
+        }
+        if target.queue_get((&name).into()).await?.settings == Default::default() {
+            target
+                .queue_update(quern::backend::QueueUpdateParams {
+                    queue: name,
+                    concurrency: Some(settings.concurrency),
+                    rate: Some(settings.rate),
+                })
+                .await?;
+        }
+    }
     let ordered = dependencies_first(jobs);
     for chunk in ordered.chunks(IMPORT_BATCH) {
         let r = target

@@ -87,6 +87,14 @@ async fn fail(b: &dyn Backend, c: &ClaimedJob, action: FailAction) {
 /// Fills a store with jobs in every state and the other records an archive holds. Queues
 /// are each job's own so the claims below take exactly the job meant.
 async fn populate(b: &dyn Backend) {
+    // A queue with limits (set before its first job).
+    b.queue_update(quern::backend::QueueUpdateParams {
+        queue: "limited".into(),
+        concurrency: Some(Some(3)),
+        rate: Some(Some("20/m".parse().unwrap())),
+    })
+    .await
+    .unwrap();
     let enq = async |j: NewJob| {
         b.job_enqueue(EnqueueParams {
             jobs: vec![j],
@@ -214,21 +222,20 @@ async fn populate(b: &dyn Backend) {
 /// Everything an archive holds, read through the library, in a fixed order.
 #[derive(Debug, PartialEq)]
 struct Dump {
-    queues: Vec<(String, bool)>,
+    /// Name, paused, limits.
+    queues: Vec<(String, bool, quern::model::QueueSettings)>,
     jobs: Vec<Job>,
     workflows: Vec<WorkflowRecord>,
     schedules: Vec<(StoredSchedule, Vec<ScheduleRun>)>,
 }
 
 async fn dump(b: &dyn Backend) -> Dump {
-    let mut queues: Vec<(String, bool)> = b
-        .queue_list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|q| (q.name, q.paused))
-        .collect();
-    queues.sort();
+    let mut queues = Vec::new();
+    for q in b.queue_list().await.unwrap() {
+        let settings = b.queue_get((&q.name).into()).await.unwrap().settings;
+        queues.push((q.name, q.paused, settings));
+    }
+    queues.sort_by(|a, b| a.0.cmp(&b.0));
     let mut jobs = b
         .job_list(ListParams {
             filter: JobFilter::default(),
@@ -339,7 +346,15 @@ fn round_trip_sqlite_archive_redis_archive_sqlite_keeps_every_field() {
         on_redis.jobs, after.jobs,
         "Redis and the second SQLite agree"
     );
-    assert_eq!(before.queues, after.queues, "queues and their paused flag");
+    assert!(
+        before.queues.iter().any(|q| q.2.concurrency == Some(3)),
+        "the source has a queue with limits"
+    );
+    assert_eq!(
+        before.queues, after.queues,
+        "queues, their paused flag and limits"
+    );
+    assert_eq!(before.queues, on_redis.queues);
     assert_eq!(before.workflows, after.workflows, "workflow records");
     assert_eq!(
         before.schedules, after.schedules,

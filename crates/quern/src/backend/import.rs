@@ -34,6 +34,10 @@ pub enum ImportMode {
 pub struct QueueImport {
     pub name: String,
     pub paused: bool,
+    /// The queue's limits. `store_import` does not apply them (they are set through
+    /// `queue_update`, which checks them); `quern restore` does, on queues that have none.
+    #[serde(default)]
+    pub settings: crate::model::QueueSettings,
 }
 
 /// A schedule with its run history (newest first, as `schedule_runs` returns it).

@@ -354,10 +354,12 @@ pub async fn paused_queue_is_imported_paused(h: Harness) {
                 QueueImport {
                     name: "imp".into(),
                     paused: true,
+                    settings: Default::default(),
                 },
                 QueueImport {
                     name: "empty".into(),
                     paused: false,
+                    settings: Default::default(),
                 },
             ],
             jobs: vec![j.clone()],
