@@ -99,12 +99,6 @@ impl RedisBackend {
             .and_then(|v| v.trim().parse().ok()))
     }
 
-    /// Deletes every key under this backend's prefix (for tests and `quern` admin tools).
-    /// Uses SCAN, so it is safe on a live server but not atomic.
-    pub async fn destroy_all_keys(&self) -> Result<u64> {
-        crate::destroy::all_keys(self).await
-    }
-
     pub(crate) fn now(&self) -> i64 {
         self.inner.clock.now_ms()
     }

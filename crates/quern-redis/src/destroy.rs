@@ -27,8 +27,16 @@ const QUEUE_KEYS: [&str; 13] = [
     "wake",
 ];
 
+impl RedisBackend {
+    /// Deletes every key under this backend's prefix (for tests and `quern` admin tools).
+    /// Uses SCAN, so it is safe on a live server but not atomic.
+    pub async fn destroy_all_keys(&self) -> Result<u64> {
+        all_keys(self).await
+    }
+}
+
 /// [`RedisBackend::destroy_all_keys`].
-pub(crate) async fn all_keys(b: &RedisBackend) -> Result<u64> {
+async fn all_keys(b: &RedisBackend) -> Result<u64> {
     let pattern = format!("{}:*", b.prefix());
     let mut deleted = 0;
     match &b.inner.conn {
