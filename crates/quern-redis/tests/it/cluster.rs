@@ -246,6 +246,7 @@ fn three_master_cluster_runs_core_cases_and_a_multi_queue_drain() {
         scheduler::overlap_cancel_previous_cancels_the_live_run,
         scheduler::misfire_policies_after_an_outage,
         scheduler::pause_and_remove_cancel_the_pending_tick,
+        scheduler::pause_cancels_every_tick_enqueued_ahead,
         scheduler::trigger_runs_now_outside_the_schedule,
         // Import: every job of a call's run in one queue's slot, the id index and workflow
         // homes claimed in the global slot first.

@@ -74,7 +74,8 @@ impl Schedules {
     /// cancelled, so nothing of the schedule runs until it is resumed.
     pub async fn pause(&self, name: &str) -> Result<StoredSchedule> {
         let s = self.backend.schedule_pause(name.into()).await?;
-        self.cancel_pending(&s, "paused").await?;
+        let runs = self.runs(name, ScheduleRun::HISTORY).await?;
+        self.cancel_pending(&s, &runs, "paused").await?;
         Ok(s)
     }
 
@@ -87,12 +88,18 @@ impl Schedules {
     /// started) is cancelled; jobs of earlier runs stay. `ScheduleNotFound` for an unknown
     /// name.
     pub async fn remove(&self, name: &str) -> Result<StoredSchedule> {
+        // The history goes with the schedule: read which ticks are pending first.
+        let runs = match self.runs(name, ScheduleRun::HISTORY).await {
+            Ok(r) => r,
+            Err(Error::ScheduleNotFound(_)) => Vec::new(),
+            Err(e) => return Err(e),
+        };
         let s = self
             .backend
             .schedule_delete(name.into())
             .await?
             .ok_or_else(|| Error::ScheduleNotFound(name.to_string()))?;
-        self.cancel_pending(&s, "removed").await?;
+        self.cancel_pending(&s, &runs, "removed").await?;
         Ok(s)
     }
 
@@ -121,22 +128,40 @@ impl Schedules {
         }
     }
 
-    /// Cancels `s.last_job` if it is a tick's job enqueued ahead that has not run yet
-    /// (scheduled, never attempted). A job that started, or a retry of one, is left alone.
-    async fn cancel_pending(&self, s: &StoredSchedule, why: &str) -> Result<()> {
-        let Some(id) = s.last_job else {
-            return Ok(());
-        };
-        let Some(job) = self.backend.job_get(id.into()).await? else {
-            return Ok(());
-        };
-        if job.state != JobState::Scheduled || job.attempt > 0 {
+    /// Cancels the jobs of ticks enqueued ahead that have not run yet: runs whose tick is
+    /// still to come (with a lookahead of seconds, a frequent schedule has several), whose
+    /// job is scheduled and was never attempted. A job that started, or a retry of one, is
+    /// left alone.
+    async fn cancel_pending(
+        &self,
+        s: &StoredSchedule,
+        runs: &[ScheduleRun],
+        why: &str,
+    ) -> Result<()> {
+        let now = self.clock.now_ms();
+        let ids: Vec<JobId> = runs
+            .iter()
+            .filter(|r| r.tick > now && r.kind == RunKind::Scheduled)
+            .filter_map(|r| r.job_id)
+            .collect();
+        if ids.is_empty() {
             return Ok(());
         }
-        let reason = Some(format!("schedule {} was {why}", s.spec.name));
-        match self.backend.job_cancel(CancelParams { id, reason }).await {
-            Ok(_) | Err(Error::InvalidTransition { .. }) | Err(Error::JobNotFound(_)) => Ok(()),
-            Err(e) => Err(e),
+        let jobs = self.backend.job_get_many(ids.as_slice().into()).await?;
+        for job in jobs.into_iter().flatten() {
+            if job.state != JobState::Scheduled || job.attempt > 0 {
+                continue;
+            }
+            let reason = Some(format!("schedule {} was {why}", s.spec.name));
+            match self
+                .backend
+                .job_cancel(CancelParams { id: job.id, reason })
+                .await
+            {
+                Ok(_) | Err(Error::InvalidTransition { .. }) | Err(Error::JobNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
+        Ok(())
     }
 }

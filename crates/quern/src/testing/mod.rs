@@ -241,6 +241,7 @@ macro_rules! __quern_cases {
                 overlap_cancel_previous_cancels_the_live_run,
                 misfire_policies_after_an_outage,
                 pause_and_remove_cancel_the_pending_tick,
+                pause_cancels_every_tick_enqueued_ahead,
                 trigger_runs_now_outside_the_schedule,
             }
             unique {

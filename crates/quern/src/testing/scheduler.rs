@@ -316,6 +316,44 @@ pub async fn pause_and_remove_cancel_the_pending_tick(h: Harness) {
     );
 }
 
+/// An every-second schedule has several ticks enqueued ahead (the lookahead is 5 s);
+/// pausing cancels every one of them, and nothing of it runs while paused.
+pub async fn pause_cancels_every_tick_enqueued_ahead(h: Harness) {
+    if lacks_schedules(&h) {
+        return;
+    }
+    add(&h, "fast", |s| s.cron = "@every 1s".into()).await;
+    let node = scheduler(&h);
+    to_next_minute(&h, 100);
+    pass(&h, &node).await;
+    let pending: Vec<_> = schedules(&h).runs("fast", 100).await.unwrap();
+    let ahead = pending.iter().filter(|r| r.tick > h.now()).count();
+    assert!(ahead >= 4, "{}: ticks enqueued ahead: {pending:?}", h.case);
+    schedules(&h).pause("fast").await.unwrap();
+    for r in &pending {
+        let want = if r.tick > h.now() {
+            JobState::Cancelled
+        } else {
+            JobState::Queued
+        };
+        h.assert_state(
+            r.job_id.unwrap(),
+            want,
+            "ahead ticks cancelled, the due one kept",
+        )
+        .await;
+    }
+    h.advance(Duration::from_secs(10));
+    h.claim("cron", 100).await;
+    pass(&h, &node).await;
+    assert_eq!(
+        schedules(&h).runs("fast", 100).await.unwrap().len(),
+        pending.len(),
+        "{}: nothing fired while paused",
+        h.case
+    );
+}
+
 /// A manual trigger enqueues a job now, also while paused, and leaves the ticks alone.
 pub async fn trigger_runs_now_outside_the_schedule(h: Harness) {
     if lacks_schedules(&h) {
