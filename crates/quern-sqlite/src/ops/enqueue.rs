@@ -157,16 +157,7 @@ fn insert_one(tx: &mut Tx<'_>, job: NewJob) -> quern::Result<EnqueueOutcome> {
         }
         Err(e) => return Err(sql_err(e)),
     }
-    if !job.depends_on.is_empty() {
-        let mut edge = tx
-            .conn
-            .prepare_cached("INSERT OR IGNORE INTO job_deps (dep_id, job_id) VALUES (?1, ?2)")
-            .map_err(sql_err)?;
-        for dep in &job.depends_on {
-            edge.execute([dep.as_bytes(), job.id.as_bytes()])
-                .map_err(sql_err)?;
-        }
-    }
+    insert_edges(tx, job.id, &job.depends_on)?;
     if matches!(state, JobState::Queued | JobState::Scheduled) {
         tx.st.wake = true;
     }
@@ -227,6 +218,23 @@ fn find_live_unique(
 }
 
 /// Records a queue on first use; returns its id.
+/// The reverse dependency edges of a stored job (`job_deps`: who waits on each dependency);
+/// an edge already there is kept.
+pub(crate) fn insert_edges(tx: &Tx<'_>, job: JobId, deps: &[JobId]) -> quern::Result<()> {
+    if deps.is_empty() {
+        return Ok(());
+    }
+    let mut edge = tx
+        .conn
+        .prepare_cached("INSERT OR IGNORE INTO job_deps (dep_id, job_id) VALUES (?1, ?2)")
+        .map_err(sql_err)?;
+    for dep in deps {
+        edge.execute([dep.as_bytes(), job.as_bytes()])
+            .map_err(sql_err)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn ensure_queue(tx: &mut Tx<'_>, queue: &str) -> quern::Result<i64> {
     if let Some(id) = tx.st.known_queues.get(queue) {
         return Ok(*id);

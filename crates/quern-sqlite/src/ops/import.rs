@@ -209,16 +209,7 @@ fn insert_job(tx: &mut Tx<'_>, job: Job) -> quern::Result<()> {
             ])
         })
         .map_err(sql_err)?;
-    if !job.depends_on.is_empty() {
-        let mut edge = tx
-            .conn
-            .prepare_cached("INSERT OR IGNORE INTO job_deps (dep_id, job_id) VALUES (?1, ?2)")
-            .map_err(sql_err)?;
-        for dep in &job.depends_on {
-            edge.execute([dep.as_bytes(), job.id.as_bytes()])
-                .map_err(sql_err)?;
-        }
-    }
+    super::enqueue::insert_edges(tx, job.id, &job.depends_on)?;
     if matches!(state, JobState::Queued | JobState::Scheduled) {
         tx.st.wake = true;
     }

@@ -91,14 +91,7 @@ pub(crate) fn spawn(
             del.execute([dep.as_bytes(), id.as_bytes()])
                 .map_err(sql_err)?;
         }
-        let mut add = tx
-            .conn
-            .prepare_cached("INSERT OR IGNORE INTO job_deps (dep_id, job_id) VALUES (?1, ?2)")
-            .map_err(sql_err)?;
-        for child in &child_ids {
-            add.execute([child.as_bytes(), id.as_bytes()])
-                .map_err(sql_err)?;
-        }
+        enqueue::insert_edges(tx, id, &child_ids)?;
     }
     let (done, ok) = enqueue::dep_counts(tx, &child_ids)?;
     let (inline_deps, deps_total) = deplist::store(tx.conn, id, &child_ids, false)?;
