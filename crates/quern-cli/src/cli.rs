@@ -240,9 +240,15 @@ pub struct EnqueueArgs {
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
-    /// Queues to work on, comma-separated [default: default]
+    /// Queues to work on, comma-separated [default: `[worker] queues`, else the queues of the
+    /// `[[routes]]` this worker's capabilities satisfy, else default]
     #[arg(long, value_name = "Q1,Q2", value_delimiter = ',', value_parser = parse::queue)]
     pub queues: Vec<String>,
+
+    /// What this worker offers, comma-separated: `gpu` or `vram_gb=24` [default: `[worker]
+    /// capabilities`]
+    #[arg(long, value_name = "CAP,NAME=VALUE", value_delimiter = ',')]
+    pub capabilities: Vec<String>,
 
     /// Jobs run at once [default: 16]
     #[arg(long, value_name = "N", value_parser = parse::positive)]

@@ -30,6 +30,8 @@ pub struct PoolConfig {
     pub workflow_env: Vec<String>,
     /// Periodic `ANALYZE` / WAL checkpoint (`[maintenance]`), under a leader lease.
     pub store_upkeep: Option<quern::maintenance::StoreUpkeepConfig>,
+    /// What the worker offers (`gpu`, `vram_gb=24`), recorded in the registry.
+    pub capabilities: Vec<String>,
 }
 
 impl std::fmt::Debug for PoolConfig {
@@ -69,7 +71,8 @@ pub async fn run_pool(
             )
         }))
         .pruner(config.pruner)
-        .store_upkeep(config.store_upkeep);
+        .store_upkeep(config.store_upkeep)
+        .capabilities(config.capabilities);
     for (kind, h) in config.handlers {
         b = b.handler(kind, h);
     }

@@ -39,6 +39,10 @@ pub struct Settings {
     pub cron: Vec<quern::model::ScheduleSpec>,
     /// `[queues.NAME]`: limits every `quern worker` sets on the store when it starts.
     pub queues: std::collections::BTreeMap<String, QueueConfig>,
+    /// `[[routes]]`: kind pattern → queue (and priority), with the capabilities a worker
+    /// needs to serve that queue; applied at enqueue by `quern enqueue` and `quern serve`
+    /// (see `quern::routing`). First match wins.
+    pub routes: Vec<quern::routing::Route>,
 }
 
 /// `[queues.NAME]`: a queue's limits, for every worker on the store. A key left out keeps
@@ -105,6 +109,9 @@ pub struct WorkerSettings {
     /// is shown as `lost` and its jobs are re-delivered without waiting for their leases.
     #[serde(with = "human_duration")]
     pub heartbeat: Duration,
+    /// What this worker offers (`gpu`, `vram_gb=24`): recorded in the registry, and used to
+    /// pick the queues of the `[[routes]]` it satisfies when no queues are given.
+    pub capabilities: Vec<String>,
 }
 
 /// `[retention]`: how long finished jobs (and lost workers) are kept before every
@@ -318,6 +325,7 @@ impl Default for Settings {
             server: ServerSettings::default(),
             cron: Vec::new(),
             queues: Default::default(),
+            routes: Vec::new(),
         }
     }
 }
@@ -332,6 +340,7 @@ impl Default for WorkerSettings {
             allow_shell: false,
             workflow_env: Vec::new(),
             heartbeat: Duration::from_secs(2),
+            capabilities: Vec::new(),
         }
     }
 }
@@ -391,14 +400,47 @@ impl Default for HttpSettings {
 }
 
 /// Keys whose environment value is a comma-separated list.
-const LIST_KEYS: [&str; 4] = [
+const LIST_KEYS: [&str; 5] = [
     "worker.queues",
+    "worker.capabilities",
     "shell.allow",
     "worker.workflow_env",
     "server.tokens",
 ];
 
 impl Settings {
+    /// The `[[routes]]` as a router (checked: a bad route is a config error naming it).
+    pub fn router(&self) -> CliResult<quern::routing::Router> {
+        quern::routing::Router::new(self.routes.clone())
+            .map_err(|e| CliError::usage("config", e.to_string()))
+    }
+
+    /// The queues a worker serves: `given` (the `--queues` flag), else `[worker] queues`
+    /// when set to something other than the default, else — when `[[routes]]` exist — the
+    /// queues of the routes this worker's capabilities satisfy, else `default`.
+    pub fn worker_queues(
+        &self,
+        given: Vec<String>,
+        caps: &[quern::routing::Capability],
+    ) -> CliResult<Vec<String>> {
+        if !given.is_empty() {
+            return Ok(given);
+        }
+        let configured = &self.worker.queues;
+        if self.routes.is_empty() || *configured != WorkerSettings::default().queues {
+            return Ok(configured.clone());
+        }
+        let routed = self.router()?.queues_for(caps);
+        if routed.is_empty() {
+            return Err(CliError::usage(
+                "invalid_argument",
+                "no route's requirements are met by this worker's capabilities; give --queues \
+                 or --capabilities",
+            ));
+        }
+        Ok(routed)
+    }
+
     /// The effective store URL.
     pub fn store_url(&self) -> &str {
         self.store.as_deref().unwrap_or(DEFAULT_STORE)
@@ -500,6 +542,10 @@ impl Settings {
                 return bad(format!("worker.queues: {e}"));
             }
         }
+        if let Err(e) = quern::routing::parse_capabilities(&self.worker.capabilities) {
+            return bad(format!("worker.capabilities: {e}"));
+        }
+        self.router()?;
         for (name, q) in &self.queues {
             if let Err(e) = crate::parse::queue(name) {
                 return bad(format!("queues: {e}"));

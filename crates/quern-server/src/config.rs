@@ -113,6 +113,9 @@ pub struct ServerConfig {
     /// a live worker serves the queue (work is there, workers are there, nothing claims it).
     /// `None` (the default) leaves that check out.
     pub wedged_after: Option<Duration>,
+    /// Routes applied to jobs enqueued over REST (`POST /v1/jobs` and batches) that did not
+    /// choose their queue or priority (see `quern::routing`).
+    pub router: quern::routing::Router,
 }
 
 impl ServerConfig {
@@ -131,6 +134,7 @@ impl Default for ServerConfig {
             workflow_env: Vec::new(),
             ready_timeout: Duration::from_secs(1),
             wedged_after: None,
+            router: quern::routing::Router::default(),
         }
     }
 }

@@ -36,7 +36,9 @@ impl AppState {
             None,
         );
         Arc::new(AppState {
-            client: Client::new(Arc::clone(&backend)).with_codec(config.codec),
+            client: Client::new(Arc::clone(&backend))
+                .with_codec(config.codec)
+                .with_router(config.router.clone()),
             backend,
             config,
             pipeline,

@@ -59,6 +59,7 @@ pub mod executors;
 pub mod maintenance;
 pub mod model;
 pub mod pipeline;
+pub mod routing;
 pub mod stats;
 pub mod task;
 pub mod worker;

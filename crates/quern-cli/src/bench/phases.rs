@@ -215,6 +215,7 @@ impl Bench<'_> {
             codec: self.codec,
             workflow_env: Vec::new(),
             store_upkeep: None,
+            capabilities: Vec::new(),
         }
     }
 

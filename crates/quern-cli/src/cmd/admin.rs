@@ -269,6 +269,7 @@ pub async fn workers(ctx: &Ctx, cmd: WorkersCmd) -> CliResult<u8> {
                     "HOST",
                     "PID",
                     "QUEUES",
+                    "CAPABILITIES",
                     "CONCURRENCY",
                     "RUNNING",
                     "HELD JOBS",
@@ -283,6 +284,11 @@ pub async fn workers(ctx: &Ctx, cmd: WorkersCmd) -> CliResult<u8> {
                         w.hostname.clone(),
                         w.pid.to_string(),
                         w.queues.join(","),
+                        if w.capabilities.is_empty() {
+                            "-".to_string()
+                        } else {
+                            w.capabilities.join(",")
+                        },
                         w.concurrency.to_string(),
                         w.running.to_string(),
                         held.to_string(),

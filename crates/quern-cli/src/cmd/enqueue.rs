@@ -48,7 +48,8 @@ async fn single(ctx: &Ctx, args: EnqueueArgs) -> CliResult<u8> {
         result_ttl: args.result_ttl,
         depends_on: args.depends_on,
     };
-    let job = spec.into_job(payload)?;
+    let mut job = spec.into_job(payload)?;
+    ctx.settings.router()?.apply_defaults(&mut job);
     job.validate(&limits(&codec))?;
 
     let backend = ctx.open(Open::Create).await?;
@@ -167,6 +168,7 @@ struct LineResult {
 
 async fn batch(ctx: &Ctx, file: &Path, atomic: bool) -> CliResult<u8> {
     let codec = ctx.codec();
+    let router = ctx.settings.router()?;
     let text = read_input(file)?;
     // Every line is parsed and checked before anything is stored: a malformed file changes
     // nothing, in either mode.
@@ -183,7 +185,8 @@ async fn batch(ctx: &Ctx, file: &Path, atomic: bool) -> CliResult<u8> {
             Some(v) => Payload::from_json_value(v, &codec).map_err(|e| at_line(e.to_string()))?,
             None => Payload::null(),
         };
-        let job = spec.into_job(payload).map_err(|e| at_line(e.message))?;
+        let mut job = spec.into_job(payload).map_err(|e| at_line(e.message))?;
+        router.apply_defaults(&mut job);
         job.validate(&limits(&codec))
             .map_err(|e| at_line(e.to_string()))?;
         jobs.push(job);

@@ -52,11 +52,9 @@ pub async fn run(ctx: &Ctx, args: ServeArgs) -> CliResult<u8> {
         ));
     }
     let workers = args.workers.unwrap_or(s.server.workers) as usize;
-    let queues = if args.queues.is_empty() {
-        s.worker.queues.clone()
-    } else {
-        args.queues
-    };
+    let caps = quern::routing::parse_capabilities(&s.worker.capabilities)
+        .map_err(|e| CliError::usage("config", format!("worker.capabilities: {e}")))?;
+    let queues = s.worker_queues(args.queues, &caps)?;
     let handlers = if workers > 0 {
         let exec = super::worker::executor_config(ctx, args.allow_shell);
         super::worker::builtin_handlers(&exec)?
@@ -113,6 +111,7 @@ pub async fn run(ctx: &Ctx, args: ServeArgs) -> CliResult<u8> {
             handlers,
             codec: ctx.codec(),
             workflow_env: s.worker.workflow_env.clone(),
+            capabilities: s.worker.capabilities.clone(),
         };
         tokio::spawn(run_pool(Arc::clone(&backend), config, shutdown.clone()))
     });
@@ -123,6 +122,7 @@ pub async fn run(ctx: &Ctx, args: ServeArgs) -> CliResult<u8> {
         codec: ctx.codec(),
         workflow_env: s.worker.workflow_env.clone(),
         wedged_after: s.server.wedged_after,
+        router: s.router()?,
         ..quern_server::ServerConfig::default()
     };
     tracing::info!(

@@ -15,11 +15,14 @@ use crate::store::Open;
 
 pub async fn run(ctx: &Ctx, args: WorkerArgs) -> CliResult<u8> {
     let s = &ctx.settings;
-    let queues = if args.queues.is_empty() {
-        s.worker.queues.clone()
+    let capabilities = if args.capabilities.is_empty() {
+        s.worker.capabilities.clone()
     } else {
-        args.queues
+        args.capabilities
     };
+    let caps = quern::routing::parse_capabilities(&capabilities)
+        .map_err(|e| CliError::usage("invalid_argument", format!("--capabilities: {e}")))?;
+    let queues = s.worker_queues(args.queues, &caps)?;
     let concurrency = args.concurrency.unwrap_or(s.worker.concurrency) as usize;
     let lease = args.lease.unwrap_or(s.worker.lease);
     if lease < Duration::from_millis(100) {
@@ -66,6 +69,7 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> CliResult<u8> {
     tracing::info!(
         store = %crate::store::redact(s.store_url()),
         queues = %queues.join(","),
+        capabilities = %capabilities.join(","),
         concurrency,
         lease = %quern::model::format_duration(lease),
         shell = if exec.shell.allow_any { "any program" } else if exec.shell.allowed_programs.is_empty() { "off" } else { "allow-listed programs" },
@@ -85,6 +89,7 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> CliResult<u8> {
             codec: ctx.codec(),
             workflow_env: s.worker.workflow_env.clone(),
             store_upkeep: Some(s.maintenance.store_upkeep()),
+            capabilities,
         },
         shutdown,
     )

@@ -25,6 +25,7 @@ mod redis;
 mod redis_store;
 mod retention;
 mod robustness;
+mod routing;
 mod serve;
 mod stats;
 mod timing;

@@ -1,8 +1,9 @@
-//! The docs and doc comments promise only what exists: no dashboard or routing rules are part
-//! of Quern today, so neither may be described as if it were. (`quern serve`, its HTTP API
-//! and worker protocol exist since `quern-server`; stored cron schedules since `quern cron
-//! add`.) A phrase here fails the test wherever it appears in README.md, ARCHITECTURE.md,
-//! docs/ or a crate's `src/` (the CHANGELOG may name them: it records what was removed).
+//! The docs and doc comments promise only what exists: no dashboard is part of Quern today,
+//! so none may be described as if it were. (`quern serve`, its HTTP API and worker protocol
+//! exist since `quern-server`; stored cron schedules since `quern cron add`; routing rules
+//! since `[[routes]]`.) A phrase here fails the test wherever it appears in README.md,
+//! ARCHITECTURE.md, docs/ or a crate's `src/` (the CHANGELOG may name them: it records what
+//! was removed).
 
 use std::path::{Path, PathBuf};
 
@@ -15,10 +16,6 @@ const ABSENT: &[(&str, &str)] = &[
     (
         "server's allow-list",
         "the allow-list belongs to a worker (workflow_env)",
-    ),
-    (
-        "routing rule",
-        "worker capabilities are only recorded in the registry",
     ),
 ];
 

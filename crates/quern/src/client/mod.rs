@@ -21,6 +21,7 @@ use crate::backend::{
     JobReprioritizeParams, ListParams,
 };
 use crate::model::{Codec, Job, JobId, NewJob, Priority};
+use crate::routing::Router;
 use crate::task::Task;
 use crate::{Error, Result};
 
@@ -54,6 +55,8 @@ pub struct Client {
     backend: Arc<dyn Backend>,
     /// How typed inputs are encoded (JSON by default).
     codec: Codec,
+    /// Routes applied to every job enqueued through this client.
+    router: Option<Arc<Router>>,
 }
 
 impl Client {
@@ -62,6 +65,26 @@ impl Client {
         Client {
             backend,
             codec: Codec::default(),
+            router: None,
+        }
+    }
+
+    /// Routes every job enqueued through this client (typed, raw and batches) that did not
+    /// choose its queue (`default`) or priority (the default) by `router`; see
+    /// [`crate::routing`]. An empty router changes nothing.
+    pub fn with_router(mut self, router: Router) -> Self {
+        self.router = (!router.is_empty()).then(|| Arc::new(router));
+        self
+    }
+
+    /// The routes applied at enqueue, if any.
+    pub fn router(&self) -> Option<&Router> {
+        self.router.as_deref()
+    }
+
+    fn route(&self, job: &mut NewJob) {
+        if let Some(r) = &self.router {
+            r.apply_defaults(job);
         }
     }
 
@@ -91,7 +114,8 @@ impl Client {
 
     /// Stores one raw job. A unique-key duplicate is not an error: the outcome carries the
     /// existing job's id and `duplicate = true`.
-    pub async fn enqueue_job(&self, job: NewJob) -> Result<EnqueueOutcome> {
+    pub async fn enqueue_job(&self, mut job: NewJob) -> Result<EnqueueOutcome> {
+        self.route(&mut job);
         let mut results = self
             .backend
             .job_enqueue(EnqueueParams {
@@ -112,11 +136,14 @@ impl Client {
     /// invalid one, in input order. Jobs in one batch may depend on earlier ones.
     pub async fn enqueue_batch(
         &self,
-        jobs: Vec<NewJob>,
+        mut jobs: Vec<NewJob>,
         mode: BatchMode,
     ) -> Result<EnqueueResults> {
         if jobs.is_empty() {
             return Ok(Vec::new());
+        }
+        for j in &mut jobs {
+            self.route(j);
         }
         let n = jobs.len();
         let results = self

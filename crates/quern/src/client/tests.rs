@@ -162,3 +162,62 @@ async fn wait_times_out_on_live_jobs_and_fails_on_missing_ones() {
         JobState::Cancelled
     );
 }
+
+/// A task that leaves its queue and priority to the routes.
+struct Resize;
+impl Task for Resize {
+    const KIND: &'static str = "resize.thumbnail";
+    type Input = Mail;
+    type Output = ();
+    async fn run(&self, _: &Context, _: Mail) -> Result<(), TaskError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn routes_place_jobs_that_did_not_choose_a_queue() {
+    use crate::routing::{Route, Router};
+    let router = Router::new(vec![
+        Route {
+            kind: "resize.*".into(),
+            queue: "cpu.thumbnail".into(),
+            priority: Some(Priority::new(2).unwrap()),
+            requires: vec![],
+        },
+        Route {
+            kind: "*".into(),
+            queue: "cpu.analysis".into(),
+            priority: None,
+            requires: vec![],
+        },
+    ])
+    .unwrap();
+    let c = client().with_router(router);
+    // Typed, leaving queue and priority to the routes.
+    let id = c.enqueue::<Resize>(&mail()).await.unwrap();
+    let j = c.get(id).await.unwrap().unwrap();
+    assert_eq!((j.queue.as_str(), j.priority.get()), ("cpu.thumbnail", 2));
+    // A task with its own queue and priority keeps them.
+    let id = c.enqueue::<SendMail>(&mail()).await.unwrap();
+    let j = c.get(id).await.unwrap().unwrap();
+    assert_eq!((j.queue.as_str(), j.priority), ("mail", Priority::HIGH));
+    // Raw and batch jobs are routed the same way.
+    let raw = NewJob::new("anything", crate::Payload::null());
+    let id = c.enqueue_job(raw).await.unwrap().id;
+    assert_eq!(c.get(id).await.unwrap().unwrap().queue, "cpu.analysis");
+    let batch = vec![
+        NewJob::new("resize.big", crate::Payload::null()),
+        NewJob::new("resize.big", crate::Payload::null()).queue("pinned"),
+    ];
+    let res = c.enqueue_batch(batch, BatchMode::Atomic).await.unwrap();
+    let ids: Vec<JobId> = res.into_iter().map(|r| r.unwrap().id).collect();
+    let queues: Vec<String> = c
+        .backend()
+        .job_get_many(crate::backend::JobGetManyParams { ids })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.unwrap().queue)
+        .collect();
+    assert_eq!(queues, ["cpu.thumbnail", "pinned"]);
+}

@@ -207,6 +207,10 @@ impl Default for Limits {
     }
 }
 
+/// The queue of a job that did not choose one (a route may send such a job elsewhere; see
+/// [`crate::routing`]).
+pub const DEFAULT_QUEUE: &str = "default";
+
 /// A job to enqueue. Build it with [`NewJob::new`] and the chained setters; every field has
 /// a sensible default.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -279,7 +283,7 @@ impl NewJob {
         NewJob {
             id: JobId::new(),
             kind: kind.into(),
-            queue: "default".into(),
+            queue: DEFAULT_QUEUE.into(),
             priority: Priority::NORMAL,
             payload,
             max_attempts: Self::DEFAULT_MAX_ATTEMPTS,

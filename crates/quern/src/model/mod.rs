@@ -16,8 +16,8 @@ mod workflow;
 pub use duration::{format_duration, parse_duration, serde_ms};
 pub use id::JobId;
 pub use job::{
-    ErrorKind, ErrorRecord, Job, Lease, Limits, MAX_ERROR_MESSAGE_BYTES, NewJob, Progress, Trigger,
-    queue_name_problem, truncate_error_message, validate_queue_name,
+    DEFAULT_QUEUE, ErrorKind, ErrorRecord, Job, Lease, Limits, MAX_ERROR_MESSAGE_BYTES, NewJob,
+    Progress, Trigger, queue_name_problem, truncate_error_message, validate_queue_name,
 };
 pub use outcome::TaskError;
 pub use payload::{Codec, Format, Payload};
