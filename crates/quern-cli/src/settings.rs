@@ -78,6 +78,7 @@ impl QueueConfig {
             queue: queue.to_string(),
             concurrency: self.concurrency.map(Some),
             rate,
+            ..Default::default()
         })
     }
 }

@@ -116,6 +116,7 @@ pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
                     queue: queue.clone(),
                     concurrency: concurrency.map(|c| c.0),
                     rate,
+                    ..Default::default()
                 })
                 .await?;
             ctx.out.emit(
