@@ -240,8 +240,10 @@ pub struct EnqueueArgs {
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
-    /// Queues to work on, comma-separated [default: default]
-    #[arg(long, value_name = "Q1,Q2", value_delimiter = ',', value_parser = parse::queue)]
+    /// Queues to work on, comma-separated, each `NAME` (the weight stored with the queue,
+    /// `quern queues set NAME --weight N`) or `NAME=WEIGHT` (this worker's own weight)
+    /// [default: default]
+    #[arg(long, value_name = "Q1,Q2=W", value_delimiter = ',', value_parser = parse::queue_weighted)]
     pub queues: Vec<String>,
 
     /// Jobs run at once [default: 16]
@@ -414,7 +416,7 @@ pub enum QueuesCmd {
         queue: String,
     },
     /// Change a queue's limits, for every worker on the store, at once
-    #[command(group = clap::ArgGroup::new("change").required(true).multiple(true).args(["concurrency", "rate", "burst"]))]
+    #[command(group = clap::ArgGroup::new("change").required(true).multiple(true).args(["concurrency", "rate", "burst", "weight", "order", "aging_after", "aging_step", "aging_every", "aging_bound"]))]
     Set {
         #[arg(value_parser = parse::queue)]
         queue: String,
@@ -427,6 +429,26 @@ pub enum QueuesCmd {
         /// Jobs the rate limit lets through at once after a quiet spell [default: the count]
         #[arg(long, value_name = "N", value_parser = parse::positive)]
         burst: Option<u32>,
+        /// The queue's share when a worker serves several queues and gives it no weight of
+        /// its own, or `none` (1)
+        #[arg(long, value_name = "N|none", value_parser = parse::weight)]
+        weight: Option<parse::Limit<u32>>,
+        /// Claim order: priority (default), fifo, lifo or weighted-random
+        #[arg(long, value_name = "ORDER", value_parser = parse::order)]
+        order: Option<quern::model::ClaimOrder>,
+        /// Priority aging: a job waiting this long since it was due is promoted (with
+        /// --aging-step), or `none` to turn aging off
+        #[arg(long, value_name = "DURATION|none", value_parser = parse::aging_after)]
+        aging_after: Option<parse::Limit<std::time::Duration>>,
+        /// Levels per promotion (1-9) [default: 1]
+        #[arg(long, value_name = "N")]
+        aging_step: Option<u8>,
+        /// Time between promotions after the first [default: --aging-after]
+        #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+        aging_every: Option<std::time::Duration>,
+        /// The most urgent level aging reaches [default: critical]
+        #[arg(long, value_name = "PRIORITY", value_parser = parse::priority)]
+        aging_bound: Option<quern::Priority>,
     },
     /// Stop workers from taking jobs from a queue (its jobs stay queued)
     Pause {
