@@ -686,6 +686,12 @@ pub struct BenchArgs {
     /// 0 (the default) skips it
     #[arg(long, value_name = "N", default_value = "0", value_parser = parse::count_or_zero)]
     pub cron_ticks: usize,
+    /// Queue settings set on every bench queue before its jobs are enqueued, as JSON
+    /// (`quern queues show --json` prints the shape), e.g.
+    /// '{"concurrency":1000,"rate":{"count":1000000,"per":1000,"burst":1000000}}' or
+    /// '{"order":"fifo"}'
+    #[arg(long, value_name = "JSON", value_parser = parse::queue_settings)]
+    pub queue_settings: Option<quern::model::QueueSettings>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -106,6 +106,14 @@ pub fn weight(s: &str) -> Result<Limit<u32>, String> {
     }
 }
 
+/// Queue settings as JSON, checked.
+pub fn queue_settings(s: &str) -> Result<quern::model::QueueSettings, String> {
+    let q: quern::model::QueueSettings =
+        serde_json::from_str(s).map_err(|e| format!("not queue settings: {e}"))?;
+    q.validate().map_err(|e| strip(e.to_string()))?;
+    Ok(q)
+}
+
 /// A claim order name.
 pub fn order(s: &str) -> Result<quern::model::ClaimOrder, String> {
     s.parse().map_err(|e: quern::Error| strip(e.to_string()))
