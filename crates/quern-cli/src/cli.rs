@@ -240,9 +240,11 @@ pub struct EnqueueArgs {
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
-    /// Queues to work on, comma-separated [default: `[worker] queues`, else the queues of the
-    /// `[[routes]]` this worker's capabilities satisfy, else default]
-    #[arg(long, value_name = "Q1,Q2", value_delimiter = ',', value_parser = parse::queue)]
+    /// Queues to work on, comma-separated, each `NAME` (the weight stored with the queue,
+    /// `quern queues set NAME --weight N`) or `NAME=WEIGHT` (this worker's own weight)
+    /// [default: `[worker] queues`, else the queues of the `[[routes]]` this worker's
+    /// capabilities satisfy, else default]
+    #[arg(long, value_name = "Q1,Q2=W", value_delimiter = ',', value_parser = parse::queue_weighted)]
     pub queues: Vec<String>,
 
     /// What this worker offers, comma-separated: `gpu` or `vram_gb=24` [default: `[worker]
@@ -420,7 +422,7 @@ pub enum QueuesCmd {
         queue: String,
     },
     /// Change a queue's limits, for every worker on the store, at once
-    #[command(group = clap::ArgGroup::new("change").required(true).multiple(true).args(["concurrency", "rate", "burst"]))]
+    #[command(group = clap::ArgGroup::new("change").required(true).multiple(true).args(["concurrency", "rate", "burst", "weight", "order", "aging_after", "aging_step", "aging_every", "aging_bound"]))]
     Set {
         #[arg(value_parser = parse::queue)]
         queue: String,
@@ -433,6 +435,26 @@ pub enum QueuesCmd {
         /// Jobs the rate limit lets through at once after a quiet spell [default: the count]
         #[arg(long, value_name = "N", value_parser = parse::positive)]
         burst: Option<u32>,
+        /// The queue's share when a worker serves several queues and gives it no weight of
+        /// its own, or `none` (1)
+        #[arg(long, value_name = "N|none", value_parser = parse::weight)]
+        weight: Option<parse::Limit<u32>>,
+        /// Claim order: priority (default), fifo, lifo or weighted-random
+        #[arg(long, value_name = "ORDER", value_parser = parse::order)]
+        order: Option<quern::model::ClaimOrder>,
+        /// Priority aging: a job waiting this long since it was due is promoted (with
+        /// --aging-step), or `none` to turn aging off
+        #[arg(long, value_name = "DURATION|none", value_parser = parse::aging_after)]
+        aging_after: Option<parse::Limit<std::time::Duration>>,
+        /// Levels per promotion (1-9) [default: 1]
+        #[arg(long, value_name = "N")]
+        aging_step: Option<u8>,
+        /// Time between promotions after the first [default: --aging-after]
+        #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+        aging_every: Option<std::time::Duration>,
+        /// The most urgent level aging reaches [default: critical]
+        #[arg(long, value_name = "PRIORITY", value_parser = parse::priority)]
+        aging_bound: Option<quern::Priority>,
     },
     /// Stop workers from taking jobs from a queue (its jobs stay queued)
     Pause {
@@ -670,6 +692,12 @@ pub struct BenchArgs {
     /// 0 (the default) skips it
     #[arg(long, value_name = "N", default_value = "0", value_parser = parse::count_or_zero)]
     pub cron_ticks: usize,
+    /// Queue settings set on every bench queue before its jobs are enqueued, as JSON
+    /// (`quern queues show --json` prints the shape), e.g.
+    /// '{"concurrency":1000,"rate":{"count":1000000,"per":1000,"burst":1000000}}' or
+    /// '{"order":"fifo"}'
+    #[arg(long, value_name = "JSON", value_parser = parse::queue_settings)]
+    pub queue_settings: Option<quern::model::QueueSettings>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -77,6 +77,58 @@ pub fn queue(s: &str) -> Result<String, String> {
         .map_err(|e| strip(e.to_string()))
 }
 
+/// A worker's queue: `NAME` or `NAME=WEIGHT`.
+pub fn queue_weighted(s: &str) -> Result<String, String> {
+    let (name, w) = match s.split_once('=') {
+        Some((n, w)) => (n, Some(w)),
+        None => (s, None),
+    };
+    queue(name)?;
+    if let Some(w) = w {
+        w.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("{s:?}: the weight after '=' must be a whole number"))?;
+    }
+    Ok(s.to_string())
+}
+
+/// A queue weight (0 to `MAX_WEIGHT`), or `none`.
+pub fn weight(s: &str) -> Result<Limit<u32>, String> {
+    match s.trim() {
+        "none" => Ok(Limit(None)),
+        other => match other.parse::<u32>() {
+            Ok(w) if w <= quern::model::MAX_WEIGHT => Ok(Limit(Some(w))),
+            _ => Err(format!(
+                "{s:?} is not a weight (0 to {}) or none",
+                quern::model::MAX_WEIGHT
+            )),
+        },
+    }
+}
+
+/// Queue settings as JSON, checked.
+pub fn queue_settings(s: &str) -> Result<quern::model::QueueSettings, String> {
+    let q: quern::model::QueueSettings =
+        serde_json::from_str(s).map_err(|e| format!("not queue settings: {e}"))?;
+    q.validate().map_err(|e| strip(e.to_string()))?;
+    Ok(q)
+}
+
+/// A claim order name.
+pub fn order(s: &str) -> Result<quern::model::ClaimOrder, String> {
+    s.parse().map_err(|e: quern::Error| strip(e.to_string()))
+}
+
+/// An aging delay, or `none`.
+pub fn aging_after(s: &str) -> Result<Limit<std::time::Duration>, String> {
+    match s.trim() {
+        "none" => Ok(Limit(None)),
+        other => quern::model::parse_duration(other)
+            .map(|d| Limit(Some(d)))
+            .map_err(|e| strip(e.to_string())),
+    }
+}
+
 /// A job state name.
 pub fn state(s: &str) -> Result<quern::JobState, String> {
     s.parse::<quern::JobState>()

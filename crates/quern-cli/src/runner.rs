@@ -44,6 +44,23 @@ impl std::fmt::Debug for PoolConfig {
     }
 }
 
+/// `NAME` (the weight stored with the queue, `quern queues set NAME --weight N`) or
+/// `NAME=WEIGHT` (this worker's own weight, which wins).
+pub fn queue_weight(q: &str) -> CliResult<(String, Option<u32>)> {
+    match q.split_once('=') {
+        None => Ok((q.to_string(), None)),
+        Some((name, w)) => {
+            let w: u32 = w.trim().parse().map_err(|_| {
+                crate::error::CliError::usage(
+                    "invalid_argument",
+                    format!("--queues: {q:?}: the weight after '=' must be a whole number"),
+                )
+            })?;
+            Ok((name.to_string(), Some(w)))
+        }
+    }
+}
+
 /// Runs until `shutdown` is cancelled, then stops gracefully: no new claims, running jobs
 /// get `shutdown_grace` to finish, the rest are given back.
 pub async fn run_pool(
@@ -51,8 +68,12 @@ pub async fn run_pool(
     config: PoolConfig,
     shutdown: CancellationToken,
 ) -> CliResult<()> {
+    let mut queues = Vec::with_capacity(config.queues.len());
+    for q in &config.queues {
+        queues.push(queue_weight(q)?);
+    }
     let mut b = Worker::builder(backend)
-        .queues(config.queues.iter().map(|q| (q.clone(), 1)))
+        .queues_stored_weight(queues)
         .concurrency(config.concurrency)
         .lease(config.lease)
         .shutdown_grace(config.shutdown_grace)

@@ -56,6 +56,18 @@ pub struct QueueConfig {
     pub rate: Option<String>,
     /// Jobs the rate limit lets through at once (default: the rate's count).
     pub burst: Option<u32>,
+    /// The queue's share for workers that give it no weight of their own.
+    pub weight: Option<u32>,
+    /// `priority`, `fifo`, `lifo` or `weighted-random`.
+    pub order: Option<String>,
+    /// Priority aging: `30m` (promote after 30 minutes of waiting), or `none`.
+    pub aging_after: Option<String>,
+    /// Levels per promotion (default 1).
+    pub aging_step: Option<u8>,
+    /// Time between promotions after the first (default: `aging_after`).
+    pub aging_every: Option<String>,
+    /// The most urgent level aging reaches (default `critical`).
+    pub aging_bound: Option<String>,
 }
 
 impl QueueConfig {
@@ -78,10 +90,50 @@ impl QueueConfig {
         if self.concurrency == Some(0) {
             return Err(bad("concurrency must be at least 1".into()));
         }
+        let order = match self.order.as_deref() {
+            None => None,
+            Some(o) => Some(crate::parse::order(o).map_err(bad)?),
+        };
+        if let Some(w) = self.weight {
+            crate::parse::weight(&w.to_string()).map_err(bad)?;
+        }
+        let others =
+            self.aging_step.is_some() || self.aging_every.is_some() || self.aging_bound.is_some();
+        let aging = match self.aging_after.as_deref().map(str::trim) {
+            None if others => {
+                return Err(bad(
+                    "aging_step, aging_every and aging_bound need aging_after".into(),
+                ));
+            }
+            None => None,
+            Some("none") if others => {
+                return Err(bad("aging_after = \"none\" takes no other aging key".into()));
+            }
+            Some("none") => Some(None),
+            Some(d) => {
+                let after =
+                    crate::parse::duration(d).map_err(|e| bad(format!("aging_after: {e}")))?;
+                let mut a = quern::model::Aging::new(after, self.aging_step.unwrap_or(1));
+                if let Some(e) = &self.aging_every {
+                    a.every = Some(
+                        crate::parse::duration(e).map_err(|e| bad(format!("aging_every: {e}")))?,
+                    );
+                }
+                if let Some(b) = &self.aging_bound {
+                    a.bound =
+                        crate::parse::priority(b).map_err(|e| bad(format!("aging_bound: {e}")))?;
+                }
+                a.validate().map_err(|e| bad(e.to_string()))?;
+                Some(Some(a))
+            }
+        };
         Ok(quern::backend::QueueUpdateParams {
             queue: queue.to_string(),
             concurrency: self.concurrency.map(Some),
             rate,
+            weight: self.weight.map(Some),
+            order,
+            aging,
         })
     }
 }

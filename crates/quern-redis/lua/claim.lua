@@ -1,12 +1,16 @@
 -- job_claim. ARGV[4] worker id, ARGV[5] lease ms, ARGV[6] queue count, then per queue: name,
 -- how many jobs to take from it; then a ready-set score bound ('' = none): only jobs scoring
--- below it are taken (a priority bound, `more_urgent_than`; the same bound as peek.lua's). Paused queues are skipped. Due scheduled jobs are promoted
+-- below it are taken (a priority bound, `more_urgent_than`; the same bound as peek.lua's);
+-- then a random seed (1 to 2^31 - 2) for weighted-random orders. Paused queues are skipped. Due scheduled jobs are promoted
 -- first, so a delayed job is claimable exactly at its run_at. Within a queue the order is
--- the ready set's: priority, then run_at, then id. A queue's limits (`admit` in lib.lua:
+-- the ready set's: priority, then run_at, then id, unless the queue sets another order or
+-- aging (`queue_order`, `pick_ordered` in lib.lua). A queue's limits (`admit` in lib.lua:
 -- its concurrency cap and rate limit) bound how many of its share are taken.
 -- Returns a flat list: queue, id, HGETALL of the job *before* the claim, for each job taken
 -- (the caller applies the claim: see `apply_claim` in src/jobs.rs), packed as one MessagePack
--- string (src/packed.rs says why); nothing taken: an empty array.
+-- string (src/packed.rs says why), and after them, when a queue's rate limit held back part
+-- of its share while it still has ready jobs, the earliest next admission time (ms, as text;
+-- the list's length is then 1 more than a multiple of 3); nothing to say: an empty array.
 
 local call = redis.call
 local worker = ARGV[4]
@@ -23,7 +27,18 @@ local function istr(v)
 end
 local nq = tonumber(ARGV[6])
 local below = ARGV[7 + 2 * nq]
-if below == '' then below = nil else below = '(' .. below end
+local below_level = 10
+if below == '' then below = nil else
+  below_level = math.floor(tonumber(below) / PRIO_UNIT)
+  below = '(' .. below
+end
+-- Park-Miller: deterministic from the caller's seed, exact in doubles.
+local seed = tonumber(ARGV[8 + 2 * nq] or '1')
+local function rnd()
+  seed = (seed * 16807) % 2147483647
+  return (seed - 1) / 2147483646
+end
+local next_admission = nil
 local out, nout = {}, 0
 for x = 0, nq - 1 do
   local q = ARGV[7 + 2 * x]
@@ -32,9 +47,9 @@ for x = 0, nq - 1 do
     local pm = want
     if pm < 100 then pm = 100 end
     promote(q, pm)
-    local interval, base
+    local interval, base, token
     if want > 0 then
-      local take, capped, token
+      local take, capped
       take, capped, token, interval, base = admit(q, want)
       want = take
     end
@@ -43,13 +58,17 @@ for x = 0, nq - 1 do
       -- take, without its scores (Redis formats each score with printf for the reply).
       local rk = qk(q, 'ready')
       local popped
-      if below then
+      local o, a = queue_order(q)
+      if o or a then
+        popped = pick_ordered(q, o, a, want, below_level, rnd)
+        if #popped > 0 then redis.call('ZREM', rk, unpack(popped)) end
+      elseif below then
         -- The most urgent jobs are the lowest ranks, so removing by rank below still fits.
         popped = redis.call('ZRANGEBYSCORE', rk, '-inf', below, 'LIMIT', '0', string.format('%d', want))
       else
         popped = redis.call('ZRANGE', rk, '0', string.format('%d', want - 1))
       end
-      if #popped > 0 then
+      if #popped > 0 and not (o or a) then
         redis.call('ZREMRANGEBYRANK', rk, '0', string.format('%d', #popped - 1))
       end
       local leases, nl = {}, 0
@@ -75,7 +94,15 @@ for x = 0, nq - 1 do
       if nl > 0 then slices('ZADD', qk(q, 'lease'), leases) end
       took(q, nl / 2, interval, base)
     end
+    -- Throttled with ready jobs left: not empty, say when the next one is admitted.
+    if token and ready_below(q, below_level) and (not next_admission or token < next_admission) then
+      next_admission = token
+    end
   end
+end
+if next_admission then
+  out[nout + 1] = string.format('%d', next_admission)
+  nout = nout + 1
 end
 if nout == 0 then return {} end
 return cmsgpack.pack(out)

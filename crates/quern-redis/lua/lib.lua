@@ -335,4 +335,133 @@ local function slices(cmd, key, list)
   end
 end
 
+-- A queue's claim order and aging (quern::model::ClaimOrder and Aging) in its meta hash:
+-- `o` ('f' fifo, 'l' lifo, 'r' weighted-random; absent = priority) and aging `aa` (after,
+-- ms), `as` (step), `ae` (every, ms; absent = aa), `ab` (bound). Returns the order letter
+-- (nil for priority) and the aging as {after, step, every, bound} (nil when off); both nil
+-- means the default one-range claim.
+local function queue_order(q)
+  local m = redis.call('HMGET', qk(q, 'meta'), 'o', 'aa', 'as', 'ae', 'ab')
+  local a = nil
+  if m[2] then
+    local after = tonumber(m[2])
+    a = { after, tonumber(m[3] or '1'), tonumber(m[4] or m[2]), tonumber(m[5] or '0') }
+    if a[3] < 1 then a[3] = 1 end
+  end
+  return m[1], a
+end
+
+-- A job's effective priority under aging `a` (Aging::effective in model/order.rs).
+local function aged(a, p, due)
+  if not a then return p end
+  local waited = NOW - due
+  if waited < a[1] or p <= a[4] then return p end
+  local e = p - (1 + math.floor((waited - a[1]) / a[3])) * a[2]
+  if e < a[4] then e = a[4] end
+  return e
+end
+
+-- The first `want` ready jobs of q in order `o` with aging `a`, among those whose effective
+-- priority is below level `below` (10 = any), as ids: the heads of each priority level of
+-- the ready set (its score is priority * PRIO_UNIT + run_at), merged by the rule of
+-- quern::model::pick (the first `want` of the queue are among the first `want` of each
+-- level). `rnd()` yields numbers in [0, 1) for weighted-random. Costs 10 range reads of at
+-- most `want` members (and 10 ZCOUNTs for weighted-random) instead of one.
+local function pick_ordered(q, o, a, want, below, rnd)
+  local rk = qk(q, 'ready')
+  local levels, all = {}, {}
+  local n = string.format('%d', want)
+  for p = 0, 9 do
+    local l = {}
+    if a or p < below then
+      local lo = string.format('%d', p * PRIO_UNIT)
+      local hi = string.format('%d', (p + 1) * PRIO_UNIT - 1)
+      local r
+      if o == 'l' then
+        r = redis.call('ZREVRANGEBYSCORE', rk, hi, lo, 'WITHSCORES', 'LIMIT', '0', n)
+      else
+        r = redis.call('ZRANGEBYSCORE', rk, lo, hi, 'WITHSCORES', 'LIMIT', '0', n)
+      end
+      for i = 1, #r, 2 do
+        local due = tonumber(r[i + 1]) - p * PRIO_UNIT
+        local e = aged(a, p, due)
+        if e < below then
+          local c = { r[i], due, e, p }
+          l[#l + 1] = c
+          all[#all + 1] = c
+        end
+      end
+    end
+    levels[p] = l
+  end
+  local out = {}
+  if o == 'r' then
+    local left, pos = {}, {}
+    for p = 0, 9 do
+      pos[p] = 1
+      left[p] = 0
+      if #levels[p] > 0 then
+        local lo = string.format('%d', p * PRIO_UNIT)
+        local hi = string.format('%d', (p + 1) * PRIO_UNIT - 1)
+        left[p] = redis.call('ZCOUNT', rk, lo, hi)
+        if left[p] < #levels[p] then left[p] = #levels[p] end
+      end
+    end
+    while #out < want do
+      local total = 0
+      for p = 0, 9 do total = total + left[p] * (10 - p) end
+      if total == 0 then break end
+      local ticket = math.floor(rnd() * total)
+      if ticket > total - 1 then ticket = total - 1 end
+      local level = 0
+      for p = 0, 9 do
+        local w = left[p] * (10 - p)
+        if ticket < w then level = p break end
+        ticket = ticket - w
+      end
+      local c = levels[level][pos[level]]
+      if c then
+        out[#out + 1] = c[1]
+        pos[level] = pos[level] + 1
+        left[level] = left[level] - 1
+        if pos[level] > #levels[level] then left[level] = 0 end
+      else
+        left[level] = 0
+      end
+    end
+    return out
+  end
+  if o == 'f' then
+    table.sort(all, function(x, y)
+      if x[2] ~= y[2] then return x[2] < y[2] end
+      return x[1] < y[1]
+    end)
+  elseif o == 'l' then
+    table.sort(all, function(x, y)
+      if x[2] ~= y[2] then return x[2] > y[2] end
+      return x[1] > y[1]
+    end)
+  else
+    table.sort(all, function(x, y)
+      if x[3] ~= y[3] then return x[3] < y[3] end
+      if x[2] ~= y[2] then return x[2] < y[2] end
+      return x[1] < y[1]
+    end)
+  end
+  for i = 1, math.min(want, #all) do out[i] = all[i][1] end
+  return out
+end
+
+-- Whether q has a ready job below priority level `below` (0-10) that its order admits: one
+-- read, or with aging the head of each level (aged jobs may be promoted below the bound).
+local function ready_below(q, below)
+  local o, a = queue_order(q)
+  if a and below < 10 then
+    return #pick_ordered(q, 'f', a, 1, below, nil) > 0
+  end
+  if below >= 10 then return redis.call('ZCARD', qk(q, 'ready')) > 0 end
+  local bound = string.format('(%d', below * PRIO_UNIT)
+  return #redis.call('ZRANGEBYSCORE', qk(q, 'ready'), '-inf', bound, 'LIMIT', '0', '1') > 0
+end
+
 -- Body of the script follows.

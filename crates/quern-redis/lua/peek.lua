@@ -9,18 +9,12 @@
 
 local next_due = nil
 local last = {}
-local below = ARGV[4]
-if below ~= '' then below = '(' .. below end
+local below_level = 10
+if ARGV[4] ~= '' then below_level = math.floor(tonumber(ARGV[4]) / PRIO_UNIT) end
 for qi = 5, #ARGV do
   local q = ARGV[qi]
   if redis.call('HGET', qk(q, 'meta'), 'paused') ~= '1' then
-    local has
-    if below == '' then
-      has = redis.call('ZCARD', qk(q, 'ready')) > 0
-    else
-      has = #redis.call('ZRANGEBYSCORE', qk(q, 'ready'), '-inf', below, 'LIMIT', '0', '1') > 0
-    end
-    if has then
+    if ready_below(q, below_level) then
       local take, capped, token = admit(q, 1)
       if take > 0 then return { 1 } end
       local again = token

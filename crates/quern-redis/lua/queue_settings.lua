@@ -1,15 +1,21 @@
 -- queue_get and queue_update. ARGV[4] queue, ARGV[5] 'get' or 'set'; for 'set' then the
--- concurrency cap and the rate limit's count, period (ms) and burst, each '-' to keep the
--- stored value or '' to clear it (the caller checked each given value). Changing the rate
--- limit starts it with a full bucket (`rt` dropped). Returns cc, rc, rp, rb, rt as stored
--- ('' when absent) and the queue's running jobs (its lease set).
+-- concurrency cap and the rate limit's count, period (ms) and burst, then the weight, the
+-- order ('' priority, 'f' fifo, 'l' lifo, 'r' weighted-random) and the aging's after (ms),
+-- step, every (ms, '' = after) and bound, each '-' to keep the stored value or '' to clear
+-- it (the caller checked each given value; the four aging values go together). Changing
+-- the rate limit starts it with a full bucket (`rt` dropped). Returns cc, rc, rp, rb, rt as
+-- stored ('' when absent), the queue's running jobs (its lease set), then w, o, aa, as, ae,
+-- ab ('' when absent).
 
 local q = ARGV[4]
 local mk = qk(q, 'meta')
+local function put(f, v)
+  if v == nil or v == '-' then return end
+  if v == '' then redis.call('HDEL', mk, f) else redis.call('HSET', mk, f, v) end
+end
 if ARGV[5] == 'set' then
   if not CLUSTER then redis.call('SADD', QUEUES, q) end
-  local cc = ARGV[6]
-  if cc == '' then redis.call('HDEL', mk, 'cc') elseif cc ~= '-' then redis.call('HSET', mk, 'cc', cc) end
+  put('cc', ARGV[6])
   if ARGV[7] ~= '-' then
     local old = redis.call('HMGET', mk, 'rc', 'rp', 'rb')
     if ARGV[7] == '' then
@@ -19,12 +25,23 @@ if ARGV[5] == 'set' then
       redis.call('HDEL', mk, 'rt')
     end
   end
+  put('w', ARGV[10])
+  put('o', ARGV[11])
+  if ARGV[12] ~= nil and ARGV[12] ~= '-' then
+    if ARGV[12] == '' then
+      redis.call('HDEL', mk, 'aa', 'as', 'ae', 'ab')
+    else
+      redis.call('HSET', mk, 'aa', ARGV[12], 'as', ARGV[13], 'ab', ARGV[15])
+      put('ae', ARGV[14])
+    end
+  end
   -- A raised cap or a new rate may admit waiting jobs at once.
   mark_wake(q)
   flush_wake()
 end
-local m = redis.call('HMGET', mk, 'cc', 'rc', 'rp', 'rb', 'rt')
+local m = redis.call('HMGET', mk, 'cc', 'rc', 'rp', 'rb', 'rt', 'w', 'o', 'aa', 'as', 'ae', 'ab')
 local out = {}
 for x = 1, 5 do out[x] = m[x] or '' end
 out[6] = redis.call('ZCARD', qk(q, 'lease'))
+for x = 6, 11 do out[x + 1] = m[x] or '' end
 return out

@@ -52,6 +52,10 @@ impl Backend for RedisBackend {
     }
 
     async fn job_claim(&self, params: ClaimParams) -> Result<Vec<ClaimedJob>> {
+        Ok(ops::claim::claim(self, params).await?.jobs)
+    }
+
+    async fn job_claim_outcome(&self, params: ClaimParams) -> Result<ClaimOutcome> {
         ops::claim::claim(self, params).await
     }
 

@@ -267,6 +267,10 @@ impl Backend for SqliteBackend {
     }
 
     async fn job_claim(&self, params: ClaimParams) -> quern::Result<Vec<ClaimedJob>> {
+        Ok(self.job_claim_outcome(params).await?.jobs)
+    }
+
+    async fn job_claim_outcome(&self, params: ClaimParams) -> quern::Result<ClaimOutcome> {
         self.write_unguarded(move |tx| ops::claim::claim(tx, params))
             .await
     }

@@ -39,6 +39,20 @@ impl Bench<'_> {
         let qn = format!("{}-cn", self.run_id);
         let ql = format!("{}-lat", self.run_id);
 
+        if let Some(s) = &self.args.queue_settings {
+            for q in [&q1, &qn, &ql] {
+                self.backend
+                    .queue_update(quern::backend::QueueUpdateParams {
+                        queue: q.clone(),
+                        concurrency: Some(s.concurrency),
+                        rate: Some(s.rate),
+                        weight: Some(s.weight),
+                        order: Some(s.order),
+                        aging: Some(s.aging),
+                    })
+                    .await?;
+            }
+        }
         let mem0 = self.used_memory().await;
         let (single, ids1) = self.enqueue_single(&q1, n).await?;
         let (batch, idsn) = self.enqueue_batch(&qn, n).await?;

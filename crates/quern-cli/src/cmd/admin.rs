@@ -43,13 +43,22 @@ pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
                 }
                 let mut header = vec!["QUEUE", "PAUSED"];
                 header.extend(JobState::ALL.iter().map(|s| s.as_str()));
-                header.extend(["OLDEST QUEUED", "RUNNING/CAP", "RATE", "TOKENS"]);
+                header.extend([
+                    "OLDEST QUEUED",
+                    "RUNNING/CAP",
+                    "RATE",
+                    "TOKENS",
+                    "WEIGHT",
+                    "ORDER",
+                    "AGING",
+                ]);
                 let mut t = table(&header);
                 for (q, u) in queues.iter().zip(&usage) {
                     let mut row = vec![q.name.clone(), if q.paused { "yes" } else { "no" }.into()];
                     row.extend(JobState::ALL.iter().map(|s| q.counts.get(*s).to_string()));
                     row.push(opt_time(q.oldest_queued_at));
                     row.extend(limit_cells(u.as_ref()));
+                    row.extend(order_cells(u.as_ref()));
                     t.add_row(row);
                 }
                 out!("{t}");
@@ -71,6 +80,10 @@ pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
                 out!("running/cap:  {running}");
                 out!("rate:         {rate}");
                 out!("tokens left:  {tokens}");
+                let [weight, order, aging] = order_cells(Some(&u));
+                out!("weight:       {weight}");
+                out!("order:        {order}");
+                out!("aging:        {aging}");
             });
         }
         QueuesCmd::Set {
@@ -78,7 +91,22 @@ pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
             concurrency,
             rate,
             burst,
+            weight,
+            order,
+            aging_after,
+            aging_step,
+            aging_every,
+            aging_bound,
         } => {
+            let aging = aging_update(
+                &backend,
+                &queue,
+                aging_after,
+                aging_step,
+                aging_every,
+                aging_bound,
+            )
+            .await?;
             let mut rate = rate.map(|r| r.0);
             if let Some(b) = burst {
                 let base = match rate {
@@ -116,15 +144,21 @@ pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
                     queue: queue.clone(),
                     concurrency: concurrency.map(|c| c.0),
                     rate,
+                    weight: weight.map(|w| w.0),
+                    order,
+                    aging,
                 })
                 .await?;
             ctx.out.emit(
                 &serde_json::json!({ "queue": queue, "settings": s }),
                 || {
                     out!(
-                        "queue {queue}: concurrency {}, rate {}",
+                        "queue {queue}: concurrency {}, rate {}, weight {}, order {}, aging {}",
                         s.concurrency.map_or("none".into(), |c| c.to_string()),
-                        s.rate.map_or("none".into(), |r| r.to_string())
+                        s.rate.map_or("none".into(), |r| r.to_string()),
+                        s.weight.map_or("none".into(), |w| w.to_string()),
+                        s.order,
+                        s.aging.map_or("none".into(), |a| a.to_string())
                     )
                 },
             );
@@ -173,6 +207,68 @@ fn queue_json(q: &QueueInfo, u: Option<&QueueUsage>) -> serde_json::Value {
         );
     }
     v
+}
+
+/// WEIGHT, ORDER, AGING cells.
+fn order_cells(u: Option<&QueueUsage>) -> [String; 3] {
+    let Some(u) = u else {
+        return ["-".into(), "-".into(), "-".into()];
+    };
+    let s = &u.settings;
+    [
+        s.weight.map_or("-".into(), |w| w.to_string()),
+        s.order.to_string(),
+        s.aging.map_or("none".into(), |a| a.to_string()),
+    ]
+}
+
+/// The aging change `quern queues set` asks for: `--aging-after none` turns it off;
+/// `--aging-after D` sets it (step 1, every D and bound critical unless given); the other
+/// flags alone change the stored aging.
+async fn aging_update(
+    backend: &Arc<dyn Backend>,
+    queue: &str,
+    after: Option<crate::parse::Limit<std::time::Duration>>,
+    step: Option<u8>,
+    every: Option<std::time::Duration>,
+    bound: Option<quern::Priority>,
+) -> CliResult<Option<Option<quern::model::Aging>>> {
+    let others = step.is_some() || every.is_some() || bound.is_some();
+    let base = match after {
+        Some(crate::parse::Limit(None)) if others => {
+            return Err(CliError::usage(
+                "usage",
+                "--aging-after none turns aging off; it takes no --aging-step, --aging-every or --aging-bound",
+            ));
+        }
+        Some(crate::parse::Limit(None)) => return Ok(Some(None)),
+        Some(crate::parse::Limit(Some(d))) => quern::model::Aging::new(d, 1),
+        None if !others => return Ok(None),
+        None => {
+            let stored = match backend.queue_get(queue.into()).await {
+                Ok(u) => u.settings.aging,
+                Err(quern::Error::QueueNotFound(_)) => None,
+                Err(e) => return Err(e.into()),
+            };
+            stored.ok_or_else(|| {
+                CliError::usage(
+                    "usage",
+                    format!("queue {queue} has no aging; give --aging-after with --aging-step"),
+                )
+            })?
+        }
+    };
+    let mut a = base;
+    if let Some(s) = step {
+        a.step = s;
+    }
+    if every.is_some() {
+        a.every = every;
+    }
+    if let Some(b) = bound {
+        a.bound = b;
+    }
+    Ok(Some(Some(a)))
 }
 
 /// RUNNING/CAP, RATE, TOKENS cells.

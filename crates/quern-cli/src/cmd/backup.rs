@@ -334,6 +334,9 @@ async fn load(
                     queue: name,
                     concurrency: Some(settings.concurrency),
                     rate: Some(settings.rate),
+                    weight: Some(settings.weight),
+                    order: Some(settings.order),
+                    aging: Some(settings.aging),
                 })
                 .await?;
         }

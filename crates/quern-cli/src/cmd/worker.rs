@@ -62,7 +62,10 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> CliResult<u8> {
     if args.exit_when_idle {
         tokio::spawn(exit_when_idle(
             backend.clone(),
-            queues.clone(),
+            queues
+                .iter()
+                .map(|q| q.split_once('=').map_or(q.as_str(), |(n, _)| n).to_string())
+                .collect(),
             shutdown.clone(),
         ));
     }

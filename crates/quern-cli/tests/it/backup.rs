@@ -92,6 +92,7 @@ async fn populate(b: &dyn Backend) {
         queue: "limited".into(),
         concurrency: Some(Some(3)),
         rate: Some(Some("20/m".parse().unwrap())),
+        ..Default::default()
     })
     .await
     .unwrap();

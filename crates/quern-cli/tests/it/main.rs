@@ -19,6 +19,7 @@ mod limits;
 mod logs;
 mod lost_workers;
 mod maintain;
+mod orders;
 mod promises;
 mod readme;
 mod redis;

@@ -21,18 +21,20 @@ use crate::scripts;
 
 /// The claim script's reply: queue, id and the hash as it was, per job taken (see
 /// `lua/claim.lua` and `packed.rs`).
-fn claimed_images(v: Value) -> Result<Vec<(String, String, codec::Fields)>> {
+type Images = Vec<(String, String, codec::Fields)>;
+
+fn claimed_images(v: Value) -> Result<(Images, Option<i64>)> {
     let buf = match v {
         Value::BulkString(b) => b,
-        Value::Array(a) if a.is_empty() => return Ok(Vec::new()),
-        Value::Nil => return Ok(Vec::new()),
+        Value::Array(a) if a.is_empty() => return Ok((Vec::new(), None)),
+        Value::Nil => return Ok((Vec::new(), None)),
         other => {
             return Err(Error::Storage(format!("unexpected claim reply {other:?}")));
         }
     };
     let mut r = crate::packed::Reader::new(&buf);
     let n = r.array()?;
-    if n % 3 != 0 {
+    if n % 3 == 2 {
         return Err(Error::Storage("claim reply has the wrong length".into()));
     }
     let mut out = Vec::with_capacity(n / 3);
@@ -47,15 +49,24 @@ fn claimed_images(v: Value) -> Result<Vec<(String, String, codec::Fields)>> {
         }
         out.push((q, id, f));
     }
+    // One more element: the next admission time of a throttled queue.
+    let next = if n % 3 == 1 {
+        let t = r.text()?;
+        Some(t.parse::<i64>().map_err(|_| {
+            Error::Storage(format!("claim reply's next admission {t:?} is not a time"))
+        })?)
+    } else {
+        None
+    };
     if !r.done() {
         return Err(Error::Storage("claim reply has trailing bytes".into()));
     }
-    Ok(out)
+    Ok((out, next))
 }
 
-pub(crate) async fn claim(b: &RedisBackend, params: ClaimParams) -> Result<Vec<ClaimedJob>> {
+pub(crate) async fn claim(b: &RedisBackend, params: ClaimParams) -> Result<ClaimOutcome> {
     if params.limit == 0 || params.queues.is_empty() {
-        return Ok(Vec::new());
+        return Ok(ClaimOutcome::default());
     }
     for q in &params.queues {
         validate_queue_name(&q.queue)?;
@@ -63,6 +74,7 @@ pub(crate) async fn claim(b: &RedisBackend, params: ClaimParams) -> Result<Vec<C
     let now = b.now();
     let lease_ms = params.lease.as_millis() as i64;
     let mut claimed = Vec::new();
+    let mut next_admission: Option<i64> = None;
     // Each job goes to a queue drawn by weight among those that still have work (the
     // core's `ClaimSplit`); a queue that returns fewer jobs than asked is out, and its
     // share is drawn again.
@@ -86,12 +98,17 @@ pub(crate) async fn claim(b: &RedisBackend, params: ClaimParams) -> Result<Vec<C
                 let qi = open[*m];
                 args.s(&queues[qi].queue).n(want[qi] as i64);
             }
-            args.s(&codec::score_bound(params.more_urgent_than));
+            args.s(&codec::score_bound(params.more_urgent_than))
+                .n(i64::from(fastrand::u32(1..2_147_483_646)));
             let slot = &queues[open[members[0]]].queue;
             let out = b
                 .eval(&scripts::CLAIM, Some(slot), now, &args, Ack::Primary)
                 .await?;
-            for (q, id, f) in claimed_images(out)? {
+            let (images, next) = claimed_images(out)?;
+            if let Some(t) = next {
+                next_admission = Some(next_admission.map_or(t, |n| n.min(t)));
+            }
+            for (q, id, f) in images {
                 // The script returns the hash as it was before the claim; the claim's
                 // changes are the core's rule, applied to the decoded job.
                 let ready = decode_job(&q, &id, &f, now)?;
@@ -111,5 +128,8 @@ pub(crate) async fn claim(b: &RedisBackend, params: ClaimParams) -> Result<Vec<C
             break;
         }
     }
-    Ok(claimed)
+    Ok(ClaimOutcome {
+        jobs: claimed,
+        next_admission,
+    })
 }

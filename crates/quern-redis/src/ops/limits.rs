@@ -5,17 +5,20 @@
 use std::time::Duration;
 
 use quern::backend::QueueUpdateParams;
-use quern::model::{QueueSettings, QueueUsage, RateLimit, validate_queue_name};
+use quern::model::{
+    Aging, ClaimOrder, Priority, QueueSettings, QueueUsage, RateLimit, validate_queue_name,
+};
 use quern::{Error, Result};
 
 use crate::backend::RedisBackend;
 use crate::eval::{Ack, Args};
 use crate::{reply, scripts};
 
-/// The script's reply: cc, rc, rp, rb, rt ('' when absent) and the running jobs.
+/// The script's reply: cc, rc, rp, rb, rt ('' when absent), the running jobs, then w, o,
+/// aa, as, ae, ab.
 fn usage(b: &RedisBackend, v: redis::Value) -> Result<QueueUsage> {
     let r = reply::array(v)?;
-    if r.len() != 6 {
+    if r.len() != 12 {
         return Err(Error::Storage(
             "queue settings reply has the wrong length".into(),
         ));
@@ -46,10 +49,32 @@ fn usage(b: &RedisBackend, v: redis::Value) -> Result<QueueUsage> {
         f[4].parse()
             .map_err(|_| Error::Storage(format!("stored rate state {:?} is not a number", f[4])))?
     };
+    let mut g = Vec::with_capacity(6);
+    for x in r.iter().skip(6) {
+        g.push(reply::string(x.clone())?);
+    }
+    let order = match g[1].as_str() {
+        "f" => ClaimOrder::Fifo,
+        "l" => ClaimOrder::Lifo,
+        "r" => ClaimOrder::WeightedRandom,
+        _ => ClaimOrder::Priority,
+    };
+    let aging = match num(&g[2])? {
+        None => None,
+        Some(after) => Some(Aging {
+            after: Duration::from_millis(after),
+            step: num(&g[3])?.unwrap_or(1) as u8,
+            every: num(&g[4])?.map(Duration::from_millis),
+            bound: Priority::new(num(&g[5])?.unwrap_or(0) as u8).unwrap_or(Priority::CRITICAL),
+        }),
+    };
     Ok(QueueUsage {
         settings: QueueSettings {
             concurrency: num(&f[0])?.map(|c| c as u32),
             rate,
+            weight: num(&g[0])?.map(|w| w as u32),
+            order,
+            aging,
         },
         running: reply::int(&r[5])? as u64,
         tokens: rate.map(|r| r.tokens(tat, b.now())),
@@ -105,6 +130,30 @@ pub(crate) async fn update(b: &RedisBackend, p: QueueUpdateParams) -> Result<Que
             args.s(&r.count.to_string())
                 .s(&(r.per.as_millis() as u64).to_string())
                 .s(&r.burst.to_string());
+        }
+    }
+    args.s(&keep_or(p.weight.map(|w| w.map(|n| n.to_string()))));
+    args.s(match p.order {
+        None => "-",
+        Some(ClaimOrder::Priority) => "",
+        Some(ClaimOrder::Fifo) => "f",
+        Some(ClaimOrder::Lifo) => "l",
+        Some(ClaimOrder::WeightedRandom) => "r",
+    });
+    match p.aging {
+        None => {
+            args.s("-").s("-").s("-").s("-");
+        }
+        Some(None) => {
+            args.s("").s("").s("").s("");
+        }
+        Some(Some(a)) => {
+            args.s(&(a.after.as_millis() as u64).to_string())
+                .s(&a.step.to_string())
+                .s(&a
+                    .every
+                    .map_or(String::new(), |e| (e.as_millis() as u64).to_string()))
+                .s(&a.bound.get().to_string());
         }
     }
     let v = b

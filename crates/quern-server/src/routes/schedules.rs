@@ -200,6 +200,7 @@ pub async fn settings_patch(
             queue: name.clone(),
             concurrency: p.concurrency,
             rate,
+            ..Default::default()
         })
         .await?;
     let u = s.backend.queue_get((&name).into()).await?;

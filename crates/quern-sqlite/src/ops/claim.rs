@@ -8,7 +8,7 @@
 //! asks); any admission rule added later belongs there, inside the same step (STYLE.md §17).
 
 use quern::Job;
-use quern::backend::{ClaimParams, ClaimSplit, ClaimedJob};
+use quern::backend::{ClaimOutcome, ClaimParams, ClaimSplit, ClaimedJob};
 
 use super::limits::{self, QueueRow};
 use crate::error::sql_err;
@@ -25,9 +25,9 @@ pub(crate) fn priority_bound(more_urgent_than: Option<quern::Priority>) -> i64 {
 /// Most scheduled jobs promoted per claim (the rest on the next one).
 const PROMOTE_BATCH: i64 = 10_000;
 
-pub(crate) fn claim(tx: &mut Tx<'_>, p: ClaimParams) -> quern::Result<Vec<ClaimedJob>> {
+pub(crate) fn claim(tx: &mut Tx<'_>, p: ClaimParams) -> quern::Result<ClaimOutcome> {
     if p.limit == 0 || p.queues.is_empty() {
-        return Ok(Vec::new());
+        return Ok(ClaimOutcome::default());
     }
     promote_due(tx)?;
     // The split's queues (listed once, positive weight) that exist and are not paused, with
@@ -55,6 +55,8 @@ pub(crate) fn claim(tx: &mut Tx<'_>, p: ClaimParams) -> quern::Result<Vec<Claime
     };
     let mut out = Vec::with_capacity(p.limit);
     let mut remaining = p.limit;
+    // Queues whose share the rate limit cut, with when it admits one more.
+    let mut throttled: Vec<(usize, quern::Millis)> = Vec::new();
     while remaining > 0 && !open.is_empty() {
         let alloc = split.draw(&open, remaining, fastrand::f64);
         for (i, n) in alloc.into_iter().enumerate() {
@@ -64,11 +66,15 @@ pub(crate) fn claim(tx: &mut Tx<'_>, p: ClaimParams) -> quern::Result<Vec<Claime
             let Some((row, running)) = rows[i].as_mut() else {
                 continue;
             };
-            let take = limits::admit(row, *running, n, tx.now).take;
+            let a = limits::admit(row, *running, n, tx.now);
+            let take = a.take;
+            if let Some(t) = a.next_at {
+                throttled.push((i, t));
+            }
             let queue = &split.queues()[i].queue;
             let got = match take {
                 0 => 0,
-                take => lease_from_queue(tx, queue, row.id, take, &terms, &mut out)?,
+                take => lease_from_queue(tx, queue, row, take, &terms, &mut out)?,
             };
             if got > 0 {
                 row.tat = limits::took(tx, row, got)?;
@@ -80,7 +86,24 @@ pub(crate) fn claim(tx: &mut Tx<'_>, p: ClaimParams) -> quern::Result<Vec<Claime
             }
         }
     }
-    Ok(out)
+    // A throttled queue that still has a ready job is not empty: say when it admits again.
+    let mut next_admission = None;
+    for (i, t) in throttled {
+        if let Some((row, _)) = &rows[i]
+            && has_ready(tx, row, terms.below)?
+        {
+            next_admission = Some(next_admission.map_or(t, |n: quern::Millis| n.min(t)));
+        }
+    }
+    Ok(ClaimOutcome {
+        jobs: out,
+        next_admission,
+    })
+}
+
+/// Whether the queue has a ready job its order would admit under the priority bound.
+pub(crate) fn has_ready(tx: &Tx<'_>, row: &QueueRow, below: i64) -> quern::Result<bool> {
+    super::read::has_ready(tx.conn, row, below, tx.now)
 }
 
 /// Moves scheduled jobs whose `run_at` has passed to `queued`.
@@ -108,29 +131,50 @@ struct Terms<'a> {
 fn lease_from_queue(
     tx: &Tx<'_>,
     queue: &str,
-    queue_id: i64,
+    row: &QueueRow,
     n: usize,
     terms: &Terms<'_>,
     out: &mut Vec<ClaimedJob>,
 ) -> quern::Result<usize> {
+    let queue_id = row.id;
     // Read the rows in claim order, then lease each by primary key. (Cheaper than one
     // `UPDATE … WHERE id IN (…) RETURNING`, which builds two ephemeral tables per call.)
-    let jobs: Vec<Job> = tx
-        .conn
-        .prepare_cached(&format!(
-            "SELECT {} FROM jobs WHERE queue_id = ?1 AND state = 1 AND priority < ?4 \
+    let jobs: Vec<Job> = if super::order::is_default(&row.settings) {
+        tx.conn
+            .prepare_cached(&format!(
+                "SELECT {} FROM jobs WHERE queue_id = ?1 AND state = 1 AND priority < ?4 \
              ORDER BY priority, run_at, id LIMIT ?2",
-            // The queue's name is known here; bind it rather than look it up per row.
-            JOB_COLS.replacen(QUEUE_NAME_COL, "?3", 1)
-        ))
-        .and_then(|mut s| {
-            s.query_map(
-                rusqlite::params![queue_id, n as i64, queue, terms.below],
-                job_from_row,
-            )
-            .and_then(|rows| rows.collect())
-        })
-        .map_err(sql_err)?;
+                // The queue's name is known here; bind it rather than look it up per row.
+                JOB_COLS.replacen(QUEUE_NAME_COL, "?3", 1)
+            ))
+            .and_then(|mut s| {
+                s.query_map(
+                    rusqlite::params![queue_id, n as i64, queue, terms.below],
+                    job_from_row,
+                )
+                .and_then(|rows| rows.collect())
+            })
+            .map_err(sql_err)?
+    } else {
+        // Another order, or aging: the head of each level, merged (ops/order.rs).
+        let ids = super::order::pick_ids(tx.conn, queue_id, &row.settings, n, terms.below, tx.now)?;
+        let mut by_id = tx
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {} FROM jobs WHERE id = ?1",
+                JOB_COLS.replacen(QUEUE_NAME_COL, "?2", 1)
+            ))
+            .map_err(sql_err)?;
+        let mut jobs = Vec::with_capacity(ids.len());
+        for id in ids {
+            jobs.push(
+                by_id
+                    .query_row(rusqlite::params![id, queue], job_from_row)
+                    .map_err(sql_err)?,
+            );
+        }
+        jobs
+    };
     let mut lease = tx
         .conn
         .prepare_cached(

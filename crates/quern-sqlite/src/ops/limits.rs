@@ -25,7 +25,8 @@ pub(crate) struct QueueRow {
     pub tat: f64,
 }
 
-const COLS: &str = "id, paused, concurrency, rate_count, rate_per_ms, rate_burst, rate_tat";
+const COLS: &str = "id, paused, concurrency, rate_count, rate_per_ms, rate_burst, rate_tat, \
+                    weight, claim_order, aging_after_ms, aging_step, aging_every_ms, aging_bound";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<QueueRow> {
     let count: Option<i64> = r.get(3)?;
@@ -45,6 +46,9 @@ fn row(r: &Row<'_>) -> rusqlite::Result<QueueRow> {
         settings: QueueSettings {
             concurrency: r.get::<_, Option<i64>>(2)?.map(|c| c as u32),
             rate,
+            weight: r.get::<_, Option<i64>>(7)?.map(|w| w as u32),
+            order: super::order::order_from_i64(r.get(8)?),
+            aging: super::order::aging_from_row(r, 9)?,
         },
         tat: r.get(6)?,
     })
@@ -161,6 +165,7 @@ pub(crate) fn update(tx: &mut Tx<'_>, p: QueueUpdateParams) -> Result<QueueSetti
             ])
         })
         .map_err(sql_err)?;
+    super::order::store(tx, id, &new)?;
     // A raised cap or a new rate may admit jobs at once.
     tx.st.wake = true;
     Ok(new)

@@ -11,6 +11,7 @@ pub(crate) mod import;
 pub(crate) mod lease;
 pub(crate) mod limits;
 pub(crate) mod logs;
+pub(crate) mod order;
 pub(crate) mod read;
 pub(crate) mod schedule;
 pub(crate) mod spawn;

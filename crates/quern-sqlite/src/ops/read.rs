@@ -118,23 +118,12 @@ pub(crate) fn readiness(
     below: i64,
     now: i64,
 ) -> quern::Result<Readiness> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT 1 FROM jobs WHERE queue_id = ?1 AND state = 1 AND priority < ?2 LIMIT 1",
-        )
-        .map_err(sql_err)?;
     let mut out = Readiness::default();
     for q in queues {
         let Some(row) = super::limits::load(conn, q)? else {
             continue;
         };
-        if row.paused
-            || stmt
-                .query_row(rusqlite::params![row.id, below], |_| Ok(()))
-                .optional()
-                .map_err(sql_err)?
-                .is_none()
-        {
+        if row.paused || !has_ready(conn, &row, below, now)? {
             continue;
         }
         let running = match row.settings.concurrency {
@@ -152,6 +141,29 @@ pub(crate) fn readiness(
         }
     }
     Ok(out)
+}
+
+/// Whether the queue has a queued job whose priority (effective, with aging) is below
+/// `below`: one indexed probe, or with aging and a bound, the head of each level.
+pub(crate) fn has_ready(
+    conn: &Connection,
+    row: &super::limits::QueueRow,
+    below: i64,
+    now: i64,
+) -> quern::Result<bool> {
+    if row.settings.aging.is_some() && below < 10 {
+        return Ok(!super::order::pick_ids(conn, row.id, &row.settings, 1, below, now)?.is_empty());
+    }
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM jobs WHERE queue_id = ?1 AND state = 1 AND priority < ?2 LIMIT 1",
+        )
+        .and_then(|mut s| {
+            s.query_row(rusqlite::params![row.id, below], |_| Ok(()))
+                .optional()
+        })
+        .map_err(sql_err)?
+        .is_some())
 }
 
 /// `PRAGMA data_version`: changes when another connection commits.

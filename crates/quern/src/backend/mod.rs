@@ -85,6 +85,17 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// Leases up to `limit` ready jobs (see [`ClaimParams`] for the admission rules).
     async fn job_claim(&self, params: ClaimParams) -> Result<Vec<ClaimedJob>>;
 
+    /// `job_claim`, also saying when a throttled queue admits its next job
+    /// ([`ClaimOutcome::next_admission`]): a throttled queue is not "empty", and a worker
+    /// sleeps until that time instead of polling. The default (a backend without queue
+    /// limits) never reports one.
+    async fn job_claim_outcome(&self, params: ClaimParams) -> Result<ClaimOutcome> {
+        Ok(ClaimOutcome {
+            jobs: self.job_claim(params).await?,
+            next_admission: None,
+        })
+    }
+
     /// Extends leases; stores progress and checkpoints. Per item: the new lease deadline, or
     /// `LeaseLost`.
     async fn job_heartbeat(&self, params: HeartbeatParams) -> Result<Vec<Result<crate::Millis>>>;

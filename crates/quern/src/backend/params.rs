@@ -92,6 +92,18 @@ pub struct ClaimParams {
     pub more_urgent_than: Option<crate::model::Priority>,
 }
 
+/// What `job_claim_outcome` answers: the jobs leased and, when a listed queue with ready
+/// jobs held some back by its rate limit, when its next job is admitted.
+#[derive(Clone, Debug, Default)]
+pub struct ClaimOutcome {
+    pub jobs: Vec<ClaimedJob>,
+    /// The earliest time a throttled listed queue admits a job again (its next token);
+    /// `None` when no queue was throttled (empty, paused, only capped, or everything asked
+    /// for was taken). A queue at its concurrency cap frees when a running job ends, which
+    /// has no time: it is not counted here.
+    pub next_admission: Option<Millis>,
+}
+
 /// The fencing token of one claim. Every call that changes a running job carries it; the
 /// backend accepts the call only if the job is still `running` under this `epoch`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -834,6 +846,9 @@ pub struct QueueUpdateParams {
     pub queue: String,
     pub concurrency: Option<Option<u32>>,
     pub rate: Option<Option<crate::model::RateLimit>>,
+    pub weight: Option<Option<u32>>,
+    pub order: Option<crate::model::ClaimOrder>,
+    pub aging: Option<Option<crate::model::Aging>>,
 }
 
 impl QueueUpdateParams {
@@ -842,6 +857,9 @@ impl QueueUpdateParams {
         crate::model::QueueSettings {
             concurrency: self.concurrency.unwrap_or(old.concurrency),
             rate: self.rate.unwrap_or(old.rate),
+            weight: self.weight.unwrap_or(old.weight),
+            order: self.order.unwrap_or(old.order),
+            aging: self.aging.unwrap_or(old.aging),
         }
     }
 }

@@ -4,6 +4,7 @@
 mod duration;
 mod id;
 mod job;
+mod order;
 mod outcome;
 mod payload;
 mod priority;
@@ -19,10 +20,11 @@ pub use job::{
     DEFAULT_QUEUE, ErrorKind, ErrorRecord, Job, Lease, Limits, MAX_ERROR_MESSAGE_BYTES, NewJob,
     Progress, Trigger, queue_name_problem, truncate_error_message, validate_queue_name,
 };
+pub use order::{Aging, Candidate, ClaimOrder, OrderRule, pick};
 pub use outcome::TaskError;
 pub use payload::{Codec, Format, Payload};
 pub use priority::Priority;
-pub use queue::{Admitted, QueueSettings, QueueUsage, RateLimit};
+pub use queue::{Admitted, MAX_WEIGHT, QueueSettings, QueueUsage, RateLimit};
 pub use retry::RetryPolicy;
 pub use schedule::{
     JobTemplate, Misfire, Overlap, RunKind, ScheduleRun, ScheduleSpec, StoredSchedule,

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::duration::serde_ms;
+use super::{Aging, ClaimOrder};
 use crate::Error;
 use crate::clock::Millis;
 
@@ -140,6 +141,9 @@ impl FromStr for RateLimit {
     }
 }
 
+/// The largest queue weight.
+pub const MAX_WEIGHT: u32 = 1_000_000;
+
 /// A queue's stored settings. Every field is optional; `None` means no limit.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -149,6 +153,15 @@ pub struct QueueSettings {
     pub concurrency: Option<u32>,
     /// Most jobs leased per period across every worker.
     pub rate: Option<RateLimit>,
+    /// The queue's share when a worker serves several queues and did not give this one a
+    /// weight of its own (a weight the worker sets wins); `None` means 1. Read by workers
+    /// at start and again every few seconds, so it can be changed at run time.
+    pub weight: Option<u32>,
+    /// Which ready job is claimed next ([`ClaimOrder`]; default `priority`).
+    pub order: ClaimOrder,
+    /// Priority aging ([`Aging`]), opt-in; applies to the `priority` order (and to the
+    /// urgency bound of a claim, `ClaimParams::more_urgent_than`).
+    pub aging: Option<Aging>,
 }
 
 impl QueueSettings {
@@ -161,6 +174,16 @@ impl QueueSettings {
         }
         if let Some(r) = &self.rate {
             r.validate()?;
+        }
+        if let Some(w) = self.weight
+            && w > MAX_WEIGHT
+        {
+            return Err(Error::InvalidArgument(format!(
+                "weight: {w} is above the most, {MAX_WEIGHT}"
+            )));
+        }
+        if let Some(a) = &self.aging {
+            a.validate()?;
         }
         Ok(())
     }
@@ -245,7 +268,7 @@ mod tests {
     fn settings_are_validated_and_unknown_fields_refused() {
         let s = QueueSettings {
             concurrency: Some(0),
-            rate: None,
+            ..Default::default()
         };
         assert!(
             s.validate()

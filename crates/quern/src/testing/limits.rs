@@ -69,7 +69,8 @@ pub async fn settings_are_stored_and_patched(h: Harness) {
         s,
         QueueSettings {
             concurrency: Some(3),
-            rate: Some(RateLimit::new(10, Duration::from_secs(1)))
+            rate: Some(RateLimit::new(10, Duration::from_secs(1))),
+            ..Default::default()
         },
         "{}: the cap is kept",
         h.case
@@ -128,6 +129,7 @@ pub async fn invalid_settings_change_nothing(h: Harness) {
             queue: "q".into(),
             concurrency: Some(Some(9)),
             rate: Some(Some(bad)),
+            ..Default::default()
         })
         .await;
     expect_err!(h, res, Error::InvalidArgument(ref m) if m.contains("rate"), "burst 0");

@@ -72,6 +72,7 @@ pub mod limits;
 pub mod list;
 pub mod logs;
 pub mod lost_workers;
+pub mod orders;
 pub mod pause;
 pub mod payload;
 pub mod priority;
@@ -233,6 +234,14 @@ macro_rules! __quern_cases {
                 the_rate_limit_admits_the_burst_then_one_per_interval,
                 a_throttled_queue_does_not_hold_back_the_others,
                 work_wait_sleeps_until_the_next_token,
+            }
+            orders {
+                each_order_claims_in_its_order,
+                weighted_random_follows_the_level_weights,
+                aging_makes_old_low_and_batch_jobs_normal,
+                aging_bounds_the_wait_of_a_low_job,
+                order_settings_are_stored_and_validated,
+                a_throttled_claim_says_when_the_next_admission_is,
             }
             scheduler {
                 racing_schedulers_enqueue_one_job_per_tick,

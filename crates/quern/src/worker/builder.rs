@@ -84,6 +84,28 @@ impl WorkerBuilder {
             .into_iter()
             .map(|(q, w)| QueueWeight::new(q, w))
             .collect();
+        self.cfg.stored_weight.clear();
+        self
+    }
+
+    /// The queues to claim from, each with the weight stored with the queue
+    /// (`QueueSettings::weight`, set by `quern queues set NAME --weight N`; 1 when none),
+    /// read at start and every 5 s, so it can be changed while workers run. Replaces earlier
+    /// calls (and [`queues`](Self::queues)); weights given with `Some` win over the stored
+    /// ones.
+    pub fn queues_stored_weight<Q: Into<String>>(
+        mut self,
+        queues: impl IntoIterator<Item = (Q, Option<u32>)>,
+    ) -> Self {
+        self.cfg.queues.clear();
+        self.cfg.stored_weight.clear();
+        for (q, w) in queues {
+            let q = q.into();
+            if w.is_none() {
+                self.cfg.stored_weight.insert(q.clone());
+            }
+            self.cfg.queues.push(QueueWeight::new(q, w.unwrap_or(1)));
+        }
         self
     }
 

@@ -238,6 +238,30 @@ async fn wait_for_room(
     true
 }
 
+/// How often a worker reads the stored weight of the queues it gave no weight.
+const WEIGHT_REFRESH: Duration = Duration::from_secs(5);
+
+/// Sets the weight of each queue listed in `cfg.stored_weight` to the weight stored with the
+/// queue (`QueueSettings::weight`, 1 when none). A store without queue settings, an unknown
+/// queue or a failed read keeps the weight it has.
+async fn stored_weights(s: &Arc<Shared>, queues: &mut [QueueWeight]) {
+    if !s.backend.capabilities().queue_limits {
+        return;
+    }
+    for q in queues.iter_mut() {
+        if !s.cfg.stored_weight.contains(&q.queue) {
+            continue;
+        }
+        match s.backend.queue_get(q.queue.as_str().into()).await {
+            Ok(u) => q.weight = u.settings.weight.unwrap_or(1),
+            Err(crate::Error::QueueNotFound(_)) => {}
+            Err(e) => {
+                tracing::debug!(queue = %q.queue, error = %e, "reading the queue weight failed")
+            }
+        }
+    }
+}
+
 /// Records a claimed job, queues it for a run slot (here, in claim order, so the jobs of
 /// one claim never race for a slot) and starts its task.
 fn spawn_job(s: &Arc<Shared>, claimed: ClaimedJob) {
@@ -258,8 +282,11 @@ fn spawn_job(s: &Arc<Shared>, claimed: ClaimedJob) {
 
 pub(super) async fn run(s: Arc<Shared>) {
     let cfg = &s.cfg;
-    // The queues claims may take from, by the core's rule (listed once, weight above 0).
-    let queues = ClaimSplit::new(&cfg.queues).queues().to_vec();
+    // The queues claims may take from, by the core's rule (listed once, weight above 0);
+    // a queue the worker gave no weight takes the weight stored with the queue (read now
+    // and every `WEIGHT_REFRESH`).
+    let mut weights_read = None;
+    let mut queues = ClaimSplit::new(&cfg.queues).queues().to_vec();
     let caps: Vec<Option<usize>> = queues.iter().map(|q| cfg.cap(&q.queue)).collect();
     let names: Vec<String> = queues.iter().map(|q| q.queue.clone()).collect();
     let mut backoff = Backoff::new();
@@ -287,6 +314,12 @@ pub(super) async fn run(s: Arc<Shared>) {
             }
             break;
         }
+        if !cfg.stored_weight.is_empty()
+            && weights_read.is_none_or(|t: std::time::Instant| t.elapsed() >= WEIGHT_REFRESH)
+        {
+            weights_read = Some(std::time::Instant::now());
+            stored_weights(&s, &mut queues).await;
+        }
         let p = plan(&queues, &caps, &held, room, fastrand::f64);
         if p.claims.is_empty() {
             // Full (or every queue at its cap): wait for a job to finish.
@@ -299,6 +332,8 @@ pub(super) async fn run(s: Arc<Shared>) {
         let mut left = p.room;
         let mut drained = true;
         let mut failed = false;
+        // The earliest next admission of a throttled queue the claims reported.
+        let mut next_admission: Option<crate::Millis> = None;
         for c in p.claims {
             let limit = c.limit.min(left);
             if limit == 0 {
@@ -309,7 +344,7 @@ pub(super) async fn run(s: Arc<Shared>) {
             // jobs, and dropping the answer would strand them until their leases expire.
             let res = s
                 .backend
-                .job_claim(ClaimParams {
+                .job_claim_outcome(ClaimParams {
                     worker_id: cfg.id.clone(),
                     queues: c.queues,
                     limit,
@@ -318,7 +353,11 @@ pub(super) async fn run(s: Arc<Shared>) {
                 })
                 .await;
             match res {
-                Ok(jobs) => {
+                Ok(outcome) => {
+                    if let Some(t) = outcome.next_admission {
+                        next_admission = Some(next_admission.map_or(t, |n| n.min(t)));
+                    }
+                    let jobs = outcome.jobs;
                     backoff.reset();
                     if jobs.len() >= limit {
                         drained = false;
@@ -345,10 +384,18 @@ pub(super) async fn run(s: Arc<Shared>) {
             }
         } else if drained {
             // Every claim came back short: no ready work right now. Sleep until the backend
-            // says work may have arrived (or a capped queue got room again).
+            // says work may have arrived (or a capped queue got room again), and no longer
+            // than until a throttled queue's next admission.
+            let timeout = match next_admission {
+                Some(t) => {
+                    let until = (t - s.clock.now_ms()).max(1) as u64;
+                    cfg.poll_interval.min(Duration::from_millis(until))
+                }
+                None => cfg.poll_interval,
+            };
             let wait = s.backend.work_wait(WaitParams {
                 queues: names.clone(),
-                timeout: cfg.poll_interval,
+                timeout,
                 more_urgent_than: None,
             });
             tokio::select! {

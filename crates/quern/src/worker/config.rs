@@ -24,6 +24,10 @@ pub(crate) struct WorkerConfig {
     pub capabilities: Vec<String>,
     /// The queues to claim from, with weights. Default `[("default", 1)]`.
     pub queues: Vec<QueueWeight>,
+    /// Queues the worker gave no weight of its own: they take the weight stored with the
+    /// queue (`QueueSettings::weight`), read at start and every 5 s. A weight the worker
+    /// sets wins over the stored one.
+    pub stored_weight: std::collections::BTreeSet<String>,
     /// Jobs running at once on this worker. Default 10.
     pub concurrency: usize,
     /// Per-queue caps on jobs held (running or claimed) at once on this worker. A capped
@@ -100,6 +104,7 @@ impl WorkerConfig {
             hostname,
             capabilities: Vec::new(),
             queues: Vec::new(),
+            stored_weight: Default::default(),
             concurrency: 10,
             queue_caps: BTreeMap::new(),
             lease: Duration::from_secs(30),
