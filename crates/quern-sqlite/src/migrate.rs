@@ -29,6 +29,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0009_jobs_finished.sql"),
     ),
     ("views", include_str!("migrations/0010_views.sql")),
+    (
+        "alert_state",
+        include_str!("migrations/0015_alert_state.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
