@@ -39,6 +39,9 @@ pub struct Settings {
     pub cron: Vec<quern::model::ScheduleSpec>,
     /// `[queues.NAME]`: limits every `quern worker` sets on the store when it starts.
     pub queues: std::collections::BTreeMap<String, QueueConfig>,
+    /// `[[alerts]]`: rules `quern serve` evaluates (see docs/operations.md). Checked at load
+    /// time; `secret_env` is resolved into `secret` then.
+    pub alerts: Vec<quern_server::alerts::AlertRule>,
 }
 
 /// `[queues.NAME]`: a queue's limits, for every worker on the store. A key left out keeps
@@ -318,6 +321,7 @@ impl Default for Settings {
             server: ServerSettings::default(),
             cron: Vec::new(),
             queues: Default::default(),
+            alerts: Vec::new(),
         }
     }
 }
@@ -453,10 +457,12 @@ impl Settings {
         let cfg = b
             .build()
             .map_err(|e| CliError::usage("config", format!("cannot read {where_}: {e}")))?;
-        let settings: Settings = cfg
+        let mut settings: Settings = cfg
             .try_deserialize()
             .map_err(|e| CliError::usage("config", format!("bad setting in {where_}: {e}")))?;
         settings.validate()?;
+        quern_server::alerts::resolve_rules(&mut settings.alerts, |v| std::env::var(v).ok())
+            .map_err(|m| CliError::usage("config", format!("bad setting in {where_}: {m}")))?;
         Ok(settings)
     }
 

@@ -113,6 +113,13 @@ pub struct ServerConfig {
     /// a live worker serves the queue (work is there, workers are there, nothing claims it).
     /// `None` (the default) leaves that check out.
     pub wedged_after: Option<Duration>,
+    /// `[[alerts]]` rules (checked, secrets resolved: see [`crate::alerts::resolve_rules`]).
+    /// Every server shows them at `GET /v1/alerts`; the one holding the `quern.alerts`
+    /// lease evaluates them.
+    pub alerts: Vec<crate::alerts::AlertRule>,
+    /// How often the rules are evaluated (by the leader). Default 250 ms, so a condition is
+    /// reported within a second.
+    pub alert_interval: Duration,
 }
 
 impl ServerConfig {
@@ -130,6 +137,8 @@ impl Default for ServerConfig {
             max_lease_wait: Duration::from_secs(30),
             workflow_env: Vec::new(),
             ready_timeout: Duration::from_secs(1),
+            alerts: Vec::new(),
+            alert_interval: Duration::from_millis(250),
             wedged_after: None,
         }
     }
