@@ -208,10 +208,12 @@ fn two_servers_send_one_notice_per_episode(mut env: Env) {
     assert_eq!(got.len(), 2, "one firing, one resolved: {got:?}");
     let r = got[1].json();
     assert_eq!(
-        (&r["state"], &r["episode"], &r["value"]),
-        (&json!("resolved"), &json!(1), &json!(0.0)),
+        (&r["state"], &r["episode"]),
+        (&json!("resolved"), &json!(1)),
         "{r}"
     );
+    // Resolved by the first reading at or below the threshold (the cancels race it).
+    assert!(r["value"].as_f64().unwrap() <= 2.0, "{r}");
     assert_eq!(
         got[1].signature.as_deref(),
         Some(expected_signature(&got[1].body).as_str())
