@@ -387,3 +387,135 @@ fn dlq_delete_by_ids_filter_and_dry_run(mut env: Env) {
         "the DLQ is empty"
     );
 }
+
+on_every_store!(
+    leader_killed_mid_episode_is_not_announced_twice,
+    conditions_read_back_in_get_alerts
+);
+
+/// The evaluating server is killed (SIGKILL) while the rule fires: the other takes the lease
+/// over, continues the stored episode without a second firing notice, and sends the one
+/// resolved notice when the queue drains.
+fn leader_killed_mid_episode_is_not_announced_twice(mut env: Env) {
+    let rx = Receiver::start(Vec::new());
+    write_rules(&env, &rx.url);
+    env.var("ALERT_SECRET", SECRET);
+    // The first server takes the free lease at once; the second waits for it.
+    let a = env.serve(&[]);
+    let ha = a.http();
+    let ids: Vec<String> = (0..3)
+        .map(|_| enqueue(&ha, json!({"kind": "k", "queue": "q"})))
+        .collect();
+    eventually(Duration::from_secs(5), "a firing notice", || {
+        !rx.got().is_empty()
+    });
+    let b = env.serve(&[]);
+    let hb = b.http();
+    crate::support::signal(a.pid, libc::SIGKILL);
+    // The lease (3 s) runs out and b evaluates: the episode is stored as announced.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(rx.got().len(), 1, "no second firing notice: {:?}", rx.got());
+    assert_eq!(hb.get("/v1/alerts").json()["alerts"][0]["state"], "firing");
+    for id in &ids {
+        assert_eq!(
+            hb.post(&format!("/v1/jobs/{id}/cancel"), &json!({})).status,
+            200
+        );
+    }
+    eventually(Duration::from_secs(5), "a resolved notice", || {
+        rx.got().len() >= 2
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    let got = rx.got();
+    assert_eq!(got.len(), 2, "{got:?}");
+    let r = got[1].json();
+    assert_eq!(
+        (&r["state"], &r["episode"]),
+        (&json!("resolved"), &json!(1)),
+        "{r}"
+    );
+}
+
+/// Each condition reads what it says: `GET /v1/alerts` after a dead job, with no worker, a
+/// job waiting, and a schedule whose tick nobody fired.
+fn conditions_read_back_in_get_alerts(mut env: Env) {
+    std::fs::write(
+        env.path("quern.toml"),
+        r#"
+[[alerts]]
+name = "nobody"
+condition = "no_workers"
+queue = "q"
+
+[[alerts]]
+name = "dlq"
+condition = "dlq_growth"
+queue = "q"
+
+[[alerts]]
+name = "failing"
+condition = "failure_rate"
+queue = "q"
+percent = 40
+
+[[alerts]]
+name = "waiting"
+condition = "oldest_ready"
+queue = "w"
+older_than = "1s"
+
+[[alerts]]
+name = "deep"
+condition = "queue_depth"
+above = 5
+for = "1h"
+"#,
+    )
+    .unwrap();
+    let srv = env.serve(&[]);
+    let h = srv.http();
+    dead(&h, "q", 1, "boom");
+    enqueue(&h, json!({"kind": "k", "queue": "w"}));
+    let by_name = |v: &Value, name: &str| {
+        v["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {v}"))
+            .clone()
+    };
+    // `dead` registered a worker on q; it is live for three heartbeats (15 s default), so
+    // `no_workers` reads 1 and stays ok.
+    eventually(Duration::from_secs(5), "the waiting job passes 1s", || {
+        let v = h.get("/v1/alerts").json();
+        by_name(&v, "waiting")["state"] == "firing"
+    });
+    let v = h.get("/v1/alerts").json();
+    let get = |n: &str| by_name(&v, n);
+    assert_eq!(
+        (&get("nobody")["state"], &get("nobody")["value"]),
+        (&json!("ok"), &json!(1.0)),
+        "{v}"
+    );
+    assert_eq!(
+        (&get("dlq")["state"], &get("dlq")["value"]),
+        (&json!("firing"), &json!(1.0)),
+        "{v}"
+    );
+    assert_eq!(
+        (&get("failing")["state"], &get("failing")["value"]),
+        (&json!("firing"), &json!(100.0)),
+        "{v}"
+    );
+    assert!(get("waiting")["value"].as_f64().unwrap() > 1.0, "{v}");
+    assert_eq!(get("waiting")["queue"], "w", "{v}");
+    // Depth 1 is not above 5: ok, nothing pending.
+    assert_eq!(
+        (&get("deep")["state"], &get("deep")["value"]),
+        (&json!("ok"), &json!(1.0)),
+        "{v}"
+    );
+    assert!(get("deep")["pending_since"].is_null(), "{v}");
+    assert_eq!(get("dlq")["last_notification"]["state"], "firing", "{v}");
+}
