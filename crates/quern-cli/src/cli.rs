@@ -493,6 +493,26 @@ pub enum DlqCmd {
         #[arg(long, value_name = "N", default_value = "100000", value_parser = parse::count)]
         limit: usize,
     },
+    /// Delete dead jobs for good (with their logs): these ids (all or nothing), or all
+    /// matching --queue/--kind, or --all
+    #[command(group = clap::ArgGroup::new("target").required(true).multiple(true).args(["ids", "queue", "kind", "all"]))]
+    Delete {
+        #[arg(value_parser = parse::job_id, conflicts_with_all = ["queue", "kind", "all"])]
+        ids: Vec<JobId>,
+        #[arg(long, value_name = "Q", value_parser = parse::queue)]
+        queue: Option<String>,
+        #[arg(long, value_name = "K")]
+        kind: Option<String>,
+        /// Every dead job
+        #[arg(long, conflicts_with_all = ["queue", "kind"])]
+        all: bool,
+        /// Count what would be deleted and change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// At most this many (for a filter)
+        #[arg(long, value_name = "N", default_value = "100000", value_parser = parse::count)]
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]

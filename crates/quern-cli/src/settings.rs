@@ -43,6 +43,9 @@ pub struct Settings {
     /// needs to serve that queue; applied at enqueue by `quern enqueue` and `quern serve`
     /// (see `quern::routing`). First match wins.
     pub routes: Vec<quern::routing::Route>,
+    /// `[[alerts]]`: rules `quern serve` evaluates (see docs/operations.md). Checked at load
+    /// time; `secret_env` is resolved into `secret` then.
+    pub alerts: Vec<quern_server::alerts::AlertRule>,
 }
 
 /// `[queues.NAME]`: a queue's limits, for every worker on the store. A key left out keeps
@@ -378,6 +381,7 @@ impl Default for Settings {
             cron: Vec::new(),
             queues: Default::default(),
             routes: Vec::new(),
+            alerts: Vec::new(),
         }
     }
 }
@@ -547,10 +551,12 @@ impl Settings {
         let cfg = b
             .build()
             .map_err(|e| CliError::usage("config", format!("cannot read {where_}: {e}")))?;
-        let settings: Settings = cfg
+        let mut settings: Settings = cfg
             .try_deserialize()
             .map_err(|e| CliError::usage("config", format!("bad setting in {where_}: {e}")))?;
         settings.validate()?;
+        quern_server::alerts::resolve_rules(&mut settings.alerts, |v| std::env::var(v).ok())
+            .map_err(|m| CliError::usage("config", format!("bad setting in {where_}: {m}")))?;
         Ok(settings)
     }
 

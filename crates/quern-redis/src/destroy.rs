@@ -108,7 +108,7 @@ async fn all_keys(b: &RedisBackend) -> Result<u64> {
             for l in leaders {
                 cmd.arg(b.gk(&format!("leader:{l}")));
             }
-            for suffix in ["idx", "queues", "workers", "leaders"] {
+            for suffix in ["idx", "queues", "workers", "leaders", "alerts"] {
                 cmd.arg(b.gk(suffix));
             }
             deleted += b.query::<u64>(cmd).await?;

@@ -99,6 +99,18 @@ impl Backend for RedisBackend {
         ops::admin::retry(self, params).await
     }
 
+    async fn job_delete(&self, params: JobDeleteParams) -> Result<JobDeleteReport> {
+        ops::alerts::job_delete(self, params).await
+    }
+
+    async fn alert_state_list(&self) -> Result<Vec<AlertStateRecord>> {
+        ops::alerts::alert_state_list(self).await
+    }
+
+    async fn alert_state_put(&self, params: AlertStatePutParams) -> Result<Option<u64>> {
+        ops::alerts::alert_state_put(self, params).await
+    }
+
     async fn job_prune(&self, params: PruneParams) -> Result<PruneReport> {
         ops::admin::prune(self, params).await
     }

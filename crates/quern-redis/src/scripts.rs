@@ -101,6 +101,8 @@ script!(REPRIORITIZE, "reprioritize.lua");
 script!(RETRY, "retry.lua");
 script!(RESCUE, "rescue.lua");
 script!(PRUNE, "prune.lua");
+script!(DELETE, "delete.lua");
+script!(ALERT_PUT, "alert_put.lua");
 script!(LOG_APPEND, "log_append.lua");
 script!(LOG_READ, "log_read.lua");
 script!(STATS, "stats.lua");

@@ -116,6 +116,13 @@ pub struct ServerConfig {
     /// Routes applied to jobs enqueued over REST (`POST /v1/jobs` and batches) that did not
     /// choose their queue or priority (see `quern::routing`).
     pub router: quern::routing::Router,
+    /// `[[alerts]]` rules (checked, secrets resolved: see [`crate::alerts::resolve_rules`]).
+    /// Every server shows them at `GET /v1/alerts`; the one holding the `quern.alerts`
+    /// lease evaluates them.
+    pub alerts: Vec<crate::alerts::AlertRule>,
+    /// How often the rules are evaluated (by the leader). Default 250 ms, so a condition is
+    /// reported within a second.
+    pub alert_interval: Duration,
 }
 
 impl ServerConfig {
@@ -133,6 +140,8 @@ impl Default for ServerConfig {
             max_lease_wait: Duration::from_secs(30),
             workflow_env: Vec::new(),
             ready_timeout: Duration::from_secs(1),
+            alerts: Vec::new(),
+            alert_interval: Duration::from_millis(250),
             wedged_after: None,
             router: quern::routing::Router::default(),
         }

@@ -22,6 +22,7 @@
 //!
 //! [`Backend`]: quern::Backend
 
+pub mod alerts;
 mod auth;
 mod config;
 pub mod dto;
@@ -53,12 +54,26 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let alerts = (!config.alerts.is_empty()).then(|| {
+        alerts::AlertService::start(
+            Arc::clone(&backend),
+            config.alerts.clone(),
+            config.alert_interval,
+            shutdown.clone(),
+        )
+    });
     let state = AppState::new(backend, config, shutdown.clone());
     let app = routes::app(state);
-    axum::serve(
+    let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .await;
+    // However serving ended, the alert service stops with it (and releases its lease).
+    shutdown.cancel();
+    if let Some(a) = alerts {
+        a.stopped().await;
+    }
+    served
 }

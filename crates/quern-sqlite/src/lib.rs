@@ -398,6 +398,20 @@ impl Backend for SqliteBackend {
         self.read(move |c| ops::logs::read(c, params)).await
     }
 
+    async fn alert_state_list(&self) -> quern::Result<Vec<AlertStateRecord>> {
+        self.read(ops::alerts::alert_state_list).await
+    }
+
+    async fn alert_state_put(&self, params: AlertStatePutParams) -> quern::Result<Option<u64>> {
+        self.write(move |tx| ops::alerts::alert_state_put(tx, params))
+            .await
+    }
+
+    async fn job_delete(&self, params: JobDeleteParams) -> quern::Result<JobDeleteReport> {
+        self.write(move |tx| ops::alerts::job_delete(tx, params))
+            .await
+    }
+
     async fn job_finished(&self, params: FinishedParams) -> quern::Result<Vec<FinishedJob>> {
         self.read(move |c| ops::read::finished(c, params)).await
     }

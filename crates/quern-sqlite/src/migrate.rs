@@ -33,6 +33,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "claim_order",
         include_str!("migrations/0012_claim_order.sql"),
     ),
+    (
+        "alert_state",
+        include_str!("migrations/0015_alert_state.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

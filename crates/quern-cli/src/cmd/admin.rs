@@ -334,8 +334,90 @@ pub async fn dlq(ctx: &Ctx, cmd: DlqCmd) -> CliResult<u8> {
                 || out!("replayed {} job(s)", ids.len()),
             );
         }
+        DlqCmd::Delete {
+            ids,
+            queue,
+            kind,
+            all: _,
+            dry_run,
+            limit,
+        } => {
+            let ids = if ids.is_empty() {
+                dead_ids(&*backend, queue, kind, limit).await?
+            } else {
+                // Only dead jobs are in the DLQ: every id is checked before anything goes.
+                let jobs = backend.job_get_many((&ids).into()).await?;
+                for (id, job) in ids.iter().zip(&jobs) {
+                    match job {
+                        None => return Err(quern::Error::JobNotFound(*id).into()),
+                        Some(j) if j.state != JobState::Dead => {
+                            return Err(quern::Error::InvalidTransition {
+                                id: *id,
+                                from: j.state,
+                                action: "delete",
+                            }
+                            .into());
+                        }
+                        Some(_) => {}
+                    }
+                }
+                ids
+            };
+            let deleted = if ids.is_empty() {
+                0
+            } else {
+                backend
+                    .job_delete(quern::backend::JobDeleteParams {
+                        ids: ids.clone(),
+                        dry_run,
+                    })
+                    .await?
+                    .deleted
+            };
+            ctx.out.emit(
+                &serde_json::json!({"dry_run": dry_run, "deleted": deleted, "ids": ids}),
+                || {
+                    if dry_run {
+                        out!("would delete {deleted} job(s)")
+                    } else {
+                        out!("deleted {deleted} job(s)")
+                    }
+                },
+            );
+        }
     }
     Ok(0)
+}
+
+/// The dead jobs matching `queue` and `kind`, newest first, up to `limit`.
+async fn dead_ids(
+    backend: &dyn quern::Backend,
+    queue: Option<String>,
+    kind: Option<String>,
+    limit: usize,
+) -> CliResult<Vec<quern::JobId>> {
+    let mut ids = Vec::new();
+    let mut before = None;
+    while ids.len() < limit {
+        let page = backend
+            .job_list(ListParams {
+                filter: JobFilter {
+                    queue: queue.clone(),
+                    state: Some(JobState::Dead),
+                    kind: kind.clone(),
+                    workflow_id: None,
+                },
+                limit: (limit - ids.len()).min(1000),
+                before,
+            })
+            .await?;
+        ids.extend(page.jobs.iter().map(|j| j.id));
+        match page.next {
+            Some(n) if !page.jobs.is_empty() => before = Some(n),
+            _ => break,
+        }
+    }
+    Ok(ids)
 }
 
 pub async fn workers(ctx: &Ctx, cmd: WorkersCmd) -> CliResult<u8> {

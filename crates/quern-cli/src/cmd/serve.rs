@@ -123,6 +123,7 @@ pub async fn run(ctx: &Ctx, args: ServeArgs) -> CliResult<u8> {
         workflow_env: s.worker.workflow_env.clone(),
         wedged_after: s.server.wedged_after,
         router: s.router()?,
+        alerts: s.alerts.clone(),
         ..quern_server::ServerConfig::default()
     };
     tracing::info!(

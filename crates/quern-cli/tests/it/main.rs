@@ -6,6 +6,7 @@
 mod support;
 
 mod admin;
+mod alerts;
 mod backup;
 mod bench;
 mod config;

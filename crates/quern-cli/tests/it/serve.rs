@@ -1043,6 +1043,8 @@ fn openapi_lists_every_route_with_its_errors() {
         ("/v1/schedules/{name}/trigger", "post"),
         ("/v1/dlq", "get"),
         ("/v1/dlq/replay", "post"),
+        ("/v1/dlq/delete", "post"),
+        ("/v1/alerts", "get"),
         ("/v1/workflows", "get"),
         ("/v1/workflows", "post"),
         ("/v1/workflows/{id}", "get"),

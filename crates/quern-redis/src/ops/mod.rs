@@ -8,6 +8,7 @@
 //! `store`, `import` uses `store` and `workflow` (reads), `admin` uses `read`; nothing calls back.
 
 pub(crate) mod admin;
+pub(crate) mod alerts;
 pub(crate) mod claim;
 pub(crate) mod coord;
 pub(crate) mod enqueue;

@@ -3,12 +3,14 @@
 //! describes. Requests refuse unknown fields. Times are milliseconds since the Unix epoch
 //! (UTC); durations are milliseconds in fields ending in `_ms`.
 
+mod alerts;
 mod job;
 mod protocol;
 mod queue;
 mod schedule;
 mod workflow;
 
+pub use alerts::*;
 pub use job::*;
 pub use protocol::*;
 pub use queue::*;

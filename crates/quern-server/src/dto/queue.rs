@@ -46,16 +46,24 @@ pub struct DlqQuery {
     pub cursor: Option<String>,
 }
 
-/// `POST /v1/dlq/replay`: dead jobs back to `queued`, by ids (all or nothing) or by filter.
+/// `POST /v1/dlq/replay` (dead jobs back to `queued`) and `POST /v1/dlq/delete`: by ids
+/// (all or nothing) or by filter (every field given must match; none: the whole DLQ).
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayRequest {
-    /// These dead jobs. Not together with `queue` or `kind`.
+    /// These dead jobs. Not together with a filter field.
     #[schema(value_type = Option<Vec<String>>)]
     pub ids: Option<Vec<String>>,
-    /// Every dead job of this queue (and `kind`, if given).
+    /// Filter: dead jobs of this queue.
     pub queue: Option<String>,
+    /// Filter: dead jobs of this kind.
     pub kind: Option<String>,
+    /// Filter: dead jobs whose last error message contains this text (case-sensitive).
+    pub error: Option<String>,
+    /// Filter: dead jobs that died before this time (ms since the epoch, exclusive).
+    pub dead_before: Option<i64>,
+    /// Filter: dead jobs that died at or after this time (ms since the epoch).
+    pub dead_after: Option<i64>,
     /// At most this many, for a filter (1 to 10000, default 1000).
     #[schema(minimum = 1, maximum = 10000)]
     pub limit: Option<usize>,

@@ -1,7 +1,9 @@
 //! The router: every route, its access class, the JSON fallbacks, and the OpenAPI document
 //! generated from the handlers' annotations (`utoipa`), served at `/v1/openapi.json`.
 
+pub mod alerts;
 pub mod batch;
+pub mod dlq;
 pub mod health;
 pub mod jobs;
 pub mod protocol;
@@ -205,6 +207,8 @@ pub fn api(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(schedules::trigger))
         .routes(routes!(queues::dlq_list))
         .routes(routes!(queues::dlq_replay))
+        .routes(routes!(dlq::delete))
+        .routes(routes!(alerts::list))
         .routes(routes!(queues::workers, protocol::register))
         .routes(routes!(workflows::submit, workflows::list))
         .routes(routes!(workflows::get))

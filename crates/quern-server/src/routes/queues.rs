@@ -15,6 +15,8 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Body, Query};
 use crate::state::AppState;
 
+use super::dlq;
+
 /// Every known queue with its counts.
 #[utoipa::path(get, path = "/v1/queues", operation_id = "queues_list", tag = "queues",
     responses((status = 200, body = QueueListDto)))]
@@ -85,11 +87,8 @@ pub async fn dlq_list(
     Ok(Json(page.into()))
 }
 
-/// The most jobs one replay by filter moves.
-const MAX_REPLAY: usize = 10_000;
-
 /// Replay dead jobs (back to queued, attempts starting over): by ids, all or nothing, or by
-/// filter; `dry_run` counts and changes nothing.
+/// filter (queue, kind, error text, death time); `dry_run` counts and changes nothing.
 #[utoipa::path(post, path = "/v1/dlq/replay", operation_id = "queues_dlq_replay", tag = "dlq", request_body = ReplayRequest,
     responses(
         (status = 200, body = ReplayResponse),
@@ -100,61 +99,40 @@ pub async fn dlq_replay(
     State(s): State<Arc<AppState>>,
     Body(req): Body<ReplayRequest>,
 ) -> ApiResult<Json<ReplayResponse>> {
-    let limit = req.limit.unwrap_or(1000);
-    if !(1..=MAX_REPLAY).contains(&limit) {
-        return Err(ApiError::invalid(format!(
-            "limit {limit} is out of range (1 to {MAX_REPLAY})"
-        )));
-    }
-    let target = match req.ids {
-        Some(_) if req.queue.is_some() || req.kind.is_some() => {
+    let limit = dlq::limit(&req)?;
+    let target = match &req.ids {
+        Some(_) if dlq::has_filter(&req) => {
             return Err(ApiError::invalid(
-                "give ids or a filter (queue, kind), not both",
+                "give ids or a filter (queue, kind, error, dead_before, dead_after), not both",
             ));
         }
-        Some(ids) => {
-            if ids.is_empty() || ids.len() > MAX_REPLAY {
-                return Err(ApiError::invalid(format!(
-                    "ids must hold 1 to {MAX_REPLAY} job ids"
-                )));
-            }
-            let ids = ids
-                .iter()
-                .map(|i| crate::extract::parse_job_id(i))
-                .collect::<Result<Vec<_>, _>>()?;
-            // Only dead jobs are in the DLQ (`POST /v1/jobs/{id}/retry` takes cancelled and
-            // skipped ones too); every id is checked before anything moves.
-            let jobs = s.backend.job_get_many((&ids).into()).await?;
-            for (id, job) in ids.iter().zip(&jobs) {
-                match job {
-                    None => return Err(quern::Error::JobNotFound(*id).into()),
-                    Some(j) if j.state != JobState::Dead => {
-                        return Err(quern::Error::InvalidTransition {
-                            id: *id,
-                            from: j.state,
-                            action: "replay",
-                        }
-                        .into());
-                    }
-                    Some(_) => {}
-                }
-            }
-            RetryTarget::Ids(ids)
+        // Only dead jobs are in the DLQ (`POST /v1/jobs/{id}/retry` takes cancelled and
+        // skipped ones too); every id is checked before anything moves.
+        Some(ids) => RetryTarget::Ids(dlq::dead_ids_given(&s, ids, "replay").await?),
+        None if dlq::has_detail_filter(&req) => {
+            RetryTarget::Ids(dlq::select(&s, &req, limit).await?)
         }
         None => RetryTarget::Dead {
-            queue: req.queue,
-            kind: req.kind,
+            queue: req.queue.clone(),
+            kind: req.kind.clone(),
         },
     };
     if req.dry_run {
         let ids = match target {
             RetryTarget::Ids(ids) => ids,
-            RetryTarget::Dead { queue, kind } => dead_ids(&s, queue, kind, limit).await?,
+            RetryTarget::Dead { .. } => dlq::select(&s, &req, limit).await?,
         };
         return Ok(Json(ReplayResponse {
             dry_run: true,
             count: ids.len(),
             ids,
+        }));
+    }
+    if matches!(&target, RetryTarget::Ids(ids) if ids.is_empty()) {
+        return Ok(Json(ReplayResponse {
+            dry_run: false,
+            count: 0,
+            ids: Vec::new(),
         }));
     }
     let ids = s.backend.job_retry(RetryParams { target, limit }).await?;
@@ -163,37 +141,6 @@ pub async fn dlq_replay(
         count: ids.len(),
         ids,
     }))
-}
-
-/// The dead jobs a replay by filter would move (up to `limit`).
-async fn dead_ids(
-    s: &AppState,
-    queue: Option<String>,
-    kind: Option<String>,
-    limit: usize,
-) -> ApiResult<Vec<quern::JobId>> {
-    let mut ids = Vec::new();
-    let mut before = None;
-    loop {
-        let page = s
-            .client
-            .list(ListParams {
-                filter: JobFilter {
-                    queue: queue.clone(),
-                    state: Some(JobState::Dead),
-                    kind: kind.clone(),
-                    workflow_id: None,
-                },
-                limit: (limit - ids.len()).min(1000),
-                before,
-            })
-            .await?;
-        ids.extend(page.jobs.iter().map(|j| j.id));
-        match page.next {
-            Some(n) if ids.len() < limit => before = Some(n),
-            _ => return Ok(ids),
-        }
-    }
 }
 
 /// Registered workers (Rust and HTTP), alive or lost.

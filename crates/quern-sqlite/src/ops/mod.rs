@@ -2,6 +2,7 @@
 //! reader. One file per area.
 
 pub(crate) mod admin;
+pub(crate) mod alerts;
 pub(crate) mod claim;
 pub(crate) mod coord;
 pub(crate) mod deplist;

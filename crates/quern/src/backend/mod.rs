@@ -18,6 +18,8 @@
 //! - Workflow records are changed only by compare-and-set on their revision
 //!   (`workflow_update`), so concurrent engines never overwrite each other's decisions.
 
+mod alert_state;
+mod delete;
 mod finished;
 mod import;
 mod logs;
@@ -25,7 +27,9 @@ mod params;
 mod split;
 mod store_maintain;
 
+pub use alert_state::*;
 use async_trait::async_trait;
+pub use delete::*;
 pub use finished::*;
 pub use import::*;
 pub use logs::*;
@@ -301,6 +305,37 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     async fn job_finished(&self, params: FinishedParams) -> Result<Vec<FinishedJob>> {
         let _ = params;
         Err(no_stats(self))
+    }
+
+    // --- alerts and DLQ delete (operations) -----------------------------------------------
+    // Both stores implement these; the defaults answer `Unsupported`.
+
+    /// Every stored alert rule state (see [`AlertStateRecord`]), in no particular order.
+    async fn alert_state_list(&self) -> Result<Vec<AlertStateRecord>> {
+        Err(crate::Error::Unsupported(format!(
+            "the {} backend does not store alert states",
+            self.capabilities().name
+        )))
+    }
+
+    /// Stores one rule's state by compare-and-set: returns the new version, or `None` (and
+    /// changes nothing) when the stored version is not `params.expect`.
+    async fn alert_state_put(&self, params: AlertStatePutParams) -> Result<Option<u64>> {
+        let _ = params;
+        Err(crate::Error::Unsupported(format!(
+            "the {} backend does not store alert states",
+            self.capabilities().name
+        )))
+    }
+
+    /// Deletes finished jobs by id, all or nothing (see [`JobDeleteParams`]), with their
+    /// logs, dependency edges and unique keys, exactly as the pruner does.
+    async fn job_delete(&self, params: JobDeleteParams) -> Result<JobDeleteReport> {
+        let _ = params;
+        Err(crate::Error::Unsupported(format!(
+            "the {} backend cannot delete jobs",
+            self.capabilities().name
+        )))
     }
 
     // --- store upkeep (operations) ---------------------------------------------------------

@@ -58,10 +58,12 @@ macro_rules! expect_err {
 
 mod harness;
 
+pub mod alerts;
 pub mod batch;
 pub mod cancel;
 pub mod claim;
 pub mod concurrency;
+pub mod delete;
 pub mod deps;
 pub mod enqueue;
 pub mod fencing;
@@ -390,6 +392,15 @@ macro_rules! __quern_cases {
             stats {
                 finished_jobs_since_the_cutoff_with_their_times,
                 retries_count_and_a_retried_job_leaves_the_window,
+            }
+            alerts {
+                put_is_compare_and_set,
+                names_are_independent,
+            }
+            delete {
+                deletes_finished_jobs_with_their_logs_and_keys,
+                live_or_unknown_id_deletes_nothing,
+                dry_run_counts_and_changes_nothing,
             }
             leader {
                 lease_is_exclusive_until_it_expires,
