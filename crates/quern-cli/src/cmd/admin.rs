@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use quern::backend::{
-    JobFilter, ListParams, QueueInfo, QueueUpdateParams, RetryParams, RetryTarget,
+    JobFilter, ListParams, QueueInfo, QueueUpdateParams, RetryParams, RetryTarget, dlq,
 };
 use quern::model::QueueUsage;
 use quern::{Backend, JobState};
@@ -312,19 +312,7 @@ pub async fn dlq(ctx: &Ctx, cmd: DlqCmd) -> CliResult<u8> {
             let target = match id {
                 Some(id) => {
                     // Only dead jobs are in the DLQ; `jobs retry` is for cancelled or skipped.
-                    let job = backend
-                        .job_get(id.into())
-                        .await?
-                        .ok_or(quern::Error::JobNotFound(id))?;
-                    if job.state != JobState::Dead {
-                        return Err(quern::Error::InvalidTransition {
-                            id,
-                            from: job.state,
-                            action: "replay",
-                        }
-                        .into());
-                    }
-                    RetryTarget::Ids(vec![id])
+                    RetryTarget::Ids(dlq::require_dead(&*backend, &[id], "replay").await?)
                 }
                 None => RetryTarget::Dead { queue, kind },
             };
@@ -343,25 +331,13 @@ pub async fn dlq(ctx: &Ctx, cmd: DlqCmd) -> CliResult<u8> {
             limit,
         } => {
             let ids = if ids.is_empty() {
-                dead_ids(&*backend, queue, kind, limit).await?
+                dlq::select_dead(&*backend, queue.as_deref(), kind.as_deref(), limit, |_| {
+                    true
+                })
+                .await?
             } else {
                 // Only dead jobs are in the DLQ: every id is checked before anything goes.
-                let jobs = backend.job_get_many((&ids).into()).await?;
-                for (id, job) in ids.iter().zip(&jobs) {
-                    match job {
-                        None => return Err(quern::Error::JobNotFound(*id).into()),
-                        Some(j) if j.state != JobState::Dead => {
-                            return Err(quern::Error::InvalidTransition {
-                                id: *id,
-                                from: j.state,
-                                action: "delete",
-                            }
-                            .into());
-                        }
-                        Some(_) => {}
-                    }
-                }
-                ids
+                dlq::require_dead(&*backend, &ids, "delete").await?
             };
             let deleted = if ids.is_empty() {
                 0
@@ -387,37 +363,6 @@ pub async fn dlq(ctx: &Ctx, cmd: DlqCmd) -> CliResult<u8> {
         }
     }
     Ok(0)
-}
-
-/// The dead jobs matching `queue` and `kind`, newest first, up to `limit`.
-async fn dead_ids(
-    backend: &dyn quern::Backend,
-    queue: Option<String>,
-    kind: Option<String>,
-    limit: usize,
-) -> CliResult<Vec<quern::JobId>> {
-    let mut ids = Vec::new();
-    let mut before = None;
-    while ids.len() < limit {
-        let page = backend
-            .job_list(ListParams {
-                filter: JobFilter {
-                    queue: queue.clone(),
-                    state: Some(JobState::Dead),
-                    kind: kind.clone(),
-                    workflow_id: None,
-                },
-                limit: (limit - ids.len()).min(1000),
-                before,
-            })
-            .await?;
-        ids.extend(page.jobs.iter().map(|j| j.id));
-        match page.next {
-            Some(n) if !page.jobs.is_empty() => before = Some(n),
-            _ => break,
-        }
-    }
-    Ok(ids)
 }
 
 pub async fn workers(ctx: &Ctx, cmd: WorkersCmd) -> CliResult<u8> {

@@ -183,19 +183,61 @@ fn queue_settings_api(mut env: Env) {
         (&json!(2), &Value::Null),
         "{v}"
     );
+    // Weight, order and aging, over the same route.
+    let v = h
+        .json_request(
+            "PATCH",
+            "/v1/queues/mail/settings",
+            &json!({"weight": 5, "order": "lifo",
+                    "aging": {"after": "30m", "step": 2, "bound": "normal"}}),
+        )
+        .json();
+    assert_eq!(
+        (&v["weight"], &v["order"], &v["aging"]["after_ms"]),
+        (&json!(5), &json!("lifo"), &json!(1_800_000)),
+        "{v}"
+    );
+    assert_eq!(
+        (
+            &v["aging"]["step"],
+            &v["aging"]["every_ms"],
+            &v["concurrency"]
+        ),
+        (&json!(2), &json!(1_800_000), &json!(2)),
+        "{v}"
+    );
+    let v = h
+        .json_request(
+            "PATCH",
+            "/v1/queues/mail/settings",
+            &json!({"aging": null, "weight": null}),
+        )
+        .json();
+    assert_eq!(
+        (&v["aging"], &v["weight"], &v["order"]),
+        (&Value::Null, &Value::Null, &json!("lifo")),
+        "{v}"
+    );
     for bad in [
         json!({"concurrency": 0}),
         json!({"rate": "fast"}),
         json!({"burst": 2}),
         json!({"speed": 1}),
+        json!({"order": "random"}),
+        json!({"weight": 2_000_000}),
+        json!({"aging": {"after": "soon"}}),
+        json!({"aging": {"after": "1m", "step": 0}}),
+        json!({"aging": {"after": "1m", "bound": "urgent"}}),
+        json!({"aging": {"after": "1m", "colour": 1}}),
     ] {
         let r = h.json_request("PATCH", "/v1/queues/mail/settings", &bad);
         assert!(matches!(r.status, 400 | 422), "{bad}: {}", r.status);
     }
+    let v = h.get("/v1/queues/mail/settings").json();
     assert_eq!(
-        h.get("/v1/queues/mail/settings").json()["concurrency"],
-        2,
-        "unchanged"
+        (&v["concurrency"], &v["order"], &v["aging"]),
+        (&json!(2), &json!("lifo"), &Value::Null),
+        "unchanged: {v}"
     );
     // The cap holds for the worker protocol's lease too.
     for _ in 0..3 {

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use quern::Priority;
 use quern::model::{
-    JobTemplate, Misfire, Overlap, QueueUsage, RateLimit, ScheduleRun, ScheduleSpec, StoredSchedule,
+    Aging, ClaimOrder, JobTemplate, Misfire, Overlap, QueueUsage, RateLimit, ScheduleRun,
+    ScheduleSpec, StoredSchedule, parse_duration,
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
@@ -267,6 +268,35 @@ pub struct QueueSettingsDto {
     pub running: u64,
     /// Rate tokens left now.
     pub tokens: Option<f64>,
+    /// The queue's share when a worker serves several (`None`: the worker's own weights).
+    pub weight: Option<u32>,
+    /// The claim order: `priority`, `fifo`, `lifo` or `weighted-random`.
+    #[schema(value_type = String)]
+    pub order: ClaimOrder,
+    /// Priority aging, when on.
+    pub aging: Option<AgingDto>,
+}
+
+/// Priority aging as stored: a job waiting `after_ms` since it was due is promoted by `step`
+/// levels, then again every `every_ms`, never above `bound`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct AgingDto {
+    pub after_ms: u64,
+    pub step: u8,
+    pub every_ms: u64,
+    /// A priority name (`critical`, `high`, `normal`, `low`, `batch`) or level.
+    pub bound: String,
+}
+
+impl From<Aging> for AgingDto {
+    fn from(a: Aging) -> AgingDto {
+        AgingDto {
+            after_ms: a.after.as_millis() as u64,
+            step: a.step,
+            every_ms: a.every.unwrap_or(a.after).as_millis() as u64,
+            bound: a.bound.to_string(),
+        }
+    }
 }
 
 impl QueueSettingsDto {
@@ -282,6 +312,9 @@ impl QueueSettingsDto {
             }),
             running: u.running,
             tokens: u.tokens,
+            weight: u.settings.weight,
+            order: u.settings.order,
+            aging: u.settings.aging.map(AgingDto::from),
         }
     }
 }
@@ -308,4 +341,41 @@ pub struct QueueSettingsPatch {
     /// The rate limit's burst (default: its count); needs a rate.
     #[schema(minimum = 1)]
     pub burst: Option<u32>,
+    /// The queue's share when a worker serves several (0, never claimed, to 1,000,000), or null.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, maximum = 1_000_000)]
+    pub weight: Option<Option<u32>>,
+    /// `priority`, `fifo`, `lifo` or `weighted-random`.
+    pub order: Option<String>,
+    /// Priority aging (replaces the stored one whole), or null to turn it off.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<AgingPatch>)]
+    pub aging: Option<Option<AgingPatch>>,
+}
+
+/// Priority aging in a settings change: durations as text (`30m`, `90s`).
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgingPatch {
+    /// How long a job waits since it was due before its first promotion.
+    pub after: String,
+    /// Levels per promotion, 1 to 9 (default 1).
+    #[schema(minimum = 1, maximum = 9)]
+    pub step: Option<u8>,
+    /// Time between promotions after the first (default: `after`).
+    pub every: Option<String>,
+    /// The most urgent level reached (default `critical`).
+    pub bound: Option<String>,
+}
+
+impl AgingPatch {
+    /// The stored form, or a clear error (nothing is changed then).
+    pub fn parse(&self) -> quern::Result<Aging> {
+        let mut a = Aging::new(parse_duration(&self.after)?, self.step.unwrap_or(1));
+        a.every = self.every.as_deref().map(parse_duration).transpose()?;
+        if let Some(b) = &self.bound {
+            a.bound = b.parse()?;
+        }
+        Ok(a)
+    }
 }

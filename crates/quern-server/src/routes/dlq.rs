@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use quern::backend::{JobDeleteParams, JobFilter, ListParams};
-use quern::{JobId, JobState};
+use quern::JobId;
+use quern::backend::{JobDeleteParams, dlq};
 
 use crate::dto::{DlqDeleteResponse, ReplayRequest};
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -62,71 +62,28 @@ pub async fn dead_ids_given(
             "ids must hold 1 to {MAX_SELECT} job ids"
         )));
     }
-    let mut parsed: Vec<JobId> = Vec::with_capacity(ids.len());
-    for i in ids {
-        let id = crate::extract::parse_job_id(i)?;
-        if !parsed.contains(&id) {
-            parsed.push(id);
-        }
-    }
-    let jobs = s.backend.job_get_many((&parsed).into()).await?;
-    for (id, job) in parsed.iter().zip(&jobs) {
-        match job {
-            None => return Err(quern::Error::JobNotFound(*id).into()),
-            Some(j) if j.state != JobState::Dead => {
-                return Err(quern::Error::InvalidTransition {
-                    id: *id,
-                    from: j.state,
-                    action,
-                }
-                .into());
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(parsed)
+    let parsed = ids
+        .iter()
+        .map(|i| crate::extract::parse_job_id(i))
+        .collect::<ApiResult<Vec<JobId>>>()?;
+    Ok(dlq::require_dead(&*s.backend, &parsed, action).await?)
 }
 
 /// The dead jobs matching the filter, newest first, up to `limit`: the store narrows by
 /// queue and kind (its DLQ index); the error text and the death time are matched here.
 pub async fn select(s: &AppState, req: &ReplayRequest, limit: usize) -> ApiResult<Vec<JobId>> {
-    let mut ids = Vec::new();
-    let mut before = None;
-    loop {
-        let page = s
-            .client
-            .list(ListParams {
-                filter: JobFilter {
-                    queue: req.queue.clone(),
-                    state: Some(JobState::Dead),
-                    kind: req.kind.clone(),
-                    workflow_id: None,
-                },
-                limit: 500,
-                before,
+    let keep = |j: &quern::Job| {
+        let died = j.finished_at.unwrap_or(j.created_at);
+        req.dead_before.is_none_or(|t| died < t)
+            && req.dead_after.is_none_or(|t| died >= t)
+            && req.error.as_ref().is_none_or(|text| {
+                j.errors
+                    .last()
+                    .is_some_and(|e| e.message.contains(text.as_str()))
             })
-            .await?;
-        for j in &page.jobs {
-            let died = j.finished_at.unwrap_or(j.created_at);
-            let ok = req.dead_before.is_none_or(|t| died < t)
-                && req.dead_after.is_none_or(|t| died >= t)
-                && req.error.as_ref().is_none_or(|text| {
-                    j.errors
-                        .last()
-                        .is_some_and(|e| e.message.contains(text.as_str()))
-                });
-            if ok {
-                ids.push(j.id);
-                if ids.len() >= limit {
-                    return Ok(ids);
-                }
-            }
-        }
-        match page.next {
-            Some(n) if !page.jobs.is_empty() => before = Some(n),
-            _ => return Ok(ids),
-        }
-    }
+    };
+    let (queue, kind) = (req.queue.as_deref(), req.kind.as_deref());
+    Ok(dlq::select_dead(&*s.backend, queue, kind, limit, keep).await?)
 }
 
 /// Delete dead jobs for good (with their logs): by ids, all or nothing, or by filter;

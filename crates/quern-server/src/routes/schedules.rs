@@ -195,12 +195,24 @@ pub async fn settings_patch(
         r.burst = b;
         rate = Some(Some(r));
     }
+    let order = p
+        .order
+        .as_deref()
+        .map(str::parse::<quern::model::ClaimOrder>)
+        .transpose()?;
+    let aging = match &p.aging {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(a)) => Some(Some(a.parse()?)),
+    };
     s.backend
         .queue_update(QueueUpdateParams {
             queue: name.clone(),
             concurrency: p.concurrency,
             rate,
-            ..Default::default()
+            weight: p.weight,
+            order,
+            aging,
         })
         .await?;
     let u = s.backend.queue_get((&name).into()).await?;

@@ -20,6 +20,7 @@
 
 mod alert_state;
 mod delete;
+pub mod dlq;
 mod finished;
 mod import;
 mod logs;
