@@ -1,5 +1,5 @@
 //! Queue limits through the built binary, on both stores: `quern queues set|show|list`,
-//! `[queues.NAME]` in `quern.toml`, and the limits holding across two worker processes.
+//! `[queues.NAME]` in `quern.toml`, the limits holding across three worker processes, and no hoarding.
 
 use std::time::Duration;
 
@@ -10,8 +10,9 @@ use crate::support::{Env, eventually};
 on_every_store!(
     set_show_and_list_limits,
     bad_limits_are_refused_and_change_nothing,
-    a_cap_holds_across_two_worker_processes,
-    a_rate_limit_spaces_leases_across_two_worker_processes,
+    a_cap_holds_across_three_worker_processes,
+    a_rate_limit_paces_three_worker_processes,
+    a_busy_worker_holds_no_jobs_back_from_an_idle_one,
 );
 
 fn ms(job: &Value, field: &str) -> i64 {
@@ -119,79 +120,107 @@ fn max_overlap(jobs: &[Value]) -> usize {
     max as usize
 }
 
-/// `[queues.capped] concurrency = 2` in `quern.toml`, two workers with 4 slots each: never
-/// more than 2 jobs of the queue run at once (8 would without the cap), and 2 do.
-fn a_cap_holds_across_two_worker_processes(mut env: Env) {
+/// Writes `n` jobs of `kind` with `payload` for `queue` to a batch file and enqueues them.
+fn enqueue_many(env: &Env, n: usize, kind: &str, payload: &str, queue: &str) {
+    let line = format!("{{\"kind\":\"{kind}\",\"payload\":{payload},\"queue\":\"{queue}\"}}\n");
+    std::fs::write(env.path("jobs.jsonl"), line.repeat(n)).unwrap();
+    env.ok(&["enqueue", "--batch", "jobs.jsonl"]);
+}
+
+/// Starts `n` worker processes on `queue`, each with 8 slots.
+fn spawn_workers(env: &mut Env, n: usize, queue: &str, extra: &[&str]) {
+    for _ in 0..n {
+        let mut a = vec!["worker", "--queues", queue, "--concurrency", "8"];
+        a.extend_from_slice(extra);
+        env.spawn(&a);
+    }
+}
+
+/// `[queues.capped] concurrency = 2` in `quern.toml`, three workers with 8 slots each: never
+/// more than 2 jobs of the queue run at once (24 could without the cap), and 2 do.
+fn a_cap_holds_across_three_worker_processes(mut env: Env) {
     std::fs::write(env.path("quern.toml"), "[queues.capped]\nconcurrency = 2\n").unwrap();
-    for _ in 0..8 {
-        env.enqueue(&[
-            "quern.sleep",
-            "--payload",
-            r#"{"ms":300}"#,
-            "--queue",
-            "capped",
-        ]);
-    }
-    for _ in 0..2 {
-        env.spawn(&[
-            "worker",
-            "--queues",
-            "capped",
-            "--concurrency",
-            "4",
-            "--lease",
-            "5s",
-        ]);
-    }
-    eventually(Duration::from_secs(30), "all 8 jobs succeed", || {
+    enqueue_many(&env, 12, "quern.sleep", r#"{"ms":250}"#, "capped");
+    spawn_workers(&mut env, 3, "capped", &["--lease", "5s"]);
+    eventually(Duration::from_secs(30), "all 12 jobs succeed", || {
         env.jobs(&["--queue", "capped", "--state", "succeeded"])
             .len()
-            == 8
+            == 12
     });
     let jobs = env.jobs(&["--queue", "capped"]);
-    let workers: std::collections::BTreeSet<&str> = jobs
-        .iter()
-        .filter_map(|j| j["lease"]["worker_id"].as_str())
-        .collect();
     assert_eq!(
         max_overlap(&jobs),
         2,
         "at most the cap at once, and the cap is used: {jobs:?}"
     );
     assert!(env.json(&["queues", "show", "capped"])["settings"]["concurrency"] == 2);
-    let _ = workers;
 }
 
-/// `[queues.paced] rate = "4/s", burst = 1`, two workers: consecutive leases of the queue,
-/// whichever worker took them, are at least 250 ms apart (the store's claim times).
-fn a_rate_limit_spaces_leases_across_two_worker_processes(mut env: Env) {
-    std::fs::write(
-        env.path("quern.toml"),
-        "[queues.paced]\nrate = \"4/s\"\nburst = 1\n",
-    )
-    .unwrap();
-    for _ in 0..6 {
-        env.enqueue(&["quern.noop", "--queue", "paced"]);
-    }
-    for _ in 0..2 {
-        env.spawn(&["worker", "--queues", "paced", "--concurrency", "4"]);
-    }
-    eventually(Duration::from_secs(30), "all 6 jobs succeed", || {
+/// `[queues.paced] rate = "20/s"`, three workers with 8 slots each: 200 jobs drain in
+/// 10 s ± 10%. The bucket starts full (a quiet second's 20 tokens), then admits one every
+/// 50 ms, so the k-th lease (from 0), whichever worker took it, comes no sooner than
+/// `(k − 19) · 50 ms` after the first, and the 200th at 9 s.
+fn a_rate_limit_paces_three_worker_processes(mut env: Env) {
+    std::fs::write(env.path("quern.toml"), "[queues.paced]\nrate = \"20/s\"\n").unwrap();
+    enqueue_many(&env, 200, "quern.noop", "{}", "paced");
+    spawn_workers(&mut env, 3, "paced", &[]);
+    eventually(Duration::from_secs(40), "all 200 jobs succeed", || {
         env.jobs(&["--queue", "paced", "--state", "succeeded"])
             .len()
-            == 6
+            == 200
     });
-    let mut claimed: Vec<i64> = env
-        .jobs(&["--queue", "paced"])
-        .iter()
-        .map(|j| ms(j, "claimed_at"))
-        .collect();
+    let jobs = env.jobs(&["--queue", "paced"]);
+    let mut claimed: Vec<i64> = jobs.iter().map(|j| ms(j, "claimed_at")).collect();
     claimed.sort();
-    for w in claimed.windows(2) {
+    for (k, t) in claimed.iter().enumerate().skip(20) {
+        let earliest = claimed[0] + (k as i64 - 19) * 50;
         assert!(
-            w[1] - w[0] >= 249,
-            "leases {} ms apart: {claimed:?}",
-            w[1] - w[0]
+            *t >= earliest - 1,
+            "lease {k} at +{} ms, before +{} ms: {claimed:?}",
+            t - claimed[0],
+            earliest - claimed[0]
         );
+    }
+    let last_done = jobs.iter().map(|j| ms(j, "finished_at")).max().unwrap();
+    let took = last_done - claimed[0];
+    assert!(
+        (9_000..=11_000).contains(&took),
+        "200 jobs at 20/s drained in {took} ms (10 s ± 10%): {claimed:?}"
+    );
+}
+
+/// No hoarding: a worker whose slots are all taken by slow jobs holds no other job back. One
+/// worker (2 slots) takes the two slow jobs; a second worker started after it runs all six
+/// quick ones while the slow ones are still running, because the first claimed no more than
+/// it had slots for.
+fn a_busy_worker_holds_no_jobs_back_from_an_idle_one(mut env: Env) {
+    enqueue_many(&env, 2, "quern.sleep", r#"{"ms":8000}"#, "shared");
+    env.spawn(&["worker", "--queues", "shared", "--concurrency", "2"]);
+    eventually(Duration::from_secs(20), "the slow jobs run", || {
+        env.jobs(&["--queue", "shared", "--state", "running"]).len() == 2
+    });
+    let quick: Vec<String> = (0..6)
+        .map(|_| env.enqueue(&["quern.noop", "--queue", "shared"]))
+        .collect();
+    // Let the busy worker poll a few times: a hoarding one would take the quick jobs now.
+    std::thread::sleep(Duration::from_millis(600));
+    env.spawn(&["worker", "--queues", "shared", "--concurrency", "2"]);
+    eventually(
+        Duration::from_secs(6),
+        "the idle worker runs the quick jobs",
+        || {
+            env.jobs(&["--queue", "shared", "--state", "succeeded"])
+                .len()
+                == 6
+        },
+    );
+    let running = env.jobs(&["--queue", "shared", "--state", "running"]);
+    assert_eq!(running.len(), 2, "the slow jobs still run: {running:?}");
+    let slow_started = running.iter().map(|j| ms(j, "claimed_at")).max().unwrap();
+    for id in &quick {
+        let j = env.json(&["jobs", "show", id]);
+        assert_eq!(j["state"], "succeeded", "{j}");
+        // Done well inside the slow jobs' 8 s: nothing waited for the busy worker's slots.
+        assert!(ms(&j, "finished_at") - slow_started < 8_000, "{j}");
     }
 }

@@ -358,25 +358,44 @@ pub fn delete_redis_keys(url: &str) -> u64 {
     .unwrap_or(0)
 }
 
-/// Waits for a child with a time limit, killing it (by its own pid) when over.
+/// Waits for a child with a time limit, killing it (by its own pid) when over. Its output
+/// is read while it runs, so a child writing more than a pipe holds does not stall.
 pub fn wait_output(mut child: Child, limit: Duration, what: &[&str]) -> Output {
+    fn drain(
+        pipe: Option<impl std::io::Read + Send + 'static>,
+    ) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let (out, err) = (drain(child.stdout.take()), drain(child.stderr.take()));
     let start = Instant::now();
-    loop {
+    let status = loop {
         match child.try_wait().expect("try_wait") {
-            Some(_) => return child.wait_with_output().expect("output"),
+            Some(status) => break status,
             None if start.elapsed() > limit => {
                 // A script's own children would keep the output pipes open: when the child
                 // leads a process group (the README runner), kill the whole group.
                 kill_group(child.id());
                 let _ = child.kill();
-                let out = child.wait_with_output().expect("output");
+                let _ = child.wait();
+                let stderr = err.join().unwrap_or_default();
                 panic!(
                     "quern {what:?} did not finish in {limit:?}; stderr: {}",
-                    String::from_utf8_lossy(&out.stderr)
+                    String::from_utf8_lossy(&stderr)
                 );
             }
             None => std::thread::sleep(Duration::from_millis(20)),
         }
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
     }
 }
 
