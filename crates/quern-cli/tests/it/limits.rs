@@ -12,6 +12,7 @@ on_every_store!(
     bad_limits_are_refused_and_change_nothing,
     a_cap_holds_across_three_worker_processes,
     a_rate_limit_paces_three_worker_processes,
+    a_throttled_worker_wakes_for_the_next_token,
     a_busy_worker_holds_no_jobs_back_from_an_idle_one,
 );
 
@@ -187,6 +188,35 @@ fn a_rate_limit_paces_three_worker_processes(mut env: Env) {
         (9_000..=11_000).contains(&took),
         "200 jobs at 20/s drained in {took} ms (10 s ± 10%): {claimed:?}"
     );
+}
+
+/// A worker waiting on a throttled queue wakes for the next token, not later: `20/s` with a
+/// burst of 1 leases one job every 50 ms, so 40 jobs take 39 intervals of about 50 ms. (On
+/// Redis a blocking read's timeout alone would fire up to 100 ms late: an idle server checks
+/// them `hz` = 10 times a second.)
+fn a_throttled_worker_wakes_for_the_next_token(mut env: Env) {
+    std::fs::write(
+        env.path("quern.toml"),
+        "[queues.paced]\nrate = \"20/s\"\nburst = 1\n",
+    )
+    .unwrap();
+    enqueue_many(&env, 40, "quern.noop", "{}", "paced");
+    spawn_workers(&mut env, 1, "paced", &[]);
+    eventually(Duration::from_secs(30), "all 40 jobs succeed", || {
+        env.jobs(&["--queue", "paced", "--state", "succeeded"])
+            .len()
+            == 40
+    });
+    let mut claimed: Vec<i64> = env
+        .jobs(&["--queue", "paced"])
+        .iter()
+        .map(|j| ms(j, "claimed_at"))
+        .collect();
+    claimed.sort();
+    let gaps: Vec<i64> = claimed.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.iter().all(|g| *g >= 49), "{gaps:?}");
+    let mean = (claimed[39] - claimed[0]) as f64 / 39.0;
+    assert!(mean < 75.0, "mean gap {mean:.1} ms: {gaps:?}");
 }
 
 /// No hoarding: a worker whose slots are all taken by slow jobs holds no other job back. One

@@ -59,15 +59,28 @@ pub(crate) async fn wait(b: &RedisBackend, params: WaitParams) -> Result<()> {
         }
     }
     let block = block.max(Duration::from_millis(1));
-    if b.cluster() {
-        // Streams of different queues live in different slots: one reader each.
-        let reads = streams
-            .into_iter()
-            .map(|s| Box::pin(b.block_read(vec![s], block)));
-        let (r, _, _) = futures_select_ok(reads).await;
-        r
-    } else {
-        b.block_read(streams, block).await
+    // Redis checks blocked clients' timeouts when its event loop wakes, which an idle server
+    // does `hz` times a second (10 by default): an `XREAD BLOCK 50` returns after up to
+    // 100 ms. A throttled queue's next token is a known time, so the wait ends on a local
+    // timer; the read goes on in its own task and gives its connection back when Redis
+    // answers, so a wake-up that comes first still ends the wait at once.
+    let reader = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            if b.cluster() {
+                // Streams of different queues live in different slots: one reader each.
+                let reads = streams
+                    .into_iter()
+                    .map(|s| Box::pin(b.block_read(vec![s], block)));
+                futures_select_ok(reads).await.0
+            } else {
+                b.block_read(streams, block).await
+            }
+        })
+    };
+    tokio::select! {
+        r = reader => r.unwrap_or(Ok(())),
+        _ = tokio::time::sleep(block) => Ok(()),
     }
 }
 
