@@ -422,7 +422,7 @@ pub enum QueuesCmd {
         queue: String,
     },
     /// Change a queue's limits, for every worker on the store, at once
-    #[command(group = clap::ArgGroup::new("change").required(true).multiple(true).args(["concurrency", "rate", "burst", "weight", "order", "aging_after", "aging_step", "aging_every", "aging_bound"]))]
+    #[command(group = clap::ArgGroup::new("change").required(true).multiple(true).args(["concurrency", "rate", "burst", "weight", "order", "aging_after", "aging_step", "aging_every", "aging_bound", "retain_succeeded", "retain_dead", "retain_cancelled", "retain_skipped", "retry"]))]
     Set {
         #[arg(value_parser = parse::queue)]
         queue: String,
@@ -455,6 +455,24 @@ pub enum QueuesCmd {
         /// The most urgent level aging reaches [default: critical]
         #[arg(long, value_name = "PRIORITY", value_parser = parse::priority)]
         aging_bound: Option<quern::Priority>,
+        /// Keep the queue's succeeded jobs this long after they finish (or `forever`), over
+        /// `[retention]`; `default` goes back to `[retention]`
+        #[arg(long, value_name = "DURATION|forever|default", value_parser = parse::queue_keep)]
+        retain_succeeded: Option<parse::Limit<quern::model::Keep>>,
+        /// The same for dead jobs (the queue's dead-letter queue)
+        #[arg(long, value_name = "DURATION|forever|default", value_parser = parse::queue_keep)]
+        retain_dead: Option<parse::Limit<quern::model::Keep>>,
+        /// The same for cancelled jobs
+        #[arg(long, value_name = "DURATION|forever|default", value_parser = parse::queue_keep)]
+        retain_cancelled: Option<parse::Limit<quern::model::Keep>>,
+        /// The same for skipped jobs
+        #[arg(long, value_name = "DURATION|forever|default", value_parser = parse::queue_keep)]
+        retain_skipped: Option<parse::Limit<quern::model::Keep>>,
+        /// The retry policy of the queue's jobs that carry none and whose handler declares
+        /// none (as `quern enqueue --retry`: `exponential:1s..1h`, `fixed:5s`, `none` = never
+        /// retry); `default` goes back to the worker's default
+        #[arg(long, value_name = "POLICY|default", value_parser = parse::queue_retry)]
+        retry: Option<parse::Limit<quern::RetryPolicy>>,
     },
     /// Stop workers from taking jobs from a queue (its jobs stay queued)
     Pause {

@@ -212,6 +212,31 @@ mod tests {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limit<T>(pub Option<T>);
 
+/// `--retain-STATE D|forever|default` of `quern queues set`: the queue's own retention, or
+/// `default` to clear it (the store-wide `[retention]` applies again).
+pub fn queue_keep(s: &str) -> Result<Limit<quern::model::Keep>, String> {
+    match s.trim() {
+        "default" => Ok(Limit(None)),
+        t => Ok(Limit(Some(match retention(t) {
+            Ok(Some(d)) => quern::model::Keep::For(d),
+            Ok(None) => quern::model::Keep::Forever,
+            Err(e) => return Err(format!("{e}, or default")),
+        }))),
+    }
+}
+
+/// `--retry POLICY|default` of `quern queues set`: the queue's default retry policy (the
+/// text form of `quern enqueue --retry`, so `none` is "never retry"), or `default` to clear
+/// it (the worker's default applies again).
+pub fn queue_retry(s: &str) -> Result<Limit<quern::RetryPolicy>, String> {
+    match s.trim() {
+        "default" => Ok(Limit(None)),
+        t => retry(t)
+            .map(|p| Limit(Some(p)))
+            .map_err(|e| format!("{e}, or default")),
+    }
+}
+
 /// `--concurrency N|none`: a cap of at least 1, or `none` to clear it.
 pub fn cap(s: &str) -> Result<Limit<u32>, String> {
     match s.trim() {

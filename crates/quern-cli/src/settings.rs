@@ -34,6 +34,7 @@ pub struct Settings {
     pub shell: ShellSettings,
     pub http: HttpSettings,
     pub server: ServerSettings,
+    pub redis: RedisSettings,
     /// `[[cron]]`: schedules every `quern worker` stores (or updates) when it starts; each
     /// table is a `quern::model::ScheduleSpec` (`name`, `cron`, `tz`, `[cron.job]`, …).
     pub cron: Vec<quern::model::ScheduleSpec>,
@@ -71,6 +72,23 @@ pub struct QueueConfig {
     pub aging_every: Option<String>,
     /// The most urgent level aging reaches (default `critical`).
     pub aging_bound: Option<String>,
+    /// `[queues.NAME.retention]`: the queue's own retention per finished state, over
+    /// `[retention]`.
+    pub retention: QueueRetentionConfig,
+    /// The queue's default retry policy (`exponential:1s..1h`, `fixed:5s`, `none` = never
+    /// retry), or `default` to clear it.
+    pub retry: Option<String>,
+}
+
+/// `[queues.NAME.retention]`: each a duration, `"forever"`, or `"default"` (clear the
+/// queue's own; `[retention]` applies). A key left out keeps what the store has.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueRetentionConfig {
+    pub succeeded: Option<String>,
+    pub dead: Option<String>,
+    pub cancelled: Option<String>,
+    pub skipped: Option<String>,
 }
 
 impl QueueConfig {
@@ -130,6 +148,28 @@ impl QueueConfig {
                 Some(Some(a))
             }
         };
+        let r = &self.retention;
+        let mut retention = std::collections::BTreeMap::new();
+        for (state, text) in [
+            (quern::JobState::Succeeded, &r.succeeded),
+            (quern::JobState::Dead, &r.dead),
+            (quern::JobState::Cancelled, &r.cancelled),
+            (quern::JobState::Skipped, &r.skipped),
+        ] {
+            if let Some(t) = text {
+                let k = crate::parse::queue_keep(t)
+                    .map_err(|e| bad(format!("retention.{state}: {e}")))?;
+                retention.insert(state, k.0);
+            }
+        }
+        let retry = match self.retry.as_deref() {
+            None => None,
+            Some(t) => Some(
+                crate::parse::queue_retry(t)
+                    .map_err(|e| bad(format!("retry: {e}")))?
+                    .0,
+            ),
+        };
         Ok(quern::backend::QueueUpdateParams {
             queue: queue.to_string(),
             concurrency: self.concurrency.map(Some),
@@ -137,7 +177,29 @@ impl QueueConfig {
             weight: self.weight.map(Some),
             order,
             aging,
+            retention,
+            retry,
         })
+    }
+}
+
+/// `[redis]`: options for a `redis://` store (the same as the URL's query options; one
+/// given in the URL wins).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// A memory budget (`512MiB`, `2GB`): beyond Redis's `used_memory` of this, enqueue is
+    /// refused with `store_full` (exit 1; REST 507) instead of Redis failing writes at its
+    /// `maxmemory`. Off by default.
+    pub max_memory: Option<String>,
+}
+
+impl RedisSettings {
+    /// The budget in bytes (checked by `Settings::validate`).
+    pub fn max_memory_bytes(&self) -> Option<u64> {
+        self.max_memory
+            .as_deref()
+            .and_then(|t| quern::model::parse_bytes(t).ok())
     }
 }
 
@@ -378,6 +440,7 @@ impl Default for Settings {
             shell: ShellSettings::default(),
             http: HttpSettings::default(),
             server: ServerSettings::default(),
+            redis: RedisSettings::default(),
             cron: Vec::new(),
             queues: Default::default(),
             routes: Vec::new(),
@@ -570,6 +633,16 @@ impl Settings {
         }
         if self.worker.heartbeat < Duration::from_millis(10) {
             return bad("worker.heartbeat must be at least 10ms".into());
+        }
+        if let Some(t) = &self.redis.max_memory {
+            match quern::model::parse_bytes(t) {
+                Ok(n) if n > 0 => {}
+                _ => {
+                    return bad(format!(
+                        "redis.max_memory: {t:?} is not a size above 0 (examples: 512MiB, 2GB)"
+                    ));
+                }
+            }
         }
         if self.retention.interval < Duration::from_millis(10) {
             return bad("retention.interval must be at least 10ms".into());

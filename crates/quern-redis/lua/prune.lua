@@ -1,6 +1,7 @@
 -- job_prune. ARGV[4] finished_before (exclusive), ARGV[5] limit, ARGV[6] dry run ('1': count
 -- only, change nothing), ARGV[7] state count, then the terminal state names, then queue
--- names to the end. Drops expired results, then deletes finished jobs. Returns
+-- names to the end, each followed by '1' (delete its finished jobs) or '0' (only drop its
+-- expired results). Drops expired results, then deletes finished jobs. Returns
 -- {jobs deleted, results expired, deleted ids...} (for a dry run: what would be).
 
 local before = '(' .. ARGV[4]
@@ -12,8 +13,9 @@ for x = 1, ns do states[x] = ARGV[7 + x] end
 local deleted, expired = 0, 0
 local ids_out = {}
 local nows = string.format('%d', NOW)
-for qi = 8 + ns, #ARGV do
+for qi = 8 + ns, #ARGV, 2 do
   local q = ARGV[qi]
+  local jobs_too = ARGV[qi + 1] == '1'
   -- Results first, as on SQLite: a job deleted below whose result had expired counts in both.
   if dry then
     expired = expired + math.min(redis.call('ZCOUNT', qk(q, 'rexp'), '-inf', nows), 10000)
@@ -26,7 +28,7 @@ for qi = 8 + ns, #ARGV do
     if #gone > 0 then redis.call('ZREM', qk(q, 'rexp'), unpack(gone)) end
   end
   for _, sname in ipairs(states) do
-    if left <= 0 then break end
+    if left <= 0 or not jobs_too then break end
     local zk = qk(q, sname)
     local ids = redis.call('ZRANGEBYSCORE', zk, '-inf', before, 'LIMIT', 0, left)
     for _, id in ipairs(ids) do

@@ -2,10 +2,12 @@
 -- concurrency cap and the rate limit's count, period (ms) and burst, then the weight, the
 -- order ('' priority, 'f' fifo, 'l' lifo, 'r' weighted-random) and the aging's after (ms),
 -- step, every (ms, '' = after) and bound, each '-' to keep the stored value or '' to clear
--- it (the caller checked each given value; the four aging values go together). Changing
+-- it (the caller checked each given value; the four aging values go together), then the
+-- retention of succeeded, dead, cancelled and skipped jobs (ms, or 'f' for forever) and the
+-- default retry policy (JSON), each '-', '' or the value. Changing
 -- the rate limit starts it with a full bucket (`rt` dropped). Returns cc, rc, rp, rb, rt as
 -- stored ('' when absent), the queue's running jobs (its lease set), then w, o, aa, as, ae,
--- ab ('' when absent).
+-- ab, ks, kd, kc, kk, dr ('' when absent).
 
 local q = ARGV[4]
 local mk = qk(q, 'meta')
@@ -35,13 +37,19 @@ if ARGV[5] == 'set' then
       put('ae', ARGV[14])
     end
   end
+  put('ks', ARGV[16])
+  put('kd', ARGV[17])
+  put('kc', ARGV[18])
+  put('kk', ARGV[19])
+  put('dr', ARGV[20])
   -- A raised cap or a new rate may admit waiting jobs at once.
   mark_wake(q)
   flush_wake()
 end
-local m = redis.call('HMGET', mk, 'cc', 'rc', 'rp', 'rb', 'rt', 'w', 'o', 'aa', 'as', 'ae', 'ab')
+local m = redis.call('HMGET', mk, 'cc', 'rc', 'rp', 'rb', 'rt', 'w', 'o', 'aa', 'as', 'ae', 'ab',
+  'ks', 'kd', 'kc', 'kk', 'dr')
 local out = {}
 for x = 1, 5 do out[x] = m[x] or '' end
 out[6] = redis.call('ZCARD', qk(q, 'lease'))
-for x = 6, 11 do out[x + 1] = m[x] or '' end
+for x = 6, 16 do out[x + 1] = m[x] or '' end
 return out

@@ -33,6 +33,22 @@ pub(crate) struct Inner {
     pub(crate) queue_cache: Mutex<HashMap<JobId, String>>,
     /// Idle dedicated connections for blocking reads (`work_wait`).
     pub(crate) blockers: Mutex<Vec<Conn>>,
+    /// The last `used_memory` sample (when taken, bytes), with a memory budget.
+    pub(crate) memory: Mutex<Option<(std::time::Instant, u64)>>,
+}
+
+/// Every text in an `INFO` reply: one string from a node, or a map (node → string) from a
+/// cluster that asked several.
+fn collect_texts(v: redis::Value, out: &mut Vec<String>) {
+    use redis::Value as V;
+    match v {
+        V::BulkString(b) => out.push(String::from_utf8_lossy(&b).into_owned()),
+        V::SimpleString(s) => out.push(s),
+        V::VerbatimString { text, .. } => out.push(text),
+        V::Array(items) | V::Set(items) => items.into_iter().for_each(|i| collect_texts(i, out)),
+        V::Map(pairs) => pairs.into_iter().for_each(|(_, i)| collect_texts(i, out)),
+        _ => {}
+    }
 }
 
 /// Entries above which the token → queue cache is cleared (it only saves a lookup).
@@ -63,6 +79,7 @@ impl RedisBackend {
                 limits,
                 queue_cache: Mutex::new(HashMap::new()),
                 blockers: Mutex::new(Vec::new()),
+                memory: Mutex::new(None),
             }),
         };
         // Fail early on a wrong address or password instead of at the first job.
@@ -97,6 +114,70 @@ impl RedisBackend {
             .lines()
             .find_map(|l| l.strip_prefix("used_memory:"))
             .and_then(|v| v.trim().parse().ok()))
+    }
+
+    /// The memory budget and its use, from a sample at most `memory_sample` old; `None`
+    /// without `max_memory`. One caller refreshes a stale sample while the others keep
+    /// answering from the old one, so enqueue never waits on `INFO` in a crowd.
+    pub(crate) async fn memory_budget(&self) -> Result<Option<quern::backend::StoreBudget>> {
+        let Some(budget) = self.inner.cfg.max_memory else {
+            return Ok(None);
+        };
+        let now = std::time::Instant::now();
+        let cached = {
+            let mut m = self.inner.memory.lock().unwrap();
+            match *m {
+                Some((at, used)) if now.duration_since(at) < self.inner.cfg.memory_sample => {
+                    Some(used)
+                }
+                Some((_, used)) => {
+                    // Stale: this caller refreshes it; others use the old value meanwhile.
+                    *m = Some((now, used));
+                    None
+                }
+                None => None,
+            }
+        };
+        let used = match cached {
+            Some(u) => u,
+            None => {
+                let u = self.sample_memory().await?;
+                *self.inner.memory.lock().unwrap() = Some((std::time::Instant::now(), u));
+                u
+            }
+        };
+        Ok(Some(quern::backend::StoreBudget {
+            used_bytes: used,
+            budget_bytes: budget,
+            full: used >= budget,
+        }))
+    }
+
+    /// `Error::StoreFull` when the store is at or over its memory budget.
+    pub(crate) async fn check_memory(&self) -> Result<()> {
+        match self.memory_budget().await? {
+            Some(b) if b.full => Err(quern::Error::StoreFull {
+                used: b.used_bytes,
+                budget: b.budget_bytes,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// `used_memory` now: on a cluster, the largest of the nodes `INFO` reached.
+    async fn sample_memory(&self) -> Result<u64> {
+        let v: redis::Value = self.query(redis::cmd("INFO").arg("memory").clone()).await?;
+        let mut texts = Vec::new();
+        collect_texts(v, &mut texts);
+        texts
+            .iter()
+            .filter_map(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("used_memory:"))
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+            })
+            .max()
+            .ok_or_else(|| quern::Error::Storage("INFO memory has no used_memory".into()))
     }
 
     pub(crate) fn now(&self) -> i64 {

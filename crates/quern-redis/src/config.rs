@@ -36,6 +36,13 @@ pub struct RedisConfig {
     /// How long a call keeps retrying while Redis is unreachable before it returns
     /// `Unavailable` (query option `retry_ms`, default 10000).
     pub retry_for: Duration,
+    /// A memory budget in bytes (query option `max_memory`, `512MiB`, `2GB` or bytes): at or
+    /// beyond it (Redis's `used_memory`) enqueue answers `Error::StoreFull` instead of
+    /// Redis refusing writes at its own `maxmemory`.
+    pub max_memory: Option<u64>,
+    /// How old a `used_memory` sample may be before enqueue reads a new one (query option
+    /// `memory_sample_ms`, default 250).
+    pub memory_sample: Duration,
 }
 
 impl RedisConfig {
@@ -72,6 +79,8 @@ impl RedisConfig {
             replicas: 1,
             wait_timeout: Duration::from_millis(5000),
             retry_for: Duration::from_millis(10_000),
+            max_memory: None,
+            memory_sample: Duration::from_millis(250),
         };
         let mut passthrough = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -101,6 +110,21 @@ impl RedisConfig {
                 "retry_ms" => {
                     cfg.retry_for = Duration::from_millis(
                         v.parse().map_err(|_| bad("retry_ms must be a number"))?,
+                    )
+                }
+                "max_memory" => {
+                    let n = quern::model::parse_bytes(v).map_err(|_| {
+                        bad("max_memory must be a size such as 512MiB, 2GB or a number of bytes")
+                    })?;
+                    if n == 0 {
+                        return Err(bad("max_memory must be above 0"));
+                    }
+                    cfg.max_memory = Some(n);
+                }
+                "memory_sample_ms" => {
+                    cfg.memory_sample = Duration::from_millis(
+                        v.parse()
+                            .map_err(|_| bad("memory_sample_ms must be a number"))?,
                     )
                 }
                 _ => passthrough.push(pair),

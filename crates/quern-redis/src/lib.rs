@@ -48,7 +48,12 @@ impl Backend for RedisBackend {
     }
 
     async fn job_enqueue(&self, params: EnqueueParams) -> Result<EnqueueResults> {
+        self.check_memory().await?;
         ops::enqueue::enqueue(self, params).await
+    }
+
+    async fn store_budget(&self) -> Result<Option<quern::backend::StoreBudget>> {
+        self.memory_budget().await
     }
 
     async fn job_claim(&self, params: ClaimParams) -> Result<Vec<ClaimedJob>> {
@@ -136,6 +141,7 @@ impl Backend for RedisBackend {
     }
 
     async fn workflow_create(&self, params: WorkflowCreateParams) -> Result<WorkflowRecord> {
+        self.check_memory().await?;
         ops::workflow::create(self, params).await
     }
 

@@ -89,6 +89,7 @@ impl From<quern::Error> for ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             E::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            E::StoreFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
             E::Unavailable(_) | E::Shutdown | E::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             E::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
             _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -37,6 +37,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "alert_state",
         include_str!("migrations/0015_alert_state.sql"),
     ),
+    (
+        "queue_retention",
+        include_str!("migrations/0018_queue_retention.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

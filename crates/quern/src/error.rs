@@ -80,6 +80,16 @@ pub enum Error {
     #[error("not supported: {0}")]
     Unsupported(String),
 
+    /// The store is over its configured budget (`[redis] max_memory`): new jobs are refused
+    /// until it shrinks (finished jobs pruned, memory freed) or the budget is raised.
+    /// Nothing was stored.
+    #[error(
+        "store full: {} used of a budget of {}; new jobs are refused until the store shrinks (prune finished jobs) or the budget is raised",
+        crate::model::format_bytes(*used),
+        crate::model::format_bytes(*budget)
+    )]
+    StoreFull { used: u64, budget: u64 },
+
     /// The component is shutting down and refused new work.
     #[error("shutting down")]
     Shutdown,
@@ -117,6 +127,7 @@ impl Error {
             Error::Unavailable(_) => "unavailable",
             Error::Storage(_) => "storage",
             Error::Unsupported(_) => "unsupported",
+            Error::StoreFull { .. } => "store_full",
             Error::Shutdown => "shutdown",
             Error::Timeout(_) => "timeout",
         }

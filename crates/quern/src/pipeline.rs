@@ -9,8 +9,8 @@
 //!   `max_parallel` gate applied. Either the handler runs (with the rendered payload) or the
 //!   outcome is decided without one.
 //! - **Terms** ([`Pipeline::terms`]): the retry policy that applies (the job's own, else the
-//!   handler's, else the worker's default) and how long a result is kept (the job's own, else
-//!   the worker's).
+//!   handler's, else the queue's default, else the worker's default) and how long a result
+//!   is kept (the job's own, else the worker's).
 //! - **After** ([`Pipeline::after`]): how the attempt ended ([`Attempt`]) and whether the
 //!   worker was told to stop ([`Stop`]) become the backend call to make ([`Next`]): complete,
 //!   fail with retry / dead / snooze / cancel / skip / spawn, give the lease back, or nothing
@@ -18,7 +18,8 @@
 //!
 //! [`Worker`]: crate::Worker
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::backend::{Backend, Completion, FailAction, Failure, LeaseToken};
@@ -211,9 +212,16 @@ pub struct Terms {
 #[derive(Debug)]
 pub struct Pipeline {
     preparer: Preparer,
+    backend: Arc<dyn Backend>,
     default_retry: RetryPolicy,
     result_ttl: Option<Duration>,
+    /// Each queue's default retry policy (`QueueSettings::retry`) and when it was read.
+    queue_retry: Mutex<HashMap<String, (tokio::time::Instant, Option<RetryPolicy>)>>,
 }
+
+/// How long a queue's default retry policy read from the store is used before it is read
+/// again (a change by `quern queues set` reaches running workers within this).
+pub const QUEUE_RETRY_REFRESH: Duration = Duration::from_secs(5);
 
 impl Pipeline {
     /// A pipeline over `backend`: `env` is what `${env.NAME}` may read in workflow
@@ -225,9 +233,11 @@ impl Pipeline {
         result_ttl: Option<Duration>,
     ) -> Self {
         Pipeline {
-            preparer: Preparer::new(backend, env),
+            preparer: Preparer::new(backend.clone(), env),
+            backend,
             default_retry,
             result_ttl,
+            queue_retry: Mutex::new(HashMap::new()),
         }
     }
 
@@ -248,17 +258,54 @@ impl Pipeline {
     }
 
     /// The terms of this attempt: the job's own retry policy, else the handler's
-    /// (`handler_policy`), else the worker's default; the job's own result retention, else
-    /// the worker's.
-    pub fn terms(&self, job: &Job, handler_policy: Option<RetryPolicy>) -> Terms {
-        Terms {
-            policy: job
-                .retry
-                .clone()
-                .or(handler_policy)
+    /// (`handler_policy`), else the queue's default (`QueueSettings::retry`, read from the
+    /// store at most every [`QUEUE_RETRY_REFRESH`]), else the worker's default; the job's own
+    /// result retention, else the worker's.
+    pub async fn terms(&self, job: &Job, handler_policy: Option<RetryPolicy>) -> Terms {
+        let policy = match job.retry.clone().or(handler_policy) {
+            Some(p) => p,
+            None => self
+                .queue_retry(&job.queue)
+                .await
                 .unwrap_or_else(|| self.default_retry.clone()),
+        };
+        Terms {
+            policy,
             result_ttl: job.result_ttl.or(self.result_ttl),
         }
+    }
+
+    /// The queue's default retry policy, from the cache or the store. A store without queue
+    /// settings, or a failed read, gives none (the worker's default applies).
+    async fn queue_retry(&self, queue: &str) -> Option<RetryPolicy> {
+        let now = tokio::time::Instant::now();
+        if let Some((at, p)) = self.lock_retry().get(queue)
+            && now.duration_since(*at) < QUEUE_RETRY_REFRESH
+        {
+            return p.clone();
+        }
+        let p = match self.backend.queue_get(queue.into()).await {
+            Ok(u) => u.settings.retry,
+            Err(e) => {
+                if !matches!(
+                    e,
+                    crate::Error::Unsupported(_) | crate::Error::QueueNotFound(_)
+                ) {
+                    tracing::debug!(queue, error = %e, "reading the queue's retry policy failed");
+                }
+                None
+            }
+        };
+        self.lock_retry()
+            .insert(queue.to_string(), (now, p.clone()));
+        p
+    }
+
+    fn lock_retry(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (tokio::time::Instant, Option<RetryPolicy>)>>
+    {
+        self.queue_retry.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// After the handler (or the decision made instead of it): the backend call to make,
@@ -395,8 +442,8 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn after_addresses_the_decision_to_the_lease_with_the_terms() {
+    #[tokio::test]
+    async fn after_addresses_the_decision_to_the_lease_with_the_terms() {
         let terms = Terms {
             policy: fixed(250),
             result_ttl: Some(Duration::from_secs(60)),
@@ -412,16 +459,14 @@ mod tests {
             stop,
             started_at: Some(NOW - 5),
         };
-        let p = Pipeline {
-            preparer: Preparer::new(
-                Arc::new(crate::test_util::mem::MemBackend::new(
-                    crate::ManualClock::new(0),
-                )),
-                EnvSource::default(),
-            ),
-            default_retry: RetryPolicy::None,
-            result_ttl: None,
-        };
+        let p = Pipeline::new(
+            Arc::new(crate::test_util::mem::MemBackend::new(
+                crate::ManualClock::new(0),
+            )),
+            EnvSource::default(),
+            RetryPolicy::None,
+            None,
+        );
         match p.after(&terms, end(Attempt::Succeeded(None), Stop::No), NOW) {
             Next::Complete(c) => {
                 assert_eq!(c.token, token);
@@ -456,7 +501,7 @@ mod tests {
             0,
         );
         assert_eq!(
-            p.terms(&job, Some(fixed(1))).policy,
+            p.terms(&job, Some(fixed(1))).await.policy,
             fixed(9),
             "the job's own first"
         );
@@ -466,12 +511,12 @@ mod tests {
             0,
         );
         assert_eq!(
-            p.terms(&plain, Some(fixed(1))).policy,
+            p.terms(&plain, Some(fixed(1))).await.policy,
             fixed(1),
             "then the handler's"
         );
         assert_eq!(
-            p.terms(&plain, None).policy,
+            p.terms(&plain, None).await.policy,
             RetryPolicy::None,
             "then the default"
         );

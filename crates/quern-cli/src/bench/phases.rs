@@ -49,6 +49,8 @@ impl Bench<'_> {
                         weight: Some(s.weight),
                         order: Some(s.order),
                         aging: Some(s.aging),
+                        retention: s.retention.iter().map(|(st, k)| (*st, Some(*k))).collect(),
+                        retry: Some(s.retry.clone()),
                     })
                     .await?;
             }

@@ -36,7 +36,24 @@ pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
                 .zip(&usage)
                 .map(|(q, u)| queue_json(q, u.as_ref()))
                 .collect();
-            ctx.out.emit(&serde_json::json!({ "queues": rows }), || {
+            let budget = backend.store_budget().await?;
+            let mut doc = serde_json::json!({ "queues": rows });
+            if let Some(b) = &budget {
+                doc["store_budget"] = serde_json::to_value(b).unwrap_or_default();
+            }
+            ctx.out.emit(&doc, || {
+                if let Some(b) = &budget {
+                    out!(
+                        "store memory: {} used of a {} budget{}",
+                        quern::model::format_bytes(b.used_bytes),
+                        quern::model::format_bytes(b.budget_bytes),
+                        if b.full {
+                            " (FULL: enqueue is refused)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
                 if queues.is_empty() {
                     out!("no queues");
                     return;
@@ -84,6 +101,8 @@ pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
                 out!("weight:       {weight}");
                 out!("order:        {order}");
                 out!("aging:        {aging}");
+                out!("retention:    {}", retention_cell(&u.settings));
+                out!("retry:        {}", retry_cell(&u.settings));
             });
         }
         QueuesCmd::Set {
@@ -97,6 +116,11 @@ pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
             aging_step,
             aging_every,
             aging_bound,
+            retain_succeeded,
+            retain_dead,
+            retain_cancelled,
+            retain_skipped,
+            retry,
         } => {
             let aging = aging_update(
                 &backend,
@@ -147,18 +171,30 @@ pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
                     weight: weight.map(|w| w.0),
                     order,
                     aging,
+                    retention: [
+                        (JobState::Succeeded, retain_succeeded),
+                        (JobState::Dead, retain_dead),
+                        (JobState::Cancelled, retain_cancelled),
+                        (JobState::Skipped, retain_skipped),
+                    ]
+                    .into_iter()
+                    .filter_map(|(st, k)| k.map(|k| (st, k.0)))
+                    .collect(),
+                    retry: retry.map(|r| r.0),
                 })
                 .await?;
             ctx.out.emit(
                 &serde_json::json!({ "queue": queue, "settings": s }),
                 || {
                     out!(
-                        "queue {queue}: concurrency {}, rate {}, weight {}, order {}, aging {}",
+                        "queue {queue}: concurrency {}, rate {}, weight {}, order {}, aging {}, retention {}, retry {}",
                         s.concurrency.map_or("none".into(), |c| c.to_string()),
                         s.rate.map_or("none".into(), |r| r.to_string()),
                         s.weight.map_or("none".into(), |w| w.to_string()),
                         s.order,
-                        s.aging.map_or("none".into(), |a| a.to_string())
+                        s.aging.map_or("none".into(), |a| a.to_string()),
+                        retention_cell(&s),
+                        retry_cell(&s)
                     )
                 },
             );
@@ -207,6 +243,23 @@ fn queue_json(q: &QueueInfo, u: Option<&QueueUsage>) -> serde_json::Value {
         );
     }
     v
+}
+
+/// The queue's own retention (`succeeded 1h, dead forever`), or `default` ([retention]).
+fn retention_cell(s: &quern::model::QueueSettings) -> String {
+    if s.retention.is_empty() {
+        return "default".into();
+    }
+    s.retention
+        .iter()
+        .map(|(st, k)| format!("{st} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The queue's default retry policy, or `default` (the worker's).
+fn retry_cell(s: &quern::model::QueueSettings) -> String {
+    s.retry.as_ref().map_or("default".into(), |p| p.to_string())
 }
 
 /// WEIGHT, ORDER, AGING cells.

@@ -337,6 +337,12 @@ async fn load(
                     weight: Some(settings.weight),
                     order: Some(settings.order),
                     aging: Some(settings.aging),
+                    retention: settings
+                        .retention
+                        .iter()
+                        .map(|(st, k)| (*st, Some(*k)))
+                        .collect(),
+                    retry: Some(settings.retry.clone()),
                 })
                 .await?;
         }

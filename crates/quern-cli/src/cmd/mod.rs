@@ -38,6 +38,7 @@ impl Ctx {
     pub fn store_options(&self) -> StoreOptions {
         StoreOptions {
             max_payload_bytes: self.settings.max_payload_bytes,
+            redis_max_memory: self.settings.redis.max_memory_bytes(),
         }
     }
 

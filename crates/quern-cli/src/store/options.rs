@@ -15,4 +15,6 @@ pub enum Open {
 pub struct StoreOptions {
     /// Largest accepted payload in bytes.
     pub max_payload_bytes: usize,
+    /// `[redis] max_memory` in bytes, added to a Redis URL that does not set it.
+    pub redis_max_memory: Option<u64>,
 }

@@ -17,6 +17,16 @@ pub async fn open(url: &str, opts: StoreOptions) -> CliResult<Arc<dyn Backend>> 
     let limits = quern::model::Limits {
         max_payload_bytes: opts.max_payload_bytes,
     };
+    // `[redis] max_memory`, unless the URL sets its own.
+    let with_budget;
+    let url = match opts.redis_max_memory {
+        Some(n) if !url.contains("max_memory=") => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            with_budget = format!("{url}{sep}max_memory={n}");
+            with_budget.as_str()
+        }
+        _ => url,
+    };
     let backend = RedisBackend::connect_with_limits(url, Arc::new(SystemClock), limits)
         .await
         .map_err(|e| match e {

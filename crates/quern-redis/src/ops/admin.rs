@@ -208,7 +208,12 @@ pub(crate) async fn prune(b: &RedisBackend, params: PruneParams) -> Result<Prune
         .filter(|s| s.is_terminal())
         .map(|s| s.as_str())
         .collect();
-    let queues = b.all_queues().await?;
+    let queues: Vec<String> = b
+        .all_queues()
+        .await?
+        .into_iter()
+        .filter(|q| params.covers(q))
+        .collect();
     let now = b.now();
     let mut left = params.limit;
     for (q, members) in b.group_by_queue(&queues) {
@@ -221,7 +226,9 @@ pub(crate) async fn prune(b: &RedisBackend, params: PruneParams) -> Result<Prune
             args.s(s);
         }
         for m in &members {
-            args.s(&queues[*m]);
+            let name = &queues[*m];
+            args.s(name)
+                .s(if params.deletes_from(name) { "1" } else { "0" });
         }
         let r = reply::array(
             b.eval(&scripts::PRUNE, Some(&q), now, &args, Ack::Primary)

@@ -6,19 +6,28 @@ use std::time::Duration;
 
 use quern::backend::QueueUpdateParams;
 use quern::model::{
-    Aging, ClaimOrder, Priority, QueueSettings, QueueUsage, RateLimit, validate_queue_name,
+    Aging, ClaimOrder, JobState, Keep, Priority, QueueSettings, QueueUsage, RateLimit,
+    validate_queue_name,
 };
 use quern::{Error, Result};
 
 use crate::backend::RedisBackend;
+
+/// The states a queue may keep for its own time, in the script's field order.
+const KEPT: [JobState; 4] = [
+    JobState::Succeeded,
+    JobState::Dead,
+    JobState::Cancelled,
+    JobState::Skipped,
+];
 use crate::eval::{Ack, Args};
 use crate::{reply, scripts};
 
 /// The script's reply: cc, rc, rp, rb, rt ('' when absent), the running jobs, then w, o,
-/// aa, as, ae, ab.
+/// aa, as, ae, ab, then the retention of each of [`KEPT`] and the default retry policy.
 fn usage(b: &RedisBackend, v: redis::Value) -> Result<QueueUsage> {
     let r = reply::array(v)?;
-    if r.len() != 12 {
+    if r.len() != 17 {
         return Err(Error::Storage(
             "queue settings reply has the wrong length".into(),
         ));
@@ -49,7 +58,7 @@ fn usage(b: &RedisBackend, v: redis::Value) -> Result<QueueUsage> {
         f[4].parse()
             .map_err(|_| Error::Storage(format!("stored rate state {:?} is not a number", f[4])))?
     };
-    let mut g = Vec::with_capacity(6);
+    let mut g = Vec::with_capacity(11);
     for x in r.iter().skip(6) {
         g.push(reply::string(x.clone())?);
     }
@@ -68,6 +77,25 @@ fn usage(b: &RedisBackend, v: redis::Value) -> Result<QueueUsage> {
             bound: Priority::new(num(&g[5])?.unwrap_or(0) as u8).unwrap_or(Priority::CRITICAL),
         }),
     };
+    let bad = |e: serde_json::Error| Error::Storage(format!("stored queue setting: {e}"));
+    let mut retention = std::collections::BTreeMap::new();
+    for (state, v) in KEPT.iter().zip(&g[6..10]) {
+        match v.as_str() {
+            "" => {}
+            "f" => {
+                retention.insert(*state, Keep::Forever);
+            }
+            ms => {
+                let ms = num(ms)?.unwrap_or_default();
+                retention.insert(*state, Keep::For(Duration::from_millis(ms)));
+            }
+        }
+    }
+    let retry = if g[10].is_empty() {
+        None
+    } else {
+        Some(serde_json::from_str(&g[10]).map_err(bad)?)
+    };
     Ok(QueueUsage {
         settings: QueueSettings {
             concurrency: num(&f[0])?.map(|c| c as u32),
@@ -75,6 +103,8 @@ fn usage(b: &RedisBackend, v: redis::Value) -> Result<QueueUsage> {
             weight: num(&g[0])?.map(|w| w as u32),
             order,
             aging,
+            retention,
+            retry,
         },
         running: reply::int(&r[5])? as u64,
         tokens: rate.map(|r| r.tokens(tat, b.now())),
@@ -156,6 +186,21 @@ pub(crate) async fn update(b: &RedisBackend, p: QueueUpdateParams) -> Result<Que
                 .s(&a.bound.get().to_string());
         }
     }
+    for state in KEPT {
+        match p.retention.get(&state) {
+            None => args.s("-"),
+            Some(None) => args.s(""),
+            Some(Some(Keep::Forever)) => args.s("f"),
+            Some(Some(Keep::For(d))) => args.s(&(d.as_millis() as u64).to_string()),
+        };
+    }
+    match &p.retry {
+        None => args.s("-"),
+        Some(None) => args.s(""),
+        Some(Some(r)) => {
+            args.s(&serde_json::to_string(r).map_err(|e| Error::Codec(e.to_string()))?)
+        }
+    };
     let v = b
         .eval(
             &scripts::QUEUE_SETTINGS,

@@ -6,6 +6,7 @@
 
 mod cluster;
 mod common;
+mod budget;
 mod conformance;
 mod enqueue;
 mod faults;

@@ -169,7 +169,7 @@ pub async fn complete(
             out[k] = Some(failed(t.job_id, quern::Error::JobNotFound(t.job_id).into()));
             continue;
         };
-        let terms = s.pipeline.terms(&job, None);
+        let terms = s.pipeline.terms(&job, None).await;
         let end = AttemptEnd {
             token: t.clone(),
             attempt: Attempt::Succeeded(result),
@@ -225,7 +225,7 @@ pub async fn fail(
         } else {
             TaskError::Fatal(i.error)
         };
-        let terms = s.pipeline.terms(&job, None);
+        let terms = s.pipeline.terms(&job, None).await;
         let end = AttemptEnd {
             token: t.clone(),
             attempt: Attempt::Failed(error),

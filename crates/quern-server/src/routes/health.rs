@@ -72,7 +72,8 @@ async fn wedged(s: &AppState, after: std::time::Duration) -> quern::Result<Optio
     Ok(None)
 }
 
-/// The store answered a read within the ready timeout (1 s), and (with
+/// The store answered a read within the ready timeout (1 s), is not over its memory budget
+/// (503 `store_full`, Redis `max_memory`), and (with
 /// `[server] wedged_after`) no queue's ready work waits unclaimed beside live workers.
 #[utoipa::path(get, path = "/readyz", operation_id = "health_readyz", tag = "health", security(()),
     responses(
@@ -81,6 +82,21 @@ async fn wedged(s: &AppState, after: std::time::Duration) -> quern::Result<Optio
     ))]
 pub async fn readyz(State(s): State<Arc<AppState>>) -> Response {
     let limit = s.config.ready_timeout;
+    // Over its memory budget the store refuses enqueues: not ready for producers.
+    if let Ok(Ok(Some(b))) = tokio::time::timeout(limit, s.backend.store_budget()).await
+        && b.full
+    {
+        let full = quern::Error::StoreFull {
+            used: b.used_bytes,
+            budget: b.budget_bytes,
+        };
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            full.code(),
+            full.to_string(),
+        )
+        .into_response();
+    }
     let probe = s.backend.leader_get("quern.readyz".into());
     let reason = match tokio::time::timeout(limit, probe).await {
         Ok(Ok(_)) => match s.config.wedged_after {

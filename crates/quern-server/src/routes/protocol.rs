@@ -214,7 +214,7 @@ pub async fn lease(
 async fn prepare(s: &AppState, c: ClaimedJob, lease: Duration) -> ApiResult<Option<LeasedJobDto>> {
     let ClaimedJob { mut job, token } = c;
     if let Some(attempt) = s.pipeline.before(&mut job).await {
-        let terms = s.pipeline.terms(&job, None);
+        let terms = s.pipeline.terms(&job, None).await;
         let next = s.pipeline.after(
             &terms,
             AttemptEnd {
@@ -380,7 +380,7 @@ pub async fn complete(
         stop: Stop::No,
         started_at: job.claimed_at,
     };
-    let terms = s.pipeline.terms(&job, None);
+    let terms = s.pipeline.terms(&job, None).await;
     apply(&s, s.pipeline.after(&terms, end, now())).await?;
     Ok(Json(AckResponse {
         id: token.job_id.to_string(),
@@ -420,7 +420,7 @@ pub async fn fail(
         started_at: job.claimed_at,
     };
     let t = now();
-    let terms = s.pipeline.terms(&job, None);
+    let terms = s.pipeline.terms(&job, None).await;
     let mut next = s.pipeline.after(&terms, end, t);
     if let (Some(ms), Next::Fail(f)) = (req.retry_after_ms, &mut next)
         && let FailAction::Retry { retry_at } = &mut f.action

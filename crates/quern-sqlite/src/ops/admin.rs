@@ -170,6 +170,49 @@ fn queue_ids(tx: &Tx<'_>) -> quern::Result<Vec<i64>> {
         .map_err(sql_err)
 }
 
+/// Every queue's id and name, by id (the pruner picks the queues a call covers).
+fn queue_names(tx: &Tx<'_>) -> quern::Result<Vec<(i64, String)>> {
+    tx.conn
+        .prepare_cached("SELECT id, name FROM queues ORDER BY id")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+        })
+        .map_err(sql_err)
+}
+
+/// Drops (or, dry, counts) up to `limit` results whose expiry passed, of one queue or all.
+fn expire_results(
+    tx: &Tx<'_>,
+    queue: Option<i64>,
+    limit: usize,
+    dry_run: bool,
+) -> quern::Result<usize> {
+    let filter = if queue.is_some() {
+        " AND queue_id = ?3"
+    } else {
+        " AND ?3 IS NULL"
+    };
+    let args = rusqlite::params![tx.now, limit.max(1) as i64, queue];
+    if dry_run {
+        tx.conn
+            .prepare_cached(&format!(
+                "SELECT count(*) FROM (SELECT 1 FROM jobs WHERE result_expires_at <= ?1{filter} LIMIT ?2)"
+            ))
+            .and_then(|mut s| s.query_row(args, |r| r.get::<_, i64>(0)))
+            .map(|n| n as usize)
+            .map_err(sql_err)
+    } else {
+        tx.conn
+            .prepare_cached(&format!(
+                "UPDATE jobs SET result = NULL, result_tag = NULL, result_expires_at = NULL WHERE id IN \
+                 (SELECT id FROM jobs WHERE result_expires_at <= ?1{filter} LIMIT ?2)"
+            ))
+            .and_then(|mut s| s.execute(args))
+            .map_err(sql_err)
+    }
+}
+
 /// A running job the rescuer re-delivers.
 struct Stale {
     id: [u8; 16],
@@ -304,33 +347,43 @@ pub(crate) fn rescue(tx: &mut Tx<'_>, p: RescueParams) -> quern::Result<RescueRe
 }
 
 pub(crate) fn prune(tx: &mut Tx<'_>, p: PruneParams) -> quern::Result<PruneReport> {
-    let expired = if p.dry_run {
-        tx.conn
-            .prepare_cached(
-                "SELECT count(*) FROM (SELECT 1 FROM jobs WHERE result_expires_at <= ?1 LIMIT ?2)",
-            )
-            .and_then(|mut s| {
-                s.query_row(rusqlite::params![tx.now, p.limit.max(1) as i64], |r| {
-                    r.get::<_, i64>(0)
-                })
-            })
-            .map_err(sql_err)? as usize
-    } else {
-        tx.conn
-            .prepare_cached(
-                "UPDATE jobs SET result = NULL, result_tag = NULL, result_expires_at = NULL WHERE id IN \
-                 (SELECT id FROM jobs WHERE result_expires_at <= ?1 LIMIT ?2)",
-            )
-            .and_then(|mut s| s.execute(rusqlite::params![tx.now, p.limit.max(1) as i64]))
-            .map_err(sql_err)?
+    let all = queue_names(tx)?;
+    let covered: Option<Vec<i64>> = (!p.queues.is_empty()).then(|| {
+        all.iter()
+            .filter(|(_, n)| p.covers(n))
+            .map(|(id, _)| *id)
+            .collect()
+    });
+    let expired = match &covered {
+        None => expire_results(tx, None, p.limit, p.dry_run)?,
+        Some(ids) => {
+            let mut n = 0;
+            for id in ids {
+                n += expire_results(tx, Some(*id), p.limit.saturating_sub(n).max(1), p.dry_run)?;
+                if n >= p.limit.max(1) {
+                    break;
+                }
+            }
+            n
+        }
     };
     let limit = p.limit.max(1);
     let mut victims: Vec<[u8; 16]> = Vec::new();
     // A finished job that a still-waiting job depends on is kept: its state is needed to
     // settle that dependent. `run_at < before` is implied by `finished_at < before` and lets
     // the scan use jobs_claim.
-    let states: Vec<JobState> = p.states.into_iter().filter(|s| s.is_terminal()).collect();
-    'scan: for queue in queue_ids(tx)? {
+    let states: Vec<JobState> = p
+        .states
+        .iter()
+        .copied()
+        .filter(|s| s.is_terminal())
+        .collect();
+    let scanned: Vec<i64> = all
+        .iter()
+        .filter(|(_, n)| p.deletes_from(n))
+        .map(|(id, _)| *id)
+        .collect();
+    'scan: for queue in scanned {
         for state in &states {
             for priority in 0..=9i64 {
                 let left = limit - victims.len();

@@ -49,6 +49,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<QueueRow> {
             weight: r.get::<_, Option<i64>>(7)?.map(|w| w as u32),
             order: super::order::order_from_i64(r.get(8)?),
             aging: super::order::aging_from_row(r, 9)?,
+            ..Default::default()
         },
         tat: r.get(6)?,
     })
@@ -128,8 +129,43 @@ pub(crate) fn took(tx: &Tx<'_>, q: &QueueRow, got: usize) -> Result<f64> {
     Ok(tat)
 }
 
+/// The settings the claim does not read (migration 0018): retention and default retry.
+fn load_extra(conn: &Connection, id: i64, s: &mut QueueSettings) -> Result<()> {
+    let (retention, retry): (Option<String>, Option<String>) = conn
+        .prepare_cached("SELECT retention, retry FROM queues WHERE id = ?1")
+        .and_then(|mut st| st.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))))
+        .map_err(sql_err)?;
+    let bad = |e: serde_json::Error| Error::Storage(format!("stored queue setting: {e}"));
+    if let Some(t) = retention {
+        s.retention = serde_json::from_str(&t).map_err(bad)?;
+    }
+    if let Some(t) = retry {
+        s.retry = Some(serde_json::from_str(&t).map_err(bad)?);
+    }
+    Ok(())
+}
+
+fn store_extra(tx: &Tx<'_>, id: i64, s: &QueueSettings) -> Result<()> {
+    let json = |v: serde_json::Result<String>| v.map_err(|e| Error::Codec(e.to_string()));
+    let retention = if s.retention.is_empty() {
+        None
+    } else {
+        Some(json(serde_json::to_string(&s.retention))?)
+    };
+    let retry = match &s.retry {
+        None => None,
+        Some(p) => Some(json(serde_json::to_string(p))?),
+    };
+    tx.conn
+        .prepare_cached("UPDATE queues SET retention = ?2, retry = ?3 WHERE id = ?1")
+        .and_then(|mut st| st.execute(rusqlite::params![id, retention, retry]))
+        .map_err(sql_err)?;
+    Ok(())
+}
+
 pub(crate) fn get(conn: &Connection, queue: &str, now: Millis) -> Result<QueueUsage> {
-    let q = load(conn, queue)?.ok_or_else(|| Error::QueueNotFound(queue.to_string()))?;
+    let mut q = load(conn, queue)?.ok_or_else(|| Error::QueueNotFound(queue.to_string()))?;
+    load_extra(conn, q.id, &mut q.settings)?;
     Ok(QueueUsage {
         running: running(conn, q.id)?,
         tokens: q.settings.rate.map(|r| r.tokens(q.tat, now)),
@@ -140,7 +176,8 @@ pub(crate) fn get(conn: &Connection, queue: &str, now: Millis) -> Result<QueueUs
 pub(crate) fn update(tx: &mut Tx<'_>, p: QueueUpdateParams) -> Result<QueueSettings> {
     quern::model::validate_queue_name(&p.queue)?;
     let id = super::enqueue::ensure_queue(tx, &p.queue)?;
-    let old = load(tx.conn, &p.queue)?.ok_or_else(|| Error::QueueNotFound(p.queue.clone()))?;
+    let mut old = load(tx.conn, &p.queue)?.ok_or_else(|| Error::QueueNotFound(p.queue.clone()))?;
+    load_extra(tx.conn, old.id, &mut old.settings)?;
     let new = p.apply(&old.settings);
     new.validate()?;
     let tat = if new.rate == old.settings.rate {
@@ -166,6 +203,7 @@ pub(crate) fn update(tx: &mut Tx<'_>, p: QueueUpdateParams) -> Result<QueueSetti
         })
         .map_err(sql_err)?;
     super::order::store(tx, id, &new)?;
+    store_extra(tx, id, &new)?;
     // A raised cap or a new rate may admit jobs at once.
     tx.st.wake = true;
     Ok(new)

@@ -158,6 +158,7 @@ async fn vacuum_after_pruning_gives_the_free_pages_back() {
             states: vec![JobState::Succeeded],
             limit: 10_000,
             dry_run: false,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -30,7 +30,7 @@ pub enum ImportMode {
 }
 
 /// A queue's own state, as an import carries it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QueueImport {
     pub name: String,
     pub paused: bool,

@@ -367,6 +367,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
         )))
     }
 
+    /// The store's size budget and its use, when one is configured (Redis `max_memory`);
+    /// `None` otherwise. Cheap: it answers from a sample at most a few hundred ms old.
+    async fn store_budget(&self) -> Result<Option<StoreBudget>> {
+        Ok(None)
+    }
+
     // --- queues ---------------------------------------------------------------------------
 
     /// Every known queue with its counts.

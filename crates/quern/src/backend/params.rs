@@ -474,7 +474,7 @@ pub struct RescueReport {
 }
 
 /// `job_prune`: delete old finished jobs and drop expired results.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct PruneParams {
     /// Delete terminal jobs in these states that finished before this time.
     pub finished_before: Millis,
@@ -483,6 +483,24 @@ pub struct PruneParams {
     /// Count only: the report says what the call would delete and drop (with the same
     /// limit), and nothing changes.
     pub dry_run: bool,
+    /// Only jobs of these queues (and only their expired results); empty means every queue.
+    pub queues: Vec<String>,
+    /// Never jobs of these queues (their expired results are still dropped): the pruner's
+    /// store-wide pass skips the queues with a retention of their own for the state.
+    pub except_queues: Vec<String>,
+}
+
+impl PruneParams {
+    /// Whether the call covers queue `q`.
+    pub fn covers(&self, q: &str) -> bool {
+        self.queues.is_empty() || self.queues.iter().any(|x| x == q)
+    }
+
+    /// Whether the call deletes finished jobs of queue `q` (it may still drop expired
+    /// results of a queue it covers but does not delete jobs from).
+    pub fn deletes_from(&self, q: &str) -> bool {
+        self.covers(q) && !self.except_queues.iter().any(|x| x == q)
+    }
 }
 
 /// What the pruner did (or, for a dry run, would do).
@@ -490,6 +508,18 @@ pub struct PruneParams {
 pub struct PruneReport {
     pub jobs_deleted: u64,
     pub results_expired: u64,
+}
+
+/// A store's size budget and how much of it is used (`Backend::store_budget`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreBudget {
+    /// Bytes used now (Redis: `used_memory`, sampled at most every few hundred ms; on a
+    /// cluster, the fullest master's).
+    pub used_bytes: u64,
+    /// The configured budget (`[redis] max_memory`).
+    pub budget_bytes: u64,
+    /// At or over the budget: enqueue answers `Error::StoreFull`.
+    pub full: bool,
 }
 
 /// A queue and its numbers.
@@ -841,7 +871,7 @@ pub struct ScheduleRunsParams {
 
 /// `queue_update`: change some of a queue's settings, atomically; fields left `None` keep
 /// their stored value, `Some(None)` clears a limit.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct QueueUpdateParams {
     pub queue: String,
     pub concurrency: Option<Option<u32>>,
@@ -849,6 +879,11 @@ pub struct QueueUpdateParams {
     pub weight: Option<Option<u32>>,
     pub order: Option<crate::model::ClaimOrder>,
     pub aging: Option<Option<crate::model::Aging>>,
+    /// Per terminal state: `Some(keep)` sets the queue's retention, `None` clears it (back
+    /// to the store-wide one); states not listed keep theirs.
+    pub retention: std::collections::BTreeMap<JobState, Option<crate::model::Keep>>,
+    /// The queue's default retry policy.
+    pub retry: Option<Option<crate::model::RetryPolicy>>,
 }
 
 impl QueueUpdateParams {
@@ -860,6 +895,17 @@ impl QueueUpdateParams {
             weight: self.weight.unwrap_or(old.weight),
             order: self.order.unwrap_or(old.order),
             aging: self.aging.unwrap_or(old.aging),
+            retention: {
+                let mut r = old.retention.clone();
+                for (s, k) in &self.retention {
+                    match k {
+                        Some(k) => r.insert(*s, *k),
+                        None => r.remove(s),
+                    };
+                }
+                r
+            },
+            retry: self.retry.clone().unwrap_or_else(|| old.retry.clone()),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The pruner: deletes finished jobs once they are older than their state's retention, and
-//! drops results whose time-to-live has passed (both in `Backend::job_prune`).
+//! The pruner: deletes finished jobs once they are older than their state's retention (the
+//! queue's own, `QueueSettings::retention`, over the store-wide one), and drops results
+//! whose time-to-live has passed (both in `Backend::job_prune`).
 //!
 //! Pruning is idempotent, so running it on two nodes at once is harmless, only wasteful;
 //! the worker runs it under a leader lease ([`Pruner::LEADER_NAME`]).
@@ -12,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::{Backend, PruneParams};
 use crate::clock::SharedClock;
-use crate::model::JobState;
+use crate::model::{JobState, Keep};
 use crate::{Error, Result};
 
 /// Pruner settings.
@@ -93,8 +94,9 @@ impl Pruner {
         }
     }
 
-    /// One pass: each state with a retention is pruned with its own cutoff; a pass with no
-    /// retention configured still drops expired results.
+    /// One pass: each state with a retention is pruned with its own cutoff, and each queue
+    /// with a retention of its own for a state (`QueueSettings::retention`) with that one
+    /// instead; a pass with no retention configured still drops expired results.
     pub async fn run_once(&self) -> Result<PruneTickReport> {
         self.pass(false).await
     }
@@ -104,55 +106,118 @@ impl Pruner {
         self.pass(true).await
     }
 
+    /// The retention each queue sets over the store-wide one (`QueueSettings::retention`),
+    /// for the queues that set any. A store without queue settings has none.
+    async fn queue_retention(&self) -> Result<BTreeMap<String, BTreeMap<JobState, Keep>>> {
+        let mut out = BTreeMap::new();
+        for q in self.backend.queue_list().await? {
+            match self.backend.queue_get(q.name.as_str().into()).await {
+                Ok(u) if !u.settings.retention.is_empty() => {
+                    out.insert(q.name, u.settings.retention);
+                }
+                Ok(_) | Err(Error::QueueNotFound(_)) => {}
+                Err(Error::Unsupported(_)) => return Ok(BTreeMap::new()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     async fn pass(&self, dry_run: bool) -> Result<PruneTickReport> {
         self.config.validate()?;
         let now = self.clock.now_ms();
         let limit = self.config.batch_limit.max(1);
         let batches = self.config.max_batches_per_pass.max(1);
-        let mut groups: Vec<(Option<JobState>, Duration)> = self
-            .config
-            .retention
-            .iter()
-            .map(|(s, keep)| (Some(*s), *keep))
-            .collect();
-        if groups.is_empty() {
-            groups.push((None, Duration::ZERO));
-        }
+        let per_queue = self.queue_retention().await?;
+        // Every state someone keeps for a while: the store-wide ones and the queues' own.
+        let mut states: Vec<JobState> = self.config.retention.keys().copied().collect();
+        states.extend(per_queue.values().flat_map(|r| r.keys().copied()));
+        states.sort();
+        states.dedup();
+        let cutoff = |keep: Duration| {
+            now.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX))
+        };
         let mut total = PruneTickReport::default();
-        for (i, (state, keep)) in groups.into_iter().enumerate() {
-            let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
-            let params = |limit| PruneParams {
-                finished_before: now.saturating_sub(keep_ms),
-                states: state.into_iter().collect(),
-                limit,
-                dry_run,
-            };
-            let mut deleted = 0;
-            if dry_run {
-                // A count changes nothing, so calling again would count the same jobs: one
-                // call with the limit of a whole pass. Every call counts the same expired
-                // results too, so only the first call's count is kept.
-                let r = self.backend.job_prune(params(limit * batches)).await?;
-                deleted = r.jobs_deleted;
-                if i == 0 {
-                    total.results_expired = r.results_expired;
+        if dry_run || self.config.retention.is_empty() {
+            // Expired results, once: every call below drops (or, dry, counts) those of the
+            // queues it covers, and a dry run would count them again on each call.
+            let r = self
+                .backend
+                .job_prune(PruneParams {
+                    finished_before: now,
+                    limit: limit * batches,
+                    dry_run,
+                    ..Default::default()
+                })
+                .await?;
+            total.results_expired = r.results_expired;
+        }
+        for state in states {
+            let own: Vec<(&String, Keep)> = per_queue
+                .iter()
+                .filter_map(|(q, r)| r.get(&state).map(|k| (q, *k)))
+                .collect();
+            // The store-wide cutoff for every queue without its own, then each queue's own.
+            let mut calls = Vec::new();
+            if let Some(keep) = self.config.retention.get(&state) {
+                calls.push(PruneParams {
+                    finished_before: cutoff(*keep),
+                    states: vec![state],
+                    except_queues: own.iter().map(|(q, _)| (*q).clone()).collect(),
+                    ..Default::default()
+                });
+            }
+            for (q, keep) in &own {
+                if let Some(keep) = keep.as_duration() {
+                    calls.push(PruneParams {
+                        finished_before: cutoff(keep),
+                        states: vec![state],
+                        queues: vec![(*q).clone()],
+                        ..Default::default()
+                    });
                 }
-            } else {
-                for _ in 0..batches {
-                    let r = self.backend.job_prune(params(limit)).await?;
-                    deleted += r.jobs_deleted;
-                    total.results_expired += r.results_expired;
-                    if (r.jobs_deleted as usize) < limit {
-                        break;
-                    }
+            }
+            let mut deleted = 0;
+            for call in calls {
+                let (d, e) = self.drain(call, dry_run, limit, batches).await?;
+                deleted += d;
+                if !dry_run {
+                    total.results_expired += e;
                 }
             }
             total.jobs_deleted += deleted;
-            if let Some(state) = state {
-                total.deleted_by_state.insert(state, deleted);
-            }
+            total.deleted_by_state.insert(state, deleted);
         }
         Ok(total)
+    }
+
+    /// Runs one prune call to the end of a pass: jobs deleted and results dropped.
+    async fn drain(
+        &self,
+        mut p: PruneParams,
+        dry_run: bool,
+        limit: usize,
+        batches: usize,
+    ) -> Result<(u64, u64)> {
+        p.dry_run = dry_run;
+        if dry_run {
+            // A count changes nothing, so calling again would count the same jobs: one
+            // call with the limit of a whole pass.
+            p.limit = limit * batches;
+            let r = self.backend.job_prune(p).await?;
+            return Ok((r.jobs_deleted, r.results_expired));
+        }
+        p.limit = limit;
+        let (mut deleted, mut expired) = (0, 0);
+        for _ in 0..batches {
+            let r = self.backend.job_prune(p.clone()).await?;
+            deleted += r.jobs_deleted;
+            expired += r.results_expired;
+            if (r.jobs_deleted as usize) < limit {
+                break;
+            }
+        }
+        Ok((deleted, expired))
     }
 
     /// Runs passes every `interval` until `stop` is cancelled. Errors are logged and the

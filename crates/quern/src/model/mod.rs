@@ -1,6 +1,7 @@
 //! The domain model: jobs, their states, priorities, retry policies and payloads, workflow
 //! records, and recurring schedules.
 
+mod bytes;
 mod duration;
 mod id;
 mod job;
@@ -14,6 +15,7 @@ mod schedule;
 mod state;
 mod workflow;
 
+pub use bytes::{format_bytes, parse_bytes};
 pub use duration::{format_duration, parse_duration, serde_ms};
 pub use id::JobId;
 pub use job::{
@@ -24,7 +26,7 @@ pub use order::{Aging, Candidate, ClaimOrder, OrderRule, pick};
 pub use outcome::TaskError;
 pub use payload::{Codec, Format, Payload};
 pub use priority::Priority;
-pub use queue::{Admitted, MAX_WEIGHT, QueueSettings, QueueUsage, RateLimit};
+pub use queue::{Admitted, Keep, MAX_WEIGHT, QueueSettings, QueueUsage, RateLimit};
 pub use retry::RetryPolicy;
 pub use schedule::{
     JobTemplate, Misfire, Overlap, RunKind, ScheduleRun, ScheduleSpec, StoredSchedule,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::duration::serde_ms;
-use super::{Aging, ClaimOrder};
+use super::{Aging, ClaimOrder, JobState, RetryPolicy};
 use crate::Error;
 use crate::clock::Millis;
 
@@ -144,8 +144,68 @@ impl FromStr for RateLimit {
 /// The largest queue weight.
 pub const MAX_WEIGHT: u32 = 1_000_000;
 
+/// How long a queue keeps its finished jobs of one state, over the store-wide `[retention]`
+/// (the pruner's [`PrunerConfig`](crate::maintenance::PrunerConfig)).
+///
+/// Serialized as milliseconds, or the string `"forever"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// Deleted once this long has passed since the job finished.
+    For(Duration),
+    /// Never pruned by age (the store-wide byte budget may still delete it).
+    Forever,
+}
+
+impl Keep {
+    /// The retention as the pruner's config writes it: `None` for forever.
+    pub fn as_duration(self) -> Option<Duration> {
+        match self {
+            Keep::For(d) => Some(d),
+            Keep::Forever => None,
+        }
+    }
+}
+
+impl fmt::Display for Keep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Keep::For(d) => f.write_str(&super::format_duration(*d)),
+            Keep::Forever => f.write_str("forever"),
+        }
+    }
+}
+
+impl Serialize for Keep {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Keep::For(d) => s.serialize_u64(d.as_millis() as u64),
+            Keep::Forever => s.serialize_str("forever"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Keep {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Keep, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Ms(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Ms(ms) => Ok(Keep::For(Duration::from_millis(ms))),
+            Raw::Text(t) if t == "forever" => Ok(Keep::Forever),
+            Raw::Text(t) => super::parse_duration(&t).map(Keep::For).map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "retention {t:?}: milliseconds, a duration like \"30d\", or \"forever\""
+                ))
+            }),
+        }
+    }
+}
+
 /// A queue's stored settings. Every field is optional; `None` means no limit.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueSettings {
     /// Most jobs of the queue running at once across every worker on the store (counted as
@@ -162,6 +222,14 @@ pub struct QueueSettings {
     /// Priority aging ([`Aging`]), opt-in; applies to the `priority` order (and to the
     /// urgency bound of a claim, `ClaimParams::more_urgent_than`).
     pub aging: Option<Aging>,
+    /// How long the queue keeps its finished jobs, per terminal state, over the store-wide
+    /// retention (states not listed use that). Applied by the pruner.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub retention: std::collections::BTreeMap<JobState, Keep>,
+    /// The retry policy of the queue's jobs that carry none and whose handler declares
+    /// none; the worker's default applies when this is `None` too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
 }
 
 impl QueueSettings {
@@ -184,6 +252,14 @@ impl QueueSettings {
         }
         if let Some(a) = &self.aging {
             a.validate()?;
+        }
+        if let Some(s) = self.retention.keys().find(|s| !s.is_terminal()) {
+            return Err(Error::InvalidArgument(format!(
+                "retention: {s} jobs are not finished; only succeeded, dead, cancelled and skipped jobs are pruned"
+            )));
+        }
+        if let Some(p) = &self.retry {
+            p.validate()?;
         }
         Ok(())
     }
@@ -278,5 +354,39 @@ mod tests {
         );
         let e = serde_json::from_str::<QueueSettings>(r#"{"speed":1}"#).unwrap_err();
         assert!(e.to_string().contains("speed"), "{e}");
+        let live = QueueSettings {
+            retention: [(JobState::Queued, Keep::Forever)].into(),
+            ..Default::default()
+        };
+        assert!(
+            live.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("retention")
+        );
+    }
+
+    #[test]
+    fn retention_and_retry_round_trip_as_json() {
+        let s = QueueSettings {
+            retention: [
+                (JobState::Succeeded, Keep::For(Duration::from_secs(3600))),
+                (JobState::Dead, Keep::Forever),
+            ]
+            .into(),
+            retry: Some("fixed:5s".parse().unwrap()),
+            ..Default::default()
+        };
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(
+            text.contains(r#""retention":{"succeeded":3600000,"dead":"forever"}"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<QueueSettings>(&text).unwrap(), s);
+        let plain = serde_json::to_string(&QueueSettings::default()).unwrap();
+        assert!(
+            !plain.contains("retention") && !plain.contains("retry"),
+            "{plain}"
+        );
     }
 }

@@ -454,6 +454,7 @@ impl Backend for MemBackend {
             .values()
             .filter(|j| {
                 params.states.contains(&j.state)
+                    && params.deletes_from(&j.queue)
                     && j.finished_at.is_some_and(|t| t < params.finished_before)
             })
             .map(|j| j.id)
@@ -461,7 +462,10 @@ impl Backend for MemBackend {
             .collect();
         let mut expired = 0;
         for j in st.jobs.values_mut() {
-            if j.result_expires_at.is_some_and(|t| t <= now) && j.result.is_some() {
+            if j.result_expires_at.is_some_and(|t| t <= now)
+                && j.result.is_some()
+                && params.covers(&j.queue)
+            {
                 if !params.dry_run {
                     j.result = None;
                 }

@@ -218,6 +218,7 @@ pub async fn pruning_a_job_deletes_its_lines(h: Harness) {
             states: vec![JobState::Succeeded],
             limit: 100,
             dry_run: false,
+            ..Default::default()
         })
         .await
         .unwrap_or_else(|e| panic!("{}: prune: {e}", h.case));

@@ -81,6 +81,7 @@ pub mod priority;
 pub mod prune;
 pub mod queues;
 pub mod reprioritize;
+pub mod retention;
 pub mod retry;
 pub mod scheduled;
 pub mod scheduler;
@@ -228,6 +229,11 @@ macro_rules! __quern_cases {
                 a_held_unique_key_records_a_duplicate,
                 history_is_newest_first_and_capped,
                 bad_fires_are_refused_and_record_nothing,
+            }
+            retention {
+                queue_retention_and_retry_are_stored,
+                queue_retention_overrides_the_store_wide_one,
+                queue_default_retry_comes_after_the_job_and_handler,
             }
             limits {
                 settings_are_stored_and_patched,

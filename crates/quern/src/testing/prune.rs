@@ -20,6 +20,7 @@ async fn prune(
             states: states.to_vec(),
             limit,
             dry_run: false,
+            ..Default::default()
         })
         .await
         .unwrap_or_else(|e| panic!("{}: prune: {e}", h.case))
@@ -88,6 +89,7 @@ pub async fn prune_dry_run_counts_and_changes_nothing(h: Harness) {
         states: vec![JobState::Succeeded],
         limit,
         dry_run,
+        ..Default::default()
     };
 
     let counted = h.backend.job_prune(call(true, 100)).await.unwrap();
@@ -159,6 +161,7 @@ pub async fn prune_never_deletes_live_jobs(h: Harness) {
             states: JobState::ALL.to_vec(),
             limit: 100,
             dry_run: false,
+            ..Default::default()
         })
         .await;
     if let Err(e) = &res {

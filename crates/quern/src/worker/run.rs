@@ -66,7 +66,8 @@ pub(super) async fn run_job(
         let handler = s.handlers.get(&job.kind).cloned();
         let terms = s
             .pipeline
-            .terms(&job, handler.as_ref().and_then(|h| h.retry_policy()));
+            .terms(&job, handler.as_ref().and_then(|h| h.retry_policy()))
+            .await;
         let started = tokio::time::Instant::now();
         // Stored as the job's `started_at`: the handler starts now, after any wait for a
         // run slot and the workflow preparation (the claim time is the job's `claimed_at`).
