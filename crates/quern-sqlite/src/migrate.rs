@@ -37,6 +37,7 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "alert_state",
         include_str!("migrations/0015_alert_state.sql"),
     ),
+    ("trace", include_str!("migrations/0019_trace.sql")),
 ];
 
 /// The schema version this build writes.

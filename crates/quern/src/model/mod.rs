@@ -12,6 +12,7 @@ mod queue;
 mod retry;
 mod schedule;
 mod state;
+mod trace;
 mod workflow;
 
 pub use duration::{format_duration, parse_duration, serde_ms};
@@ -31,6 +32,7 @@ pub use schedule::{
     schedule_name_problem,
 };
 pub use state::{JobState, StateCounts};
+pub use trace::{MAX_TRACESTATE_BYTES, TraceContext, traceparent_problem, tracestate_problem};
 pub use workflow::{
     NewWorkflow, WorkflowPhase, WorkflowRecord, WorkflowState, validate_workflow_id,
 };
