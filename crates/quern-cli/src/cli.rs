@@ -225,12 +225,28 @@ pub struct EnqueueArgs {
     #[arg(long = "depends-on", value_name = "ID", value_parser = parse::job_id)]
     pub depends_on: Vec<JobId>,
 
+    /// The payload's schema version (a worker whose task is newer upcasts it; one that knows
+    /// only older versions fails the job) [default: 0, none stated]
+    #[arg(long, value_name = "N")]
+    pub payload_version: Option<u32>,
+
+    /// W3C trace context to store with the job (00-<trace id>-<span id>-<flags>); the worker
+    /// that runs it continues the trace
+    #[arg(long, value_name = "TRACEPARENT")]
+    pub traceparent: Option<String>,
+
+    /// W3C tracestate to go with --traceparent
+    #[arg(long, value_name = "TRACESTATE", requires = "traceparent")]
+    pub tracestate: Option<String>,
+
     /// Enqueue every line of a JSON Lines file ('-' for stdin); each line is
     /// {"kind", "payload", "queue", "priority", "delay", "at", "unique", "unique_for",
-    /// "max_attempts", "timeout", "retry", "result_ttl", "depends_on"}
+    /// "max_attempts", "timeout", "retry", "result_ttl", "depends_on", "payload_version",
+    /// "traceparent", "tracestate"}
     #[arg(long, value_name = "FILE.jsonl", conflicts_with_all = [
         "kind", "payload", "payload_file", "queue", "priority", "delay", "at", "unique",
-        "unique_for", "max_attempts", "timeout", "retry", "result_ttl", "depends_on"])]
+        "unique_for", "max_attempts", "timeout", "retry", "result_ttl", "depends_on",
+        "payload_version", "traceparent", "tracestate"])]
     pub batch: Option<PathBuf>,
 
     /// With --batch: all lines or none (default: each line on its own)

@@ -46,6 +46,11 @@ struct Rest {
     /// The job's own result retention in ms (`NewJob::result_ttl`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rl: Option<u64>,
+    /// The W3C trace context (`NewJob::trace`): `traceparent` and `tracestate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ts: Option<String>,
 }
 
 fn is_default_trigger(t: &Trigger) -> bool {
@@ -71,6 +76,8 @@ pub(crate) fn encode_static(job: &NewJob) -> Result<Vec<u8>, Error> {
         mt: job.meta.clone(),
         v: job.version,
         rl: job.result_ttl.map(|d| d.as_millis() as u64),
+        tp: job.trace.as_ref().map(|t| t.traceparent.clone()),
+        ts: job.trace.as_ref().and_then(|t| t.tracestate.clone()),
     };
     let json = serde_json::to_vec(&rest).map_err(|e| Error::Codec(e.to_string()))?;
     let p = job.payload.stored_bytes();
@@ -286,6 +293,10 @@ pub(crate) fn decode_job(queue: &str, id: &str, f: &Fields, now: i64) -> Result<
         version: rest.v,
         result_expires_at: if result.is_some() { rx } else { None },
         result_ttl: rest.rl.map(Duration::from_millis),
+        trace: rest.tp.map(|traceparent| quern::model::TraceContext {
+            traceparent,
+            tracestate: rest.ts,
+        }),
         result,
         errors,
         progress,

@@ -41,6 +41,7 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "queue_retention",
         include_str!("migrations/0018_queue_retention.sql"),
     ),
+    ("trace", include_str!("migrations/0019_trace.sql")),
 ];
 
 /// The schema version this build writes.

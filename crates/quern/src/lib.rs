@@ -62,6 +62,7 @@ pub mod pipeline;
 pub mod routing;
 pub mod stats;
 pub mod task;
+pub mod telemetry;
 pub mod worker;
 pub mod workflow;
 

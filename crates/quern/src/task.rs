@@ -21,6 +21,25 @@ pub trait Task: Send + Sync + 'static {
     /// The result, stored when the job succeeds. Use `()` for none.
     type Output: Serialize + Send + 'static;
 
+    /// The payload schema version this definition writes: stored with every job enqueued
+    /// through [`Client::enqueue`](crate::Client::enqueue). Raise it when `Input` changes in a
+    /// way old payloads no longer decode into, and teach [`Task::upcast`] the step from the
+    /// previous version. A job stored with an older version is upcast step by step before
+    /// the handler sees it; a job stored with a newer version than this fails as fatal
+    /// (this worker cannot know its shape). A stored version 0 means the producer stated none
+    /// (a raw job from the CLI, REST or a workflow file without `payload_version`): it is
+    /// decoded as the current version.
+    const VERSION: u32 = 1;
+
+    /// Upgrades a payload stored with version `from` to version `from + 1`, as JSON. The
+    /// worker calls it for each step from the stored version up to [`Task::VERSION`], then
+    /// decodes `Input` from the result. An `Err` fails the job as fatal with the message
+    /// (retrying would meet the same payload). The default knows no older version.
+    fn upcast(from: u32, payload: serde_json::Value) -> Result<serde_json::Value, String> {
+        let _ = payload;
+        Err(format!("no upcaster from payload version {from}"))
+    }
+
     /// Runs one attempt.
     fn run(
         &self,

@@ -47,6 +47,9 @@ async fn single(ctx: &Ctx, args: EnqueueArgs) -> CliResult<u8> {
         retry: args.retry,
         result_ttl: args.result_ttl,
         depends_on: args.depends_on,
+        payload_version: args.payload_version,
+        traceparent: args.traceparent,
+        tracestate: args.tracestate,
     };
     let mut job = spec.into_job(payload)?;
     ctx.settings.router()?.apply_defaults(&mut job);
@@ -95,6 +98,9 @@ struct JobSpec {
     result_ttl: Option<Duration>,
     #[serde(default)]
     depends_on: Vec<JobId>,
+    payload_version: Option<u32>,
+    traceparent: Option<String>,
+    tracestate: Option<String>,
 }
 
 fn de_retry<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<RetryPolicy>, D::Error> {
@@ -149,6 +155,21 @@ impl JobSpec {
         }
         if let Some(d) = self.result_ttl {
             job = job.result_ttl(d);
+        }
+        if let Some(v) = self.payload_version {
+            job = job.version(v);
+        }
+        match (self.traceparent, self.tracestate) {
+            (Some(tp), ts) => {
+                let tc =
+                    quern::model::TraceContext::new(&tp, ts.as_deref()).map_err(|e| match e {
+                        quern::Error::InvalidArgument(m) => bad(m),
+                        other => bad(other.to_string()),
+                    })?;
+                job = job.trace(tc);
+            }
+            (None, Some(_)) => return Err(bad("tracestate needs a traceparent".into())),
+            (None, None) => {}
         }
         Ok(job.depends_on(self.depends_on))
     }

@@ -145,6 +145,17 @@ fn print_job(j: &Job) {
                 .unwrap_or_else(|| "-".into()),
         ),
         ("payload", payload.unwrap_or_else(|e| format!("<{e}>"))),
+        ("version", j.version.to_string()),
+        (
+            "trace",
+            j.trace.as_ref().map_or_else(
+                || "-".into(),
+                |t| match &t.tracestate {
+                    Some(ts) => format!("{} ({ts})", t.traceparent),
+                    None => t.traceparent.clone(),
+                },
+            ),
+        ),
         (
             "result",
             j.result

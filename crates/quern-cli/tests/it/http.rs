@@ -49,6 +49,8 @@ impl Resp {
 pub struct Http {
     pub addr: String,
     pub token: Option<String>,
+    /// Extra request headers sent with every request.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Http {
@@ -56,14 +58,22 @@ impl Http {
         Http {
             addr: addr.to_string(),
             token: None,
+            headers: Vec::new(),
         }
     }
 
     pub fn with_token(&self, token: &str) -> Http {
         Http {
-            addr: self.addr.clone(),
             token: Some(token.to_string()),
+            ..self.clone()
         }
+    }
+
+    /// The same client sending `name: value` with every request too.
+    pub fn with_header(&self, name: &str, value: &str) -> Http {
+        let mut h = self.clone();
+        h.headers.push((name.to_string(), value.to_string()));
+        h
     }
 
     pub fn get(&self, path: &str) -> Resp {
@@ -105,6 +115,9 @@ impl Http {
         }
         if let Some(ct) = content_type {
             head.push_str(&format!("Content-Type: {ct}\r\n"));
+        }
+        for (k, v) in &self.headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
         }
         let body = body.unwrap_or_default();
         head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));

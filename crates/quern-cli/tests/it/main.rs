@@ -31,5 +31,6 @@ mod routing;
 mod serve;
 mod stats;
 mod timing;
+mod trace;
 mod worker;
 mod workflow;

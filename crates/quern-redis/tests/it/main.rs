@@ -12,5 +12,7 @@ mod enqueue;
 mod faults;
 mod procs;
 mod schedules;
+#[path = "../../../quern-sqlite/tests/it/versions.rs"]
+mod versions;
 mod worker;
 mod workflow;

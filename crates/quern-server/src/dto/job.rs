@@ -50,6 +50,16 @@ pub struct EnqueueRequest {
     #[serde(default)]
     #[schema(value_type = Vec<String>)]
     pub depends_on: Vec<String>,
+    /// The payload's schema version: a worker whose task declares a newer version upcasts
+    /// the payload first, one that knows only older versions fails the job as fatal. Default
+    /// 0: none stated (decoded as the worker's current version).
+    #[schema(minimum = 0)]
+    pub payload_version: Option<u32>,
+    /// W3C trace context of the producer (`00-<trace id>-<span id>-<flags>`), continued by
+    /// the worker that runs the job. Overrides the request's `traceparent` header.
+    pub traceparent: Option<String>,
+    /// W3C `tracestate` to go with `traceparent` (needs it).
+    pub tracestate: Option<String>,
 }
 
 impl EnqueueRequest {
@@ -111,7 +121,23 @@ impl EnqueueRequest {
                     .map_err(|_| ApiError::invalid(format!("depends_on: {s:?} is not a job id")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let job = job.depends_on(deps);
+        let mut job = job.depends_on(deps);
+        if let Some(v) = self.payload_version {
+            job = job.version(v);
+        }
+        match (self.traceparent, self.tracestate) {
+            (Some(tp), ts) => {
+                let tc = quern::model::TraceContext::new(&tp, ts.as_deref()).map_err(
+                    |e: quern::Error| match e {
+                        quern::Error::InvalidArgument(m) => ApiError::invalid(m),
+                        other => other.into(),
+                    },
+                )?;
+                job = job.trace(tc);
+            }
+            (None, Some(_)) => return Err(ApiError::invalid("tracestate needs a traceparent")),
+            (None, None) => {}
+        }
         job.validate(limits)?;
         Ok(job)
     }
@@ -232,6 +258,11 @@ pub struct JobDto {
     pub result_expires_at: Option<i64>,
     pub errors: Vec<ErrorRecordDto>,
     pub progress: Option<ProgressDto>,
+    /// The payload's schema version (0: none stated).
+    pub payload_version: u32,
+    /// The W3C trace context stored at enqueue, if any.
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
 }
 
 fn json_of(p: &Payload) -> serde_json::Value {
@@ -289,6 +320,9 @@ impl From<&Job> for JobDto {
                 percent: p.percent,
                 message: p.message.clone(),
             }),
+            payload_version: j.version,
+            traceparent: j.trace.as_ref().map(|t| t.traceparent.clone()),
+            tracestate: j.trace.as_ref().and_then(|t| t.tracestate.clone()),
         }
     }
 }

@@ -75,6 +75,14 @@ pub struct LeasedJobDto {
     pub checkpoint: Option<serde_json::Value>,
     pub timeout_ms: Option<u64>,
     pub workflow_id: Option<String>,
+    /// The payload's schema version as the producer stated it (0: none). A worker that
+    /// knows a newer version upcasts the payload; one that knows only older ones should fail
+    /// the job with `fatal`.
+    pub payload_version: u32,
+    /// The W3C trace context stored with the job: make the span that runs the job a child
+    /// of it, so the trace continues from the producer.
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
 }
 
 /// Leased jobs (none when the wait ran out).

@@ -24,12 +24,33 @@ pub const MAX_BATCH: usize = 10_000;
     responses(
         (status = 201, description = "Stored", body = EnqueuedDto),
         (status = 200, description = "A live job with the same unique key exists; its id", body = EnqueuedDto),
-        (status = 422, description = "Invalid job; nothing stored", body = ErrorBody),
+        (status = 422, description = "Invalid job (or a malformed `traceparent`); nothing stored", body = ErrorBody),
+    ),
+    params(
+        ("traceparent" = Option<String>, Header, description = "W3C trace context stored with the job when the body has no `traceparent`"),
+        ("tracestate" = Option<String>, Header, description = "W3C tracestate to go with the `traceparent` header"),
     ))]
 pub async fn enqueue(
     State(s): State<Arc<AppState>>,
-    Body(req): Body<EnqueueRequest>,
+    headers: axum::http::HeaderMap,
+    Body(mut req): Body<EnqueueRequest>,
 ) -> ApiResult<(StatusCode, Json<EnqueuedDto>)> {
+    if req.traceparent.is_none() {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .map(|v| {
+                    v.to_str().map(String::from).map_err(|_| {
+                        ApiError::invalid(format!("the {name} header is not printable text"))
+                    })
+                })
+                .transpose()
+        };
+        if let Some(tp) = header("traceparent")? {
+            req.traceparent = Some(tp);
+            req.tracestate = req.tracestate.take().or(header("tracestate")?);
+        }
+    }
     let job = req.into_job(s.client.codec(), &s.limits())?;
     let outcome = s.client.enqueue_job(job).await.map_err(without_index)?;
     let status = if outcome.duplicate {

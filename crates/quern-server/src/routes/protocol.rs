@@ -255,6 +255,9 @@ async fn prepare(s: &AppState, c: ClaimedJob, lease: Duration) -> ApiResult<Opti
             .transpose()?,
         timeout_ms: job.timeout.map(|d| d.as_millis() as u64),
         workflow_id: job.workflow_id.clone(),
+        payload_version: job.version,
+        traceparent: job.trace.as_ref().map(|t| t.traceparent.clone()),
+        tracestate: job.trace.as_ref().and_then(|t| t.tracestate.clone()),
     }))
 }
 

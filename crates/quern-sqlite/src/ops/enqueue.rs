@@ -116,9 +116,9 @@ fn insert_one(tx: &mut Tx<'_>, job: NewJob) -> quern::Result<EnqueueOutcome> {
             "INSERT INTO jobs (id, queue_id, state, priority, run_at, kind, payload, payload_tag, \
              max_attempts, created_at, finished_at, retry, timeout_ms, unique_key, unique_for_ms, \
              depends_on, trigger_rule, deps_done, deps_ok, workflow_id, tags, meta, version, \
-             deps_total, result_ttl_ms) \
+             deps_total, result_ttl_ms, traceparent, tracestate) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-             ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+             ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
         )
         .map_err(sql_err)?;
     let res = stmt.execute(rusqlite::params![
@@ -147,6 +147,8 @@ fn insert_one(tx: &mut Tx<'_>, job: NewJob) -> quern::Result<EnqueueOutcome> {
         job.version as i64,
         deps_total,
         job.result_ttl.map(|d| d.as_millis() as i64),
+        job.trace.as_ref().map(|t| t.traceparent.as_str()),
+        job.trace.as_ref().and_then(|t| t.tracestate.as_deref()),
     ]);
     match res {
         Ok(_) => {}

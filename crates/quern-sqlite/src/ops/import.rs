@@ -161,10 +161,10 @@ fn insert_job(tx: &mut Tx<'_>, job: Job) -> quern::Result<()> {
              lease_expires_at, retry, timeout_ms, unique_key, unique_for_ms, depends_on, \
              trigger_rule, deps_done, deps_ok, workflow_id, tags, meta, version, result, \
              result_tag, result_expires_at, errors, progress, checkpoint, checkpoint_tag, \
-             deps_total, claimed_at, result_ttl_ms) \
+             deps_total, claimed_at, result_ttl_ms, traceparent, tracestate) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
              ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, \
-             ?34, ?35, ?36, ?37, ?38)",
+             ?34, ?35, ?36, ?37, ?38, ?39, ?40)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -206,6 +206,8 @@ fn insert_job(tx: &mut Tx<'_>, job: Job) -> quern::Result<()> {
                 deps_total,
                 job.claimed_at,
                 ms(job.result_ttl),
+                job.trace.as_ref().map(|t| t.traceparent.as_str()),
+                job.trace.as_ref().and_then(|t| t.tracestate.as_deref()),
             ])
         })
         .map_err(sql_err)?;

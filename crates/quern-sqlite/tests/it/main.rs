@@ -3,7 +3,10 @@
 mod conformance;
 mod crash;
 mod maintain;
+#[cfg(feature = "otel")]
+mod otel;
 mod smoke;
+mod versions;
 mod views;
 mod worker;
 mod worker_control;

@@ -33,6 +33,7 @@ impl<'a, T: Task> Enqueue<'a, T> {
                 .queue(T::queue())
                 .priority(T::priority())
                 .max_attempts(T::max_attempts())
+                .version(T::VERSION)
         });
         Enqueue {
             client,

@@ -12,6 +12,8 @@ mod wait;
 use std::fmt;
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 pub use enqueue::Enqueue;
 pub use schedules::Schedules;
 pub use wait::WaitOptions;
@@ -114,21 +116,37 @@ impl Client {
 
     /// Stores one raw job. A unique-key duplicate is not an error: the outcome carries the
     /// existing job's id and `duplicate = true`.
+    ///
+    /// Runs in a `quern.enqueue` span; a job without a trace context gets the span's
+    /// (with the `otel` feature; see [`crate::telemetry`]).
     pub async fn enqueue_job(&self, mut job: NewJob) -> Result<EnqueueOutcome> {
         self.route(&mut job);
-        let mut results = self
-            .backend
-            .job_enqueue(EnqueueParams {
-                jobs: vec![job],
-                mode: BatchMode::Atomic,
-            })
-            .await?;
-        match results.pop() {
-            Some(r) if results.is_empty() => r,
-            _ => Err(Error::Storage(
-                "backend returned the wrong number of enqueue results".into(),
-            )),
+        let span = tracing::info_span!(
+            "quern.enqueue",
+            job_id = %job.id,
+            kind = %job.kind,
+            queue = %job.queue,
+        );
+        async move {
+            if job.trace.is_none() {
+                job.trace = crate::telemetry::current_trace();
+            }
+            let mut results = self
+                .backend
+                .job_enqueue(EnqueueParams {
+                    jobs: vec![job],
+                    mode: BatchMode::Atomic,
+                })
+                .await?;
+            match results.pop() {
+                Some(r) if results.is_empty() => r,
+                _ => Err(Error::Storage(
+                    "backend returned the wrong number of enqueue results".into(),
+                )),
+            }
         }
+        .instrument(span)
+        .await
     }
 
     /// Stores many jobs in one call. `Atomic` stores all or nothing (the first invalid job
@@ -142,13 +160,19 @@ impl Client {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
+        let n = jobs.len();
+        let span = tracing::info_span!("quern.enqueue", jobs = n);
+        let trace = span.in_scope(crate::telemetry::current_trace);
         for j in &mut jobs {
             self.route(j);
+            if j.trace.is_none() {
+                j.trace.clone_from(&trace);
+            }
         }
-        let n = jobs.len();
         let results = self
             .backend
             .job_enqueue(EnqueueParams { jobs, mode })
+            .instrument(span)
             .await?;
         if results.len() != n {
             return Err(Error::Storage(format!(

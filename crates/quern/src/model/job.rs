@@ -3,7 +3,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::duration::serde_ms;
-use super::{JobId, JobState, Payload, Priority, RetryPolicy};
+use super::{JobId, JobState, Payload, Priority, RetryPolicy, TraceContext};
 use crate::Error;
 use crate::clock::Millis;
 
@@ -264,12 +264,17 @@ pub struct NewJob {
     /// Free-form metadata for engines built on jobs (the workflow engine keeps its task id
     /// and templates here).
     pub meta: serde_json::Value,
-    /// Payload schema version, for handlers that upgrade old payloads.
+    /// Payload schema version ([`Task::VERSION`](crate::Task::VERSION)): a worker upcasts
+    /// a payload stored with an older version before its handler sees it. 0 states none
+    /// (decoded as the handler's current version).
     pub version: u32,
     /// How long the result is kept after success; `None` means the worker's own
     /// `result_ttl` (by default: until the job is pruned). 1 ms to 100 years.
     #[serde(default, with = "serde_ms::option")]
     pub result_ttl: Option<Duration>,
+    /// The producer's W3C trace context, continued by the worker that runs the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceContext>,
 }
 
 impl NewJob {
@@ -300,6 +305,7 @@ impl NewJob {
             meta: serde_json::Value::Null,
             version: 0,
             result_ttl: None,
+            trace: None,
         }
     }
 
@@ -384,6 +390,16 @@ impl NewJob {
         self.id = id;
         self
     }
+    /// Carries this W3C trace context (see [`TraceContext`]).
+    pub fn trace(mut self, tc: TraceContext) -> Self {
+        self.trace = Some(tc);
+        self
+    }
+    /// The payload schema version ([`Task::VERSION`](crate::Task::VERSION); 0 states none).
+    pub fn version(mut self, v: u32) -> Self {
+        self.version = v;
+        self
+    }
 
     /// Checks everything that can be checked without the store. Backends call this for every
     /// job before writing anything, so a bad job never reaches storage.
@@ -448,6 +464,9 @@ impl NewJob {
         }
         if self.tags.iter().any(|t| t.is_empty() || t.len() > 128) || self.tags.len() > 64 {
             return bad("at most 64 tags of 1-128 bytes".into());
+        }
+        if let Some(why) = self.trace.as_ref().and_then(TraceContext::problem) {
+            return bad(why);
         }
         Ok(())
     }
@@ -531,6 +550,9 @@ pub struct Job {
     pub progress: Option<Progress>,
     /// The last checkpoint the handler saved; a re-delivered attempt resumes from it.
     pub checkpoint: Option<Payload>,
+    /// The W3C trace context stored at enqueue ([`NewJob::trace`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceContext>,
 }
 
 impl Job {
@@ -584,6 +606,7 @@ impl Job {
             errors: Vec::new(),
             progress: None,
             checkpoint: None,
+            trace: new.trace,
         }
     }
 }

@@ -13,6 +13,7 @@ mod queue;
 mod retry;
 mod schedule;
 mod state;
+mod trace;
 mod workflow;
 
 pub use bytes::{format_bytes, parse_bytes};
@@ -33,6 +34,7 @@ pub use schedule::{
     schedule_name_problem,
 };
 pub use state::{JobState, StateCounts};
+pub use trace::{MAX_TRACESTATE_BYTES, TraceContext, traceparent_problem, tracestate_problem};
 pub use workflow::{
     NewWorkflow, WorkflowPhase, WorkflowRecord, WorkflowState, validate_workflow_id,
 };

@@ -23,6 +23,10 @@ pub async fn new_job_is_queued_with_fields_as_given(h: Harness) {
     new.tags = vec!["a".into(), "b".into()];
     new.meta = serde_json::json!({ "task": "fetch", "n": [1, 2] });
     new.version = 3;
+    new.trace = Some(crate::model::TraceContext {
+        traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+        tracestate: Some("vendor=opaque,other=x1".into()),
+    });
     let out = h.enqueue(new.clone()).await;
     assert_eq!(out.id, new.id, "{}: outcome carries the new id", h.case);
     assert_eq!(out.state, JobState::Queued, "{}: outcome state", h.case);
@@ -208,6 +212,14 @@ pub async fn invalid_jobs_are_refused(h: Harness) {
         ("unique_for without key", {
             let mut j = job("x");
             j.unique_for = Some(Duration::from_secs(1));
+            j
+        }),
+        ("malformed traceparent", {
+            let mut j = job("x");
+            j.trace = Some(crate::model::TraceContext {
+                traceparent: "00-not-a-trace-01".into(),
+                tracestate: None,
+            });
             j
         }),
     ];

@@ -31,6 +31,10 @@ fn image(h: &Harness, kind: &str, state: JobState) -> Job {
     j.meta = serde_json::json!({ "from": "archive" });
     j.version = 2;
     j.result_ttl = Some(Duration::from_secs(3600));
+    j.trace = Some(crate::model::TraceContext {
+        traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
+        tracestate: Some("congo=t61rcWkgMzE".into()),
+    });
     if state != JobState::Queued && state != JobState::Scheduled && state != JobState::Blocked {
         j.attempt = 2;
         j.lease_epoch = 2;

@@ -23,7 +23,7 @@ use crate::{Error, Result};
 /// Runs until `close` is cancelled and every queued acknowledgement has been sent.
 pub(super) async fn run(
     s: Arc<Shared>,
-    mut rx: mpsc::UnboundedReceiver<Ack>,
+    mut rx: mpsc::UnboundedReceiver<(Ack, tracing::Span)>,
     close: CancellationToken,
 ) {
     loop {
@@ -46,15 +46,27 @@ pub(super) async fn run(
     tracing::debug!("acker stopped");
 }
 
-async fn flush(s: &Shared, batch: Vec<Ack>) {
+async fn flush(s: &Shared, batch: Vec<(Ack, tracing::Span)>) {
     let mut completes = Vec::new();
     let mut fails = Vec::new();
     let mut releases = Vec::new();
-    for a in batch {
+    // Each job's `quern.complete` span, closed once its outcome is recorded (or not).
+    let (mut complete_spans, mut fail_spans, mut release_spans) =
+        (Vec::new(), Vec::new(), Vec::new());
+    for (a, span) in batch {
         match a {
-            Ack::Complete(c) => completes.push(c),
-            Ack::Fail(f) => fails.push(f),
-            Ack::Release(t) => releases.push(t),
+            Ack::Complete(c) => {
+                completes.push(c);
+                complete_spans.push(span);
+            }
+            Ack::Fail(f) => {
+                fails.push(f);
+                fail_spans.push(span);
+            }
+            Ack::Release(t) => {
+                releases.push(t);
+                release_spans.push(span);
+            }
         }
     }
     let complete_ids: Vec<JobId> = completes.iter().map(|c| c.token.job_id).collect();
@@ -96,31 +108,51 @@ async fn flush(s: &Shared, batch: Vec<Ack>) {
         .await
     };
     let (c, f, r) = tokio::join!(complete, fail, release);
-    report(s, "complete", &complete_ids, c);
-    report(s, "fail", &fail_ids, f);
-    report(s, "release", &release_ids, r);
+    report(s, "complete", &complete_ids, &complete_spans, c);
+    report(s, "fail", &fail_ids, &fail_spans, f);
+    report(s, "release", &release_ids, &release_spans, r);
 }
 
-/// Logs per-item problems and forgets the leases.
-fn report(s: &Shared, what: &str, ids: &[JobId], res: Result<Vec<Result<()>>>) {
+/// Logs per-item problems, records on each job's `quern.complete` span whether the store
+/// took the outcome, and forgets the leases.
+fn report(
+    s: &Shared,
+    what: &str,
+    ids: &[JobId],
+    spans: &[tracing::Span],
+    res: Result<Vec<Result<()>>>,
+) {
     match res {
         Ok(items) => {
-            for (id, r) in ids.iter().zip(items) {
+            for ((id, r), span) in ids.iter().zip(items).zip(spans) {
                 match r {
-                    Ok(()) => {}
-                    Err(Error::LeaseLost { .. }) => tracing::warn!(
-                        job_id = %id,
-                        "lease lost before the outcome was recorded ({what}); outcome discarded"
-                    ),
-                    Err(e) => tracing::warn!(job_id = %id, error = %e, "could not {what} job"),
+                    Ok(()) => {
+                        span.record("stored", "ok");
+                    }
+                    Err(Error::LeaseLost { .. }) => {
+                        span.record("stored", "lease_lost");
+                        tracing::warn!(
+                            job_id = %id,
+                            "lease lost before the outcome was recorded ({what}); outcome discarded"
+                        )
+                    }
+                    Err(e) => {
+                        span.record("stored", "error");
+                        tracing::warn!(job_id = %id, error = %e, "could not {what} job")
+                    }
                 }
             }
         }
-        Err(e) => tracing::error!(
-            n = ids.len(),
-            error = %e,
-            "could not {what} jobs; they will be re-delivered after their leases expire"
-        ),
+        Err(e) => {
+            for span in spans {
+                span.record("stored", "error");
+            }
+            tracing::error!(
+                n = ids.len(),
+                error = %e,
+                "could not {what} jobs; they will be re-delivered after their leases expire"
+            )
+        }
     }
     for id in ids {
         s.leases.remove(*id);

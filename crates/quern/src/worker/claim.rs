@@ -9,7 +9,9 @@
 //! so enqueue→start latency is one wake-up plus one claim, not a polling interval.
 
 use std::sync::Arc;
+
 use std::time::Duration;
+use tracing::Instrument;
 
 use super::prefetch;
 use super::run_queue::key_of;
@@ -201,6 +203,7 @@ async fn wait_for_room(
         return true;
     }
     // Not abandoned half-way (see the claim below in `run`).
+    let span = claim_span(limit);
     let res = s
         .backend
         .job_claim(ClaimParams {
@@ -210,7 +213,12 @@ async fn wait_for_room(
             lease: cfg.lease,
             more_urgent_than: Some(p),
         })
+        .instrument(span.clone())
         .await;
+    if let Ok(jobs) = &res {
+        record_claim(&span, jobs);
+    }
+    drop(span);
     match res {
         Ok(jobs) if !jobs.is_empty() => {
             backoff.reset();
@@ -264,6 +272,30 @@ async fn stored_weights(s: &Arc<Shared>, queues: &mut [QueueWeight]) {
 
 /// Records a claimed job, queues it for a run slot (here, in claim order, so the jobs of
 /// one claim never race for a slot) and starts its task.
+/// The `quern.claim` span of one claim call (see [`crate::telemetry`]).
+fn claim_span(limit: usize) -> tracing::Span {
+    tracing::debug_span!(
+        "quern.claim",
+        limit,
+        claimed = tracing::field::Empty,
+        job_id = tracing::field::Empty,
+        kind = tracing::field::Empty,
+        queue = tracing::field::Empty,
+        attempt = tracing::field::Empty,
+    )
+}
+
+/// Records what a claim took: the count, and the job's fields when it took one.
+fn record_claim(span: &tracing::Span, jobs: &[ClaimedJob]) {
+    span.record("claimed", jobs.len());
+    if let [one] = jobs {
+        span.record("job_id", tracing::field::display(one.job.id));
+        span.record("kind", one.job.kind.as_str());
+        span.record("queue", one.job.queue.as_str());
+        span.record("attempt", one.token.attempt);
+    }
+}
+
 fn spawn_job(s: &Arc<Shared>, claimed: ClaimedJob) {
     let cancel = s.force_stop.child_token();
     s.leases
@@ -342,6 +374,7 @@ pub(super) async fn run(s: Arc<Shared>) {
             }
             // Never abandon a claim call half-way: the backend may already have leased the
             // jobs, and dropping the answer would strand them until their leases expire.
+            let span = claim_span(limit);
             let res = s
                 .backend
                 .job_claim_outcome(ClaimParams {
@@ -351,7 +384,12 @@ pub(super) async fn run(s: Arc<Shared>) {
                     lease: cfg.lease,
                     more_urgent_than: None,
                 })
+                .instrument(span.clone())
                 .await;
+            if let Ok(o) = &res {
+                record_claim(&span, &o.jobs);
+            }
+            drop(span);
             match res {
                 Ok(outcome) => {
                     if let Some(t) = outcome.next_admission {

@@ -63,7 +63,7 @@ use crate::pipeline::Pipeline;
 /// deployment of workers needs nothing else to run workflows.
 pub struct Worker {
     shared: Arc<Shared>,
-    ack_rx: mpsc::UnboundedReceiver<Ack>,
+    ack_rx: mpsc::UnboundedReceiver<(Ack, tracing::Span)>,
     log_rx: mpsc::UnboundedReceiver<LogMsg>,
 }
 

@@ -25,15 +25,10 @@ pub(super) async fn run_job(
     cancel: CancellationToken,
 ) {
     let ClaimedJob { job, token } = claimed;
-    let span = tracing::info_span!(
-        "job",
-        job_id = %job.id,
-        kind = %job.kind,
-        queue = %job.queue,
-        attempt = token.attempt,
-    );
+    let span = crate::telemetry::run_span(&job, token.attempt);
     async move {
         let id = job.id;
+        let (kind, queue, attempt_no) = (job.kind.clone(), job.queue.clone(), token.attempt);
         // Wait for a run slot (the most urgent waiting job gets each freed slot). Shutdown,
         // a lost lease or being taken back for a more urgent job first: a job that has not
         // started is given back (or dropped) rather than started late.
@@ -53,7 +48,7 @@ pub(super) async fn run_job(
                 s.leases.remove(id);
             } else {
                 tracing::debug!("giving back a job that had not started");
-                send(&s, Ack::Release(token));
+                send(&s, Ack::Release(token), tracing::Span::none());
             }
             return;
         };
@@ -104,20 +99,39 @@ pub(super) async fn run_job(
         };
         let next = s.pipeline.after(&terms, end, s.clock.now_ms());
         log_outcome(&next, elapsed);
+        let complete = |outcome: &str| {
+            tracing::info_span!(
+                "quern.complete",
+                job_id = %id,
+                kind = %kind,
+                queue = %queue,
+                attempt = attempt_no,
+                outcome,
+                stored = tracing::field::Empty,
+            )
+        };
         match next {
             Next::Discard => s.leases.remove(id),
-            Next::Release(token) => send(&s, Ack::Release(token)),
-            Next::Complete(c) => send(&s, Ack::Complete(c)),
-            Next::Fail(f) => send(&s, Ack::Fail(f)),
+            Next::Release(token) => send(&s, Ack::Release(token), complete("released")),
+            Next::Complete(c) => send(&s, Ack::Complete(c), complete("succeeded")),
+            Next::Fail(f) => {
+                let outcome = match f.action {
+                    FailAction::Snooze { .. } => "snoozed",
+                    _ => "failed",
+                };
+                send(&s, Ack::Fail(f), complete(outcome))
+            }
         }
     }
     .instrument(span)
     .await
 }
 
-fn send(s: &Shared, ack: Ack) {
+/// Hands an outcome to the acker with its `quern.complete` span, which stays open until the
+/// store has recorded the outcome.
+fn send(s: &Shared, ack: Ack, span: tracing::Span) {
     let id = ack.token().job_id;
-    if s.acks.send(ack).is_err() {
+    if s.acks.send((ack, span)).is_err() {
         // Only possible if the acker died; the lease then expires and the job is rescued.
         tracing::error!(job_id = %id, "acknowledgement channel closed; the job will be re-delivered after its lease expires");
         s.leases.remove(id);

@@ -46,7 +46,7 @@ pub(crate) struct Shared {
     /// a child of this one, so running handlers are told to stop.
     pub(crate) force_stop: CancellationToken,
     /// Outcomes to acknowledge, consumed by the acker.
-    pub(crate) acks: mpsc::UnboundedSender<Ack>,
+    pub(crate) acks: mpsc::UnboundedSender<(Ack, tracing::Span)>,
     /// Where handlers' log lines go (`Context::log`), consumed by the log writer.
     pub(crate) logs: super::logs::LogSink,
     /// The job tasks, so shutdown can wait for them.
