@@ -213,6 +213,7 @@ pub async fn settings_patch(
             weight: p.weight,
             order,
             aging,
+            ..Default::default()
         })
         .await?;
     let u = s.backend.queue_get((&name).into()).await?;
