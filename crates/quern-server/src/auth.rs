@@ -3,7 +3,9 @@
 //! [`check`] lets a request through when its token allows the [`Access`] its route needs (`routes::classify`): the worker
 //! protocol needs `work`, every other `GET` `read`, every other change `operate`. With no
 //! token configured every request is let through (the CLI refuses to start that way on a
-//! non-loopback address). Tokens are compared in constant time, and neither a token nor the
+//! non-loopback address). A request without a bearer token may carry the dashboard's session
+//! cookie instead (`dashboard::session`); a change made that way also needs the session's
+//! CSRF header. Tokens are compared in constant time, and neither a token nor the
 //! `Authorization` header is ever logged: a refusal logs the token's name at most.
 //!
 //! The audit log: every change (a request other than `GET` / `HEAD`) and every refusal is
@@ -15,7 +17,7 @@ use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::config::{Access, Token};
+use crate::config::{Access, Role, Token};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -30,7 +32,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The configured token matching `presented`, comparing every token in constant time.
-fn find<'a>(tokens: &'a [Token], presented: &str) -> Option<&'a Token> {
+pub(crate) fn find<'a>(tokens: &'a [Token], presented: &str) -> Option<&'a Token> {
     let mut found = None;
     for t in tokens {
         if same(t.token.as_bytes(), presented.as_bytes()) && found.is_none() {
@@ -65,22 +67,38 @@ pub async fn check(state: &AppState, access: Access, req: Request, next: Next) -
             scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
         });
     let Some(presented) = presented else {
-        refused(None, &req, StatusCode::UNAUTHORIZED);
-        return unauthorized("send a token as Authorization: Bearer <token>");
+        // No bearer token: a dashboard session cookie (with its CSRF header on a change).
+        return match crate::dashboard::cookie_session(state, &req) {
+            Some(Ok(session)) => allow(&session.name, session.role, access, req, next).await,
+            Some(Err(why)) => {
+                refused(None, &req, StatusCode::FORBIDDEN);
+                ApiError::new(StatusCode::FORBIDDEN, "csrf", why).into_response()
+            }
+            None => {
+                refused(None, &req, StatusCode::UNAUTHORIZED);
+                unauthorized("send a token as Authorization: Bearer <token>")
+            }
+        };
     };
     let Some(token) = find(tokens, presented) else {
         refused(None, &req, StatusCode::UNAUTHORIZED);
         return unauthorized("the token is not valid");
     };
-    if !token.role.allows(access) {
-        refused(Some(&token.name), &req, StatusCode::FORBIDDEN);
+    allow(&token.name, token.role, access, req, next).await
+}
+
+/// The token `name` with `role` is known: lets the request through if the role allows
+/// `access`, else answers 403.
+async fn allow(name: &str, role: Role, access: Access, req: Request, next: Next) -> Response {
+    if !role.allows(access) {
+        refused(Some(name), &req, StatusCode::FORBIDDEN);
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             format!(
                 "token {:?} has role {}, which may not {}",
-                token.name,
-                token.role.as_str(),
+                name,
+                role.as_str(),
                 match access {
                     Access::Read => "read",
                     Access::Operate => "make changes",
@@ -90,7 +108,7 @@ pub async fn check(state: &AppState, access: Access, req: Request, next: Next) -
         )
         .into_response();
     }
-    audited(Some(&token.name), req, next).await
+    audited(Some(name), req, next).await
 }
 
 fn peer(req: &Request) -> String {

@@ -25,6 +25,7 @@
 pub mod alerts;
 mod auth;
 mod config;
+mod dashboard;
 pub mod dto;
 mod error;
 mod extract;

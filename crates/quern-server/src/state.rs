@@ -19,6 +19,8 @@ pub struct AppState {
     pub pipeline: Pipeline,
     /// Cancelled when the server shuts down: long polls return at once.
     pub shutdown: CancellationToken,
+    /// Signs and checks the dashboard's session cookies (a key drawn at start).
+    pub sessions: crate::dashboard::session::Sessions,
 }
 
 impl AppState {
@@ -43,6 +45,7 @@ impl AppState {
             config,
             pipeline,
             shutdown,
+            sessions: crate::dashboard::session::Sessions::new(None),
         })
     }
 

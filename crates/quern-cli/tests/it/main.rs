@@ -12,6 +12,7 @@ mod bench;
 mod config;
 mod crash;
 mod cron;
+mod dashboard;
 mod enqueue;
 mod executors;
 mod http;

@@ -241,9 +241,10 @@ pub fn api(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
 /// and a panic guard.
 pub fn app(state: Arc<AppState>) -> Router {
     let limit = state.config.body_limit;
-    let (router, doc) = api(state);
+    let (router, doc) = api(Arc::clone(&state));
     let doc = Arc::new(doc);
     router
+        .merge(crate::dashboard::router(state))
         .route(
             "/v1/openapi.json",
             axum::routing::get(move || {
@@ -254,6 +255,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(crate::dashboard::timing))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
                 ApiError::new(
