@@ -2,8 +2,6 @@
 //! nothing; under it, enqueue works and `store_budget` reports the use. Runs on the shared
 //! test Redis with a random prefix and budgets set around its current `used_memory`.
 
-use std::sync::Arc;
-
 use quern::backend::{BatchMode, EnqueueParams, ListParams};
 use quern::{Backend, Error, ManualClock, NewJob};
 use quern_redis::RedisBackend;
@@ -83,9 +81,7 @@ async fn over_the_budget_enqueue_is_refused_with_store_full_and_nothing_is_store
         .await
         .unwrap();
     // Without a budget there is none to report.
-    let plain = common::connect(Arc::new(ManualClock::new(0)))
-        .await
-        .unwrap();
+    let plain = common::connect(ManualClock::new(0)).await.unwrap();
     assert_eq!(plain.store_budget().await.unwrap(), None);
     roomy.destroy_all_keys().await.unwrap();
 }
@@ -94,7 +90,7 @@ async fn over_the_budget_enqueue_is_refused_with_store_full_and_nothing_is_store
 async fn a_bad_budget_in_the_url_is_refused() {
     for bad in ["lots", "0"] {
         let url = format!("redis://127.0.0.1:1/?max_memory={bad}");
-        let r = RedisBackend::connect(&url, Arc::new(ManualClock::new(0))).await;
+        let r = RedisBackend::connect(&url, ManualClock::new(0)).await;
         assert!(
             matches!(&r, Err(Error::InvalidArgument(m)) if m.contains("max_memory")),
             "{bad}: {r:?}"
