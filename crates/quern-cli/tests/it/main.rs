@@ -23,6 +23,7 @@ mod lost_workers;
 mod maintain;
 mod orders;
 mod promises;
+mod queue_retention;
 mod readme;
 mod redis;
 mod redis_store;

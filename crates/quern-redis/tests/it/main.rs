@@ -4,9 +4,9 @@
 //! its own random key prefix; the fault and cluster tests start their own redis-server
 //! processes on free ports.
 
+mod budget;
 mod cluster;
 mod common;
-mod budget;
 mod conformance;
 mod enqueue;
 mod faults;
