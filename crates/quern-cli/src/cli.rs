@@ -225,12 +225,17 @@ pub struct EnqueueArgs {
     #[arg(long = "depends-on", value_name = "ID", value_parser = parse::job_id)]
     pub depends_on: Vec<JobId>,
 
+    /// The job's group in its queue (a tenant, an account): groups are served round-robin
+    /// and may be capped (`quern queues set --group-concurrency`)
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+
     /// Enqueue every line of a JSON Lines file ('-' for stdin); each line is
     /// {"kind", "payload", "queue", "priority", "delay", "at", "unique", "unique_for",
-    /// "max_attempts", "timeout", "retry", "result_ttl", "depends_on"}
+    /// "max_attempts", "timeout", "retry", "result_ttl", "depends_on", "group"}
     #[arg(long, value_name = "FILE.jsonl", conflicts_with_all = [
         "kind", "payload", "payload_file", "queue", "priority", "delay", "at", "unique",
-        "unique_for", "max_attempts", "timeout", "retry", "result_ttl", "depends_on"])]
+        "unique_for", "max_attempts", "timeout", "retry", "result_ttl", "depends_on", "group"])]
     pub batch: Option<PathBuf>,
 
     /// With --batch: all lines or none (default: each line on its own)
@@ -422,7 +427,7 @@ pub enum QueuesCmd {
         queue: String,
     },
     /// Change a queue's limits, for every worker on the store, at once
-    #[command(group = clap::ArgGroup::new("change").required(true).multiple(true).args(["concurrency", "rate", "burst", "weight", "order", "aging_after", "aging_step", "aging_every", "aging_bound"]))]
+    #[command(group = clap::ArgGroup::new("change").required(true).multiple(true).args(["concurrency", "rate", "burst", "weight", "order", "aging_after", "aging_step", "aging_every", "aging_bound", "group_concurrency"]))]
     Set {
         #[arg(value_parser = parse::queue)]
         queue: String,
@@ -455,6 +460,9 @@ pub enum QueuesCmd {
         /// The most urgent level aging reaches [default: critical]
         #[arg(long, value_name = "PRIORITY", value_parser = parse::priority)]
         aging_bound: Option<quern::Priority>,
+        /// Most jobs of one group running at once across all workers, or `none`
+        #[arg(long, value_name = "N|none", value_parser = parse::cap)]
+        group_concurrency: Option<parse::Limit<u32>>,
     },
     /// Stop workers from taking jobs from a queue (its jobs stay queued)
     Pause {

@@ -71,6 +71,8 @@ pub struct QueueConfig {
     pub aging_every: Option<String>,
     /// The most urgent level aging reaches (default `critical`).
     pub aging_bound: Option<String>,
+    /// Most jobs of one group running at once across all workers.
+    pub group_concurrency: Option<u32>,
 }
 
 impl QueueConfig {
@@ -92,6 +94,9 @@ impl QueueConfig {
         }
         if self.concurrency == Some(0) {
             return Err(bad("concurrency must be at least 1".into()));
+        }
+        if self.group_concurrency == Some(0) {
+            return Err(bad("group_concurrency must be at least 1".into()));
         }
         let order = match self.order.as_deref() {
             None => None,
@@ -137,6 +142,7 @@ impl QueueConfig {
             weight: self.weight.map(Some),
             order,
             aging,
+            group_concurrency: self.group_concurrency.map(Some),
         })
     }
 }

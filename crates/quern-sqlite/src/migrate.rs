@@ -37,6 +37,7 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "alert_state",
         include_str!("migrations/0015_alert_state.sql"),
     ),
+    ("groups", include_str!("migrations/0016_groups.sql")),
 ];
 
 /// The schema version this build writes.

@@ -84,6 +84,12 @@ pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
                 out!("weight:       {weight}");
                 out!("order:        {order}");
                 out!("aging:        {aging}");
+                out!(
+                    "group cap:    {}",
+                    u.settings
+                        .group_concurrency
+                        .map_or("none".into(), |c| c.to_string())
+                );
             });
         }
         QueuesCmd::Set {
@@ -97,6 +103,7 @@ pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
             aging_step,
             aging_every,
             aging_bound,
+            group_concurrency,
         } => {
             let aging = aging_update(
                 &backend,
@@ -147,18 +154,20 @@ pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
                     weight: weight.map(|w| w.0),
                     order,
                     aging,
+                    group_concurrency: group_concurrency.map(|c| c.0),
                 })
                 .await?;
             ctx.out.emit(
                 &serde_json::json!({ "queue": queue, "settings": s }),
                 || {
                     out!(
-                        "queue {queue}: concurrency {}, rate {}, weight {}, order {}, aging {}",
+                        "queue {queue}: concurrency {}, rate {}, weight {}, order {}, aging {}, group concurrency {}",
                         s.concurrency.map_or("none".into(), |c| c.to_string()),
                         s.rate.map_or("none".into(), |r| r.to_string()),
                         s.weight.map_or("none".into(), |w| w.to_string()),
                         s.order,
-                        s.aging.map_or("none".into(), |a| a.to_string())
+                        s.aging.map_or("none".into(), |a| a.to_string()),
+                        s.group_concurrency.map_or("none".into(), |c| c.to_string())
                     )
                 },
             );

@@ -47,6 +47,7 @@ async fn single(ctx: &Ctx, args: EnqueueArgs) -> CliResult<u8> {
         retry: args.retry,
         result_ttl: args.result_ttl,
         depends_on: args.depends_on,
+        group: args.group,
     };
     let mut job = spec.into_job(payload)?;
     ctx.settings.router()?.apply_defaults(&mut job);
@@ -95,6 +96,7 @@ struct JobSpec {
     result_ttl: Option<Duration>,
     #[serde(default)]
     depends_on: Vec<JobId>,
+    group: Option<String>,
 }
 
 fn de_retry<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<RetryPolicy>, D::Error> {
@@ -149,6 +151,9 @@ impl JobSpec {
         }
         if let Some(d) = self.result_ttl {
             job = job.result_ttl(d);
+        }
+        if let Some(g) = self.group {
+            job = job.group(g);
         }
         Ok(job.depends_on(self.depends_on))
     }

@@ -14,6 +14,7 @@ mod crash;
 mod cron;
 mod enqueue;
 mod executors;
+mod groups;
 mod http;
 mod jobs;
 mod limits;

@@ -15,10 +15,10 @@ use crate::eval::{Ack, Args};
 use crate::{reply, scripts};
 
 /// The script's reply: cc, rc, rp, rb, rt ('' when absent), the running jobs, then w, o,
-/// aa, as, ae, ab.
+/// aa, as, ae, ab, gc.
 fn usage(b: &RedisBackend, v: redis::Value) -> Result<QueueUsage> {
     let r = reply::array(v)?;
-    if r.len() != 12 {
+    if r.len() != 13 {
         return Err(Error::Storage(
             "queue settings reply has the wrong length".into(),
         ));
@@ -49,7 +49,7 @@ fn usage(b: &RedisBackend, v: redis::Value) -> Result<QueueUsage> {
         f[4].parse()
             .map_err(|_| Error::Storage(format!("stored rate state {:?} is not a number", f[4])))?
     };
-    let mut g = Vec::with_capacity(6);
+    let mut g = Vec::with_capacity(7);
     for x in r.iter().skip(6) {
         g.push(reply::string(x.clone())?);
     }
@@ -75,6 +75,7 @@ fn usage(b: &RedisBackend, v: redis::Value) -> Result<QueueUsage> {
             weight: num(&g[0])?.map(|w| w as u32),
             order,
             aging,
+            group_concurrency: num(&g[6])?.map(|c| c as u32),
         },
         running: reply::int(&r[5])? as u64,
         tokens: rate.map(|r| r.tokens(tat, b.now())),
@@ -156,6 +157,9 @@ pub(crate) async fn update(b: &RedisBackend, p: QueueUpdateParams) -> Result<Que
                 .s(&a.bound.get().to_string());
         }
     }
+    args.s(&keep_or(
+        p.group_concurrency.map(|c| c.map(|n| n.to_string())),
+    ));
     let v = b
         .eval(
             &scripts::QUEUE_SETTINGS,

@@ -50,6 +50,10 @@ pub struct EnqueueRequest {
     #[serde(default)]
     #[schema(value_type = Vec<String>)]
     pub depends_on: Vec<String>,
+    /// The job's group in its queue (a tenant, an account): the queue serves its groups
+    /// round-robin and may cap running jobs per group. 1-128 characters of letters, digits
+    /// and `_ . : @ / + = -`.
+    pub group: Option<String>,
 }
 
 impl EnqueueRequest {
@@ -111,7 +115,8 @@ impl EnqueueRequest {
                     .map_err(|_| ApiError::invalid(format!("depends_on: {s:?} is not a job id")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let job = job.depends_on(deps);
+        let mut job = job.depends_on(deps);
+        job.group = self.group;
         job.validate(limits)?;
         Ok(job)
     }
@@ -227,6 +232,8 @@ pub struct JobDto {
     #[schema(value_type = Vec<String>)]
     pub depends_on: Vec<JobId>,
     pub workflow_id: Option<String>,
+    /// The job's group in its queue (`null`: none).
+    pub group: Option<String>,
     pub payload: serde_json::Value,
     pub result: Option<serde_json::Value>,
     pub result_expires_at: Option<i64>,
@@ -269,6 +276,7 @@ impl From<&Job> for JobDto {
             unique_key: j.unique_key.clone(),
             depends_on: j.depends_on.clone(),
             workflow_id: j.workflow_id.clone(),
+            group: j.group.clone(),
             payload: json_of(&j.payload),
             result: j.result.as_ref().map(json_of),
             result_expires_at: j.result_expires_at,

@@ -161,6 +161,7 @@ pub fn as_new_job(job: &Job) -> NewJob {
         meta: job.meta.clone(),
         version: job.version,
         result_ttl: job.result_ttl,
+        group: job.group.clone(),
     }
 }
 

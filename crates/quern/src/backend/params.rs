@@ -849,6 +849,7 @@ pub struct QueueUpdateParams {
     pub weight: Option<Option<u32>>,
     pub order: Option<crate::model::ClaimOrder>,
     pub aging: Option<Option<crate::model::Aging>>,
+    pub group_concurrency: Option<Option<u32>>,
 }
 
 impl QueueUpdateParams {
@@ -860,6 +861,7 @@ impl QueueUpdateParams {
             weight: self.weight.unwrap_or(old.weight),
             order: self.order.unwrap_or(old.order),
             aging: self.aging.unwrap_or(old.aging),
+            group_concurrency: self.group_concurrency.unwrap_or(old.group_concurrency),
         }
     }
 }

@@ -270,6 +270,11 @@ pub struct NewJob {
     /// `result_ttl` (by default: until the job is pruned). 1 ms to 100 years.
     #[serde(default, with = "serde_ms::option")]
     pub result_ttl: Option<Duration>,
+    /// The job's group within its queue (a tenant, an upstream account): a queue serves its
+    /// groups round-robin and may cap running jobs per group (`group_concurrency`). `None`
+    /// is the queue's "" group. 1–128 characters of letters, digits and `_ . : @ / + = -`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl NewJob {
@@ -298,6 +303,7 @@ impl NewJob {
             workflow_id: None,
             tags: Vec::new(),
             meta: serde_json::Value::Null,
+            group: None,
             version: 0,
             result_ttl: None,
         }
@@ -384,6 +390,11 @@ impl NewJob {
         self.id = id;
         self
     }
+    /// Puts the job in a group of its queue (see [`NewJob::group`]).
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
 
     /// Checks everything that can be checked without the store. Backends call this for every
     /// job before writing anything, so a bad job never reaches storage.
@@ -449,8 +460,25 @@ impl NewJob {
         if self.tags.iter().any(|t| t.is_empty() || t.len() > 128) || self.tags.len() > 64 {
             return bad("at most 64 tags of 1-128 bytes".into());
         }
+        if let Some(reason) = self.group.as_deref().and_then(group_name_problem) {
+            return bad(reason);
+        }
         Ok(())
     }
+}
+
+/// What is wrong with a group key, if anything: 1–128 characters of ASCII letters, digits
+/// and `_ . : @ / + = -` (no braces, spaces or control characters, so it is safe in a Redis
+/// key and in a log line).
+pub fn group_name_problem(g: &str) -> Option<String> {
+    let ok = !g.is_empty()
+        && g.len() <= 128
+        && g.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '@' | '/' | '+' | '=' | '-')
+        });
+    (!ok).then(|| {
+        format!("group {g:?} must be 1-128 characters of letters, digits and _ . : @ / + = -")
+    })
 }
 
 /// Checks a queue name: 1–128 characters of letters, digits and `_ . : -`. Braces are not
@@ -531,6 +559,9 @@ pub struct Job {
     pub progress: Option<Progress>,
     /// The last checkpoint the handler saved; a re-delivered attempt resumes from it.
     pub checkpoint: Option<Payload>,
+    /// The job's group in its queue ([`NewJob::group`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl Job {
@@ -584,6 +615,7 @@ impl Job {
             errors: Vec::new(),
             progress: None,
             checkpoint: None,
+            group: new.group,
         }
     }
 }

@@ -162,6 +162,9 @@ pub struct QueueSettings {
     /// Priority aging ([`Aging`]), opt-in; applies to the `priority` order (and to the
     /// urgency bound of a claim, `ClaimParams::more_urgent_than`).
     pub aging: Option<Aging>,
+    /// Most jobs of one group ([`crate::NewJob::group`]) running at once across every
+    /// worker (active leases per queue and group; jobs without a group form the "" group).
+    pub group_concurrency: Option<u32>,
 }
 
 impl QueueSettings {
@@ -174,6 +177,11 @@ impl QueueSettings {
         }
         if let Some(r) = &self.rate {
             r.validate()?;
+        }
+        if self.group_concurrency == Some(0) {
+            return Err(Error::InvalidArgument(
+                "group_concurrency: must be at least 1".into(),
+            ));
         }
         if let Some(w) = self.weight
             && w > MAX_WEIGHT
