@@ -49,6 +49,7 @@ impl Bench<'_> {
                         weight: Some(s.weight),
                         order: Some(s.order),
                         aging: Some(s.aging),
+                        group_concurrency: Some(s.group_concurrency),
                     })
                     .await?;
             }

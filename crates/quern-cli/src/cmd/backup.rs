@@ -337,6 +337,7 @@ async fn load(
                     weight: Some(settings.weight),
                     order: Some(settings.order),
                     aging: Some(settings.aging),
+                    group_concurrency: Some(settings.group_concurrency),
                 })
                 .await?;
         }

@@ -267,6 +267,9 @@ pub struct QueueSettingsDto {
     pub running: u64,
     /// Rate tokens left now.
     pub tokens: Option<f64>,
+    // Groups (docs/queues.md#groups).
+    /// Most jobs of one group running at once across all workers.
+    pub group_concurrency: Option<u32>,
 }
 
 impl QueueSettingsDto {
@@ -282,6 +285,7 @@ impl QueueSettingsDto {
             }),
             running: u.running,
             tokens: u.tokens,
+            group_concurrency: u.settings.group_concurrency,
         }
     }
 }
@@ -308,4 +312,9 @@ pub struct QueueSettingsPatch {
     /// The rate limit's burst (default: its count); needs a rate.
     #[schema(minimum = 1)]
     pub burst: Option<u32>,
+    // Groups (docs/queues.md#groups).
+    /// Most jobs of one group running at once across all workers (at least 1), or null.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, minimum = 1)]
+    pub group_concurrency: Option<Option<u32>>,
 }

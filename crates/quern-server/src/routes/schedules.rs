@@ -200,6 +200,7 @@ pub async fn settings_patch(
             queue: name.clone(),
             concurrency: p.concurrency,
             rate,
+            group_concurrency: p.group_concurrency,
             ..Default::default()
         })
         .await?;
