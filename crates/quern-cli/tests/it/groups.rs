@@ -1,23 +1,11 @@
 //! Job groups through the built binary, on both stores: `--group` and batch lines, the
-//! group shown by `quern jobs show`, `quern queues set --group-concurrency`, and round-robin
-//! fairness across three worker processes.
-
-use std::time::Duration;
+//! group shown by `quern jobs show`, and `quern queues set --group-concurrency`.
 
 use serde_json::Value;
 
-use crate::support::{Env, eventually};
+use crate::support::Env;
 
-on_every_store!(
-    group_flags_are_stored_shown_and_checked,
-    small_groups_finish_early_across_three_worker_processes,
-);
-
-fn ms(job: &Value, field: &str) -> i64 {
-    job[field]
-        .as_i64()
-        .unwrap_or_else(|| panic!("{field} in {job}"))
-}
+on_every_store!(group_flags_are_stored_shown_and_checked);
 
 fn group_flags_are_stored_shown_and_checked(env: Env) {
     let id = env.enqueue(&["quern.noop", "--queue", "t", "--group", "acme"]);
@@ -48,74 +36,4 @@ fn group_flags_are_stored_shown_and_checked(env: Env) {
     assert!(err.contains("at least 1"), "{err}");
     let v = env.json(&["queues", "set", "t", "--group-concurrency", "none"]);
     assert_eq!(v["settings"]["group_concurrency"], Value::Null, "{v}");
-}
-
-/// Three workers of 8 slots; 1,000 jobs of group `big` enqueued ahead of 10 of `small-a`
-/// and 10 of `small-b`, each job a 20 ms sleep. Round-robin between groups starts all 20
-/// small jobs among the first 5% of the run's jobs and finishes them early in the run (in
-/// FIFO order they would be the last 20).
-fn small_groups_finish_early_across_three_worker_processes(mut env: Env) {
-    let mut lines = String::new();
-    for (group, n) in [("big", 1000), ("small-a", 10), ("small-b", 10)] {
-        for _ in 0..n {
-            lines.push_str(&format!(
-                "{{\"kind\":\"quern.sleep\",\"payload\":{{\"ms\":20}},\"queue\":\"fair\",\"group\":\"{group}\"}}\n"
-            ));
-        }
-    }
-    std::fs::write(env.path("jobs.jsonl"), lines).unwrap();
-    // Workers first, so the whole batch meets all 24 slots at once.
-    env.ok(&["queues", "set", "fair", "--weight", "1"]);
-    for _ in 0..3 {
-        env.spawn(&["worker", "--queues", "fair", "--concurrency", "8"]);
-    }
-    std::thread::sleep(Duration::from_millis(1500));
-    env.ok(&["enqueue", "--batch", "jobs.jsonl", "--atomic"]);
-    eventually(Duration::from_secs(120), "all 1,020 jobs succeed", || {
-        env.json(&["queues", "show", "fair"])["counts"]["succeeded"] == 1020
-    });
-    // `jobs list` shows at most 1,000 (newest first): all small jobs and 980 of big, whose
-    // 20 oldest ran first of big's (a group's jobs go in order), so the run's end is here.
-    let jobs = env.jobs(&["--queue", "fair"]);
-    let mut starts: Vec<(i64, String)> = jobs
-        .iter()
-        .map(|j| {
-            (
-                ms(j, "started_at"),
-                j["group"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    starts.sort();
-    let begin = starts[0].0;
-    let end = jobs.iter().map(|j| ms(j, "finished_at")).max().unwrap();
-    let small_done = jobs
-        .iter()
-        .filter(|j| j["group"] != "big")
-        .map(|j| ms(j, "finished_at"))
-        .max()
-        .unwrap();
-    // By start order: the 20 small jobs are among the first 51 (5% of 1,020) to start,
-    // counting the 20 big ones not listed as started before them all.
-    let last_small_rank = starts
-        .iter()
-        .rposition(|(_, g)| g != "big")
-        .expect("small jobs listed");
-    assert!(
-        last_small_rank + 20 < 51,
-        "the last small job started as number {} of 1,020",
-        last_small_rank + 21
-    );
-    let share = (small_done - begin) as f64 / (end - begin) as f64;
-    eprintln!(
-        "groups: small groups done {} ms into a {} ms run ({:.1}%)",
-        small_done - begin,
-        end - begin,
-        share * 100.0
-    );
-    assert!(
-        share < 0.10,
-        "small groups done at {:.1}% of the run",
-        share * 100.0
-    );
 }
