@@ -239,14 +239,19 @@ pub struct EnqueueArgs {
     #[arg(long, value_name = "TRACESTATE", requires = "traceparent")]
     pub tracestate: Option<String>,
 
+    /// The job's group in its queue (a tenant, an account): groups are served round-robin
+    /// and may be capped (`quern queues set --group-concurrency`)
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+
     /// Enqueue every line of a JSON Lines file ('-' for stdin); each line is
     /// {"kind", "payload", "queue", "priority", "delay", "at", "unique", "unique_for",
     /// "max_attempts", "timeout", "retry", "result_ttl", "depends_on", "payload_version",
-    /// "traceparent", "tracestate"}
+    /// "traceparent", "tracestate", "group"}
     #[arg(long, value_name = "FILE.jsonl", conflicts_with_all = [
         "kind", "payload", "payload_file", "queue", "priority", "delay", "at", "unique",
         "unique_for", "max_attempts", "timeout", "retry", "result_ttl", "depends_on",
-        "payload_version", "traceparent", "tracestate"])]
+        "payload_version", "traceparent", "tracestate", "group"])]
     pub batch: Option<PathBuf>,
 
     /// With --batch: all lines or none (default: each line on its own)
@@ -438,7 +443,7 @@ pub enum QueuesCmd {
         queue: String,
     },
     /// Change a queue's limits, for every worker on the store, at once
-    #[command(group = clap::ArgGroup::new("change").required(true).multiple(true).args(["concurrency", "rate", "burst", "weight", "order", "aging_after", "aging_step", "aging_every", "aging_bound", "retain_succeeded", "retain_dead", "retain_cancelled", "retain_skipped", "retry"]))]
+    #[command(group = clap::ArgGroup::new("change").required(true).multiple(true).args(["concurrency", "rate", "burst", "weight", "order", "aging_after", "aging_step", "aging_every", "aging_bound", "retain_succeeded", "retain_dead", "retain_cancelled", "retain_skipped", "retry", "group_concurrency"]))]
     Set {
         #[arg(value_parser = parse::queue)]
         queue: String,
@@ -489,6 +494,9 @@ pub enum QueuesCmd {
         /// retry); `default` goes back to the worker's default
         #[arg(long, value_name = "POLICY|default", value_parser = parse::queue_retry)]
         retry: Option<parse::Limit<quern::RetryPolicy>>,
+        /// Most jobs of one group running at once across all workers, or `none`
+        #[arg(long, value_name = "N|none", value_parser = parse::cap)]
+        group_concurrency: Option<parse::Limit<u32>>,
     },
     /// Stop workers from taking jobs from a queue (its jobs stay queued)
     Pause {

@@ -78,6 +78,8 @@ pub struct QueueConfig {
     /// The queue's default retry policy (`exponential:1s..1h`, `fixed:5s`, `none` = never
     /// retry), or `default` to clear it.
     pub retry: Option<String>,
+    /// Most jobs of one group running at once across all workers.
+    pub group_concurrency: Option<u32>,
 }
 
 /// `[queues.NAME.retention]`: each a duration, `"forever"`, or `"default"` (clear the
@@ -110,6 +112,9 @@ impl QueueConfig {
         }
         if self.concurrency == Some(0) {
             return Err(bad("concurrency must be at least 1".into()));
+        }
+        if self.group_concurrency == Some(0) {
+            return Err(bad("group_concurrency must be at least 1".into()));
         }
         let order = match self.order.as_deref() {
             None => None,
@@ -179,6 +184,7 @@ impl QueueConfig {
             aging,
             retention,
             retry,
+            group_concurrency: self.group_concurrency.map(Some),
         })
     }
 }

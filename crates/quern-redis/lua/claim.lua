@@ -4,7 +4,8 @@
 -- then a random seed (1 to 2^31 - 2) for weighted-random orders. Paused queues are skipped. Due scheduled jobs are promoted
 -- first, so a delayed job is claimable exactly at its run_at. Within a queue the order is
 -- the ready set's: priority, then run_at, then id, unless the queue sets another order or
--- aging (`queue_order`, `pick_ordered` in lib.lua). A queue's limits (`admit` in lib.lua:
+-- aging (`queue_order`, `pick_ordered` in lib.lua), and a grouped queue goes round-robin
+-- over its groups under its group cap (`pick_groups`). A queue's limits (`admit` in lib.lua:
 -- its concurrency cap and rate limit) bound how many of its share are taken.
 -- Returns a flat list: queue, id, HGETALL of the job *before* the claim, for each job taken
 -- (the caller applies the claim: see `apply_claim` in src/jobs.rs), packed as one MessagePack
@@ -59,7 +60,13 @@ for x = 0, nq - 1 do
       local rk = qk(q, 'ready')
       local popped
       local o, a = queue_order(q)
-      if o or a then
+      local grouped = is_grouped(q)
+      local groups = nil
+      if grouped then
+        -- Round-robin over the queue's groups (`pick_groups` in lib.lua).
+        popped, groups = pick_groups(q, want, below_level, false)
+        if #popped > 0 then redis.call('ZREM', rk, unpack(popped)) end
+      elseif o or a then
         popped = pick_ordered(q, o, a, want, below_level, rnd)
         if #popped > 0 then redis.call('ZREM', rk, unpack(popped)) end
       elseif below then
@@ -68,7 +75,7 @@ for x = 0, nq - 1 do
       else
         popped = redis.call('ZRANGE', rk, '0', string.format('%d', want - 1))
       end
-      if #popped > 0 and not (o or a) then
+      if #popped > 0 and not (o or a or grouped) then
         redis.call('ZREMRANGEBYRANK', rk, '0', string.format('%d', #popped - 1))
       end
       local leases, nl = {}, 0
@@ -87,6 +94,10 @@ for x = 0, nq - 1 do
           call('HSET', k, 's', '3', 'e', istr(e + 1), 'a', istr(a + 1), 'k', NOWS, 'lw', worker, 'lx', lease_until)
           leases[nl + 1], leases[nl + 2] = lease_until, id
           nl = nl + 2
+          -- A group cap counts this lease in the group's running set.
+          if groups and redis.call('HEXISTS', qk(q, 'meta'), 'gc') == 1 then
+            redis.call('ZADD', qk(q, 'gl:' .. groups[y]), lease_until, id)
+          end
           out[nout + 1], out[nout + 2], out[nout + 3] = q, id, all
           nout = nout + 3
         end

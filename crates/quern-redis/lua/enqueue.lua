@@ -1,6 +1,7 @@
 -- job_enqueue. ARGV[4] 'a' (atomic) or 'b' (best effort), ARGV[5] job count, then per job:
 -- id, queue, priority, max_attempts, run_at, static blob, unique key ('' = none),
--- unique_for ms ('' = none), trigger (0/1/2), dependency count, dependency ids (distinct).
+-- unique_for ms ('' = none), trigger (0/1/2), dependency count, dependency ids (distinct);
+-- then, only when some job has a group, one group per job ('' = none).
 -- Per job a code: 0 stored, 1 unique-key duplicate (of an existing job), 2 same id already
 -- stored with the same content (an idempotent resend), 3 error. In atomic mode nothing is
 -- written when any job has code 3. Returns, compactly (a batch can be thousands of jobs):
@@ -149,6 +150,11 @@ for j = 1, n do
   end
 end
 
+-- The groups, after the last job's arguments.
+if #ARGV >= i then
+  for j = 1, n do jobs[j].g = ARGV[i + j - 1] end
+end
+
 local function reply()
   local codes, details = {}, {}
   for j = 1, n do
@@ -187,6 +193,10 @@ for _, job in ipairs(jobs) do
       if not CLUSTER then redis.call('SADD', QUEUES, q) end
     end
     hset_static(k, job.d, { 's', st, 'p', job.prio, 'm', job.max, 'r', job.run_at, 'c', NOW })
+    if job.g and job.g ~= '' then
+      redis.call('HSET', k, 'g', job.g)
+      mark_grouped(q)
+    end
     if job.ukey ~= '' then
       redis.call('HSET', k, 'u', job.ukey)
       if job.ufor ~= '' then redis.call('HSET', k, 'ux', NOW + tonumber(job.ufor)) end
@@ -226,7 +236,15 @@ for _, job in ipairs(jobs) do
   end
 end
 for q, _ in pairs(seenq) do
-  if #ready[q] > 0 then slices('ZADD', qk(q, 'ready'), ready[q]) end
+  if #ready[q] > 0 then
+    slices('ZADD', qk(q, 'ready'), ready[q])
+    if is_grouped(q) then
+      local rq = ready[q]
+      for x = 1, #rq, 2 do
+        group_ready(q, redis.call('HGET', jk(q, rq[x + 1]), 'g') or '', rq[x], rq[x + 1])
+      end
+    end
+  end
   slices('ZADD', qk(q, 'ids'), ids[q])
 end
 if #idx > 0 then slices('HSET', IDX, idx) end

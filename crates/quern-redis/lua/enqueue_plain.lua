@@ -161,7 +161,14 @@ for _, g in ipairs(groups) do
 end
 for q, iq in pairs(ids) do
   if #iq > 0 then
-    if #ready[q] > 0 then slices('ZADD', qk(q, 'ready'), ready[q]) end
+    if #ready[q] > 0 then
+      slices('ZADD', qk(q, 'ready'), ready[q])
+      -- Plain jobs have no group: in a grouped queue they are the "" group.
+      if is_grouped(q) then
+        local rq = ready[q]
+        for x = 1, #rq, 2 do group_ready(q, '', rq[x], rq[x + 1]) end
+      end
+    end
     if #sched[q] > 0 then slices('ZADD', qk(q, 'sched'), sched[q]) end
     slices('ZADD', qk(q, 'ids'), iq)
     if not CLUSTER then call('SADD', QUEUES, q) end

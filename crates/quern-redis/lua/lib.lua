@@ -70,6 +70,47 @@ local function score(prio, run_at)
   return prio * PRIO_UNIT + run_at
 end
 
+-- Groups (quern::NewJob::group), only in a queue that has had a grouped job (meta `gr`
+-- = '1'; other queues pay one HGET where a job becomes ready). Such a queue keeps, next to
+-- its ready set (which still holds every ready job), a ready set per group `g:<name>`
+-- (jobs without a group: `g:`, the "" group) and the rotation `gq`: the groups with ready
+-- jobs, scored by when the claim last served them (the counter `gs` in meta; a group that
+-- comes back gets 0, so it goes first). A job leaves its group's set lazily: the claim
+-- drops members that are no longer in the ready set, so cancel, delete and the rest need
+-- not know about groups. With a group cap (`gc`) each group's running jobs are counted
+-- in `gl:<name>`, checked against the lease set the same lazy way.
+local function is_grouped(q) return redis.call('HGET', qk(q, 'meta'), 'gr') == '1' end
+
+-- Puts ready job `id` (score `sc`) of grouped queue q in group `g`'s ready set and the
+-- group in the rotation.
+local function group_ready(q, g, sc, id)
+  redis.call('ZADD', qk(q, 'g:' .. g), sc, id)
+  redis.call('ZADD', qk(q, 'gq'), 'NX', '0', g)
+end
+
+-- The first grouped job of q: from now on its claim goes by group. The ready jobs already
+-- there have no group; they become the "" group.
+local function mark_grouped(q)
+  local mk = qk(q, 'meta')
+  if redis.call('HGET', mk, 'gr') == '1' then return end
+  redis.call('HSET', mk, 'gr', '1')
+  local rk = qk(q, 'ready')
+  if redis.call('EXISTS', rk) == 1 then
+    redis.call('ZUNIONSTORE', qk(q, 'g:'), '1', rk)
+    redis.call('ZADD', qk(q, 'gq'), 'NX', '0', '')
+  end
+end
+
+-- Adds job `id` of q to the ready set with score `sc`, and in a grouped queue to its
+-- group's set (`grouped` when the caller already knows whether q is grouped).
+local function ready_add(q, id, sc, grouped)
+  redis.call('ZADD', qk(q, 'ready'), sc, id)
+  if grouped == nil then grouped = is_grouped(q) end
+  if grouped then
+    group_ready(q, redis.call('HGET', jk(q, id), 'g') or '', sc, id)
+  end
+end
+
 -- Queues that got claimable (or newly scheduled) work during this call; each gets one entry
 -- in its wake stream at the end, which wakes every `work_wait` blocked on it. The stream is
 -- trimmed approximately (whole listpack nodes, so it keeps up to about 100 entries): exact
@@ -138,7 +179,7 @@ local function make_ready(q, id, prio, run_at)
     redis.call('ZADD', qk(q, 'sched'), run_at, id)
   else
     redis.call('HSET', k, 's', S_QUEUED)
-    redis.call('ZADD', qk(q, 'ready'), score(prio, run_at), id)
+    ready_add(q, id, score(prio, run_at))
   end
   mark_wake(q)
 end
@@ -316,11 +357,12 @@ end
 -- Moves due scheduled jobs of queue q to ready, oldest first, at most `max` of them.
 local function promote(q, max)
   local due = redis.call('ZRANGEBYSCORE', qk(q, 'sched'), '-inf', NOWS, 'LIMIT', '0', string.format('%d', max))
+  local grouped = #due > 0 and is_grouped(q)
   for _, id in ipairs(due) do
     local k = jk(q, id)
     local f = job_hmget(k, 'p', 'r')
     redis.call('HSET', k, 's', STS[S_QUEUED])
-    redis.call('ZADD', qk(q, 'ready'), string.format('%d', score(tonumber(f[1]), tonumber(f[2]))), id)
+    ready_add(q, id, string.format('%d', score(tonumber(f[1]), tonumber(f[2]))), grouped)
   end
   if #due > 0 then
     redis.call('ZREM', qk(q, 'sched'), unpack(due))
@@ -462,6 +504,89 @@ local function ready_below(q, below)
   if below >= 10 then return redis.call('ZCARD', qk(q, 'ready')) > 0 end
   local bound = string.format('(%d', below * PRIO_UNIT)
   return #redis.call('ZRANGEBYSCORE', qk(q, 'ready'), '-inf', bound, 'LIMIT', '0', '1') > 0
+end
+
+-- Running jobs of group g of q (its `gl:` set, each member checked against the lease set;
+-- those that left it are dropped).
+local function group_running(q, g)
+  local gl = qk(q, 'gl:' .. g)
+  local ids = redis.call('ZRANGE', gl, '0', '-1')
+  local lk, n = qk(q, 'lease'), 0
+  for _, id in ipairs(ids) do
+    if redis.call('ZSCORE', lk, id) then n = n + 1 else redis.call('ZREM', gl, id) end
+  end
+  return n
+end
+
+-- The first ready job of group g of q scoring below `bound` (nil = any), or nil. Members
+-- that left the ready set are dropped on the way; an empty group leaves the rotation.
+local function group_head(q, g, bound)
+  local gk, rk = qk(q, 'g:' .. g), qk(q, 'ready')
+  while true do
+    local h = redis.call('ZRANGE', gk, '0', '0', 'WITHSCORES')
+    if #h == 0 then
+      redis.call('ZREM', qk(q, 'gq'), g)
+      return nil
+    end
+    local id, sc = h[1], tonumber(h[2])
+    local cur = redis.call('ZSCORE', rk, id)
+    if not cur then
+      redis.call('ZREM', gk, id)
+    elseif tonumber(cur) ~= sc then
+      redis.call('ZADD', gk, cur, id)
+    elseif bound and sc >= bound then
+      return nil
+    else
+      return id
+    end
+  end
+end
+
+-- Most groups one claim considers (those in the rotation, least recently served first).
+local GROUP_PROBE = '255'
+
+-- Up to `want` ready jobs of grouped queue q below priority level `below` (10 = any),
+-- round-robin over its groups: least recently served first, one job per group per round,
+-- each group's jobs in its ready set's order (priority, run_at, id), skipping groups at the
+-- group cap `gc`. Each job taken leaves its group's set and moves its group to the back of
+-- the rotation; `dry` (work_wait's question) stops at the first job and changes nothing
+-- but the lazy clean-up. Returns the ids and the group of each.
+local function pick_groups(q, want, below, dry)
+  local mk, gq = qk(q, 'meta'), qk(q, 'gq')
+  local m = redis.call('HMGET', mk, 'gc', 'gs')
+  local cap = tonumber(m[1] or '')
+  local seq = tonumber(m[2] or '0')
+  local bound = nil
+  if below < 10 then bound = below * PRIO_UNIT end
+  local open = {}
+  for _, g in ipairs(redis.call('ZRANGE', gq, '0', GROUP_PROBE)) do
+    local run = 0
+    if cap then run = group_running(q, g) end
+    if not cap or run < cap then open[#open + 1] = { g, run } end
+  end
+  local ids, groups = {}, {}
+  while #ids < want and #open > 0 do
+    local keep = {}
+    for _, e in ipairs(open) do
+      if #ids >= want then
+        keep[#keep + 1] = e
+      else
+        local id = group_head(q, e[1], bound)
+        if id then
+          ids[#ids + 1], groups[#groups + 1] = id, e[1]
+          if dry then return ids, groups end
+          redis.call('ZREM', qk(q, 'g:' .. e[1]), id)
+          seq = seq + 1
+          redis.call('ZADD', gq, 'XX', string.format('%d', seq), e[1])
+          e[2] = e[2] + 1
+          if not cap or e[2] < cap then keep[#keep + 1] = e end
+        end
+      end
+    end
+    open = keep
+  end
+  if not dry and #ids > 0 then redis.call('HSET', mk, 'gs', string.format('%d', seq)) end
+  return ids, groups
 end
 
 -- Body of the script follows.

@@ -16,6 +16,10 @@ for qi = 5, #ARGV do
   if redis.call('HGET', qk(q, 'meta'), 'paused') ~= '1' then
     if ready_below(q, below_level) then
       local take, capped, token = admit(q, 1)
+      if take > 0 and is_grouped(q) and #pick_groups(q, 1, below_level, true) == 0 then
+        -- Every group with ready jobs is at the group cap: frees when a job ends.
+        take, capped = 0, true
+      end
       if take > 0 then return { 1 } end
       local again = token
       if capped then again = NOW + 20 end

@@ -7,7 +7,9 @@
 -- default retry policy (JSON), each '-', '' or the value. Changing
 -- the rate limit starts it with a full bucket (`rt` dropped). Returns cc, rc, rp, rb, rt as
 -- stored ('' when absent), the queue's running jobs (its lease set), then w, o, aa, as, ae,
--- ab, ks, kd, kc, kk, dr ('' when absent).
+-- ab, ks, kd, kc, kk, dr, gc ('' when absent). ARGV[21] is the group cap (same '-' / ''
+-- convention); a cap set where there was none starts counting the groups' running jobs
+-- from the lease set.
 
 local q = ARGV[4]
 local mk = qk(q, 'meta')
@@ -42,14 +44,25 @@ if ARGV[5] == 'set' then
   put('kc', ARGV[18])
   put('kk', ARGV[19])
   put('dr', ARGV[20])
+  if ARGV[21] ~= nil and ARGV[21] ~= '-' then
+    local had = redis.call('HEXISTS', mk, 'gc') == 1
+    put('gc', ARGV[21])
+    if ARGV[21] ~= '' and not had and is_grouped(q) then
+      local lease = redis.call('ZRANGE', qk(q, 'lease'), '0', '-1', 'WITHSCORES')
+      for x = 1, #lease, 2 do
+        local g = redis.call('HGET', jk(q, lease[x]), 'g') or ''
+        redis.call('ZADD', qk(q, 'gl:' .. g), lease[x + 1], lease[x])
+      end
+    end
+  end
   -- A raised cap or a new rate may admit waiting jobs at once.
   mark_wake(q)
   flush_wake()
 end
 local m = redis.call('HMGET', mk, 'cc', 'rc', 'rp', 'rb', 'rt', 'w', 'o', 'aa', 'as', 'ae', 'ab',
-  'ks', 'kd', 'kc', 'kk', 'dr')
+  'ks', 'kd', 'kc', 'kk', 'dr', 'gc')
 local out = {}
 for x = 1, 5 do out[x] = m[x] or '' end
 out[6] = redis.call('ZCARD', qk(q, 'lease'))
-for x = 6, 16 do out[x + 1] = m[x] or '' end
+for x = 6, 17 do out[x + 1] = m[x] or '' end
 return out

@@ -14,7 +14,7 @@ for x = 0, n - 1 do
     redis.call('HINCRBY', k, 'a', -1)
     redis.call('HSET', k, 's', S_QUEUED)
     redis.call('HDEL', k, 'lw', 'lx')
-    redis.call('ZADD', qk(q, 'ready'), score(tonumber(f[3]), tonumber(f[4])), id)
+    ready_add(q, id, score(tonumber(f[3]), tonumber(f[4])))
     mark_wake(q)
     out[x + 1] = 1
   else

@@ -19,7 +19,7 @@ else
   redis.call('HSET', k, 'p', p)
 end
 if st == S_QUEUED then
-  redis.call('ZADD', qk(q, 'ready'), string.format('%d', score(tonumber(p), tonumber(f[2]))), id)
+  ready_add(q, id, string.format('%d', score(tonumber(p), tonumber(f[2]))))
   mark_wake(q)
 end
 flush_wake()

@@ -30,7 +30,7 @@ local function rescue(q, lk, id, f, why)
   else
     redis.call('HSET', k, 's', S_QUEUED)
     redis.call('HDEL', k, 'lw', 'lx')
-    redis.call('ZADD', qk(q, 'ready'), score(tonumber(f[4]), tonumber(f[5])), id)
+    ready_add(q, id, score(tonumber(f[4]), tonumber(f[5])))
     mark_wake(q)
     requeued[#requeued + 1] = id
   end

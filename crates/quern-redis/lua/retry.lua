@@ -63,7 +63,7 @@ for _, j in ipairs(jobs) do
     redis.call('SADD', qk(q, 'blocked'), id)
   else
     redis.call('HSET', k, 's', S_QUEUED)
-    redis.call('ZADD', qk(q, 'ready'), score(tonumber(f[2]), tonumber(f[3])), id)
+    ready_add(q, id, score(tonumber(f[2]), tonumber(f[3])))
     mark_wake(q)
   end
 end

@@ -8,7 +8,8 @@
 //! payload (tag + length + bytes) and a compact JSON of the remaining fields. Results and
 //! checkpoints are `res` / `cp` (payload tag byte + bytes), progress `pg` (JSON), the error
 //! history `er` (JSON lines). `sp` marks a job that spawned children: its `dl`/`dt` then
-//! replace the dependencies and trigger of the static blob.
+//! replace the dependencies and trigger of the static blob. `g` is the job's group (absent:
+//! none).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -301,6 +302,7 @@ pub(crate) fn decode_job(queue: &str, id: &str, f: &Fields, now: i64) -> Result<
         errors,
         progress,
         checkpoint,
+        group: text(f, "g").filter(|g| !g.is_empty()).map(str::to_string),
     })
 }
 

@@ -42,6 +42,7 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0018_queue_retention.sql"),
     ),
     ("trace", include_str!("migrations/0019_trace.sql")),
+    ("groups", include_str!("migrations/0016_groups.sql")),
 ];
 
 /// The schema version this build writes.

@@ -16,7 +16,7 @@ pub(crate) const JOB_COLS: &str = concat!(
     crate::deps_expr!(),
     ", trigger_rule, \
     workflow_id, tags, meta, version, result, result_tag, result_expires_at, errors, progress, \
-    checkpoint, checkpoint_tag, claimed_at, result_ttl_ms, traceparent, tracestate"
+    checkpoint, checkpoint_tag, claimed_at, result_ttl_ms, traceparent, tracestate, grp"
 );
 
 /// The SQL expression for a job's dependency list, inline or kept in `job_dep_lists` (see
@@ -141,5 +141,7 @@ pub(crate) fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
                 })
             })
             .transpose()?,
+        // '' is the "" group of a grouped queue: a job stored without a group.
+        group: row.get::<_, Option<String>>(37)?.filter(|g| !g.is_empty()),
     })
 }

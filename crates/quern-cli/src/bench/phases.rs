@@ -51,6 +51,7 @@ impl Bench<'_> {
                         aging: Some(s.aging),
                         retention: s.retention.iter().map(|(st, k)| (*st, Some(*k))).collect(),
                         retry: Some(s.retry.clone()),
+                        group_concurrency: Some(s.group_concurrency),
                     })
                     .await?;
             }

@@ -103,6 +103,12 @@ pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
                 out!("aging:        {aging}");
                 out!("retention:    {}", retention_cell(&u.settings));
                 out!("retry:        {}", retry_cell(&u.settings));
+                out!(
+                    "group cap:    {}",
+                    u.settings
+                        .group_concurrency
+                        .map_or("none".into(), |c| c.to_string())
+                );
             });
         }
         QueuesCmd::Set {
@@ -121,6 +127,7 @@ pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
             retain_cancelled,
             retain_skipped,
             retry,
+            group_concurrency,
         } => {
             let aging = aging_update(
                 &backend,
@@ -181,20 +188,22 @@ pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
                     .filter_map(|(st, k)| k.map(|k| (st, k.0)))
                     .collect(),
                     retry: retry.map(|r| r.0),
+                    group_concurrency: group_concurrency.map(|c| c.0),
                 })
                 .await?;
             ctx.out.emit(
                 &serde_json::json!({ "queue": queue, "settings": s }),
                 || {
                     out!(
-                        "queue {queue}: concurrency {}, rate {}, weight {}, order {}, aging {}, retention {}, retry {}",
+                        "queue {queue}: concurrency {}, rate {}, weight {}, order {}, aging {}, retention {}, retry {}, group concurrency {}",
                         s.concurrency.map_or("none".into(), |c| c.to_string()),
                         s.rate.map_or("none".into(), |r| r.to_string()),
                         s.weight.map_or("none".into(), |w| w.to_string()),
                         s.order,
                         s.aging.map_or("none".into(), |a| a.to_string()),
                         retention_cell(&s),
-                        retry_cell(&s)
+                        retry_cell(&s),
+                        s.group_concurrency.map_or("none".into(), |c| c.to_string())
                     )
                 },
             );

@@ -343,6 +343,7 @@ async fn load(
                         .map(|(st, k)| (*st, Some(*k)))
                         .collect(),
                     retry: Some(settings.retry.clone()),
+                    group_concurrency: Some(settings.group_concurrency),
                 })
                 .await?;
         }

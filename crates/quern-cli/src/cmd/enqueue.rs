@@ -50,6 +50,7 @@ async fn single(ctx: &Ctx, args: EnqueueArgs) -> CliResult<u8> {
         payload_version: args.payload_version,
         traceparent: args.traceparent,
         tracestate: args.tracestate,
+        group: args.group,
     };
     let mut job = spec.into_job(payload)?;
     ctx.settings.router()?.apply_defaults(&mut job);
@@ -101,6 +102,7 @@ struct JobSpec {
     payload_version: Option<u32>,
     traceparent: Option<String>,
     tracestate: Option<String>,
+    group: Option<String>,
 }
 
 fn de_retry<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<RetryPolicy>, D::Error> {
@@ -170,6 +172,9 @@ impl JobSpec {
             }
             (None, Some(_)) => return Err(bad("tracestate needs a traceparent".into())),
             (None, None) => {}
+        }
+        if let Some(g) = self.group {
+            job = job.group(g);
         }
         Ok(job.depends_on(self.depends_on))
     }

@@ -102,6 +102,7 @@ fn print_job(j: &Job) {
         ("id", j.id.to_string()),
         ("kind", j.kind.clone()),
         ("queue", j.queue.clone()),
+        ("group", j.group.clone().unwrap_or_else(|| "-".into())),
         ("state", j.state.to_string()),
         ("attempt", format!("{} of {}", j.attempt, j.max_attempts)),
         ("priority", j.priority.to_string()),

@@ -15,6 +15,7 @@ mod cron;
 mod dashboard;
 mod enqueue;
 mod executors;
+mod groups;
 mod http;
 mod jobs;
 mod limits;

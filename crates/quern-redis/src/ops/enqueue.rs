@@ -22,7 +22,7 @@ use crate::{reply, scripts};
 const ENQUEUE_CHUNK: usize = 2000;
 
 /// True when the jobs `idxs` can take the plain enqueue script (`enqueue_plain.lua`): no
-/// unique key, no dependencies, no workflow, and no id twice.
+/// unique key, no dependencies, no workflow, no group, and no id twice.
 fn all_plain(params: &EnqueueParams, idxs: &[usize]) -> bool {
     // A fast hasher: SipHash over every id of a batch showed in the client's profile.
     let mut ids =
@@ -32,6 +32,7 @@ fn all_plain(params: &EnqueueParams, idxs: &[usize]) -> bool {
         j.unique_key.is_none()
             && j.depends_on.is_empty()
             && j.workflow_id.is_none()
+            && j.group.is_none()
             && ids.insert(j.id)
     })
 }

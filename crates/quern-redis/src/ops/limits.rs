@@ -24,10 +24,10 @@ use crate::eval::{Ack, Args};
 use crate::{reply, scripts};
 
 /// The script's reply: cc, rc, rp, rb, rt ('' when absent), the running jobs, then w, o,
-/// aa, as, ae, ab, then the retention of each of [`KEPT`] and the default retry policy.
+/// aa, as, ae, ab, then the retention of each of [`KEPT`] the default retry policy, gc.
 fn usage(b: &RedisBackend, v: redis::Value) -> Result<QueueUsage> {
     let r = reply::array(v)?;
-    if r.len() != 17 {
+    if r.len() != 18 {
         return Err(Error::Storage(
             "queue settings reply has the wrong length".into(),
         ));
@@ -58,7 +58,7 @@ fn usage(b: &RedisBackend, v: redis::Value) -> Result<QueueUsage> {
         f[4].parse()
             .map_err(|_| Error::Storage(format!("stored rate state {:?} is not a number", f[4])))?
     };
-    let mut g = Vec::with_capacity(11);
+    let mut g = Vec::with_capacity(12);
     for x in r.iter().skip(6) {
         g.push(reply::string(x.clone())?);
     }
@@ -105,6 +105,7 @@ fn usage(b: &RedisBackend, v: redis::Value) -> Result<QueueUsage> {
             aging,
             retention,
             retry,
+            group_concurrency: num(&g[11])?.map(|c| c as u32),
         },
         running: reply::int(&r[5])? as u64,
         tokens: rate.map(|r| r.tokens(tat, b.now())),
@@ -201,6 +202,9 @@ pub(crate) async fn update(b: &RedisBackend, p: QueueUpdateParams) -> Result<Que
             args.s(&serde_json::to_string(r).map_err(|e| Error::Codec(e.to_string()))?)
         }
     };
+    args.s(&keep_or(
+        p.group_concurrency.map(|c| c.map(|n| n.to_string())),
+    ));
     let v = b
         .eval(
             &scripts::QUEUE_SETTINGS,

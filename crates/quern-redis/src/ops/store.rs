@@ -53,6 +53,12 @@ pub(crate) fn args_for(
             args.s(&d.to_string());
         }
     }
+    // The groups after the jobs, only when there is one (see enqueue.lua).
+    if idxs.iter().any(|i| params.jobs[*i].group.is_some()) {
+        for i in idxs {
+            args.s(params.jobs[*i].group.as_deref().unwrap_or(""));
+        }
+    }
     Ok(args)
 }
 

@@ -60,6 +60,10 @@ pub struct EnqueueRequest {
     pub traceparent: Option<String>,
     /// W3C `tracestate` to go with `traceparent` (needs it).
     pub tracestate: Option<String>,
+    /// The job's group in its queue (a tenant, an account): the queue serves its groups
+    /// round-robin and may cap running jobs per group. 1-128 characters of letters, digits
+    /// and `_ . : @ / + = -`.
+    pub group: Option<String>,
 }
 
 impl EnqueueRequest {
@@ -138,6 +142,7 @@ impl EnqueueRequest {
             (None, Some(_)) => return Err(ApiError::invalid("tracestate needs a traceparent")),
             (None, None) => {}
         }
+        job.group = self.group;
         job.validate(limits)?;
         Ok(job)
     }
@@ -253,6 +258,8 @@ pub struct JobDto {
     #[schema(value_type = Vec<String>)]
     pub depends_on: Vec<JobId>,
     pub workflow_id: Option<String>,
+    /// The job's group in its queue (`null`: none).
+    pub group: Option<String>,
     pub payload: serde_json::Value,
     pub result: Option<serde_json::Value>,
     pub result_expires_at: Option<i64>,
@@ -300,6 +307,7 @@ impl From<&Job> for JobDto {
             unique_key: j.unique_key.clone(),
             depends_on: j.depends_on.clone(),
             workflow_id: j.workflow_id.clone(),
+            group: j.group.clone(),
             payload: json_of(&j.payload),
             result: j.result.as_ref().map(json_of),
             result_expires_at: j.result_expires_at,

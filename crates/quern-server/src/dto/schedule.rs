@@ -275,6 +275,9 @@ pub struct QueueSettingsDto {
     pub order: ClaimOrder,
     /// Priority aging, when on.
     pub aging: Option<AgingDto>,
+    // Groups (docs/queues.md#groups).
+    /// Most jobs of one group running at once across all workers.
+    pub group_concurrency: Option<u32>,
 }
 
 /// Priority aging as stored: a job waiting `after_ms` since it was due is promoted by `step`
@@ -315,6 +318,7 @@ impl QueueSettingsDto {
             weight: u.settings.weight,
             order: u.settings.order,
             aging: u.settings.aging.map(AgingDto::from),
+            group_concurrency: u.settings.group_concurrency,
         }
     }
 }
@@ -351,6 +355,11 @@ pub struct QueueSettingsPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<AgingPatch>)]
     pub aging: Option<Option<AgingPatch>>,
+    // Groups (docs/queues.md#groups).
+    /// Most jobs of one group running at once across all workers (at least 1), or null.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, minimum = 1)]
+    pub group_concurrency: Option<Option<u32>>,
 }
 
 /// Priority aging in a settings change: durations as text (`30m`, `90s`).

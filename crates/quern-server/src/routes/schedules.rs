@@ -213,6 +213,7 @@ pub async fn settings_patch(
             weight: p.weight,
             order,
             aging,
+            group_concurrency: p.group_concurrency,
             ..Default::default()
         })
         .await?;

@@ -136,6 +136,13 @@ fn lease_from_queue(
     terms: &Terms<'_>,
     out: &mut Vec<ClaimedJob>,
 ) -> quern::Result<usize> {
+    if row.grouped {
+        // Round-robin over the queue's groups, under the group cap (ops/groups.rs).
+        let mut lease = Leaser::new(tx, terms)?;
+        return super::groups::lease_round_robin(tx, queue, row, n, terms.below, |job| {
+            lease.lease(job, queue, out)
+        });
+    }
     let queue_id = row.id;
     // Read the rows in claim order, then lease each by primary key. (Cheaper than one
     // `UPDATE … WHERE id IN (…) RETURNING`, which builds two ephemeral tables per call.)
@@ -175,32 +182,55 @@ fn lease_from_queue(
         }
         jobs
     };
-    let mut lease = tx
-        .conn
-        .prepare_cached(
-            "UPDATE jobs SET state = 3, attempt = attempt + 1, lease_epoch = lease_epoch + 1, \
-             lease_worker = ?2, lease_expires_at = ?3, claimed_at = ?4, started_at = NULL \
-             WHERE id = ?1",
-        )
-        .map_err(sql_err)?;
+    let mut lease = Leaser::new(tx, terms)?;
     let got = jobs.len();
     for job in jobs {
-        lease
+        lease.lease(job, queue, out)?;
+    }
+    Ok(got)
+}
+
+/// Leases ready jobs one by one under a claim's terms.
+struct Leaser<'s, 't> {
+    stmt: rusqlite::CachedStatement<'s>,
+    terms: &'t Terms<'t>,
+    now: i64,
+}
+
+impl<'s, 't> Leaser<'s, 't> {
+    fn new(tx: &'s Tx<'_>, terms: &'t Terms<'t>) -> quern::Result<Self> {
+        let stmt = tx
+            .conn
+            .prepare_cached(
+                "UPDATE jobs SET state = 3, attempt = attempt + 1, lease_epoch = lease_epoch + 1, \
+                 lease_worker = ?2, lease_expires_at = ?3, claimed_at = ?4, started_at = NULL \
+                 WHERE id = ?1",
+            )
+            .map_err(sql_err)?;
+        Ok(Leaser {
+            stmt,
+            terms,
+            now: tx.now,
+        })
+    }
+
+    fn lease(&mut self, job: Job, queue: &str, out: &mut Vec<ClaimedJob>) -> quern::Result<()> {
+        self.stmt
             .execute(rusqlite::params![
                 job.id.as_bytes(),
-                terms.worker,
-                terms.expires,
-                tx.now
+                self.terms.worker,
+                self.terms.expires,
+                self.now
             ])
             .map_err(sql_err)?;
         // The UPDATE above, mirrored in the returned copy by the core's one rule.
         debug_assert_eq!(job.queue, queue);
         out.push(ClaimedJob::from_ready(
             job,
-            terms.worker,
-            terms.expires,
-            tx.now,
+            self.terms.worker,
+            self.terms.expires,
+            self.now,
         ));
+        Ok(())
     }
-    Ok(got)
 }

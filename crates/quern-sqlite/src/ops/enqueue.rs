@@ -93,6 +93,9 @@ fn insert_one(tx: &mut Tx<'_>, job: NewJob) -> quern::Result<EnqueueOutcome> {
         }
     };
     let queue_id = ensure_queue(tx, &job.queue)?;
+    if job.group.is_some() {
+        super::groups::mark_grouped(tx, queue_id)?;
+    }
     let retry = job
         .retry
         .as_ref()
@@ -116,9 +119,9 @@ fn insert_one(tx: &mut Tx<'_>, job: NewJob) -> quern::Result<EnqueueOutcome> {
             "INSERT INTO jobs (id, queue_id, state, priority, run_at, kind, payload, payload_tag, \
              max_attempts, created_at, finished_at, retry, timeout_ms, unique_key, unique_for_ms, \
              depends_on, trigger_rule, deps_done, deps_ok, workflow_id, tags, meta, version, \
-             deps_total, result_ttl_ms, traceparent, tracestate) \
+             deps_total, result_ttl_ms, traceparent, tracestate, grp) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-             ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
+             ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
         )
         .map_err(sql_err)?;
     let res = stmt.execute(rusqlite::params![
@@ -149,6 +152,7 @@ fn insert_one(tx: &mut Tx<'_>, job: NewJob) -> quern::Result<EnqueueOutcome> {
         job.result_ttl.map(|d| d.as_millis() as i64),
         job.trace.as_ref().map(|t| t.traceparent.as_str()),
         job.trace.as_ref().and_then(|t| t.tracestate.as_deref()),
+        job.group,
     ]);
     match res {
         Ok(_) => {}

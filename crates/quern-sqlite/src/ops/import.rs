@@ -123,6 +123,9 @@ fn insert_job(tx: &mut Tx<'_>, job: Job) -> quern::Result<()> {
         }
     }
     let queue_id = ensure_queue(tx, &job.queue)?;
+    if job.group.is_some() {
+        super::groups::mark_grouped(tx, queue_id)?;
+    }
     let retry = job
         .retry
         .as_ref()
@@ -161,10 +164,10 @@ fn insert_job(tx: &mut Tx<'_>, job: Job) -> quern::Result<()> {
              lease_expires_at, retry, timeout_ms, unique_key, unique_for_ms, depends_on, \
              trigger_rule, deps_done, deps_ok, workflow_id, tags, meta, version, result, \
              result_tag, result_expires_at, errors, progress, checkpoint, checkpoint_tag, \
-             deps_total, claimed_at, result_ttl_ms, traceparent, tracestate) \
+             deps_total, claimed_at, result_ttl_ms, traceparent, tracestate, grp) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
              ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, \
-             ?34, ?35, ?36, ?37, ?38, ?39, ?40)",
+             ?34, ?35, ?36, ?37, ?38, ?39, ?40, ?41)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -208,6 +211,7 @@ fn insert_job(tx: &mut Tx<'_>, job: Job) -> quern::Result<()> {
                 ms(job.result_ttl),
                 job.trace.as_ref().map(|t| t.traceparent.as_str()),
                 job.trace.as_ref().and_then(|t| t.tracestate.as_deref()),
+                job.group,
             ])
         })
         .map_err(sql_err)?;

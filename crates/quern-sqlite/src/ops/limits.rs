@@ -23,10 +23,16 @@ pub(crate) struct QueueRow {
     pub paused: bool,
     pub settings: QueueSettings,
     pub tat: f64,
+    /// The queue has had a grouped job: its claim goes round-robin over groups
+    /// (`ops/groups.rs`).
+    pub grouped: bool,
+    /// The group rotation's counter (`queues.group_seq`).
+    pub group_seq: i64,
 }
 
 const COLS: &str = "id, paused, concurrency, rate_count, rate_per_ms, rate_burst, rate_tat, \
-                    weight, claim_order, aging_after_ms, aging_step, aging_every_ms, aging_bound";
+                    weight, claim_order, aging_after_ms, aging_step, aging_every_ms, aging_bound, \
+                    grouped, group_concurrency, group_seq";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<QueueRow> {
     let count: Option<i64> = r.get(3)?;
@@ -49,9 +55,12 @@ fn row(r: &Row<'_>) -> rusqlite::Result<QueueRow> {
             weight: r.get::<_, Option<i64>>(7)?.map(|w| w as u32),
             order: super::order::order_from_i64(r.get(8)?),
             aging: super::order::aging_from_row(r, 9)?,
+            group_concurrency: r.get::<_, Option<i64>>(14)?.map(|c| c as u32),
             ..Default::default()
         },
         tat: r.get(6)?,
+        grouped: r.get::<_, i64>(13)? != 0,
+        group_seq: r.get(15)?,
     })
 }
 
@@ -189,7 +198,7 @@ pub(crate) fn update(tx: &mut Tx<'_>, p: QueueUpdateParams) -> Result<QueueSetti
     tx.conn
         .prepare_cached(
             "UPDATE queues SET concurrency = ?2, rate_count = ?3, rate_per_ms = ?4, \
-             rate_burst = ?5, rate_tat = ?6 WHERE id = ?1",
+             rate_burst = ?5, rate_tat = ?6, group_concurrency = ?7 WHERE id = ?1",
         )
         .and_then(|mut s| {
             s.execute(rusqlite::params![
@@ -198,7 +207,8 @@ pub(crate) fn update(tx: &mut Tx<'_>, p: QueueUpdateParams) -> Result<QueueSetti
                 r.map(|r| i64::from(r.count)),
                 r.map(|r| r.per.as_millis() as i64),
                 r.map(|r| i64::from(r.burst)),
-                tat
+                tat,
+                new.group_concurrency.map(i64::from),
             ])
         })
         .map_err(sql_err)?;

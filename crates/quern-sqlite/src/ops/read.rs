@@ -131,6 +131,11 @@ pub(crate) fn readiness(
             None => 0,
         };
         let a = super::limits::admit(&row, running, 1, now);
+        if a.take > 0 && row.grouped && !super::groups::any_open(conn, &row, below)? {
+            // Every group with ready jobs is at the group cap: frees when one ends.
+            out.capped = true;
+            continue;
+        }
         if a.take > 0 {
             out.ready = true;
             return Ok(out);

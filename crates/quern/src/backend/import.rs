@@ -162,6 +162,7 @@ pub fn as_new_job(job: &Job) -> NewJob {
         version: job.version,
         result_ttl: job.result_ttl,
         trace: job.trace.clone(),
+        group: job.group.clone(),
     }
 }
 

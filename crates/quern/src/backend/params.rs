@@ -884,6 +884,7 @@ pub struct QueueUpdateParams {
     pub retention: std::collections::BTreeMap<JobState, Option<crate::model::Keep>>,
     /// The queue's default retry policy.
     pub retry: Option<Option<crate::model::RetryPolicy>>,
+    pub group_concurrency: Option<Option<u32>>,
 }
 
 impl QueueUpdateParams {
@@ -906,6 +907,7 @@ impl QueueUpdateParams {
                 r
             },
             retry: self.retry.clone().unwrap_or_else(|| old.retry.clone()),
+            group_concurrency: self.group_concurrency.unwrap_or(old.group_concurrency),
         }
     }
 }

@@ -123,6 +123,13 @@ impl<'a, T: Task> Enqueue<'a, T> {
         })
     }
 
+    /// Puts the job in a group of its queue (a tenant, an account): the queue serves its
+    /// groups round-robin and may cap running jobs per group (docs/queues.md, "Groups").
+    pub fn group(self, group: impl Into<String>) -> Self {
+        let group = group.into();
+        self.map(|j| j.group(group))
+    }
+
     /// Uses this id instead of a fresh one (so a later job can depend on it before it is
     /// stored, or to make retries of the same enqueue call recognisable).
     pub fn id(self, id: JobId) -> Self {

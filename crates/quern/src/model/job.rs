@@ -275,6 +275,11 @@ pub struct NewJob {
     /// The producer's W3C trace context, continued by the worker that runs the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<TraceContext>,
+    /// The job's group within its queue (a tenant, an upstream account): a queue serves its
+    /// groups round-robin and may cap running jobs per group (`group_concurrency`). `None`
+    /// is the queue's "" group. 1–128 characters of letters, digits and `_ . : @ / + = -`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl NewJob {
@@ -303,6 +308,7 @@ impl NewJob {
             workflow_id: None,
             tags: Vec::new(),
             meta: serde_json::Value::Null,
+            group: None,
             version: 0,
             result_ttl: None,
             trace: None,
@@ -400,6 +406,11 @@ impl NewJob {
         self.version = v;
         self
     }
+    /// Puts the job in a group of its queue (see [`NewJob::group`]).
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
 
     /// Checks everything that can be checked without the store. Backends call this for every
     /// job before writing anything, so a bad job never reaches storage.
@@ -468,8 +479,25 @@ impl NewJob {
         if let Some(why) = self.trace.as_ref().and_then(TraceContext::problem) {
             return bad(why);
         }
+        if let Some(reason) = self.group.as_deref().and_then(group_name_problem) {
+            return bad(reason);
+        }
         Ok(())
     }
+}
+
+/// What is wrong with a group key, if anything: 1–128 characters of ASCII letters, digits
+/// and `_ . : @ / + = -` (no braces, spaces or control characters, so it is safe in a Redis
+/// key and in a log line).
+pub fn group_name_problem(g: &str) -> Option<String> {
+    let ok = !g.is_empty()
+        && g.len() <= 128
+        && g.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '@' | '/' | '+' | '=' | '-')
+        });
+    (!ok).then(|| {
+        format!("group {g:?} must be 1-128 characters of letters, digits and _ . : @ / + = -")
+    })
 }
 
 /// Checks a queue name: 1–128 characters of letters, digits and `_ . : -`. Braces are not
@@ -553,6 +581,9 @@ pub struct Job {
     /// The W3C trace context stored at enqueue ([`NewJob::trace`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<TraceContext>,
+    /// The job's group in its queue ([`NewJob::group`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl Job {
@@ -607,6 +638,7 @@ impl Job {
             progress: None,
             checkpoint: None,
             trace: new.trace,
+            group: new.group,
         }
     }
 }

@@ -21,7 +21,8 @@ pub use duration::{format_duration, parse_duration, serde_ms};
 pub use id::JobId;
 pub use job::{
     DEFAULT_QUEUE, ErrorKind, ErrorRecord, Job, Lease, Limits, MAX_ERROR_MESSAGE_BYTES, NewJob,
-    Progress, Trigger, queue_name_problem, truncate_error_message, validate_queue_name,
+    Progress, Trigger, group_name_problem, queue_name_problem, truncate_error_message,
+    validate_queue_name,
 };
 pub use order::{Aging, Candidate, ClaimOrder, OrderRule, pick};
 pub use outcome::TaskError;

@@ -230,6 +230,9 @@ pub struct QueueSettings {
     /// none; the worker's default applies when this is `None` too.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryPolicy>,
+    /// Most jobs of one group ([`crate::NewJob::group`]) running at once across every
+    /// worker (active leases per queue and group; jobs without a group form the "" group).
+    pub group_concurrency: Option<u32>,
 }
 
 impl QueueSettings {
@@ -242,6 +245,11 @@ impl QueueSettings {
         }
         if let Some(r) = &self.rate {
             r.validate()?;
+        }
+        if self.group_concurrency == Some(0) {
+            return Err(Error::InvalidArgument(
+                "group_concurrency: must be at least 1".into(),
+            ));
         }
         if let Some(w) = self.weight
             && w > MAX_WEIGHT

@@ -67,6 +67,7 @@ pub mod delete;
 pub mod deps;
 pub mod enqueue;
 pub mod fencing;
+pub mod groups;
 pub mod import;
 pub mod leader;
 pub mod lease;
@@ -242,6 +243,12 @@ macro_rules! __quern_cases {
                 the_rate_limit_admits_the_burst_then_one_per_interval,
                 a_throttled_queue_does_not_hold_back_the_others,
                 work_wait_sleeps_until_the_next_token,
+            }
+            groups {
+                group_is_stored_and_validated,
+                groups_are_served_round_robin,
+                every_path_back_to_ready_keeps_its_group,
+                the_group_cap_holds_across_workers,
             }
             orders {
                 each_order_claims_in_its_order,
