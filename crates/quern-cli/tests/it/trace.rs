@@ -138,18 +138,18 @@ fn rest_takes_trace_from_body_or_header(mut env: Env) {
     let before = count();
     let bad_header = h.with_header("traceparent", "00-xyz");
     let r = bad_header.post("/v1/jobs", &json!({"kind": "k", "queue": "tr"}));
-    assert_eq!((r.status, r.code().as_str()), (422, "invalid_argument"));
+    assert_eq!((r.status, r.code().as_str()), (422, "invalid_request"));
     assert!(String::from_utf8_lossy(&r.body).contains("traceparent"));
     let r = h.post(
         "/v1/jobs",
         &json!({"kind": "k", "queue": "tr", "traceparent": TP, "tracestate": "x"}),
     );
-    assert_eq!((r.status, r.code().as_str()), (422, "invalid_argument"));
+    assert_eq!((r.status, r.code().as_str()), (422, "invalid_request"));
     let r = h.post(
         "/v1/jobs",
         &json!({"kind": "k", "queue": "tr", "tracestate": "a=1"}),
     );
-    assert_eq!((r.status, r.code().as_str()), (422, "invalid_argument"));
+    assert_eq!((r.status, r.code().as_str()), (422, "invalid_request"));
     assert_eq!(count(), before, "nothing stored");
 
     // The HTTP worker protocol hands the context and version to the worker.

@@ -4,6 +4,8 @@
 //! the worker that runs it, and the worker's `quern.run` must be a child of the producer's
 //! `quern.enqueue`, in the producer's trace.
 
+use std::future::IntoFuture;
+
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use quern::{Client, Context, JobState, Task, TaskError};
@@ -59,6 +61,7 @@ fn the_worker_run_span_is_a_child_of_the_producer() {
         let client = Client::new(backend.clone());
         let id = client
             .enqueue::<Traced>(&7)
+            .into_future()
             .instrument(tracing::info_span!("producer.request"))
             .await
             .unwrap();
