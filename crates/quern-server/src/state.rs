@@ -19,6 +19,8 @@ pub struct AppState {
     pub pipeline: Pipeline,
     /// Cancelled when the server shuts down: long polls return at once.
     pub shutdown: CancellationToken,
+    /// This process's counters, rendered with the store's gauges by `GET /metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -35,7 +37,12 @@ impl AppState {
             quern::RetryPolicy::default(),
             None,
         );
+        let metrics = config
+            .metrics
+            .clone()
+            .unwrap_or_else(|| Arc::new(crate::metrics::Metrics::new("")));
         Arc::new(AppState {
+            metrics,
             client: Client::new(Arc::clone(&backend))
                 .with_codec(config.codec)
                 .with_router(config.router.clone()),

@@ -20,6 +20,7 @@ mod limits;
 mod logs;
 mod lost_workers;
 mod maintain;
+mod metrics;
 mod orders;
 mod promises;
 mod readme;
