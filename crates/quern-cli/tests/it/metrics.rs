@@ -291,7 +291,7 @@ fn counters_histograms_and_gauges(mut env: Env) {
     // A delayed job, leased when due: delayed lateness.
     enqueue(
         &h,
-        json!({"kind": "d", "queue": "later", "payload": {}, "delay_ms": 300}),
+        json!({"kind": "d", "queue": "later", "payload": {}, "delay_ms": 1500}),
     );
     let s = Scrape::take(&h);
     assert_eq!(
@@ -327,7 +327,7 @@ fn counters_histograms_and_gauges(mut env: Env) {
     let r = h.json_request(
         "PATCH",
         "/v1/queues/slow/settings",
-        &json!({"concurrency": 5, "rate": "10/s"}),
+        &json!({"concurrency": 5, "rate": "600/h", "burst": 10}),
     );
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let back = lease(&h, &w, "slow", 1, json!({}));
@@ -421,9 +421,11 @@ fn counters_histograms_and_gauges(mut env: Env) {
     assert_eq!(s.value("quern_queue_workers", &[("queue", "mq")]), 1.0);
     let slow = [("queue", "slow")];
     assert_eq!(s.value("quern_queue_concurrency_limit", &slow), 5.0);
-    assert_eq!(s.value("quern_queue_rate_limit_per_second", &slow), 10.0);
+    let per_s = s.value("quern_queue_rate_limit_per_second", &slow);
+    assert!((per_s - 1.0 / 6.0).abs() < 1e-9, "{per_s}");
+    // A burst of 10, one token taken, one back every 6 s.
     let tokens = s.value("quern_queue_rate_tokens", &slow);
-    assert!((0.0..10.0).contains(&tokens), "one token taken: {tokens}");
+    assert!((8.0..10.0).contains(&tokens), "one token taken: {tokens}");
     assert_eq!(s.value("quern_queue_running", &slow), 1.0);
     assert_eq!(
         s.value(
