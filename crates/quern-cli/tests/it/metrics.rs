@@ -233,10 +233,9 @@ fn counters_histograms_and_gauges(mut env: Env) {
     let qa = [("queue", "mq"), ("kind", "a")];
     let qb = [("queue", "mq"), ("kind", "b")];
 
-    // Nothing done yet: the families exist, the store's gauges are there, counters are 0.
+    // Nothing done yet: no worker, no job series; the exposition parses.
     let s = Scrape::take(&h);
-    assert_eq!(s.family("quern_jobs_enqueued").kind, "counter");
-    assert_eq!(s.family("quern_queue_jobs").kind, "gauge");
+    assert_eq!(s.family("quern_workers").kind, "gauge");
     assert_eq!(s.value("quern_workers", &[("state", "alive")]), 0.0);
 
     // Three `a` jobs: two complete, one fails for good (not retryable → dead).
@@ -244,14 +243,10 @@ fn counters_histograms_and_gauges(mut env: Env) {
         enqueue(&h, json!({"kind": "a", "queue": "mq", "payload": {"i": i}}));
     }
     // A duplicate of a unique key is not counted as enqueued.
-    enqueue(
-        &h,
-        json!({"kind": "b", "queue": "mq", "payload": {}, "max_attempts": 2, "unique_key": "only-one"}),
-    );
-    enqueue(
-        &h,
-        json!({"kind": "b", "queue": "mq", "payload": {}, "max_attempts": 2, "unique_key": "only-one"}),
-    );
+    let b = json!({"kind": "b", "queue": "mq", "payload": {}, "max_attempts": 2, "unique_key": "only-one"});
+    enqueue(&h, b.clone());
+    let dup = h.post("/v1/jobs", &b);
+    assert_eq!((dup.status, &dup.json()["duplicate"]), (200, &json!(true)));
     let w = register(&h, &["mq", "slow", "later"], 4);
     let a_jobs = lease(&h, &w, "mq", 10, json!({}));
     assert_eq!(a_jobs.len(), 4, "{a_jobs:?}");
@@ -339,6 +334,8 @@ fn counters_histograms_and_gauges(mut env: Env) {
         l.extend(me);
         s.value(name, &l)
     };
+    assert_eq!(s.family("quern_jobs_enqueued").kind, "counter");
+    assert_eq!(s.family("quern_queue_jobs").kind, "gauge");
     assert_eq!(v("quern_jobs_enqueued_total", &qa), 3.0);
     assert_eq!(v("quern_jobs_enqueued_total", &qb), 1.0);
     assert_eq!(v("quern_jobs_completed_total", &qa), 2.0);
