@@ -357,6 +357,10 @@ pub struct ServerSettings {
     /// Bearer tokens: `[[server.tokens]]` tables (`name`, `role`, `token`), or in
     /// `QUERN_SERVER__TOKENS` as comma-separated `name:role:secret` items.
     pub tokens: Vec<TokenSetting>,
+    /// The `instance` label of this server's counters at `/metrics`; unset: `hostname:port`.
+    pub instance: Option<String>,
+    /// Serve `/metrics` without a token even when tokens are configured.
+    pub metrics_public: bool,
 }
 
 impl Default for ServerSettings {
@@ -367,6 +371,8 @@ impl Default for ServerSettings {
             workers: 0,
             wedged_after: None,
             tokens: Vec::new(),
+            instance: None,
+            metrics_public: false,
         }
     }
 }

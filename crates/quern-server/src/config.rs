@@ -123,6 +123,17 @@ pub struct ServerConfig {
     /// How often the rules are evaluated (by the leader). Default 250 ms, so a condition is
     /// reported within a second.
     pub alert_interval: Duration,
+    /// The `instance` label of this server's counters (`[server] instance`); `None`: the
+    /// host name and the port it listens on.
+    pub instance: Option<String>,
+    /// Serve `/metrics` without a token even when tokens are configured
+    /// (`[server] metrics_public`). Default `false`: it needs a `read` token then.
+    pub metrics_public: bool,
+    /// The counters `/metrics` reports. Set it when the backend given to `serve` is already
+    /// a [`MeteredBackend`](crate::metrics::MeteredBackend) counting into these (so that
+    /// in-process workers and maintenance sharing that backend are counted too); `None`:
+    /// `serve` wraps the backend itself.
+    pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 impl ServerConfig {
@@ -144,6 +155,9 @@ impl Default for ServerConfig {
             alert_interval: Duration::from_millis(250),
             wedged_after: None,
             router: quern::routing::Router::default(),
+            instance: None,
+            metrics_public: false,
+            metrics: None,
         }
     }
 }

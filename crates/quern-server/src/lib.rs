@@ -10,6 +10,8 @@
 //! - `error.rs`: the one error type and its mapping to statuses, `{"error":{"code","message"}}`.
 //! - `extract.rs`: JSON body and query extractors whose refusals are those errors.
 //! - `auth.rs`, `config.rs`: bearer tokens and roles.
+//! - `metrics/`: `/metrics` — a `MeteredBackend` counting what passes through the store, and
+//!   the store's gauges read at scrape time.
 //! - `routes/`: one file per area, and the router with the OpenAPI document (`mod.rs`).
 //!
 //! ```no_run
@@ -29,6 +31,7 @@ mod dashboard;
 pub mod dto;
 mod error;
 mod extract;
+pub mod metrics;
 mod routes;
 mod state;
 
@@ -52,9 +55,25 @@ pub fn openapi(backend: Arc<dyn Backend>) -> utoipa::openapi::OpenApi {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     backend: Arc<dyn Backend>,
-    config: ServerConfig,
+    mut config: ServerConfig,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let backend = match &config.metrics {
+        Some(_) => backend,
+        None => {
+            let instance = match &config.instance {
+                Some(i) => i.clone(),
+                None => metrics::default_instance(listener.local_addr()?.port()),
+            };
+            let m = Arc::new(metrics::Metrics::new(instance));
+            config.metrics = Some(Arc::clone(&m));
+            Arc::new(metrics::MeteredBackend::new(
+                backend,
+                m,
+                Arc::new(quern::SystemClock),
+            )) as Arc<dyn Backend>
+        }
+    };
     let alerts = (!config.alerts.is_empty()).then(|| {
         alerts::AlertService::start(
             Arc::clone(&backend),

@@ -21,6 +21,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Signs and checks the dashboard's session cookies (a key drawn at start).
     pub sessions: crate::dashboard::session::Sessions,
+    /// This process's counters, rendered with the store's gauges by `GET /metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -37,7 +39,12 @@ impl AppState {
             quern::RetryPolicy::default(),
             None,
         );
+        let metrics = config
+            .metrics
+            .clone()
+            .unwrap_or_else(|| Arc::new(crate::metrics::Metrics::new("")));
         Arc::new(AppState {
+            metrics,
             client: Client::new(Arc::clone(&backend))
                 .with_codec(config.codec)
                 .with_router(config.router.clone()),

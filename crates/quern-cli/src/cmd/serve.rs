@@ -70,6 +70,19 @@ pub async fn run(ctx: &Ctx, args: ServeArgs) -> CliResult<u8> {
     let local = listener
         .local_addr()
         .map_err(|e| CliError::failed("bind", format!("cannot listen on {addr}: {e}")))?;
+    // One metered store for everything in this process (REST, the worker protocol, the
+    // in-process workers, the maintenance services), so `/metrics` counts all of them.
+    let metrics = Arc::new(quern_server::metrics::Metrics::new(
+        s.server
+            .instance
+            .clone()
+            .unwrap_or_else(|| quern_server::metrics::default_instance(local.port())),
+    ));
+    let backend: Arc<dyn quern::Backend> = Arc::new(quern_server::metrics::MeteredBackend::new(
+        backend,
+        Arc::clone(&metrics),
+        Arc::new(quern::SystemClock),
+    ));
 
     let shutdown = CancellationToken::new();
     tokio::spawn(super::worker::on_signals(shutdown.clone()));
@@ -124,6 +137,9 @@ pub async fn run(ctx: &Ctx, args: ServeArgs) -> CliResult<u8> {
         wedged_after: s.server.wedged_after,
         router: s.router()?,
         alerts: s.alerts.clone(),
+        instance: s.server.instance.clone(),
+        metrics_public: s.server.metrics_public,
+        metrics: Some(metrics),
         ..quern_server::ServerConfig::default()
     };
     tracing::info!(

@@ -22,6 +22,7 @@ mod limits;
 mod logs;
 mod lost_workers;
 mod maintain;
+mod metrics;
 mod orders;
 mod promises;
 mod queue_retention;

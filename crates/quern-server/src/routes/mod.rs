@@ -6,6 +6,7 @@ pub mod batch;
 pub mod dlq;
 pub mod health;
 pub mod jobs;
+pub mod metrics;
 pub mod protocol;
 pub mod queues;
 pub mod schedules;
@@ -241,9 +242,17 @@ pub fn api(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
 /// and a panic guard.
 pub fn app(state: Arc<AppState>) -> Router {
     let limit = state.config.body_limit;
+    let scrape = Router::new()
+        .route("/metrics", axum::routing::get(metrics::metrics))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::authorize,
+        ))
+        .with_state(state.clone());
     let (router, doc) = api(Arc::clone(&state));
     let doc = Arc::new(doc);
     router
+        .merge(scrape)
         .merge(crate::dashboard::router(state))
         .route(
             "/v1/openapi.json",
