@@ -433,6 +433,8 @@ pub struct JobsListArgs {
     pub limit: usize,
 }
 
+// Parsed once per run: the size of `Set` (every settings flag) costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum QueuesCmd {
     /// Every queue with its job counts by state, its limits and their use now
