@@ -1,23 +1,17 @@
-//! The docs and doc comments promise only what exists: no dashboard is part of Quern today,
-//! so none may be described as if it were. (`quern serve`, its HTTP API and worker protocol
-//! exist since `quern-server`; stored cron schedules since `quern cron add`; routing rules
-//! since `[[routes]]`.) A phrase here fails the test wherever it appears in README.md,
+//! The docs and doc comments promise only what exists. (`quern serve`, its HTTP API and
+//! worker protocol exist since `quern-server`; stored cron schedules since `quern cron add`;
+//! routing rules since `[[routes]]`; the dashboard since `quern-server`'s `dashboard`
+//! module.) A phrase here fails the test wherever it appears in README.md,
 //! ARCHITECTURE.md, docs/ or a crate's `src/` (the CHANGELOG may name them: it records what
 //! was removed).
 
 use std::path::{Path, PathBuf};
 
 /// Phrases that describe something Quern does not have, each with what is true instead.
-const ABSENT: &[(&str, &str)] = &[
-    (
-        "dashboard",
-        "there is no dashboard; name the CLI command that shows it",
-    ),
-    (
-        "server's allow-list",
-        "the allow-list belongs to a worker (workflow_env)",
-    ),
-];
+const ABSENT: &[(&str, &str)] = &[(
+    "server's allow-list",
+    "the allow-list belongs to a worker (workflow_env)",
+)];
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -527,6 +527,10 @@ impl Backend for MeteredBackend {
         self.inner.store_import(params).await
     }
 
+    async fn store_budget(&self) -> Result<Option<StoreBudget>> {
+        self.inner.store_budget().await
+    }
+
     async fn queue_list(&self) -> Result<Vec<QueueInfo>> {
         self.inner.queue_list().await
     }
