@@ -51,14 +51,14 @@ fn group_flags_are_stored_shown_and_checked(env: Env) {
 }
 
 /// Three workers of 8 slots; 1,000 jobs of group `big` enqueued ahead of 10 of `small-a`
-/// and 10 of `small-b`, each job a 20 ms sleep. Round-robin between groups finishes all 20
+/// and 10 of `small-b`, each job a 50 ms sleep. Round-robin between groups finishes all 20
 /// small jobs within the first 5% of the run (in FIFO order they would be the last 20).
 fn small_groups_finish_early_across_three_worker_processes(mut env: Env) {
     let mut lines = String::new();
     for (group, n) in [("big", 1000), ("small-a", 10), ("small-b", 10)] {
         for _ in 0..n {
             lines.push_str(&format!(
-                "{{\"kind\":\"quern.sleep\",\"payload\":{{\"ms\":20}},\"queue\":\"fair\",\"group\":\"{group}\"}}\n"
+                "{{\"kind\":\"quern.sleep\",\"payload\":{{\"ms\":50}},\"queue\":\"fair\",\"group\":\"{group}\"}}\n"
             ));
         }
     }
