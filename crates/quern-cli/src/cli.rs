@@ -230,7 +230,7 @@ pub struct EnqueueArgs {
     #[arg(long, value_name = "N")]
     pub payload_version: Option<u32>,
 
-    /// W3C trace context to store with the job (00-<trace id>-<span id>-<flags>); the worker
+    /// W3C trace context to store with the job (`00-<trace id>-<span id>-<flags>`); the worker
     /// that runs it continues the trace
     #[arg(long, value_name = "TRACEPARENT")]
     pub traceparent: Option<String>,

@@ -254,7 +254,7 @@ fn queue_json(q: &QueueInfo, u: Option<&QueueUsage>) -> serde_json::Value {
     v
 }
 
-/// The queue's own retention (`succeeded 1h, dead forever`), or `default` ([retention]).
+/// The queue's own retention (`succeeded 1h, dead forever`), or `default` (`[retention]`).
 fn retention_cell(s: &quern::model::QueueSettings) -> String {
     if s.retention.is_empty() {
         return "default".into();
