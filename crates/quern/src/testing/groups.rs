@@ -3,14 +3,12 @@
 //! across workers and decided in the atomic claim.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
+use super::limits::claim_as;
 use super::*;
 use crate::Error;
 use crate::NewJob;
-use crate::backend::{
-    BatchMode, ClaimParams, ClaimedJob, FailAction, QueueUpdateParams, QueueWeight,
-};
+use crate::backend::{BatchMode, ClaimedJob, FailAction, QueueUpdateParams};
 
 fn lacks_limits(h: &Harness) -> bool {
     h.lacks("queue_limits", h.caps().queue_limits)
@@ -26,19 +24,6 @@ fn group_cap(queue: &str, n: Option<u32>) -> QueueUpdateParams {
         group_concurrency: Some(n),
         ..Default::default()
     }
-}
-
-async fn claim_as(h: &Harness, worker: &str, queue: &str, limit: usize) -> Vec<ClaimedJob> {
-    h.backend
-        .job_claim(ClaimParams {
-            worker_id: worker.into(),
-            queues: vec![QueueWeight::new(queue, 1)],
-            limit,
-            lease: Duration::from_secs(30),
-            more_urgent_than: None,
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{}: claim: {e}", h.case))
 }
 
 /// The group of each claimed job, "" for none.

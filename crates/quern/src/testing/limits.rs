@@ -37,7 +37,12 @@ fn rate(queue: &str, r: &str) -> QueueUpdateParams {
 }
 
 /// Claims from `queue` as a second worker (the cap is global, not per worker).
-async fn claim_as(h: &Harness, worker: &str, queue: &str, limit: usize) -> Vec<ClaimedJob> {
+pub(super) async fn claim_as(
+    h: &Harness,
+    worker: &str,
+    queue: &str,
+    limit: usize,
+) -> Vec<ClaimedJob> {
     h.backend
         .job_claim(ClaimParams {
             worker_id: worker.into(),
