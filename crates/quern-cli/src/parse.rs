@@ -245,6 +245,37 @@ pub fn cap(s: &str) -> Result<Limit<u32>, String> {
     }
 }
 
+/// `--group-rate COUNT/PERIOD[,burst=N]|none`: a rate with an optional burst.
+pub fn rate_burst(s: &str) -> Result<Limit<quern::model::RateLimit>, String> {
+    let (r, burst) = match s.split_once(',') {
+        None => (s, None),
+        Some((r, b)) => {
+            let n = b
+                .trim()
+                .strip_prefix("burst=")
+                .ok_or_else(|| format!("{s:?}: after the rate, only `,burst=N`"))?;
+            (r, Some(positive(n)?))
+        }
+    };
+    let mut l = rate(r)?;
+    match (l.0.as_mut(), burst) {
+        (Some(r), Some(b)) => r.burst = b,
+        (None, Some(_)) => return Err("`none` takes no burst".into()),
+        _ => {}
+    }
+    Ok(l)
+}
+
+/// `--kind-rate PATTERN=RATE[,burst=N]|PATTERN=none`: a kind pattern's rate limit, or
+/// `none` to remove the pattern.
+pub fn kind_rate(s: &str) -> Result<(String, Limit<quern::model::RateLimit>), String> {
+    let (pat, r) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not PATTERN=RATE (generate.*=10/m) or PATTERN=none"))?;
+    quern::model::validate_kind_pattern(pat.trim()).map_err(|e| e.to_string())?;
+    Ok((pat.trim().to_string(), rate_burst(r)?))
+}
+
 /// `--rate COUNT/PERIOD|none`: `20/s`, `600/m`, `5/30s`, or `none` to clear it.
 pub fn rate(s: &str) -> Result<Limit<quern::model::RateLimit>, String> {
     match s.trim() {

@@ -344,6 +344,12 @@ async fn load(
                         .collect(),
                     retry: Some(settings.retry.clone()),
                     group_concurrency: Some(settings.group_concurrency),
+                    kinds: settings
+                        .kinds
+                        .iter()
+                        .map(|(p, l)| (p.clone(), Some(*l)))
+                        .collect(),
+                    group_rate: Some(settings.group_rate),
                 })
                 .await?;
         }
