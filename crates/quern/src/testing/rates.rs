@@ -9,6 +9,7 @@ use super::*;
 use crate::backend::{
     ClaimOutcome, ClaimParams, ClaimedJob, FailAction, QueueUpdateParams, QueueWeight, WaitParams,
 };
+use crate::NewJob;
 use crate::model::{KindLimits, QueueSettings, RateLimit};
 
 fn lacks_limits(h: &Harness) -> bool {
@@ -179,14 +180,15 @@ pub async fn each_kind_pattern_has_its_own_bucket(h: Harness) {
     let t = h.now();
     let o = outcome(&h, "media", 200).await;
     let k = count_kinds(&o.jobs);
+    let of = |k: &BTreeMap<String, usize>, kind: &str| k.get(kind).copied().unwrap_or(0);
     assert_eq!(
-        k["generate.image"] + k["generate.video"],
+        of(&k, "generate.image") + of(&k, "generate.video"),
         10,
         "{}: generate.* shares one bucket of 10: {k:?}",
         h.case
     );
     assert_eq!(
-        (k["thumbnail.small"], k["analyze"]),
+        (of(&k, "thumbnail.small"), of(&k, "analyze")),
         (100, 5),
         "{}: thumbnails their own 100, an unlimited kind all: {k:?}",
         h.case
@@ -208,9 +210,8 @@ pub async fn each_kind_pattern_has_its_own_bucket(h: Harness) {
     let k = count_kinds(&outcome(&h, "media", 200).await.jobs);
     assert_eq!(
         (
-            k.get("generate.image").copied().unwrap_or(0)
-                + k.get("generate.video").copied().unwrap_or(0),
-            k.get("thumbnail.small").copied().unwrap_or(0)
+            of(&k, "generate.image") + of(&k, "generate.video"),
+            of(&k, "thumbnail.small")
         ),
         (1, 10),
         "{}: 6 s later one generate token and ten thumbnail tokens: {k:?}",
@@ -221,8 +222,7 @@ pub async fn each_kind_pattern_has_its_own_bucket(h: Harness) {
     for _ in 0..60 {
         h.advance(Duration::from_secs(1));
         let k = count_kinds(&outcome(&h, "media", 200).await.jobs);
-        gen_total += k.get("generate.image").copied().unwrap_or(0)
-            + k.get("generate.video").copied().unwrap_or(0);
+        gen_total += of(&k, "generate.image") + of(&k, "generate.video");
     }
     assert_eq!(gen_total, 10, "{}: ten a minute", h.case);
 }
