@@ -413,16 +413,16 @@ local function gate_store(g)
 end
 
 -- A `RateLimited` outcome: holds the group of job `id` of q (its kind's, without a group)
--- until `until`, never earlier than a hold already there.
-local function gate_hold(q, id, until)
+-- until `till`, never earlier than a hold already there.
+local function gate_hold(q, id, till)
   local grp = redis.call('HGET', jk(q, id), 'g') or ''
   local h, name = 'gh', grp
   if grp == '' then h, name = 'kh', job_kind(q, id) end
-  local u = tonumber(until)
+  local u = tonumber(till)
   local old = tonumber(redis.call('HGET', qk(q, h), name) or '0')
-  if u > old then redis.call('HSET', qk(q, h), name, until) end
+  if u > old then redis.call('HSET', qk(q, h), name, till) end
   local mk = qk(q, 'meta')
-  if u > tonumber(redis.call('HGET', mk, 'hu') or '0') then redis.call('HSET', mk, 'hu', until) end
+  if u > tonumber(redis.call('HGET', mk, 'hu') or '0') then redis.call('HSET', mk, 'hu', till) end
 end
 
 -- Ends a job in terminal state `st` and settles its dependents in the same script:
