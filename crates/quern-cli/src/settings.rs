@@ -211,7 +211,10 @@ impl QueueConfig {
         for (pat, k) in &self.kinds {
             let field = |m: String| bad(format!("kinds.{pat:?}: {m}"));
             quern::model::validate_kind_pattern(pat).map_err(|e| field(e.to_string()))?;
-            let text = k.rate.as_deref().ok_or_else(|| field("rate is required".into()))?;
+            let text = k
+                .rate
+                .as_deref()
+                .ok_or_else(|| field("rate is required".into()))?;
             let mut r = crate::parse::rate(text).map_err(field)?.0;
             match (r.as_mut(), k.burst) {
                 (Some(r), Some(b)) => r.burst = b,

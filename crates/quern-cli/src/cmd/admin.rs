@@ -111,7 +111,9 @@ pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
                 );
                 out!(
                     "group rate:   {}",
-                    u.settings.group_rate.map_or("none".into(), |r| r.to_string())
+                    u.settings
+                        .group_rate
+                        .map_or("none".into(), |r| r.to_string())
                 );
                 out!("kind rates:   {}", kinds_cell(&u.settings));
             });

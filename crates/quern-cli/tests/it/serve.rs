@@ -282,7 +282,11 @@ fn rate_limited_over_http(mut env: Env) {
         "{v}"
     );
     let v = h
-        .json_request("PATCH", "/v1/queues/up/settings", &json!({"kinds": {"x.*": null}}))
+        .json_request(
+            "PATCH",
+            "/v1/queues/up/settings",
+            &json!({"kinds": {"x.*": null}}),
+        )
         .json();
     assert!(v["kinds"].get("x.*").is_none(), "removed: {v}");
     for bad in [
@@ -326,7 +330,12 @@ fn rate_limited_over_http(mut env: Env) {
     let rest = lease(&h, &w, &["up"], json!({"max": 10, "wait_ms": 0}));
     let groups: Vec<String> = rest
         .iter()
-        .map(|l| job(&h, l["id"].as_str().unwrap())["group"].as_str().unwrap().to_string())
+        .map(|l| {
+            job(&h, l["id"].as_str().unwrap())["group"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(groups.len(), 2, "the other group's two jobs: {groups:?}");
     assert!(

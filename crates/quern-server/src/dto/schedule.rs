@@ -345,7 +345,14 @@ impl QueueSettingsDto {
                 .settings
                 .kinds
                 .iter()
-                .map(|(p, l)| (p.clone(), KindLimitsDto { rate: l.rate.into() }))
+                .map(|(p, l)| {
+                    (
+                        p.clone(),
+                        KindLimitsDto {
+                            rate: l.rate.into(),
+                        },
+                    )
+                })
                 .collect(),
         }
     }

@@ -224,7 +224,8 @@ pub async fn fail(
     let mut out: Vec<Option<BatchItemResult>> = vec![None; toks.len()];
     let mut failures = Vec::new();
     let mut at = Vec::new();
-    for (k, (((t, i), job), error)) in toks.iter().zip(req.items).zip(jobs).zip(errors).enumerate() {
+    for (k, (((t, i), job), error)) in toks.iter().zip(req.items).zip(jobs).zip(errors).enumerate()
+    {
         let Some(job) = job else {
             out[k] = Some(failed(t.job_id, quern::Error::JobNotFound(t.job_id).into()));
             continue;

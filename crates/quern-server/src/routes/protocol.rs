@@ -410,7 +410,12 @@ pub async fn fail(
     if req.retry_after_ms.is_some() && !req.retryable {
         return Err(ApiError::invalid("retry_after_ms needs retryable: true"));
     }
-    let error = task_error(req.error, req.retryable, req.rate_limited, req.retry_after_ms)?;
+    let error = task_error(
+        req.error,
+        req.retryable,
+        req.rate_limited,
+        req.retry_after_ms,
+    )?;
     let job = leased_job(&s, &token).await?;
     let end = AttemptEnd {
         token: token.clone(),
@@ -442,8 +447,8 @@ pub(crate) fn task_error(
     retry_after_ms: Option<u64>,
 ) -> ApiResult<TaskError> {
     if rate_limited {
-        let ms = retry_after_ms
-            .ok_or_else(|| ApiError::invalid("rate_limited needs retry_after_ms"))?;
+        let ms =
+            retry_after_ms.ok_or_else(|| ApiError::invalid("rate_limited needs retry_after_ms"))?;
         if !retryable {
             return Err(ApiError::invalid("rate_limited needs retryable: true"));
         }

@@ -207,10 +207,9 @@ pub async fn settings_patch(
     };
     let group_rate = match (&p.group_rate, p.group_burst) {
         (None | Some(None), Some(_)) => {
-            return Err(quern::Error::InvalidArgument(
-                "group_burst: needs a group_rate".into(),
-            )
-            .into());
+            return Err(
+                quern::Error::InvalidArgument("group_burst: needs a group_rate".into()).into(),
+            );
         }
         (None, None) => None,
         (Some(None), None) => Some(None),

@@ -178,7 +178,9 @@ fn lease_from_queue(
         // or group rates, the candidates the gate admits (ops/gate.rs).
         let ids = match gate {
             Some(g) => super::gate::pick(tx.conn, row, g, n, terms.below, tx.now)?,
-            None => super::order::pick_ids(tx.conn, queue_id, &row.settings, n, terms.below, tx.now)?,
+            None => {
+                super::order::pick_ids(tx.conn, queue_id, &row.settings, n, terms.below, tx.now)?
+            }
         };
         let mut by_id = tx
             .conn

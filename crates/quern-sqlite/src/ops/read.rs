@@ -133,7 +133,8 @@ pub(crate) fn readiness(
         let a = super::limits::admit(&row, running, 1, now);
         // Kind and group rates and holds (ops/gate.rs): the claim's gate, as a question.
         let mut gate = super::gate::Gate::new(&row, now);
-        if a.take > 0 && row.grouped && !super::groups::any_open(conn, &row, below, gate.as_mut())? {
+        if a.take > 0 && row.grouped && !super::groups::any_open(conn, &row, below, gate.as_mut())?
+        {
             // Every group with ready jobs is at the group cap (frees when one ends) or
             // turned away by the gate (until its next token or the end of a hold).
             match gate.and_then(|g| g.next_at) {

@@ -326,7 +326,9 @@ async fn rate_limited_snoozes_and_holds_the_kind() {
         .await
         .unwrap();
     let t0 = std::time::Instant::now();
-    while runs.load(Ordering::SeqCst) == 0 || client.get(id).await.unwrap().unwrap().state != JobState::Scheduled {
+    while runs.load(Ordering::SeqCst) == 0
+        || client.get(id).await.unwrap().unwrap().state != JobState::Scheduled
+    {
         assert!(t0.elapsed() < WAIT, "the first run rate-limits the job");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

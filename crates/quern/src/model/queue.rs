@@ -463,7 +463,10 @@ mod tests {
         .into();
         let rule = |k: &str| kind_rule(&kinds, k).map(|(p, _)| p.to_string());
         assert_eq!(rule("generate.image").as_deref(), Some("generate.image"));
-        assert_eq!(rule("generate.video.4k").as_deref(), Some("generate.video*"));
+        assert_eq!(
+            rule("generate.video.4k").as_deref(),
+            Some("generate.video*")
+        );
         assert_eq!(rule("generate.text").as_deref(), Some("generate.*"));
         assert_eq!(rule("thumbs").as_deref(), Some("thumb?"));
         assert_eq!(rule("thumbnail").as_deref(), Some("*"));
@@ -489,7 +492,12 @@ mod tests {
             group_rate: Some(zero),
             ..Default::default()
         };
-        assert!(bad.validate().unwrap_err().to_string().contains("group_rate"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("group_rate")
+        );
         let many = QueueSettings {
             kinds: (0..=MAX_KIND_RULES)
                 .map(|i| (format!("k{i}.*"), KindLimits { rate: r("1/s") }))

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
+use crate::NewJob;
 use crate::backend::{
     ClaimOutcome, ClaimParams, ClaimedJob, FailAction, QueueUpdateParams, QueueWeight, WaitParams,
 };
-use crate::NewJob;
 use crate::model::{KindLimits, QueueSettings, RateLimit};
 
 fn lacks_limits(h: &Harness) -> bool {
@@ -259,7 +259,11 @@ pub async fn work_wait_sees_kind_throttling(h: Harness) {
         wait(Duration::from_millis(200)).await.unwrap();
         wakes += 1;
     }
-    assert!(wakes <= 6, "{}: {wakes} wake-ups in 0.6 s: it spins", h.case);
+    assert!(
+        wakes <= 6,
+        "{}: {wakes} wake-ups in 0.6 s: it spins",
+        h.case
+    );
     enqueue_kind(&h, "kw", "fast", 1).await;
     let t1 = std::time::Instant::now();
     wait(Duration::from_secs(10)).await.unwrap();

@@ -234,7 +234,11 @@ fn log_outcome(next: &Next, elapsed: Duration) {
                 tracing::debug!(elapsed_ms = ms, run_at, "job snoozed")
             }
             (FailAction::RateLimited { run_at }, _) => {
-                tracing::info!(elapsed_ms = ms, run_at, "job rate limited; its group or kind is held")
+                tracing::info!(
+                    elapsed_ms = ms,
+                    run_at,
+                    "job rate limited; its group or kind is held"
+                )
             }
             (action, ErrorKind::Panic) => {
                 tracing::error!(elapsed_ms = ms, ?action, error = %f.message, "job panicked")
