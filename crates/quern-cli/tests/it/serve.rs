@@ -314,7 +314,7 @@ fn rate_limited_over_http(mut env: Env) {
         json!({"token": token, "error": "429", "rate_limited": true, "retryable": false, "retry_after_ms": 1000}),
     ] {
         let r = h.post(&format!("/v1/jobs/{id}/fail"), &bad);
-        assert_eq!(r.status, 400, "{bad}");
+        assert_eq!(r.status, 422, "{bad}");
     }
     let r = h.post(
         &format!("/v1/jobs/{id}/fail"),
