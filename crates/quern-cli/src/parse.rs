@@ -191,6 +191,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn kind_rates_parse_or_explain() {
+        let (p, r) = kind_rate("generate.*=10/m").unwrap();
+        let r = r.0.unwrap();
+        assert_eq!((p.as_str(), r.count, r.burst), ("generate.*", 10, 10));
+        let (_, r) = kind_rate("thumbnail.*=100/m,burst=5").unwrap();
+        assert_eq!(r.0.unwrap().burst, 5);
+        assert_eq!(kind_rate("old.*=none").unwrap().1.0, None);
+        for bad in [
+            "generate.*",
+            "=10/m",
+            "a=fast",
+            "a=10/m,burst=0",
+            "a=none,burst=2",
+        ] {
+            assert!(kind_rate(bad).is_err(), "{bad}");
+        }
+        assert_eq!(rate_burst("5/s,burst=20").unwrap().0.unwrap().burst, 20);
+    }
+
+    #[test]
     fn values_parse_or_explain() {
         assert_eq!(duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert!(duration("10x").unwrap_err().contains("not a duration"));

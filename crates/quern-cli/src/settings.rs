@@ -896,6 +896,31 @@ mod tests {
     }
 
     #[test]
+    fn kind_and_group_rates_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("quern.toml");
+        std::fs::write(
+            &f,
+            "[queues.media]\ngroup_rate = \"5/s\"\ngroup_burst = 20\n\
+             [queues.media.kinds.\"generate.*\"]\nrate = \"10/m\"\n\
+             [queues.media.kinds.\"thumbnail.*\"]\nrate = \"100/m\"\nburst = 10\n\
+             [queues.media.kinds.\"old.*\"]\nrate = \"none\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&f), env(&[])).unwrap();
+        let u = s.queues["media"].update("media").unwrap();
+        let g = u.group_rate.unwrap().unwrap();
+        assert_eq!((g.count, g.burst), (5, 20));
+        assert_eq!(u.kinds["generate.*"].unwrap().rate.count, 10);
+        assert_eq!(u.kinds["thumbnail.*"].unwrap().rate.burst, 10);
+        assert_eq!(u.kinds["old.*"], None, "none removes the pattern");
+        let mut bad = s.queues["media"].clone();
+        bad.kinds.get_mut("generate.*").unwrap().rate = Some("fast".into());
+        let e = bad.update("media").unwrap_err().to_string();
+        assert!(e.contains("generate.*"), "{e}");
+    }
+
+    #[test]
     fn bad_files_are_refused_clearly() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("quern.toml");
