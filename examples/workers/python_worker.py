@@ -49,7 +49,8 @@ class Server:
 
 
 def handle(job):
-    """Runs one job: ("complete", result) or ("fail", error, retryable)."""
+    """Runs one job: ("complete", result), ("fail", error, retryable) or
+    ("rate_limited", retry_after_ms) when an upstream asked to slow down."""
     kind, payload, attempt = job["kind"], job["payload"], job["attempt"]
     if kind == "py.echo":
         return ("complete", payload)
@@ -59,6 +60,13 @@ def handle(job):
         return ("complete", {"attempt": attempt})
     if kind == "py.fatal":
         return ("fail", "fatal: cannot be done", False)
+    if kind == "py.upstream":
+        # An upstream that answers 429 until `limited_until_ms` (Unix ms): the job is snoozed
+        # without counting the attempt, and its group (or kind) is held for that long.
+        wait = payload.get("limited_until_ms", 0) - int(time.time() * 1000)
+        if wait > 0:
+            return ("rate_limited", wait)
+        return ("complete", {"attempt": attempt})
     if kind == "py.slow":
         if attempt == 1:
             time.sleep(payload.get("sleep_ms", 0) / 1000)
@@ -117,6 +125,12 @@ def main():
             if outcome[0] == "complete":
                 status, r = server.post(path + "complete", {"token": job["token"], "result": outcome[1]})
                 report(job, "complete", status, r)
+            elif outcome[0] == "rate_limited":
+                status, r = server.post(path + "fail", {
+                    "token": job["token"], "error": "upstream rate limit",
+                    "rate_limited": True, "retry_after_ms": outcome[1],
+                })
+                report(job, "fail", status, r)
             else:
                 _, error, retryable = outcome
                 fail = {"token": job["token"], "error": error, "retryable": retryable}

@@ -445,7 +445,7 @@ pub enum QueuesCmd {
         queue: String,
     },
     /// Change a queue's limits, for every worker on the store, at once
-    #[command(group = clap::ArgGroup::new("change").required(true).multiple(true).args(["concurrency", "rate", "burst", "weight", "order", "aging_after", "aging_step", "aging_every", "aging_bound", "retain_succeeded", "retain_dead", "retain_cancelled", "retain_skipped", "retry", "group_concurrency"]))]
+    #[command(group = clap::ArgGroup::new("change").required(true).multiple(true).args(["concurrency", "rate", "burst", "weight", "order", "aging_after", "aging_step", "aging_every", "aging_bound", "retain_succeeded", "retain_dead", "retain_cancelled", "retain_skipped", "retry", "group_concurrency", "group_rate", "kind_rate"]))]
     Set {
         #[arg(value_parser = parse::queue)]
         queue: String,
@@ -499,6 +499,14 @@ pub enum QueuesCmd {
         /// Most jobs of one group running at once across all workers, or `none`
         #[arg(long, value_name = "N|none", value_parser = parse::cap)]
         group_concurrency: Option<parse::Limit<u32>>,
+        /// Each group's own rate limit (10/s, 600/m; `,burst=N` for a burst), or `none`
+        #[arg(long, value_name = "RATE|none", value_parser = parse::rate_burst)]
+        group_rate: Option<parse::Limit<quern::model::RateLimit>>,
+        /// A rate limit for the queue's jobs whose kind matches a pattern (`*` any run, `?`
+        /// one character): `generate.*=10/m`, `thumbnail.*=100/m,burst=10`;
+        /// `PATTERN=none` removes it. Repeat for several patterns
+        #[arg(long, value_name = "PATTERN=RATE|PATTERN=none", value_parser = parse::kind_rate)]
+        kind_rate: Vec<(String, parse::Limit<quern::model::RateLimit>)>,
     },
     /// Stop workers from taking jobs from a queue (its jobs stay queued)
     Pause {

@@ -191,6 +191,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn kind_rates_parse_or_explain() {
+        let (p, r) = kind_rate("generate.*=10/m").unwrap();
+        let r = r.0.unwrap();
+        assert_eq!((p.as_str(), r.count, r.burst), ("generate.*", 10, 10));
+        let (_, r) = kind_rate("thumbnail.*=100/m,burst=5").unwrap();
+        assert_eq!(r.0.unwrap().burst, 5);
+        assert_eq!(kind_rate("old.*=none").unwrap().1.0, None);
+        for bad in [
+            "generate.*",
+            "=10/m",
+            "a=fast",
+            "a=10/m,burst=0",
+            "a=none,burst=2",
+        ] {
+            assert!(kind_rate(bad).is_err(), "{bad}");
+        }
+        assert_eq!(rate_burst("5/s,burst=20").unwrap().0.unwrap().burst, 20);
+    }
+
+    #[test]
     fn values_parse_or_explain() {
         assert_eq!(duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert!(duration("10x").unwrap_err().contains("not a duration"));
@@ -243,6 +263,37 @@ pub fn cap(s: &str) -> Result<Limit<u32>, String> {
         "none" => Ok(Limit(None)),
         other => positive(other).map(|n| Limit(Some(n))),
     }
+}
+
+/// `--group-rate COUNT/PERIOD[,burst=N]|none`: a rate with an optional burst.
+pub fn rate_burst(s: &str) -> Result<Limit<quern::model::RateLimit>, String> {
+    let (r, burst) = match s.split_once(',') {
+        None => (s, None),
+        Some((r, b)) => {
+            let n = b
+                .trim()
+                .strip_prefix("burst=")
+                .ok_or_else(|| format!("{s:?}: after the rate, only `,burst=N`"))?;
+            (r, Some(positive(n)?))
+        }
+    };
+    let mut l = rate(r)?;
+    match (l.0.as_mut(), burst) {
+        (Some(r), Some(b)) => r.burst = b,
+        (None, Some(_)) => return Err("`none` takes no burst".into()),
+        _ => {}
+    }
+    Ok(l)
+}
+
+/// `--kind-rate PATTERN=RATE[,burst=N]|PATTERN=none`: a kind pattern's rate limit, or
+/// `none` to remove the pattern.
+pub fn kind_rate(s: &str) -> Result<(String, Limit<quern::model::RateLimit>), String> {
+    let (pat, r) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not PATTERN=RATE (generate.*=10/m) or PATTERN=none"))?;
+    quern::model::validate_kind_pattern(pat.trim()).map_err(|e| e.to_string())?;
+    Ok((pat.trim().to_string(), rate_burst(r)?))
 }
 
 /// `--rate COUNT/PERIOD|none`: `20/s`, `600/m`, `5/30s`, or `none` to clear it.

@@ -80,6 +80,21 @@ pub struct QueueConfig {
     pub retry: Option<String>,
     /// Most jobs of one group running at once across all workers.
     pub group_concurrency: Option<u32>,
+    /// Each group's own rate limit (`"5/s"`), or `"none"`.
+    pub group_rate: Option<String>,
+    /// The group rate's burst (default: its count).
+    pub group_burst: Option<u32>,
+    /// `[queues.NAME.kinds."GLOB"]`: a rate limit per kind pattern within the queue.
+    pub kinds: std::collections::BTreeMap<String, KindConfig>,
+}
+
+/// `[queues.NAME.kinds."generate.*"]`: `rate = "10/m"` (or `"none"` to remove the
+/// pattern), `burst = N` (default: the rate's count).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KindConfig {
+    pub rate: Option<String>,
+    pub burst: Option<u32>,
 }
 
 /// `[queues.NAME.retention]`: each a duration, `"forever"`, or `"default"` (clear the
@@ -175,6 +190,42 @@ impl QueueConfig {
                     .0,
             ),
         };
+        let group_rate = match self.group_rate.as_deref() {
+            None if self.group_burst.is_some() => {
+                return Err(bad("group_burst needs group_rate".into()));
+            }
+            None => None,
+            Some(text) => {
+                let mut r = crate::parse::rate(text)
+                    .map_err(|e| bad(format!("group_rate: {e}")))?
+                    .0;
+                match (r.as_mut(), self.group_burst) {
+                    (Some(r), Some(b)) => r.burst = b,
+                    (None, Some(_)) => return Err(bad("group_burst needs a group_rate".into())),
+                    _ => {}
+                }
+                Some(r)
+            }
+        };
+        let mut kinds = std::collections::BTreeMap::new();
+        for (pat, k) in &self.kinds {
+            let field = |m: String| bad(format!("kinds.{pat:?}: {m}"));
+            quern::model::validate_kind_pattern(pat).map_err(|e| field(e.to_string()))?;
+            let text = k
+                .rate
+                .as_deref()
+                .ok_or_else(|| field("rate is required".into()))?;
+            let mut r = crate::parse::rate(text).map_err(field)?.0;
+            match (r.as_mut(), k.burst) {
+                (Some(r), Some(b)) => r.burst = b,
+                (None, Some(_)) => return Err(field("burst needs a rate".into())),
+                _ => {}
+            }
+            if let Some(r) = &r {
+                r.validate().map_err(|e| field(e.to_string()))?;
+            }
+            kinds.insert(pat.clone(), r.map(|rate| quern::model::KindLimits { rate }));
+        }
         Ok(quern::backend::QueueUpdateParams {
             queue: queue.to_string(),
             concurrency: self.concurrency.map(Some),
@@ -185,6 +236,8 @@ impl QueueConfig {
             retention,
             retry,
             group_concurrency: self.group_concurrency.map(Some),
+            kinds,
+            group_rate,
         })
     }
 }
@@ -840,6 +893,31 @@ mod tests {
         assert_eq!(s.worker.queues, vec!["x".to_string(), "y".to_string()]);
         assert!(s.worker.allow_shell);
         assert_eq!(s.worker.lease, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn kind_and_group_rates_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("quern.toml");
+        std::fs::write(
+            &f,
+            "[queues.media]\ngroup_rate = \"5/s\"\ngroup_burst = 20\n\
+             [queues.media.kinds.\"generate.*\"]\nrate = \"10/m\"\n\
+             [queues.media.kinds.\"thumbnail.*\"]\nrate = \"100/m\"\nburst = 10\n\
+             [queues.media.kinds.\"old.*\"]\nrate = \"none\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&f), env(&[])).unwrap();
+        let u = s.queues["media"].update("media").unwrap();
+        let g = u.group_rate.unwrap().unwrap();
+        assert_eq!((g.count, g.burst), (5, 20));
+        assert_eq!(u.kinds["generate.*"].unwrap().rate.count, 10);
+        assert_eq!(u.kinds["thumbnail.*"].unwrap().rate.burst, 10);
+        assert_eq!(u.kinds["old.*"], None, "none removes the pattern");
+        let mut bad = s.queues["media"].clone();
+        bad.kinds.get_mut("generate.*").unwrap().rate = Some("fast".into());
+        let e = bad.update("media").unwrap_err().to_string();
+        assert!(e.contains("generate.*"), "{e}");
     }
 
     #[test]

@@ -48,7 +48,7 @@ for x = 0, nq - 1 do
     local pm = want
     if pm < 100 then pm = 100 end
     promote(q, pm)
-    local interval, base, token
+    local interval, base, token, gate
     if want > 0 then
       local take, capped
       take, capped, token, interval, base = admit(q, want)
@@ -62,9 +62,14 @@ for x = 0, nq - 1 do
       local o, a = queue_order(q)
       local grouped = is_grouped(q)
       local groups = nil
+      -- Kind and group rates and holds (`gate_new` in lib.lua), when the queue has any.
+      gate = gate_new(q)
       if grouped then
         -- Round-robin over the queue's groups (`pick_groups` in lib.lua).
-        popped, groups = pick_groups(q, want, below_level, false)
+        popped, groups = pick_groups(q, want, below_level, false, gate)
+        if #popped > 0 then redis.call('ZREM', rk, unpack(popped)) end
+      elseif gate then
+        popped = gate_pick(q, o, a, want, below_level, rnd, gate)
         if #popped > 0 then redis.call('ZREM', rk, unpack(popped)) end
       elseif o or a then
         popped = pick_ordered(q, o, a, want, below_level, rnd)
@@ -75,7 +80,7 @@ for x = 0, nq - 1 do
       else
         popped = redis.call('ZRANGE', rk, '0', string.format('%d', want - 1))
       end
-      if #popped > 0 and not (o or a or grouped) then
+      if #popped > 0 and not (o or a or grouped or gate) then
         redis.call('ZREMRANGEBYRANK', rk, '0', string.format('%d', #popped - 1))
       end
       local leases, nl = {}, 0
@@ -104,6 +109,12 @@ for x = 0, nq - 1 do
       end
       if nl > 0 then slices('ZADD', qk(q, 'lease'), leases) end
       took(q, nl / 2, interval, base)
+      if gate then
+        gate_store(gate)
+        if nl / 2 < want and gate.next_at and (not next_admission or gate.next_at < next_admission) then
+          next_admission = gate.next_at
+        end
+      end
     end
     -- Throttled with ready jobs left: not empty, say when the next one is admitted.
     if token and ready_below(q, below_level) and (not next_admission or token < next_admission) then

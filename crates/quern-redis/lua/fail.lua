@@ -1,7 +1,8 @@
 -- job_fail. ARGV[4] item count, then per item: queue, id, epoch, action, time, error line,
 -- handler start time ('' = none).
 -- Actions: 'r' retry at time ('' = the policy gave up: dead), 'd' dead, 's' snooze until
--- time (the attempt is not counted, no error recorded), 'c' cancelled.
+-- time (the attempt is not counted, no error recorded), 'l' rate limited (a snooze that
+-- also holds the job's group, or its kind, until the time: `gate_hold`), 'c' cancelled.
 -- Returns per item 1, or 0 when the token is stale.
 
 local n = tonumber(ARGV[4])
@@ -15,8 +16,9 @@ for x = 0, n - 1 do
     redis.call('ZREM', qk(q, 'lease'), id)
     set_started(k, ARGV[b + 6], f[7])
     if action == 'r' and (at == '' or tonumber(f[3]) >= tonumber(f[4])) then action = 'd' end
-    if action == 'r' or action == 's' then
-      if action == 's' then
+    if action == 'r' or action == 's' or action == 'l' then
+      if action == 'l' then gate_hold(q, id, at) end
+      if action == 's' or action == 'l' then
         redis.call('HINCRBY', k, 'a', -1)
       else
         add_error(k, line)

@@ -275,6 +275,156 @@ local function hget_static(k)
   return table.concat(parts, '', 1, n)
 end
 
+-- The kind of job `id` of q, from its static blob (codec.rs `encode_static`: a version
+-- byte, the payload's tag byte, its length as 4 bytes little-endian, the payload, then the
+-- JSON of the other static fields, whose `k` is the kind).
+local function job_kind(q, id)
+  local d = hget_static(jk(q, id))
+  if not d or #d < 6 then return '' end
+  local b3, b4, b5, b6 = string.byte(d, 3, 6)
+  local n = b3 + b4 * 256 + b5 * 65536 + b6 * 16777216
+  local ok, rest = pcall(cjson.decode, string.sub(d, 7 + n))
+  if ok and type(rest) == 'table' and type(rest.k) == 'string' then return rest.k end
+  return ''
+end
+
+-- Kind and group rates and the holds of a `RateLimited` outcome (QueueSettings::kinds and
+-- ::group_rate; FailAction::RateLimited), all in the queue's slot: meta `kr` (the JSON of
+-- the kind patterns, {pattern: {rate: {count, per, burst}}}), `xc`, `xp`, `xb` (the group
+-- rate's count, period in ms and burst) and `hu` (the latest hold of any group or kind);
+-- the hashes `kt` (pattern -> GCRA state), `gt` (group -> GCRA state), `kh` (kind -> hold
+-- until) and `gh` (group -> hold until). The same rules as the SQLite backend's
+-- ops/gate.rs, which the conformance cases hold both to. `gate_new` is one HMGET and
+-- returns nil when nothing applies, so other queues claim as before.
+local function gate_new(q)
+  local m = redis.call('HMGET', qk(q, 'meta'), 'kr', 'xc', 'xp', 'xb', 'hu')
+  local holds = m[5] ~= false and m[5] ~= nil and tonumber(m[5]) > NOW
+  if not m[1] and not m[2] and not holds then return nil end
+  local g = { q = q, holds = holds, tat = {}, hold = {}, dirty = {}, next_at = nil }
+  if m[1] then
+    g.rules = cjson.decode(m[1])
+    g.pats = {}
+    for p, _ in pairs(g.rules) do g.pats[#g.pats + 1] = p end
+    table.sort(g.pats)
+  end
+  if m[2] then g.gr = { tonumber(m[3]) / tonumber(m[2]), tonumber(m[4]) } end
+  return g
+end
+
+-- `*` and `?` globbing (quern::routing's glob): the pattern as an anchored Lua pattern.
+local GLOBS = {}
+local function glob(p, s)
+  local lp = GLOBS[p]
+  if not lp then
+    lp = '^' .. string.gsub(p, '.', function(c)
+      if c == '*' then return '.*' elseif c == '?' then return '.' end
+      if string.find(c, '^%w$') then return c end
+      return '%' .. c
+    end) .. '$'
+    GLOBS[p] = lp
+  end
+  return string.find(s, lp) ~= nil
+end
+
+-- The pattern governing `kind` (quern::model::kind_rule): an equal pattern first, else the
+-- longest matching one, ties to the first in byte order.
+local function kind_rule(g, kind)
+  if not g.rules then return nil end
+  if g.rules[kind] then return kind end
+  local best = nil
+  for _, p in ipairs(g.pats) do
+    if glob(p, kind) and (not best or #p > #best) then best = p end
+  end
+  return best
+end
+
+-- A bucket's GCRA state (hash `h`: 'kt' or 'gt'), read once per script.
+local function gate_tat(g, h, name)
+  local key = h .. '\0' .. name
+  local t = g.tat[key]
+  if not t then
+    t = tonumber(redis.call('HGET', qk(g.q, h), name) or '0')
+    g.tat[key] = t
+  end
+  return t, key
+end
+
+-- One token of a bucket with interval `i` and burst `b` at state `tat` (RateLimit::admit
+-- for one job): whether it is there, and the new state or, when not, the time it is.
+local function gcra1(tat, i, b)
+  local base = tat
+  if base < NOW then base = NOW end
+  if math.floor((b * i - (base - NOW) + 1e-6) / i) >= 1 then return true, base + i end
+  local t = math.ceil(base + i - b * i)
+  if t < NOW + 1 then t = NOW + 1 end
+  return false, t
+end
+
+-- Whether one job of `kind` in group `grp` ('' = none) may be leased now; when not, the
+-- time it may is folded into g.next_at. `take` also counts it (one token of its kind
+-- pattern's bucket and of its group's).
+local function gate_pass(g, kind, grp, take)
+  local at = NOW
+  if g.holds then
+    local h, name = 'gh', grp
+    if grp == '' then h, name = 'kh', kind end
+    local key = h .. '\0' .. name
+    local u = g.hold[key]
+    if not u then
+      u = tonumber(redis.call('HGET', qk(g.q, h), name) or '0')
+      g.hold[key] = u
+    end
+    if u > at then at = u end
+  end
+  local p = kind_rule(g, kind)
+  local kr, kkey, knew = nil, nil, nil
+  if p then
+    local r = g.rules[p].rate
+    local tat
+    tat, kkey = gate_tat(g, 'kt', p)
+    local ok, v = gcra1(tat, r.per / r.count, r.burst)
+    if ok then knew = v elseif v > at then at = v end
+    kr = true
+  end
+  local gkey, gnew = nil, nil
+  if g.gr then
+    local tat
+    tat, gkey = gate_tat(g, 'gt', grp)
+    local ok, v = gcra1(tat, g.gr[1], g.gr[2])
+    if ok then gnew = v elseif v > at then at = v end
+  end
+  if at > NOW then
+    if not g.next_at or at < g.next_at then g.next_at = at end
+    return false
+  end
+  if take then
+    if kr then g.tat[kkey] = knew; g.dirty[kkey] = true end
+    if gkey then g.tat[gkey] = gnew; g.dirty[gkey] = true end
+  end
+  return true
+end
+
+-- Writes the buckets this claim moved.
+local function gate_store(g)
+  for key, _ in pairs(g.dirty) do
+    local h, name = string.match(key, '^(%a+)%z(.*)$')
+    redis.call('HSET', qk(g.q, h), name, string.format('%.17g', g.tat[key]))
+  end
+end
+
+-- A `RateLimited` outcome: holds the group of job `id` of q (its kind's, without a group)
+-- until `till`, never earlier than a hold already there.
+local function gate_hold(q, id, till)
+  local grp = redis.call('HGET', jk(q, id), 'g') or ''
+  local h, name = 'gh', grp
+  if grp == '' then h, name = 'kh', job_kind(q, id) end
+  local u = tonumber(till)
+  local old = tonumber(redis.call('HGET', qk(q, h), name) or '0')
+  if u > old then redis.call('HSET', qk(q, h), name, till) end
+  local mk = qk(q, 'meta')
+  if u > tonumber(redis.call('HGET', mk, 'hu') or '0') then redis.call('HSET', mk, 'hu', till) end
+end
+
 -- Ends a job in terminal state `st` and settles its dependents in the same script:
 -- each blocked dependent counts this outcome, then is queued, skipped or left waiting.
 -- Skips cascade transitively (an explicit stack, not recursion).
@@ -542,6 +692,33 @@ local function group_head(q, g, bound)
   end
 end
 
+-- Most ready jobs a claim looks at past the ones it takes when a gate turns some away
+-- (ops/gate.rs KIND_PROBE in the SQLite backend).
+local KIND_PROBE = 256
+
+-- Up to `want` ready jobs of non-grouped queue q in its order (`o`, `a` as for
+-- pick_ordered; below level `below`, 10 = any) that gate `g` admits, among its first
+-- `want + KIND_PROBE`; each one picked is counted in the gate. The claim leases them;
+-- peek.lua asks with want = 1.
+local function gate_pick(q, o, a, want, below, rnd, g)
+  local scan = want + KIND_PROBE
+  local ids
+  if o or a then
+    ids = pick_ordered(q, o, a, scan, below, rnd)
+  else
+    local hi = '+inf'
+    if below < 10 then hi = string.format('(%d', below * PRIO_UNIT) end
+    ids = redis.call('ZRANGEBYSCORE', qk(q, 'ready'), '-inf', hi, 'LIMIT', '0', string.format('%d', scan))
+  end
+  local out = {}
+  for _, id in ipairs(ids) do
+    if #out >= want then break end
+    local grp = redis.call('HGET', jk(q, id), 'g') or ''
+    if gate_pass(g, job_kind(q, id), grp, true) then out[#out + 1] = id end
+  end
+  return out
+end
+
 -- Most groups one claim considers (those in the rotation, least recently served first).
 local GROUP_PROBE = '255'
 
@@ -550,8 +727,10 @@ local GROUP_PROBE = '255'
 -- each group's jobs in its ready set's order (priority, run_at, id), skipping groups at the
 -- group cap `gc`. Each job taken leaves its group's set and moves its group to the back of
 -- the rotation; `dry` (work_wait's question) stops at the first job and changes nothing
--- but the lazy clean-up. Returns the ids and the group of each.
-local function pick_groups(q, want, below, dry)
+-- but the lazy clean-up. With gate `gate` (kind and group rates, holds), a group whose
+-- head job the gate turns away is passed over for this call. Returns the ids and the
+-- group of each.
+local function pick_groups(q, want, below, dry, gate)
   local mk, gq = qk(q, 'meta'), qk(q, 'gq')
   local m = redis.call('HMGET', mk, 'gc', 'gs')
   local cap = tonumber(m[1] or '')
@@ -572,6 +751,7 @@ local function pick_groups(q, want, below, dry)
         keep[#keep + 1] = e
       else
         local id = group_head(q, e[1], bound)
+        if id and gate and not gate_pass(gate, job_kind(q, id), e[1], not dry) then id = nil end
         if id then
           ids[#ids + 1], groups[#groups + 1] = id, e[1]
           if dry then return ids, groups end

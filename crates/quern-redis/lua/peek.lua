@@ -16,9 +16,24 @@ for qi = 5, #ARGV do
   if redis.call('HGET', qk(q, 'meta'), 'paused') ~= '1' then
     if ready_below(q, below_level) then
       local take, capped, token = admit(q, 1)
-      if take > 0 and is_grouped(q) and #pick_groups(q, 1, below_level, true) == 0 then
-        -- Every group with ready jobs is at the group cap: frees when a job ends.
-        take, capped = 0, true
+      -- Kind and group rates and holds: the claim's gate, as a question.
+      local gate = nil
+      if take > 0 then gate = gate_new(q) end
+      if take > 0 and is_grouped(q) then
+        if #pick_groups(q, 1, below_level, true, gate) == 0 then
+          -- Every group with ready jobs is at the group cap (frees when a job ends) or
+          -- turned away by the gate (until its next token or the end of a hold).
+          take = 0
+          if gate and gate.next_at then
+            token = gate.next_at
+            capped = redis.call('HEXISTS', qk(q, 'meta'), 'gc') == 1
+          else
+            capped = true
+          end
+        end
+      elseif take > 0 and gate then
+        local o, a = queue_order(q)
+        if #gate_pick(q, o, a, 1, below_level, function() return 0 end, gate) == 0 then take, token = 0, gate.next_at end
       end
       if take > 0 then return { 1 } end
       local again = token

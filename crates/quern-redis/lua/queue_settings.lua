@@ -9,7 +9,10 @@
 -- stored ('' when absent), the queue's running jobs (its lease set), then w, o, aa, as, ae,
 -- ab, ks, kd, kc, kk, dr, gc ('' when absent). ARGV[21] is the group cap (same '-' / ''
 -- convention); a cap set where there was none starts counting the groups' running jobs
--- from the lease set.
+-- from the lease set. ARGV[22] changes the kind patterns ('-' none, else a JSON object
+-- pattern -> limits, or null to remove it; a pattern whose limits change starts with a full
+-- bucket); ARGV[23..25] the group rate's count, period (ms) and burst ('-' keep, '' clear;
+-- a change starts every group with a full bucket). After gc the reply has kr, xc, xp, xb.
 
 local q = ARGV[4]
 local mk = qk(q, 'meta')
@@ -55,14 +58,41 @@ if ARGV[5] == 'set' then
       end
     end
   end
+  if ARGV[22] ~= nil and ARGV[22] ~= '-' then
+    local cur = {}
+    local old = redis.call('HGET', mk, 'kr')
+    if old then cur = cjson.decode(old) end
+    local function same(x, y)
+      return x and y and x.rate.count == y.rate.count and x.rate.per == y.rate.per
+        and x.rate.burst == y.rate.burst
+    end
+    for p, l in pairs(cjson.decode(ARGV[22])) do
+      if l == cjson.null then l = nil end
+      if not same(cur[p], l) then redis.call('HDEL', qk(q, 'kt'), p) end
+      cur[p] = l
+    end
+    local n = 0
+    for _, _ in pairs(cur) do n = n + 1 end
+    if n == 0 then redis.call('HDEL', mk, 'kr') else redis.call('HSET', mk, 'kr', cjson.encode(cur)) end
+  end
+  if ARGV[23] ~= nil and ARGV[23] ~= '-' then
+    local old = redis.call('HMGET', mk, 'xc', 'xp', 'xb')
+    if ARGV[23] == '' then
+      redis.call('HDEL', mk, 'xc', 'xp', 'xb')
+      redis.call('DEL', qk(q, 'gt'))
+    elseif old[1] ~= ARGV[23] or old[2] ~= ARGV[24] or old[3] ~= ARGV[25] then
+      redis.call('HSET', mk, 'xc', ARGV[23], 'xp', ARGV[24], 'xb', ARGV[25])
+      redis.call('DEL', qk(q, 'gt'))
+    end
+  end
   -- A raised cap or a new rate may admit waiting jobs at once.
   mark_wake(q)
   flush_wake()
 end
 local m = redis.call('HMGET', mk, 'cc', 'rc', 'rp', 'rb', 'rt', 'w', 'o', 'aa', 'as', 'ae', 'ab',
-  'ks', 'kd', 'kc', 'kk', 'dr', 'gc')
+  'ks', 'kd', 'kc', 'kk', 'dr', 'gc', 'kr', 'xc', 'xp', 'xb')
 local out = {}
 for x = 1, 5 do out[x] = m[x] or '' end
 out[6] = redis.call('ZCARD', qk(q, 'lease'))
-for x = 6, 17 do out[x + 1] = m[x] or '' end
+for x = 6, 21 do out[x + 1] = m[x] or '' end
 return out

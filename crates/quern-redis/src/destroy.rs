@@ -11,7 +11,7 @@ use crate::backend::RedisBackend;
 use crate::conn::{self, Conn};
 
 /// Per-queue keys that are not per job.
-const QUEUE_KEYS: [&str; 13] = [
+const QUEUE_KEYS: [&str; 17] = [
     "ids",
     "ready",
     "sched",
@@ -25,6 +25,11 @@ const QUEUE_KEYS: [&str; 13] = [
     "rexp",
     "meta",
     "wake",
+    // Kind and group rate buckets and holds (`gate_new` in lua/lib.lua).
+    "kt",
+    "gt",
+    "kh",
+    "gh",
 ];
 
 impl RedisBackend {

@@ -47,6 +47,7 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "group_insert",
         include_str!("migrations/0024_group_insert.sql"),
     ),
+    ("kind_rates", include_str!("migrations/0021_kind_rates.sql")),
 ];
 
 /// The schema version this build writes.

@@ -134,6 +134,13 @@ fn decide(
             kind: ErrorKind::Retryable,
             message: format!("snoozed for {}", format_duration(d)),
         },
+        (Stop::No, Attempt::Failed(TaskError::RateLimited { retry_after })) => Decision::Fail {
+            action: FailAction::RateLimited {
+                run_at: now.saturating_add(retry_after.as_millis() as i64),
+            },
+            kind: ErrorKind::Retryable,
+            message: format!("rate limited for {}", format_duration(retry_after)),
+        },
         (Stop::No, Attempt::Failed(TaskError::Cancel(m))) => Decision::Fail {
             action: FailAction::Cancel,
             kind: ErrorKind::Cancelled,
@@ -386,6 +393,10 @@ mod tests {
             7,
         )))));
         assert_eq!(a, FailAction::Snooze { run_at: NOW + 7000 });
+        let (a, _, _) = fail_parts(d(Attempt::Failed(TaskError::rate_limited(
+            Duration::from_secs(3),
+        ))));
+        assert_eq!(a, FailAction::RateLimited { run_at: NOW + 3000 });
         let (a, k, _) = fail_parts(d(Attempt::Failed(TaskError::cancel("nope"))));
         assert_eq!((a, k), (FailAction::Cancel, ErrorKind::Cancelled));
         let (_, k, m) = fail_parts(d(Attempt::TimedOut(Duration::from_secs(2))));

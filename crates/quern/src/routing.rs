@@ -126,7 +126,7 @@ impl Router {
 
 /// `*` and `?` globbing over bytes (kinds are ASCII in practice; a multi-byte character is
 /// matched by as many `?`s as it has bytes).
-fn glob(pat: &[u8], s: &[u8]) -> bool {
+pub(crate) fn glob(pat: &[u8], s: &[u8]) -> bool {
     let (mut p, mut i) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while i < s.len() {

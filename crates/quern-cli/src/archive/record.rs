@@ -12,7 +12,7 @@ use super::b64;
 /// One line of an archive between the header and the manifest.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Record {
-    Queue(QueueImport),
+    Queue(Box<QueueImport>),
     Job(Box<Job>),
     Workflow(Box<WorkflowRecord>),
     Schedule(Box<ScheduleImport>),

@@ -52,6 +52,8 @@ impl Bench<'_> {
                         retention: s.retention.iter().map(|(st, k)| (*st, Some(*k))).collect(),
                         retry: Some(s.retry.clone()),
                         group_concurrency: Some(s.group_concurrency),
+                        kinds: s.kinds.iter().map(|(p, l)| (p.clone(), Some(*l))).collect(),
+                        group_rate: Some(s.group_rate),
                     })
                     .await?;
             }

@@ -109,6 +109,13 @@ pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
                         .group_concurrency
                         .map_or("none".into(), |c| c.to_string())
                 );
+                out!(
+                    "group rate:   {}",
+                    u.settings
+                        .group_rate
+                        .map_or("none".into(), |r| r.to_string())
+                );
+                out!("kind rates:   {}", kinds_cell(&u.settings));
             });
         }
         QueuesCmd::Set {
@@ -128,6 +135,8 @@ pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
             retain_skipped,
             retry,
             group_concurrency,
+            group_rate,
+            kind_rate,
         } => {
             let aging = aging_update(
                 &backend,
@@ -189,13 +198,18 @@ pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
                     .collect(),
                     retry: retry.map(|r| r.0),
                     group_concurrency: group_concurrency.map(|c| c.0),
+                    kinds: kind_rate
+                        .into_iter()
+                        .map(|(p, r)| (p, r.0.map(|rate| quern::model::KindLimits { rate })))
+                        .collect(),
+                    group_rate: group_rate.map(|r| r.0),
                 })
                 .await?;
             ctx.out.emit(
                 &serde_json::json!({ "queue": queue, "settings": s }),
                 || {
                     out!(
-                        "queue {queue}: concurrency {}, rate {}, weight {}, order {}, aging {}, retention {}, retry {}, group concurrency {}",
+                        "queue {queue}: concurrency {}, rate {}, weight {}, order {}, aging {}, retention {}, retry {}, group concurrency {}, group rate {}, kind rates {}",
                         s.concurrency.map_or("none".into(), |c| c.to_string()),
                         s.rate.map_or("none".into(), |r| r.to_string()),
                         s.weight.map_or("none".into(), |w| w.to_string()),
@@ -203,7 +217,9 @@ pub async fn queues(ctx: &Ctx, cmd: QueuesCmd) -> CliResult<u8> {
                         s.aging.map_or("none".into(), |a| a.to_string()),
                         retention_cell(&s),
                         retry_cell(&s),
-                        s.group_concurrency.map_or("none".into(), |c| c.to_string())
+                        s.group_concurrency.map_or("none".into(), |c| c.to_string()),
+                        s.group_rate.map_or("none".into(), |r| r.to_string()),
+                        kinds_cell(&s)
                     )
                 },
             );
@@ -252,6 +268,18 @@ fn queue_json(q: &QueueInfo, u: Option<&QueueUsage>) -> serde_json::Value {
         );
     }
     v
+}
+
+/// The queue's kind rates (`generate.*=10/m, thumbnail.*=100/m`), or `none`.
+fn kinds_cell(s: &quern::model::QueueSettings) -> String {
+    if s.kinds.is_empty() {
+        return "none".into();
+    }
+    s.kinds
+        .iter()
+        .map(|(p, l)| format!("{p}={}", l.rate))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The queue's own retention (`succeeded 1h, dead forever`), or `default` (`[retention]`).

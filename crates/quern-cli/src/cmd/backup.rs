@@ -164,11 +164,11 @@ pub async fn snapshot(
             true => b.queue_get((&q.name).into()).await?.settings,
             false => Default::default(),
         };
-        each(Record::Queue(QueueImport {
+        each(Record::Queue(Box::new(QueueImport {
             name: q.name,
             paused: q.paused,
             settings,
-        }))?;
+        })))?;
     }
     let mut before: Option<JobId> = None;
     loop {
@@ -288,7 +288,7 @@ async fn load(
     );
     for r in records {
         match r {
-            Record::Queue(q) => queues.push(q),
+            Record::Queue(q) => queues.push(*q),
             Record::Job(j) => jobs.push(*j),
             Record::Workflow(w) => workflows.push(*w),
             Record::Schedule(s) => schedules.push(*s),
@@ -344,6 +344,12 @@ async fn load(
                         .collect(),
                     retry: Some(settings.retry.clone()),
                     group_concurrency: Some(settings.group_concurrency),
+                    kinds: settings
+                        .kinds
+                        .iter()
+                        .map(|(p, l)| (p.clone(), Some(*l)))
+                        .collect(),
+                    group_rate: Some(settings.group_rate),
                 })
                 .await?;
         }

@@ -39,6 +39,7 @@ on_every_store!(
     batch_protocol,
     schedules_api,
     queue_settings_api,
+    rate_limited_over_http,
 );
 
 fn schedules_api(mut env: Env) {
@@ -247,6 +248,100 @@ fn queue_settings_api(mut env: Env) {
     let got = lease(&h, &w, &["mail"], json!({"max": 3, "wait_ms": 0}));
     assert_eq!(got.len(), 2, "the cap of 2");
     assert_eq!(h.get("/v1/queues/mail/settings").json()["running"], 2);
+}
+
+/// Kind and group rates over `PATCH /v1/queues/{name}/settings`, and a worker's
+/// `rate_limited` failure: the job is snoozed without counting the attempt and its group is
+/// held, so the next lease gets only the other group's jobs.
+fn rate_limited_over_http(mut env: Env) {
+    let srv = env.serve(&[]);
+    let h = srv.http();
+    for (g, n) in [("acme", 2), ("beta", 2)] {
+        for _ in 0..n {
+            enqueue(
+                &h,
+                json!({"kind": "call.api", "queue": "up", "group": g, "payload": {}}),
+            );
+        }
+    }
+    let r = h.json_request(
+        "PATCH",
+        "/v1/queues/up/settings",
+        &json!({"kinds": {"call.*": {"rate": "100/s", "burst": 50}, "x.*": {"rate": "1/m"}},
+                "group_rate": "50/s"}),
+    );
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert_eq!(
+        (
+            &v["kinds"]["call.*"]["rate"]["text"],
+            &v["kinds"]["x.*"]["rate"]["text"],
+            &v["group_rate"]["text"]
+        ),
+        (&json!("100/s (burst 50)"), &json!("1/m"), &json!("50/s")),
+        "{v}"
+    );
+    let v = h
+        .json_request(
+            "PATCH",
+            "/v1/queues/up/settings",
+            &json!({"kinds": {"x.*": null}}),
+        )
+        .json();
+    assert!(v["kinds"].get("x.*").is_none(), "removed: {v}");
+    for bad in [
+        json!({"kinds": {"call.*": {"rate": "fast"}}}),
+        json!({"kinds": {"": {"rate": "1/s"}}}),
+        json!({"group_rate": "0/s"}),
+        json!({"group_burst": 3}),
+    ] {
+        let r = h.json_request("PATCH", "/v1/queues/up/settings", &bad);
+        assert!(matches!(r.status, 400 | 422), "{bad}: {}", r.status);
+    }
+    assert_eq!(
+        h.get("/v1/queues/up/settings").json()["group_rate"]["text"],
+        json!("50/s"),
+        "refused changes change nothing"
+    );
+    let w = register(&h, &["up"]);
+    let first = lease(&h, &w, &["up"], json!({"max": 1, "wait_ms": 0}));
+    assert_eq!(first.len(), 1);
+    let id = first[0]["id"].as_str().unwrap().to_string();
+    let held = job(&h, &id)["group"].as_str().unwrap().to_string();
+    let token = first[0]["token"].as_str().unwrap().to_string();
+    for bad in [
+        json!({"token": token, "error": "429", "rate_limited": true}),
+        json!({"token": token, "error": "429", "rate_limited": true, "retryable": false, "retry_after_ms": 1000}),
+    ] {
+        let r = h.post(&format!("/v1/jobs/{id}/fail"), &bad);
+        assert_eq!(r.status, 422, "{bad}");
+    }
+    let r = h.post(
+        &format!("/v1/jobs/{id}/fail"),
+        &json!({"token": token, "error": "upstream said 429", "rate_limited": true, "retry_after_ms": 60000}),
+    );
+    assert_eq!((r.status, &r.json()["state"]), (200, &json!("scheduled")));
+    let j = job(&h, &id);
+    assert_eq!(
+        (&j["attempt"], j["errors"].as_array().map_or(0, Vec::len)),
+        (&json!(0), 0),
+        "not counted, nothing recorded: {j}"
+    );
+    let rest = lease(&h, &w, &["up"], json!({"max": 10, "wait_ms": 0}));
+    let groups: Vec<String> = rest
+        .iter()
+        .map(|l| {
+            job(&h, l["id"].as_str().unwrap())["group"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(groups.len(), 2, "the other group's two jobs: {groups:?}");
+    assert!(
+        groups.iter().all(|g| *g != held),
+        "the held group {held} waits: {groups:?}"
+    );
 }
 
 fn jobs_api(mut env: Env) {

@@ -76,6 +76,7 @@ fn script_action(a: &FailAction) -> Option<(&'static str, Option<i64>)> {
         FailAction::Retry { retry_at } => Some(("r", *retry_at)),
         FailAction::Dead => Some(("d", None)),
         FailAction::Snooze { run_at } => Some(("s", Some(*run_at))),
+        FailAction::RateLimited { run_at } => Some(("l", Some(*run_at))),
         FailAction::Cancel => Some(("c", None)),
         FailAction::Skip | FailAction::Spawn { .. } => None,
     }

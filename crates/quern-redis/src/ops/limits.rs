@@ -27,7 +27,7 @@ use crate::{reply, scripts};
 /// aa, as, ae, ab, then the retention of each of [`KEPT`] the default retry policy, gc.
 fn usage(b: &RedisBackend, v: redis::Value) -> Result<QueueUsage> {
     let r = reply::array(v)?;
-    if r.len() != 18 {
+    if r.len() != 22 {
         return Err(Error::Storage(
             "queue settings reply has the wrong length".into(),
         ));
@@ -58,7 +58,7 @@ fn usage(b: &RedisBackend, v: redis::Value) -> Result<QueueUsage> {
         f[4].parse()
             .map_err(|_| Error::Storage(format!("stored rate state {:?} is not a number", f[4])))?
     };
-    let mut g = Vec::with_capacity(12);
+    let mut g = Vec::with_capacity(16);
     for x in r.iter().skip(6) {
         g.push(reply::string(x.clone())?);
     }
@@ -106,6 +106,19 @@ fn usage(b: &RedisBackend, v: redis::Value) -> Result<QueueUsage> {
             retention,
             retry,
             group_concurrency: num(&g[11])?.map(|c| c as u32),
+            kinds: if g[12].is_empty() {
+                Default::default()
+            } else {
+                serde_json::from_str(&g[12]).map_err(bad)?
+            },
+            group_rate: match (num(&g[13])?, num(&g[14])?, num(&g[15])?) {
+                (Some(count), Some(per), Some(burst)) => Some(RateLimit {
+                    count: count as u32,
+                    per: Duration::from_millis(per),
+                    burst: burst as u32,
+                }),
+                _ => None,
+            },
         },
         running: reply::int(&r[5])? as u64,
         tokens: rate.map(|r| r.tokens(tat, b.now())),
@@ -136,6 +149,10 @@ pub(crate) async fn update(b: &RedisBackend, p: QueueUpdateParams) -> Result<Que
     // Each given value is checked on its own (no rule spans two fields), so the script can
     // apply the change atomically to whatever is stored.
     p.apply(&QueueSettings::default()).validate()?;
+    if !p.kinds.is_empty() && b.queue_exists(&p.queue).await? {
+        // The count of patterns spans the stored ones: checked against what is stored now.
+        p.apply(&get(b, &p.queue).await?.settings).validate()?;
+    }
     if b.cluster() {
         // The registry is in the global slot; register first, as an enqueue does.
         b.query::<()>(redis::cmd("SADD").arg(b.gk("queues")).arg(&p.queue).clone())
@@ -205,6 +222,24 @@ pub(crate) async fn update(b: &RedisBackend, p: QueueUpdateParams) -> Result<Que
     args.s(&keep_or(
         p.group_concurrency.map(|c| c.map(|n| n.to_string())),
     ));
+    if p.kinds.is_empty() {
+        args.s("-");
+    } else {
+        args.s(&serde_json::to_string(&p.kinds).map_err(|e| Error::Codec(e.to_string()))?);
+    }
+    match p.group_rate {
+        None => {
+            args.s("-").s("-").s("-");
+        }
+        Some(None) => {
+            args.s("").s("").s("");
+        }
+        Some(Some(r)) => {
+            args.s(&r.count.to_string())
+                .s(&(r.per.as_millis() as u64).to_string())
+                .s(&r.burst.to_string());
+        }
+    }
     let v = b
         .eval(
             &scripts::QUEUE_SETTINGS,

@@ -136,6 +136,11 @@ pub struct FailRequest {
     /// Retry after this long instead of the policy's delay (still counts the attempt).
     #[schema(minimum = 0)]
     pub retry_after_ms: Option<u64>,
+    /// An upstream rate limit (HTTP 429 and the like): with `retry_after_ms`, the job runs
+    /// again after it without counting the attempt, and its queue admits no job of its
+    /// group (or, without a group, of its kind) until then. `error` is not recorded.
+    #[serde(default)]
+    pub rate_limited: bool,
 }
 
 fn yes() -> bool {
@@ -211,6 +216,9 @@ pub struct BatchFailItem {
     pub retryable: bool,
     #[schema(minimum = 0)]
     pub retry_after_ms: Option<u64>,
+    /// As in `POST /v1/jobs/{id}/fail`.
+    #[serde(default)]
+    pub rate_limited: bool,
 }
 
 /// `POST /v1/batch/release`: give many leases back.

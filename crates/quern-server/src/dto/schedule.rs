@@ -278,6 +278,27 @@ pub struct QueueSettingsDto {
     // Groups (docs/queues.md#groups).
     /// Most jobs of one group running at once across all workers.
     pub group_concurrency: Option<u32>,
+    /// Each group's own rate limit.
+    pub group_rate: Option<RateDto>,
+    /// Rate limits per kind pattern within the queue (docs/queues.md#kind-rates).
+    pub kinds: std::collections::BTreeMap<String, KindLimitsDto>,
+}
+
+/// One kind pattern's limits.
+#[derive(Clone, Copy, Debug, Serialize, ToSchema)]
+pub struct KindLimitsDto {
+    pub rate: RateDto,
+}
+
+impl From<RateLimit> for RateDto {
+    fn from(r: RateLimit) -> RateDto {
+        RateDto {
+            count: r.count,
+            per_ms: r.per.as_millis() as u64,
+            burst: r.burst,
+            text: RateText(r),
+        }
+    }
 }
 
 /// Priority aging as stored: a job waiting `after_ms` since it was due is promoted by `step`
@@ -319,6 +340,20 @@ impl QueueSettingsDto {
             order: u.settings.order,
             aging: u.settings.aging.map(AgingDto::from),
             group_concurrency: u.settings.group_concurrency,
+            group_rate: u.settings.group_rate.map(RateDto::from),
+            kinds: u
+                .settings
+                .kinds
+                .iter()
+                .map(|(p, l)| {
+                    (
+                        p.clone(),
+                        KindLimitsDto {
+                            rate: l.rate.into(),
+                        },
+                    )
+                })
+                .collect(),
         }
     }
 }
@@ -360,6 +395,48 @@ pub struct QueueSettingsPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u32>, minimum = 1)]
     pub group_concurrency: Option<Option<u32>>,
+    /// Each group's own rate limit (`10/s`), or null.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub group_rate: Option<Option<String>>,
+    /// The group rate's burst (default: its count); needs a group rate.
+    #[schema(minimum = 1)]
+    pub group_burst: Option<u32>,
+    /// Per kind pattern (`generate.*`): its limits, or null to remove the pattern; patterns
+    /// left out keep theirs.
+    #[serde(default)]
+    #[schema(value_type = Option<std::collections::BTreeMap<String, KindPatch>>)]
+    pub kinds: std::collections::BTreeMap<String, Option<KindPatch>>,
+}
+
+/// One kind pattern's limits in a settings change.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KindPatch {
+    /// `10/m`, `100/m`, `5/30s`.
+    pub rate: String,
+    /// The burst (default: the rate's count).
+    #[schema(minimum = 1)]
+    pub burst: Option<u32>,
+}
+
+impl KindPatch {
+    /// The stored form, or a clear error naming the pattern (nothing is changed then).
+    pub fn parse(&self, pattern: &str) -> quern::Result<quern::model::KindLimits> {
+        quern::model::validate_kind_pattern(pattern)?;
+        let field = format!("kinds.{pattern:?}.rate");
+        let mut rate: RateLimit = self.rate.parse().map_err(|_| {
+            quern::Error::InvalidArgument(format!(
+                "{field}: {:?} is not COUNT/PERIOD (examples: 10/m, 100/m, 5/30s)",
+                self.rate
+            ))
+        })?;
+        if let Some(b) = self.burst {
+            rate.burst = b;
+        }
+        rate.validate_as(&field)?;
+        Ok(quern::model::KindLimits { rate })
+    }
 }
 
 /// Priority aging in a settings change: durations as text (`30m`, `90s`).

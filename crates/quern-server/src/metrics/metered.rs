@@ -158,7 +158,9 @@ impl Asked {
         match a {
             FailAction::Retry { retry_at: Some(_) } => Asked::Retry,
             FailAction::Retry { retry_at: None } | FailAction::Dead => Asked::Dead,
-            FailAction::Snooze { .. } | FailAction::Cancel => Asked::Other,
+            FailAction::Snooze { .. } | FailAction::RateLimited { .. } | FailAction::Cancel => {
+                Asked::Other
+            }
             FailAction::Skip | FailAction::Spawn { .. } => Asked::NoRun,
         }
     }

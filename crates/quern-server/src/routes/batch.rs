@@ -11,7 +11,7 @@ use quern::backend::{
     WorkerHeartbeatParams,
 };
 use quern::pipeline::{Attempt, AttemptEnd, Next, Stop};
-use quern::{LeaseToken, Payload, TaskError};
+use quern::{LeaseToken, Payload};
 
 use crate::dto::{
     BatchAckResponse, BatchCompleteRequest, BatchFailRequest, BatchHeartbeatRequest,
@@ -210,20 +210,25 @@ pub async fn fail(
         return Err(ApiError::invalid("retry_after_ms needs retryable: true"));
     }
     let toks = tokens(req.items.iter().map(|i| i.token.as_str()))?;
+    let mut errors = Vec::with_capacity(req.items.len());
+    for i in &req.items {
+        errors.push(super::protocol::task_error(
+            i.error.clone(),
+            i.retryable,
+            i.rate_limited,
+            i.retry_after_ms,
+        )?);
+    }
     let jobs = jobs_of(&s, &toks).await?;
     let now = quern::clock::system_now_ms();
     let mut out: Vec<Option<BatchItemResult>> = vec![None; toks.len()];
     let mut failures = Vec::new();
     let mut at = Vec::new();
-    for (k, ((t, i), job)) in toks.iter().zip(req.items).zip(jobs).enumerate() {
+    for (k, (((t, i), job), error)) in toks.iter().zip(req.items).zip(jobs).zip(errors).enumerate()
+    {
         let Some(job) = job else {
             out[k] = Some(failed(t.job_id, quern::Error::JobNotFound(t.job_id).into()));
             continue;
-        };
-        let error = if i.retryable {
-            TaskError::Retryable(i.error)
-        } else {
-            TaskError::Fatal(i.error)
         };
         let terms = s.pipeline.terms(&job, None).await;
         let end = AttemptEnd {

@@ -410,12 +410,13 @@ pub async fn fail(
     if req.retry_after_ms.is_some() && !req.retryable {
         return Err(ApiError::invalid("retry_after_ms needs retryable: true"));
     }
+    let error = task_error(
+        req.error,
+        req.retryable,
+        req.rate_limited,
+        req.retry_after_ms,
+    )?;
     let job = leased_job(&s, &token).await?;
-    let error = if req.retryable {
-        TaskError::Retryable(req.error)
-    } else {
-        TaskError::Fatal(req.error)
-    };
     let end = AttemptEnd {
         token: token.clone(),
         attempt: Attempt::Failed(error),
@@ -435,6 +436,31 @@ pub async fn fail(
         id: token.job_id.to_string(),
         state: state_after(&s, token.job_id).await?,
     }))
+}
+
+/// The handler outcome a failure report stands for: rate limited (which needs
+/// `retry_after_ms`), retryable or fatal.
+pub(crate) fn task_error(
+    error: String,
+    retryable: bool,
+    rate_limited: bool,
+    retry_after_ms: Option<u64>,
+) -> ApiResult<TaskError> {
+    if rate_limited {
+        let ms =
+            retry_after_ms.ok_or_else(|| ApiError::invalid("rate_limited needs retry_after_ms"))?;
+        if !retryable {
+            return Err(ApiError::invalid("rate_limited needs retryable: true"));
+        }
+        return Ok(TaskError::RateLimited {
+            retry_after: std::time::Duration::from_millis(ms.min(i64::MAX as u64 / 2)),
+        });
+    }
+    Ok(if retryable {
+        TaskError::Retryable(error)
+    } else {
+        TaskError::Fatal(error)
+    })
 }
 
 /// Give the job back without counting the attempt (the worker is stopping).

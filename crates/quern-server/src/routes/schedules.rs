@@ -205,6 +205,38 @@ pub async fn settings_patch(
         Some(None) => Some(None),
         Some(Some(a)) => Some(Some(a.parse()?)),
     };
+    let group_rate = match (&p.group_rate, p.group_burst) {
+        (None | Some(None), Some(_)) => {
+            return Err(
+                quern::Error::InvalidArgument("group_burst: needs a group_rate".into()).into(),
+            );
+        }
+        (None, None) => None,
+        (Some(None), None) => Some(None),
+        (Some(Some(t)), b) => {
+            let mut r: quern::model::RateLimit = t.parse().map_err(|_| {
+                quern::Error::InvalidArgument(format!(
+                    "group_rate: {t:?} is not COUNT/PERIOD (examples: 20/s, 600/m, 5/30s)"
+                ))
+            })?;
+            if let Some(b) = b {
+                r.burst = b;
+            }
+            r.validate_as("group_rate")?;
+            Some(Some(r))
+        }
+    };
+    let mut kinds = std::collections::BTreeMap::new();
+    for (pat, k) in &p.kinds {
+        let l = match k {
+            None => {
+                quern::model::validate_kind_pattern(pat)?;
+                None
+            }
+            Some(k) => Some(k.parse(pat)?),
+        };
+        kinds.insert(pat.clone(), l);
+    }
     s.backend
         .queue_update(QueueUpdateParams {
             queue: name.clone(),
@@ -214,6 +246,8 @@ pub async fn settings_patch(
             order,
             aging,
             group_concurrency: p.group_concurrency,
+            kinds,
+            group_rate,
             ..Default::default()
         })
         .await?;

@@ -72,10 +72,20 @@ pub(crate) fn claim(tx: &mut Tx<'_>, p: ClaimParams) -> quern::Result<ClaimOutco
                 throttled.push((i, t));
             }
             let queue = &split.queues()[i].queue;
+            // Kind and group rates and holds (ops/gate.rs), when the queue has any.
+            let mut gate = super::gate::Gate::new(row, tx.now);
             let got = match take {
                 0 => 0,
-                take => lease_from_queue(tx, queue, row, take, &terms, &mut out)?,
+                take => lease_from_queue(tx, queue, row, take, &terms, gate.as_mut(), &mut out)?,
             };
+            if let Some(g) = &gate {
+                g.store(tx)?;
+                if got < take
+                    && let Some(t) = g.next_at
+                {
+                    throttled.push((i, t));
+                }
+            }
             if got > 0 {
                 row.tat = limits::took(tx, row, got)?;
                 *running += got as u64;
@@ -134,19 +144,20 @@ fn lease_from_queue(
     row: &QueueRow,
     n: usize,
     terms: &Terms<'_>,
+    gate: Option<&mut super::gate::Gate>,
     out: &mut Vec<ClaimedJob>,
 ) -> quern::Result<usize> {
     if row.grouped {
         // Round-robin over the queue's groups, under the group cap (ops/groups.rs).
         let mut lease = Leaser::new(tx, terms)?;
-        return super::groups::lease_round_robin(tx, queue, row, n, terms.below, |job| {
+        return super::groups::lease_round_robin(tx, queue, row, n, terms.below, gate, |job| {
             lease.lease(job, queue, out)
         });
     }
     let queue_id = row.id;
     // Read the rows in claim order, then lease each by primary key. (Cheaper than one
     // `UPDATE … WHERE id IN (…) RETURNING`, which builds two ephemeral tables per call.)
-    let jobs: Vec<Job> = if super::order::is_default(&row.settings) {
+    let jobs: Vec<Job> = if gate.is_none() && super::order::is_default(&row.settings) {
         tx.conn
             .prepare_cached(&format!(
                 "SELECT {} FROM jobs WHERE queue_id = ?1 AND state = 1 AND priority < ?4 \
@@ -163,8 +174,14 @@ fn lease_from_queue(
             })
             .map_err(sql_err)?
     } else {
-        // Another order, or aging: the head of each level, merged (ops/order.rs).
-        let ids = super::order::pick_ids(tx.conn, queue_id, &row.settings, n, terms.below, tx.now)?;
+        // Another order, or aging: the head of each level, merged (ops/order.rs); with kind
+        // or group rates, the candidates the gate admits (ops/gate.rs).
+        let ids = match gate {
+            Some(g) => super::gate::pick(tx.conn, row, g, n, terms.below, tx.now)?,
+            None => {
+                super::order::pick_ids(tx.conn, queue_id, &row.settings, n, terms.below, tx.now)?
+            }
+        };
         let mut by_id = tx
             .conn
             .prepare_cached(&format!(

@@ -126,46 +126,60 @@ fn running(conn: &Connection, queue_id: i64, group: &str) -> Result<u64> {
         .map_err(sql_err)
 }
 
-/// Whether the group has a ready job under the priority bound.
-fn has_head(conn: &Connection, queue_id: i64, group: &str, below: i64) -> Result<bool> {
+/// The kind of the group's head job under the priority bound, if it has one.
+fn head_kind(conn: &Connection, queue_id: i64, group: &str, below: i64) -> Result<Option<String>> {
     conn.prepare_cached(
-        "SELECT 1 FROM jobs WHERE queue_id = ?1 AND grp = ?2 AND state = 1 AND priority < ?3 \
-         LIMIT 1",
+        "SELECT kind FROM jobs WHERE queue_id = ?1 AND grp = ?2 AND state = 1 AND priority < ?3 \
+         ORDER BY priority, run_at, id LIMIT 1",
     )
     .and_then(|mut s| {
-        s.query_row(rusqlite::params![queue_id, group, below], |_| Ok(()))
+        s.query_row(rusqlite::params![queue_id, group, below], |r| r.get(0))
             .optional()
     })
-    .map(|r| r.is_some())
     .map_err(sql_err)
 }
 
-/// For `work_wait`: whether some group of the grouped queue has a ready job under `below`
-/// and room under the group cap (the claim's rule below, as a question).
-pub(crate) fn any_open(conn: &Connection, row: &QueueRow, below: i64) -> Result<bool> {
+/// For `work_wait`: whether some group of the grouped queue has a ready job under `below`,
+/// room under the group cap and, with a gate, its head admitted by the gate (the claim's
+/// rule below, as a question).
+pub(crate) fn any_open(
+    conn: &Connection,
+    row: &QueueRow,
+    below: i64,
+    mut gate: Option<&mut super::gate::Gate>,
+) -> Result<bool> {
     for g in rotation(conn, row.id)? {
         if let Some(cap) = row.settings.group_concurrency
             && running(conn, row.id, &g)? >= u64::from(cap)
         {
             continue;
         }
-        if has_head(conn, row.id, &g, below)? {
-            return Ok(true);
+        let Some(kind) = head_kind(conn, row.id, &g, below)? else {
+            continue;
+        };
+        if let Some(gate) = gate.as_deref_mut()
+            && !gate.check(conn, &kind, &g)?
+        {
+            continue;
         }
+        return Ok(true);
     }
     Ok(false)
 }
 
 /// Picks up to `n` ready jobs of grouped queue `row` round-robin over its groups (one per
 /// group per round, least recently served first, each group's jobs in priority, due time,
-/// id order), skipping groups at the group cap. Each job picked is leased by `lease` before
-/// the next pick, so a group's next head is found by the same seek. Returns the jobs leased.
+/// id order), skipping groups at the group cap and, with a gate (kind and group rates,
+/// holds), groups whose head job it turns away for this claim. Each job picked is leased
+/// by `lease` before the next pick, so a group's next head is found by the same seek.
+/// Returns the jobs leased.
 pub(crate) fn lease_round_robin(
     tx: &Tx<'_>,
     queue: &str,
     row: &QueueRow,
     n: usize,
     below: i64,
+    mut gate: Option<&mut super::gate::Gate>,
     mut lease: impl FnMut(quern::Job) -> Result<()>,
 ) -> Result<usize> {
     let cap = row.settings.group_concurrency.map(u64::from);
@@ -210,6 +224,13 @@ pub(crate) fn lease_round_robin(
                 open.remove(i);
                 continue;
             };
+            if let Some(gate) = gate.as_deref_mut() {
+                if !gate.check(tx.conn, &job.kind, g)? {
+                    open.remove(i);
+                    continue;
+                }
+                gate.take(tx.conn, &job.kind, g)?;
+            }
             lease(job)?;
             *run += 1;
             seq += 1;

@@ -154,6 +154,10 @@ fn fail_one(tx: &mut Tx<'_>, f: Failure) -> quern::Result<quern::Result<()>> {
         }
         FailAction::Retry { .. } | FailAction::Dead => (JobState::Dead, None, 0, Some(record)),
         FailAction::Snooze { run_at } => (JobState::Scheduled, Some(run_at), -1, None),
+        FailAction::RateLimited { run_at } => {
+            super::gate::hold(tx, id, run_at)?;
+            (JobState::Scheduled, Some(run_at), -1, None)
+        }
         FailAction::Cancel => (JobState::Cancelled, None, 0, Some(record)),
         FailAction::Skip => (
             JobState::Skipped,

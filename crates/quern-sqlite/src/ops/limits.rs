@@ -28,23 +28,38 @@ pub(crate) struct QueueRow {
     pub grouped: bool,
     /// The group rotation's counter (`queues.group_seq`).
     pub group_seq: i64,
+    /// The latest admission hold of a group or kind of the queue (`RateLimited`); holds
+    /// are looked up only while `now` is before it (ops/gate.rs).
+    pub holds_until: i64,
 }
 
 const COLS: &str = "id, paused, concurrency, rate_count, rate_per_ms, rate_burst, rate_tat, \
                     weight, claim_order, aging_after_ms, aging_step, aging_every_ms, aging_bound, \
-                    grouped, group_concurrency, group_seq";
+                    grouped, group_concurrency, group_seq, kind_rates, group_rate_count, \
+                    group_rate_per_ms, group_rate_burst, holds_until";
 
-fn row(r: &Row<'_>) -> rusqlite::Result<QueueRow> {
-    let count: Option<i64> = r.get(3)?;
-    let per: Option<i64> = r.get(4)?;
-    let burst: Option<i64> = r.get(5)?;
-    let rate = match (count, per, burst) {
+/// A rate limit stored as three columns (count, period in ms, burst).
+fn rate_cols(c: Option<i64>, p: Option<i64>, b: Option<i64>) -> Option<RateLimit> {
+    match (c, p, b) {
         (Some(c), Some(p), Some(b)) => Some(RateLimit {
             count: c as u32,
             per: Duration::from_millis(p as u64),
             burst: b as u32,
         }),
         _ => None,
+    }
+}
+
+fn row(r: &Row<'_>) -> rusqlite::Result<QueueRow> {
+    let count: Option<i64> = r.get(3)?;
+    let per: Option<i64> = r.get(4)?;
+    let burst: Option<i64> = r.get(5)?;
+    let rate = rate_cols(count, per, burst);
+    let kinds = match r.get::<_, Option<String>>(16)? {
+        None => Default::default(),
+        Some(t) => serde_json::from_str(&t).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(16, rusqlite::types::Type::Text, Box::new(e))
+        })?,
     };
     Ok(QueueRow {
         id: r.get(0)?,
@@ -56,11 +71,14 @@ fn row(r: &Row<'_>) -> rusqlite::Result<QueueRow> {
             order: super::order::order_from_i64(r.get(8)?),
             aging: super::order::aging_from_row(r, 9)?,
             group_concurrency: r.get::<_, Option<i64>>(14)?.map(|c| c as u32),
+            kinds,
+            group_rate: rate_cols(r.get(17)?, r.get(18)?, r.get(19)?),
             ..Default::default()
         },
         tat: r.get(6)?,
         grouped: r.get::<_, i64>(13)? != 0,
         group_seq: r.get(15)?,
+        holds_until: r.get(20)?,
     })
 }
 
@@ -214,6 +232,7 @@ pub(crate) fn update(tx: &mut Tx<'_>, p: QueueUpdateParams) -> Result<QueueSetti
         .map_err(sql_err)?;
     super::order::store(tx, id, &new)?;
     store_extra(tx, id, &new)?;
+    super::gate::store_settings(tx, id, &old.settings, &new)?;
     // A raised cap or a new rate may admit jobs at once.
     tx.st.wake = true;
     Ok(new)

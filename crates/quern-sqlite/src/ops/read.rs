@@ -131,9 +131,29 @@ pub(crate) fn readiness(
             None => 0,
         };
         let a = super::limits::admit(&row, running, 1, now);
-        if a.take > 0 && row.grouped && !super::groups::any_open(conn, &row, below)? {
-            // Every group with ready jobs is at the group cap: frees when one ends.
-            out.capped = true;
+        // Kind and group rates and holds (ops/gate.rs): the claim's gate, as a question.
+        let mut gate = super::gate::Gate::new(&row, now);
+        if a.take > 0 && row.grouped && !super::groups::any_open(conn, &row, below, gate.as_mut())?
+        {
+            // Every group with ready jobs is at the group cap (frees when one ends) or
+            // turned away by the gate (until its next token or the end of a hold).
+            match gate.and_then(|g| g.next_at) {
+                Some(t) => {
+                    out.next_at = Some(out.next_at.map_or(t, |n: i64| n.min(t)));
+                    out.capped |= row.settings.group_concurrency.is_some();
+                }
+                None => out.capped = true,
+            }
+            continue;
+        }
+        if a.take > 0
+            && !row.grouped
+            && let Some(g) = gate.as_mut()
+            && super::gate::pick(conn, &row, g, 1, below, now)?.is_empty()
+        {
+            if let Some(t) = g.next_at {
+                out.next_at = Some(out.next_at.map_or(t, |n: i64| n.min(t)));
+            }
             continue;
         }
         if a.take > 0 {

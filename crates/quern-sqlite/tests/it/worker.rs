@@ -114,6 +114,7 @@ impl Task for Flaky {
 enum Act {
     Fatal,
     Snooze { times: u32 },
+    RateLimited { times: u32 },
     Sleep { ms: u64 },
     Panic,
     Fine,
@@ -133,12 +134,15 @@ impl Task for Actor {
             Act::Snooze { times } if run <= times => {
                 Err(TaskError::snooze(Duration::from_millis(30)))
             }
+            Act::RateLimited { times } if run <= times => {
+                Err(TaskError::rate_limited(Duration::from_millis(150)))
+            }
             Act::Sleep { ms } => {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 Ok(())
             }
             Act::Panic => panic!("actor panicked on purpose"),
-            Act::Snooze { .. } | Act::Fine => Ok(()),
+            Act::Snooze { .. } | Act::RateLimited { .. } | Act::Fine => Ok(()),
         }
     }
     fn retry_policy() -> RetryPolicy {
@@ -298,6 +302,48 @@ async fn snoozes_reschedule_without_counting_attempts() {
         job.finished_at.unwrap() - job.created_at >= 60,
         "two 30 ms snoozes"
     );
+    w.shutdown().await.unwrap();
+}
+
+/// A handler's `RateLimited` through the real worker: snoozed without counting the
+/// attempt or recording an error, and a job of the same kind enqueued during the hold waits
+/// for it to end.
+#[tokio::test]
+async fn rate_limited_snoozes_and_holds_the_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = open(&dir).await;
+    let client = Client::new(b.clone());
+    let (task, runs) = actor();
+    let w = worker(&b)
+        .register(task)
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let id = client
+        .enqueue::<Actor>(&Act::RateLimited { times: 1 })
+        .await
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while runs.load(Ordering::SeqCst) == 0
+        || client.get(id).await.unwrap().unwrap().state != JobState::Scheduled
+    {
+        assert!(t0.elapsed() < WAIT, "the first run rate-limits the job");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let held_at = std::time::Instant::now();
+    let other = client.enqueue::<Actor>(&Act::Fine).await.unwrap();
+    let o = client.wait(other, WAIT).await.unwrap();
+    assert_eq!(o.state, JobState::Succeeded);
+    assert!(
+        held_at.elapsed() >= Duration::from_millis(100),
+        "the kind is held for the 150 ms: {:?}",
+        held_at.elapsed()
+    );
+    let job = client.wait(id, WAIT).await.unwrap();
+    assert_eq!((job.state, job.attempt), (JobState::Succeeded, 1));
+    assert!(job.errors.is_empty(), "{:?}", job.errors);
     w.shutdown().await.unwrap();
 }
 

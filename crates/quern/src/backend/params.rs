@@ -220,6 +220,11 @@ pub enum FailAction {
     Dead,
     /// Run again at `run_at`, the attempt not counted.
     Snooze { run_at: Millis },
+    /// A handler's [`TaskError::RateLimited`](crate::model::TaskError::RateLimited): snoozed
+    /// to `run_at` (the attempt not counted, nothing in the error history), and in the same
+    /// step the job's queue admits no job of its group until `run_at`, or, when the job has
+    /// no group (or the "" group), no job of its kind. The hold only ever moves later.
+    RateLimited { run_at: Millis },
     /// Cancelled.
     Cancel,
     /// Skipped: the job decided, when it came to run, that it must not (a workflow
@@ -885,6 +890,11 @@ pub struct QueueUpdateParams {
     /// The queue's default retry policy.
     pub retry: Option<Option<crate::model::RetryPolicy>>,
     pub group_concurrency: Option<Option<u32>>,
+    /// Per kind pattern: `Some(limits)` sets the pattern's limits (a changed rate starts
+    /// with a full bucket), `None` removes the pattern; patterns not listed keep theirs.
+    pub kinds: std::collections::BTreeMap<String, Option<crate::model::KindLimits>>,
+    /// The per-group rate limit (a change starts every group with a full bucket).
+    pub group_rate: Option<Option<crate::model::RateLimit>>,
 }
 
 impl QueueUpdateParams {
@@ -908,6 +918,17 @@ impl QueueUpdateParams {
             },
             retry: self.retry.clone().unwrap_or_else(|| old.retry.clone()),
             group_concurrency: self.group_concurrency.unwrap_or(old.group_concurrency),
+            kinds: {
+                let mut k = old.kinds.clone();
+                for (p, l) in &self.kinds {
+                    match l {
+                        Some(l) => k.insert(p.clone(), *l),
+                        None => k.remove(p),
+                    };
+                }
+                k
+            },
+            group_rate: self.group_rate.unwrap_or(old.group_rate),
         }
     }
 }

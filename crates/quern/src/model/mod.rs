@@ -28,7 +28,10 @@ pub use order::{Aging, Candidate, ClaimOrder, OrderRule, pick};
 pub use outcome::TaskError;
 pub use payload::{Codec, Format, Payload};
 pub use priority::Priority;
-pub use queue::{Admitted, Keep, MAX_WEIGHT, QueueSettings, QueueUsage, RateLimit};
+pub use queue::{
+    Admitted, Keep, KindLimits, MAX_KIND_RULES, MAX_WEIGHT, QueueSettings, QueueUsage, RateLimit,
+    kind_rule, validate_kind_pattern,
+};
 pub use retry::RetryPolicy;
 pub use schedule::{
     JobTemplate, Misfire, Overlap, RunKind, ScheduleRun, ScheduleSpec, StoredSchedule,

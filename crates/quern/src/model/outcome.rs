@@ -14,6 +14,10 @@ pub enum TaskError {
     Snooze(Duration),
     /// Give up without failing: the job ends `cancelled`.
     Cancel(String),
+    /// An upstream said "slow down": run again after `retry_after` without counting an
+    /// attempt (as a snooze), and admit no job of the same group (or, for a job without a
+    /// group, of the same kind) from this queue until then.
+    RateLimited { retry_after: Duration },
 }
 
 impl TaskError {
@@ -28,6 +32,11 @@ impl TaskError {
     /// Run again after `d`, without counting an attempt.
     pub fn snooze(d: Duration) -> Self {
         TaskError::Snooze(d)
+    }
+    /// An upstream rate limit: snooze for `retry_after` and hold the job's group (or kind)
+    /// in its queue until then ([`TaskError::RateLimited`]).
+    pub fn rate_limited(retry_after: Duration) -> Self {
+        TaskError::RateLimited { retry_after }
     }
     /// Cancel the job.
     pub fn cancel(reason: impl fmt::Display) -> Self {
@@ -54,6 +63,9 @@ impl fmt::Display for TaskError {
             TaskError::Fatal(m) => write!(f, "fatal: {m}"),
             TaskError::Snooze(d) => write!(f, "snooze for {d:?}"),
             TaskError::Cancel(m) => write!(f, "cancel: {m}"),
+            TaskError::RateLimited { retry_after } => {
+                write!(f, "rate limited; retry after {retry_after:?}")
+            }
         }
     }
 }

@@ -54,9 +54,14 @@ impl RateLimit {
 
     /// Checks the numbers: a count and a burst of at least 1, a period of at least 1 ms.
     pub fn validate(&self) -> Result<(), Error> {
+        self.validate_as("rate")
+    }
+
+    /// [`validate`](RateLimit::validate), the error naming the setting `field`.
+    pub fn validate_as(&self, field: &str) -> Result<(), Error> {
         if self.count == 0 || self.burst == 0 || self.per < Duration::from_millis(1) {
             return Err(Error::InvalidArgument(format!(
-                "rate: {self} needs a count and burst of at least 1 and a period of at least 1ms"
+                "{field}: {self} needs a count and burst of at least 1 and a period of at least 1ms"
             )));
         }
         Ok(())
@@ -143,6 +148,55 @@ impl FromStr for RateLimit {
 
 /// The largest queue weight.
 pub const MAX_WEIGHT: u32 = 1_000_000;
+
+/// Most kind patterns one queue may limit (`QueueSettings::kinds`).
+pub const MAX_KIND_RULES: usize = 64;
+
+/// Limits for the jobs of a queue whose kind matches one pattern
+/// (`[queues.NAME.kinds."generate.*"]` in `quern.toml`).
+///
+/// The pattern's bucket is shared by every kind it governs: `generate.*` at `10/m` admits
+/// ten `generate.*` jobs a minute in all, whichever kinds they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KindLimits {
+    /// Most jobs of the matching kinds leased per period across every worker (counted at
+    /// lease grant, like the queue's rate).
+    pub rate: RateLimit,
+}
+
+/// The pattern of `kinds` that governs jobs of `kind`, if any: a pattern without wildcards
+/// equal to the kind first, otherwise the longest matching pattern (`*` any run of
+/// characters, `?` one byte), ties to the first in byte order. Each job is governed by at
+/// most one pattern, so it takes at most one kind token. The Redis claim (`kind_rule` in
+/// `lua/lib.lua`) applies the same rule.
+pub fn kind_rule<'a>(
+    kinds: &'a std::collections::BTreeMap<String, KindLimits>,
+    kind: &str,
+) -> Option<(&'a str, &'a KindLimits)> {
+    if let Some((p, l)) = kinds.get_key_value(kind) {
+        return Some((p.as_str(), l));
+    }
+    let mut best: Option<(&'a str, &'a KindLimits)> = None;
+    for (p, l) in kinds {
+        if crate::routing::glob(p.as_bytes(), kind.as_bytes())
+            && best.is_none_or(|(b, _)| p.len() > b.len())
+        {
+            best = Some((p.as_str(), l));
+        }
+    }
+    best
+}
+
+/// Checks a kind pattern: 1-255 printable characters.
+pub fn validate_kind_pattern(p: &str) -> Result<(), Error> {
+    if p.is_empty() || p.len() > 255 || p.chars().any(char::is_control) {
+        return Err(Error::InvalidArgument(format!(
+            "kinds: pattern {p:?} must be 1-255 printable characters (`*` any run, `?` one character)"
+        )));
+    }
+    Ok(())
+}
 
 /// How long a queue keeps its finished jobs of one state, over the store-wide `[retention]`
 /// (the pruner's [`PrunerConfig`](crate::maintenance::PrunerConfig)).
@@ -233,6 +287,15 @@ pub struct QueueSettings {
     /// Most jobs of one group ([`crate::NewJob::group`]) running at once across every
     /// worker (active leases per queue and group; jobs without a group form the "" group).
     pub group_concurrency: Option<u32>,
+    /// Rate limits per kind pattern within the queue ([`KindLimits`], [`kind_rule`]): a job
+    /// is leased only while its pattern's bucket has a token, and a throttled pattern's jobs
+    /// are passed over for the queue's other kinds.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub kinds: std::collections::BTreeMap<String, KindLimits>,
+    /// A rate limit for each group of the queue on its own (every group its own bucket;
+    /// jobs without a group share the "" group's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_rate: Option<RateLimit>,
 }
 
 impl QueueSettings {
@@ -268,6 +331,19 @@ impl QueueSettings {
         }
         if let Some(p) = &self.retry {
             p.validate()?;
+        }
+        if self.kinds.len() > MAX_KIND_RULES {
+            return Err(Error::InvalidArgument(format!(
+                "kinds: {} patterns, the most is {MAX_KIND_RULES}",
+                self.kinds.len()
+            )));
+        }
+        for (p, l) in &self.kinds {
+            validate_kind_pattern(p)?;
+            l.rate.validate_as(&format!("kinds.{p:?}.rate"))?;
+        }
+        if let Some(r) = &self.group_rate {
+            r.validate_as("group_rate")?;
         }
         Ok(())
     }
@@ -372,6 +448,71 @@ mod tests {
                 .to_string()
                 .contains("retention")
         );
+    }
+
+    #[test]
+    fn a_kind_takes_the_most_specific_pattern() {
+        let l = |t: &str| KindLimits { rate: r(t) };
+        let kinds: std::collections::BTreeMap<String, KindLimits> = [
+            ("generate.*".to_string(), l("10/m")),
+            ("generate.video*".to_string(), l("1/m")),
+            ("generate.image".to_string(), l("5/m")),
+            ("thumb?".to_string(), l("100/m")),
+            ("*".to_string(), l("1000/m")),
+        ]
+        .into();
+        let rule = |k: &str| kind_rule(&kinds, k).map(|(p, _)| p.to_string());
+        assert_eq!(rule("generate.image").as_deref(), Some("generate.image"));
+        assert_eq!(
+            rule("generate.video.4k").as_deref(),
+            Some("generate.video*")
+        );
+        assert_eq!(rule("generate.text").as_deref(), Some("generate.*"));
+        assert_eq!(rule("thumbs").as_deref(), Some("thumb?"));
+        assert_eq!(rule("thumbnail").as_deref(), Some("*"));
+        assert_eq!(kind_rule(&Default::default(), "x"), None);
+    }
+
+    #[test]
+    fn kind_and_group_rates_are_validated() {
+        let mut zero = r("10/m");
+        zero.burst = 0;
+        let bad = QueueSettings {
+            kinds: [("gen.*".to_string(), KindLimits { rate: zero })].into(),
+            ..Default::default()
+        };
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(e.contains("kinds.\"gen.*\".rate"), "{e}");
+        let bad = QueueSettings {
+            kinds: [(String::new(), KindLimits { rate: r("1/s") })].into(),
+            ..Default::default()
+        };
+        assert!(bad.validate().is_err());
+        let bad = QueueSettings {
+            group_rate: Some(zero),
+            ..Default::default()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("group_rate")
+        );
+        let many = QueueSettings {
+            kinds: (0..=MAX_KIND_RULES)
+                .map(|i| (format!("k{i}.*"), KindLimits { rate: r("1/s") }))
+                .collect(),
+            ..Default::default()
+        };
+        assert!(many.validate().is_err());
+        let text = serde_json::to_string(&QueueSettings {
+            kinds: [("a.*".to_string(), KindLimits { rate: r("10/m") })].into(),
+            group_rate: Some(r("5/s")),
+            ..Default::default()
+        })
+        .unwrap();
+        let back: QueueSettings = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.kinds["a.*"].rate, r("10/m"), "{text}");
     }
 
     #[test]

@@ -313,7 +313,10 @@ impl Backend for MemBackend {
                 let j = held(&mut st, &f.token)?;
                 record_started(j, f.started_at, now);
                 j.lease = None;
-                if !matches!(f.action, FailAction::Snooze { .. }) {
+                if !matches!(
+                    f.action,
+                    FailAction::Snooze { .. } | FailAction::RateLimited { .. }
+                ) {
                     j.errors.push(ErrorRecord {
                         attempt: j.attempt,
                         at: now,
@@ -330,7 +333,8 @@ impl Backend for MemBackend {
                         j.state = JobState::Dead;
                         j.finished_at = Some(now);
                     }
-                    FailAction::Snooze { run_at } => {
+                    // The memory double does not model admission holds.
+                    FailAction::Snooze { run_at } | FailAction::RateLimited { run_at } => {
                         j.state = JobState::Scheduled;
                         j.run_at = run_at;
                         j.attempt -= 1;

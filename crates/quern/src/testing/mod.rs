@@ -81,6 +81,7 @@ pub mod payload;
 pub mod priority;
 pub mod prune;
 pub mod queues;
+pub mod rates;
 pub mod reprioritize;
 pub mod retention;
 pub mod retry;
@@ -249,6 +250,14 @@ macro_rules! __quern_cases {
                 groups_are_served_round_robin,
                 every_path_back_to_ready_keeps_its_group,
                 the_group_cap_holds_across_workers,
+            }
+            rates {
+                kind_and_group_rates_are_stored_and_validated,
+                each_kind_pattern_has_its_own_bucket,
+                work_wait_sees_kind_throttling,
+                each_group_has_its_own_rate,
+                rate_limited_holds_the_group,
+                rate_limited_without_group_holds_the_kind,
             }
             orders {
                 each_order_claims_in_its_order,

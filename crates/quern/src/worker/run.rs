@@ -117,6 +117,7 @@ pub(super) async fn run_job(
             Next::Fail(f) => {
                 let outcome = match f.action {
                     FailAction::Snooze { .. } => "snoozed",
+                    FailAction::RateLimited { .. } => "rate_limited",
                     _ => "failed",
                 };
                 send(&s, Ack::Fail(f), complete(outcome))
@@ -231,6 +232,13 @@ fn log_outcome(next: &Next, elapsed: Duration) {
         Next::Fail(f) => match (&f.action, f.error_kind) {
             (FailAction::Snooze { run_at }, _) => {
                 tracing::debug!(elapsed_ms = ms, run_at, "job snoozed")
+            }
+            (FailAction::RateLimited { run_at }, _) => {
+                tracing::info!(
+                    elapsed_ms = ms,
+                    run_at,
+                    "job rate limited; its group or kind is held"
+                )
             }
             (action, ErrorKind::Panic) => {
                 tracing::error!(elapsed_ms = ms, ?action, error = %f.message, "job panicked")
