@@ -43,6 +43,7 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("trace", include_str!("migrations/0019_trace.sql")),
     ("groups", include_str!("migrations/0016_groups.sql")),
+    ("rollups", include_str!("migrations/0023_rollups.sql")),
 ];
 
 /// The schema version this build writes.
