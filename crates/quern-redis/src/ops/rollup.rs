@@ -49,18 +49,23 @@ pub(crate) async fn minutes(b: &RedisBackend, p: MinutesParams) -> Result<Vec<Mi
     for (q, v) in asked.into_iter().zip(vals) {
         for (field, n) in reply::fields_from_value(v)? {
             let (minute, which) = field.split_at(field.len().saturating_sub(1));
-            let (Ok(minute), Ok(n)) = (minute.parse::<i64>(), String::from_utf8_lossy(&n).parse::<u64>()) else {
+            let (Ok(minute), Ok(n)) = (
+                minute.parse::<i64>(),
+                String::from_utf8_lossy(&n).parse::<u64>(),
+            ) else {
                 continue;
             };
             let at = minute * MINUTE_MS;
             if at < since {
                 continue;
             }
-            let row = rows.entry((at, q.as_str())).or_insert_with(|| MinuteCounts {
-                at,
-                queue: q.clone(),
-                ..MinuteCounts::default()
-            });
+            let row = rows
+                .entry((at, q.as_str()))
+                .or_insert_with(|| MinuteCounts {
+                    at,
+                    queue: q.clone(),
+                    ..MinuteCounts::default()
+                });
             match which {
                 "s" => row.succeeded += n,
                 "f" => row.failed += n,

@@ -156,7 +156,11 @@ impl Search {
             let Ok(v) = job.payload.to_json_value() else {
                 return false;
             };
-            if !self.payload.iter().all(|(path, want)| field_is(&v, path, want)) {
+            if !self
+                .payload
+                .iter()
+                .all(|(path, want)| field_is(&v, path, want))
+            {
                 return false;
             }
         }
@@ -250,10 +254,13 @@ mod tests {
     #[test]
     fn group_and_payload_fields_match() {
         let mut j = quern::model::Job::from_new(
-            quern::NewJob::json("mail", serde_json::json!({
-                "customer": 42, "plan": "pro", "tags": ["a", "b"], "vip": true,
-                "address": {"city": "Lyon"}
-            }))
+            quern::NewJob::json(
+                "mail",
+                serde_json::json!({
+                    "customer": 42, "plan": "pro", "tags": ["a", "b"], "vip": true,
+                    "address": {"city": "Lyon"}
+                }),
+            )
             .unwrap()
             .group("acme"),
             JobState::Queued,

@@ -101,15 +101,18 @@ fn complete_one(
              WHERE id = ?1 AND state = 3 AND lease_epoch = ?2 RETURNING queue_id",
         )
         .and_then(|mut s| {
-            s.query_row(rusqlite::params![
-                c.token.job_id.as_bytes(),
-                c.token.epoch as i64,
-                tx.now,
-                c.result.as_ref().map(|r| r.stored_bytes()),
-                c.result.as_ref().map(|r| r.tag() as i64),
-                expires,
-                c.started_at,
-            ], |r| r.get(0))
+            s.query_row(
+                rusqlite::params![
+                    c.token.job_id.as_bytes(),
+                    c.token.epoch as i64,
+                    tx.now,
+                    c.result.as_ref().map(|r| r.stored_bytes()),
+                    c.result.as_ref().map(|r| r.tag() as i64),
+                    expires,
+                    c.started_at,
+                ],
+                |r| r.get(0),
+            )
             .optional()
         })
         .map_err(sql_err)?;
@@ -131,11 +134,7 @@ pub(crate) fn fail(tx: &mut Tx<'_>, p: FailParams) -> quern::Result<Vec<quern::R
     Ok(out)
 }
 
-fn fail_one(
-    tx: &mut Tx<'_>,
-    f: Failure,
-    tally: &mut Tally,
-) -> quern::Result<quern::Result<()>> {
+fn fail_one(tx: &mut Tx<'_>, f: Failure, tally: &mut Tally) -> quern::Result<quern::Result<()>> {
     if let FailAction::Spawn {
         children,
         checkpoint,

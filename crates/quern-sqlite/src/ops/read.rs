@@ -35,7 +35,9 @@ fn small_ranges(conn: &Connection, p: &ListParams) -> quern::Result<Option<Vec<i
         Some(_) => {
             "SELECT count(*) FROM (SELECT 1 FROM jobs WHERE queue_id = ?1 AND state = ?2 LIMIT ?3)"
         }
-        None => "SELECT count(*) FROM (SELECT 1 FROM jobs WHERE queue_id = ?1 AND ?2 IS NULL LIMIT ?3)",
+        None => {
+            "SELECT count(*) FROM (SELECT 1 FROM jobs WHERE queue_id = ?1 AND ?2 IS NULL LIMIT ?3)"
+        }
     };
     let mut rows = 0;
     for q in &queues {
@@ -69,7 +71,11 @@ fn list_ranges(
         "SELECT {JOB_COLS} FROM jobs WHERE queue_id = ?1 AND {} \
          AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR workflow_id = ?4) AND (?5 IS NULL OR id < ?5) \
          ORDER BY id DESC LIMIT ?6",
-        if f.state.is_some() { "state = ?2" } else { "?2 IS NULL" }
+        if f.state.is_some() {
+            "state = ?2"
+        } else {
+            "?2 IS NULL"
+        }
     );
     let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
     let mut jobs = Vec::new();

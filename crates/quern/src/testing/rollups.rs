@@ -63,13 +63,20 @@ pub async fn outcomes_are_counted_per_queue_and_minute(h: Harness) {
         .unwrap_or_else(|e| panic!("{}: complete: {e}", h.case));
     let r = h.enqueue(job("r").queue("qa")).await.id;
     let later = h.now() + 3_600_000;
-    h.claim_and_fail("qa", r, FailAction::Retry { retry_at: Some(later) })
-        .await;
+    h.claim_and_fail(
+        "qa",
+        r,
+        FailAction::Retry {
+            retry_at: Some(later),
+        },
+    )
+    .await;
     let d = h.enqueue(job("d").queue("qa")).await.id;
     h.claim_and_fail("qa", d, FailAction::Dead).await;
     // Not failures: a snooze and a cancel.
     let s = h.enqueue(job("s").queue("qa")).await.id;
-    h.claim_and_fail("qa", s, FailAction::Snooze { run_at: later }).await;
+    h.claim_and_fail("qa", s, FailAction::Snooze { run_at: later })
+        .await;
     let c = h.enqueue(job("c").queue("qa")).await.id;
     h.claim_and_fail("qa", c, FailAction::Cancel).await;
     // Queue qb: one completion, and a claim whose lease will expire (two attempts allowed).
@@ -131,7 +138,11 @@ pub async fn outcomes_are_counted_per_queue_and_minute(h: Harness) {
     let deleted = h
         .backend
         .job_delete(JobDeleteParams {
-            ids: claimed.iter().map(|c| c.job.id).chain([d, b.job.id]).collect(),
+            ids: claimed
+                .iter()
+                .map(|c| c.job.id)
+                .chain([d, b.job.id])
+                .collect(),
             dry_run: false,
         })
         .await
@@ -158,9 +169,17 @@ pub async fn refused_outcomes_count_nothing(h: Harness) {
         result_ttl: None,
         started_at: None,
     });
-    assert!(stale.await.is_err(), "{}: second completion refused", h.case);
+    assert!(
+        stale.await.is_err(),
+        "{}: second completion refused",
+        h.case
+    );
     let again = h.try_fail(&c.token, FailAction::Dead).await;
-    assert!(again.is_err(), "{}: failure after completion refused", h.case);
+    assert!(
+        again.is_err(),
+        "{}: failure after completion refused",
+        h.case
+    );
     let at = MinuteCounts::minute_of(h.now());
     assert_eq!(
         minutes(&h, 0, None).await,
