@@ -43,6 +43,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("trace", include_str!("migrations/0019_trace.sql")),
     ("groups", include_str!("migrations/0016_groups.sql")),
+    (
+        "group_insert",
+        include_str!("migrations/0024_group_insert.sql"),
+    ),
     ("rollups", include_str!("migrations/0023_rollups.sql")),
 ];
 

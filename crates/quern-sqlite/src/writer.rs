@@ -57,6 +57,10 @@ pub(crate) struct WriterState {
     /// Cleared whenever a commit fails or an operation (or a savepoint inside one) is rolled
     /// back, since the rows it names may then not exist.
     pub known_queues: HashMap<String, i64>,
+    /// Each queue's `grouped` flag as read in the current transaction (another process may
+    /// flip it between transactions): cleared when a transaction begins and whenever
+    /// `known_queues` is.
+    pub grouped: HashMap<i64, bool>,
     /// Set by an operation that may have made work claimable; waiters are woken after the
     /// commit.
     pub wake: bool,
@@ -155,6 +159,7 @@ impl Writer {
         let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
         let st = WriterState {
             known_queues: HashMap::new(),
+            grouped: HashMap::new(),
             wake: false,
             limits,
             rollups_pruned_day: None,
@@ -252,6 +257,7 @@ fn run(
         let committed = run_group(&conn, &clock, &mut st, &mut batch);
         if committed.is_err() {
             st.known_queues.clear();
+            st.grouped.clear();
             st.wake = false;
         } else if std::mem::take(&mut st.wake) {
             wake.notify_waiters();
@@ -276,6 +282,7 @@ fn run_alone(
     op.apply(&mut Tx { conn, now, st });
     // A rewrite such as `VACUUM` may renumber rows the queue cache names.
     st.known_queues.clear();
+    st.grouped.clear();
     if std::mem::take(&mut st.wake) {
         wake.notify_waiters();
     }
@@ -289,6 +296,7 @@ fn run_group(
     batch: &mut [Box<dyn Op>],
 ) -> Result<(), String> {
     exec(conn, "BEGIN IMMEDIATE").map_err(|e| e.to_string())?;
+    st.grouped.clear();
     let now = clock.now_ms();
     for op in batch.iter_mut() {
         if op.mode() == Mode::Unguarded {
@@ -310,6 +318,7 @@ fn run_group(
         } else {
             // The rolled-back operation may have created queues the cache now names.
             st.known_queues.clear();
+            st.grouped.clear();
             exec(conn, "ROLLBACK TO op").and_then(|_| exec(conn, "RELEASE op"))
         };
         if let Err(e) = end {

@@ -28,6 +28,7 @@ pub(crate) fn enqueue(tx: &mut Tx<'_>, params: EnqueueParams) -> quern::Result<E
                     }
                     Err(e) => {
                         tx.st.known_queues.clear();
+                        tx.st.grouped.clear();
                         exec(tx, "ROLLBACK TO item")?;
                         exec(tx, "RELEASE item")?;
                         out.push(Err(with_index(e, i, batch)));
@@ -93,9 +94,8 @@ fn insert_one(tx: &mut Tx<'_>, job: NewJob) -> quern::Result<EnqueueOutcome> {
         }
     };
     let queue_id = ensure_queue(tx, &job.queue)?;
-    if job.group.is_some() {
-        super::groups::mark_grouped(tx, queue_id)?;
-    }
+    let group = super::groups::group_for_insert(tx, queue_id, job.group.as_deref(), state)?
+        .map(str::to_owned);
     let retry = job
         .retry
         .as_ref()
@@ -152,7 +152,7 @@ fn insert_one(tx: &mut Tx<'_>, job: NewJob) -> quern::Result<EnqueueOutcome> {
         job.result_ttl.map(|d| d.as_millis() as i64),
         job.trace.as_ref().map(|t| t.traceparent.as_str()),
         job.trace.as_ref().and_then(|t| t.tracestate.as_deref()),
-        job.group,
+        group.as_deref(),
     ]);
     match res {
         Ok(_) => {}
@@ -163,6 +163,7 @@ fn insert_one(tx: &mut Tx<'_>, job: NewJob) -> quern::Result<EnqueueOutcome> {
         }
         Err(e) => return Err(sql_err(e)),
     }
+    super::groups::count_inserted(tx, queue_id, group.as_deref(), state)?;
     insert_edges(tx, job.id, &job.depends_on)?;
     if matches!(state, JobState::Queued | JobState::Scheduled) {
         tx.st.wake = true;

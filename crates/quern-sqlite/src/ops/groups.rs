@@ -3,7 +3,9 @@
 //!
 //! A queue pays for groups only once it has had a grouped job (`queues.grouped`). From then
 //! on every live job of it has a group ('' for the jobs without one), `queue_groups` counts
-//! each group's ready jobs (kept by triggers on `jobs`, so no code path can forget), and the
+//! each group's ready jobs (set at insert by [`group_for_insert`] and [`count_inserted`],
+//! then kept by the update and delete triggers on `jobs`, so no path that changes a state
+//! can forget), and the
 //! claim serves the groups with ready jobs least recently served first, one job per group
 //! per round. Each step is an index seek: the rotation index for the next groups, then
 //! `jobs_group` (queue, group, state, priority, run_at) for a group's head job and its
@@ -24,9 +26,66 @@ use crate::writer::Tx;
 /// next claim rotates past them.
 const GROUP_PROBE: i64 = 256;
 
+/// The group a job row is stored with: its own (marking the queue grouped), '' when it has
+/// none, is live and its queue is grouped, else none. Called by each path that inserts job
+/// rows, before the insert; [`count_inserted`] after it.
+pub(crate) fn group_for_insert<'g>(
+    tx: &mut Tx<'_>,
+    queue_id: i64,
+    group: Option<&'g str>,
+    state: quern::JobState,
+) -> Result<Option<&'g str>> {
+    if let Some(g) = group {
+        mark_grouped(tx, queue_id)?;
+        return Ok(Some(g));
+    }
+    if state.is_terminal() {
+        return Ok(None);
+    }
+    let grouped = match tx.st.grouped.get(&queue_id) {
+        Some(g) => *g,
+        None => {
+            let g = tx
+                .conn
+                .prepare_cached("SELECT grouped FROM queues WHERE id = ?1")
+                .and_then(|mut s| s.query_row([queue_id], |r| r.get::<_, i64>(0)))
+                .map_err(sql_err)?
+                != 0;
+            tx.st.grouped.insert(queue_id, g);
+            g
+        }
+    };
+    Ok(grouped.then_some(""))
+}
+
+/// Counts an inserted job row into its group's ready jobs when it is ready (the update and
+/// delete triggers of migration 0016 keep the count from then on).
+pub(crate) fn count_inserted(
+    tx: &Tx<'_>,
+    queue_id: i64,
+    group: Option<&str>,
+    state: quern::JobState,
+) -> Result<()> {
+    let Some(g) = group else { return Ok(()) };
+    if state != quern::JobState::Queued {
+        return Ok(());
+    }
+    tx.conn
+        .prepare_cached(
+            "INSERT INTO queue_groups (queue_id, name, ready) VALUES (?1, ?2, 1) \
+             ON CONFLICT (queue_id, name) DO UPDATE SET ready = ready + 1",
+        )
+        .and_then(|mut s| s.execute(rusqlite::params![queue_id, g]))
+        .map_err(sql_err)?;
+    Ok(())
+}
+
 /// Marks queue `queue_id` as grouped, the first time one of its jobs has a group, and puts
 /// its live jobs without a group in the "" group.
-pub(crate) fn mark_grouped(tx: &Tx<'_>, queue_id: i64) -> Result<()> {
+fn mark_grouped(tx: &mut Tx<'_>, queue_id: i64) -> Result<()> {
+    if tx.st.grouped.get(&queue_id) == Some(&true) {
+        return Ok(());
+    }
     let flipped = tx
         .conn
         .prepare_cached("UPDATE queues SET grouped = 1 WHERE id = ?1 AND grouped = 0")
@@ -42,6 +101,7 @@ pub(crate) fn mark_grouped(tx: &Tx<'_>, queue_id: i64) -> Result<()> {
             .and_then(|mut s| s.execute([queue_id]))
             .map_err(sql_err)?;
     }
+    tx.st.grouped.insert(queue_id, true);
     Ok(())
 }
 

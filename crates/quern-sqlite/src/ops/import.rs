@@ -123,9 +123,8 @@ fn insert_job(tx: &mut Tx<'_>, job: Job) -> quern::Result<()> {
         }
     }
     let queue_id = ensure_queue(tx, &job.queue)?;
-    if job.group.is_some() {
-        super::groups::mark_grouped(tx, queue_id)?;
-    }
+    let group = super::groups::group_for_insert(tx, queue_id, job.group.as_deref(), state)?
+        .map(str::to_owned);
     let retry = job
         .retry
         .as_ref()
@@ -211,10 +210,11 @@ fn insert_job(tx: &mut Tx<'_>, job: Job) -> quern::Result<()> {
                 ms(job.result_ttl),
                 job.trace.as_ref().map(|t| t.traceparent.as_str()),
                 job.trace.as_ref().and_then(|t| t.tracestate.as_deref()),
-                job.group,
+                group.as_deref(),
             ])
         })
         .map_err(sql_err)?;
+    super::groups::count_inserted(tx, queue_id, group.as_deref(), state)?;
     super::enqueue::insert_edges(tx, job.id, &job.depends_on)?;
     if matches!(state, JobState::Queued | JobState::Scheduled) {
         tx.st.wake = true;

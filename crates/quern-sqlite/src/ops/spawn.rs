@@ -70,6 +70,7 @@ pub(crate) fn spawn(
     );
     if let Err(e) = inserted {
         tx.st.known_queues.clear();
+        tx.st.grouped.clear();
         exec(tx, "ROLLBACK TO spawn")?;
         exec(tx, "RELEASE spawn")?;
         return match e {
