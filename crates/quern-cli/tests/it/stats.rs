@@ -72,7 +72,9 @@ fn stats_report_outcomes_and_run_times_per_queue_and_kind(env: Env) {
 /// `(succeeded, failed, dead)` summed over the minutes of a `GET /v1/stats/minutes` answer
 /// (or of the overview's `minutes`).
 fn sums(minutes: &Value) -> (u64, u64, u64) {
-    let m = minutes.as_array().unwrap_or_else(|| panic!("no minutes: {minutes}"));
+    let m = minutes
+        .as_array()
+        .unwrap_or_else(|| panic!("no minutes: {minutes}"));
     let sum = |f: &str| m.iter().map(|r| r[f].as_u64().unwrap()).sum::<u64>();
     (sum("succeeded"), sum("failed"), sum("dead"))
 }
@@ -101,7 +103,10 @@ fn minutes_are_kept_in_the_store_across_restarts_and_deletes(mut env: Env) {
     assert_eq!(minutes.len(), 10, "{body}");
     let now = body["now"].as_i64().unwrap();
     let last = minutes[9]["at"].as_i64().unwrap();
-    assert!(last <= now && now - last < 60_000, "the current minute is last: {body}");
+    assert!(
+        last <= now && now - last < 60_000,
+        "the current minute is last: {body}"
+    );
     assert_eq!(sums(&body["minutes"]), (2, 1, 1), "{body}");
     let n = http.get("/v1/stats/minutes?minutes=10&queue=n").json();
     assert_eq!(sums(&n["minutes"]), (2, 0, 0), "{n}");
@@ -125,5 +130,9 @@ fn minutes_are_kept_in_the_store_across_restarts_and_deletes(mut env: Env) {
     crate::support::signal(first.pid, libc::SIGKILL);
     let second = env.serve(&[]);
     let again = second.http().get("/v1/stats/minutes?minutes=10").json();
-    assert_eq!(sums(&again["minutes"]), (2, 1, 1), "after a delete and a restart: {again}");
+    assert_eq!(
+        sums(&again["minutes"]),
+        (2, 1, 1),
+        "after a delete and a restart: {again}"
+    );
 }
