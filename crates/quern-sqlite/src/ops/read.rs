@@ -96,7 +96,7 @@ fn list_ranges(
             .map_err(sql_err)?;
         jobs.extend(rows);
     }
-    jobs.sort_by(|a, b| b.id.cmp(&a.id));
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.id));
     jobs.truncate(limit + 1);
     Ok(jobs)
 }
