@@ -215,7 +215,8 @@ fn field_is(v: &serde_json::Value, path: &[String], want: &str) -> bool {
         serde_json::Value::Number(n) => {
             n.to_string() == want || want.parse::<f64>().ok() == n.as_f64()
         }
-        serde_json::Value::Bool(_) | serde_json::Value::Null => cur.to_string() == want,
+        serde_json::Value::Bool(b) => want == if *b { "true" } else { "false" },
+        serde_json::Value::Null => want == "null",
         _ => false,
     }
 }
