@@ -34,6 +34,8 @@ end
 for q, ids in pairs(gone) do
   slices('ZREM', qk(q, 'lease'), ids)
   slices('ZADD', qk(q, 'succeeded'), done[q])
+  roll(q, 's', #ids)
 end
+flush_roll()
 flush_wake()
 return out

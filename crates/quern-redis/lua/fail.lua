@@ -22,6 +22,7 @@ for x = 0, n - 1 do
         redis.call('HINCRBY', k, 'a', -1)
       else
         add_error(k, line)
+        roll(q, 'f', 1)
       end
       if f[5] then
         redis.call('HSET', k, 's', S_SCHED, 'r', at)
@@ -38,11 +39,14 @@ for x = 0, n - 1 do
     else
       add_error(k, line)
       finish(q, id, S_DEAD)
+      roll(q, 'f', 1)
+      roll(q, 'd', 1)
     end
     out[x + 1] = 1
   else
     out[x + 1] = 0
   end
 end
+flush_roll()
 flush_wake()
 return out

@@ -124,6 +124,31 @@ local function flush_wake()
   end
 end
 
+-- Outcomes per queue and minute (Backend::stats_minutes, src/ops/rollup.rs): the scripts
+-- that end attempts tally them here and write the tally at their end with `flush_roll`, one
+-- HINCRBY per queue and field, into the hash `roll:<day>` of the queue (fields
+-- `<minute><s|f|d>`: succeeded, failed, dead; day and minute count from the epoch in the
+-- store's clock). The hash expires eight days after its last write (a relative TTL, so a
+-- test clock far from the server's time cannot expire it at once).
+local ROLL = {}
+local ROLL_TTL = '691200000'
+local function roll(q, field, n)
+  local t = ROLL[q]
+  if not t then t = {}; ROLL[q] = t end
+  t[field] = (t[field] or 0) + n
+end
+local function flush_roll()
+  local minute = string.format('%d', math.floor(NOW / 60000))
+  local k
+  for q, t in pairs(ROLL) do
+    k = qk(q, 'roll:' .. string.format('%d', math.floor(NOW / 86400000)))
+    for field, n in pairs(t) do
+      redis.call('HINCRBY', k, minute .. field, n)
+    end
+    redis.call('PEXPIRE', k, ROLL_TTL)
+  end
+end
+
 -- A queue's limits (quern::model::QueueSettings) in its meta hash: concurrency cap `cc`
 -- (counted against the lease set, the queue's running jobs), rate limit `rc` per `rp` ms
 -- with burst `rb`, and the GCRA state `rt` (theoretical arrival time, ms; absent = a full

@@ -24,7 +24,9 @@ local function rescue(q, lk, id, f, why)
   end
   add_error(k, string.format('{"attempt":%d,"at":%d,"kind":"%s","message":%s}',
     attempt, NOW, why, cjson.encode(msg)))
+  roll(q, 'f', 1)
   if attempt >= tonumber(f[3]) then
+    roll(q, 'd', 1)
     finish(q, id, S_DEAD)
     dead[#dead + 1] = id
   else
@@ -63,6 +65,7 @@ for x = 0, nq - 1 do
     end
   end
 end
+flush_roll()
 flush_wake()
 local out = requeued
 out[#out + 1] = ''

@@ -98,6 +98,11 @@ async fn all_keys(b: &RedisBackend) -> Result<u64> {
                 for suffix in QUEUE_KEYS {
                     cmd.arg(b.qk(&q, suffix));
                 }
+                for day in
+                    crate::ops::rollup::days(b.now() - quern::backend::ROLLUP_KEEP_MS, b.now())
+                {
+                    cmd.arg(crate::ops::rollup::key(b, &q, day));
+                }
                 deleted += b.query::<u64>(cmd).await?;
             }
             deleted += workflow_keys(b).await?;

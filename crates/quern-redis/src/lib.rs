@@ -140,6 +140,10 @@ impl Backend for RedisBackend {
         ops::read::finished(self, params).await
     }
 
+    async fn stats_minutes(&self, params: MinutesParams) -> Result<Vec<MinuteCounts>> {
+        ops::rollup::minutes(self, params).await
+    }
+
     async fn workflow_create(&self, params: WorkflowCreateParams) -> Result<WorkflowRecord> {
         self.check_memory().await?;
         ops::workflow::create(self, params).await

@@ -127,6 +127,7 @@ function chart(title, minutes, bucket) {
       at: part[0].at,
       ok: part.reduce((a, m) => a + m.succeeded, 0),
       bad: part.reduce((a, m) => a + m.failed, 0),
+      dead: part.reduce((a, m) => a + (m.dead || 0), 0),
     });
   }
   const max = Math.max(1, ...bars.map((b) => b.ok + b.bad));
@@ -137,7 +138,8 @@ function chart(title, minutes, bucket) {
   svg.setAttribute('class', 'chart');
   svg.setAttribute('role', 'img');
   const ok = bars.reduce((a, b) => a + b.ok, 0), bad = bars.reduce((a, b) => a + b.bad, 0);
-  svg.setAttribute('aria-label', `${title}: ${ok} succeeded, ${bad} failed`);
+  const dead = bars.reduce((a, b) => a + b.dead, 0);
+  svg.setAttribute('aria-label', `${title}: ${ok} succeeded, ${bad} failed attempts, ${dead} dead`);
   bars.forEach((b, i) => {
     const hOk = (b.ok / max) * H, hBad = (b.bad / max) * H;
     for (const [cls, y, hh, n] of [['ok', H - hOk, hOk, b.ok], ['bad', H - hOk - hBad, hBad, b.bad]]) {
@@ -147,7 +149,7 @@ function chart(title, minutes, bucket) {
       r.setAttribute('width', Math.max(bw - 0.5, 0.5)); r.setAttribute('height', hh);
       r.setAttribute('class', cls);
       const t = document.createElementNS('http://www.w3.org/2000/svg', 'title');
-      t.textContent = `${new Date(b.at).toISOString()}: ${n} ${cls === 'ok' ? 'succeeded' : 'failed'}`;
+      t.textContent = `${new Date(b.at).toISOString()}: ${n} ${cls === 'ok' ? 'succeeded' : `failed (${b.dead} dead)`}`;
       r.append(t);
       svg.append(r);
     }
@@ -155,8 +157,8 @@ function chart(title, minutes, bucket) {
   return h('figure', { class: 'card' },
     h('figcaption', {}, h('strong', {}, title), ' ',
       h('span', { class: 'legend ok' }, `${ok} succeeded`), ' ',
-      h('span', { class: 'legend bad' }, `${bad} failed`),
-      ` · max ${max} per ${bucket === 1 ? 'minute' : bucket + ' minutes'}`),
+      h('span', { class: 'legend bad' }, `${bad} failed attempts (${dead} dead)`),
+      ` · max ${max} per ${bucket === 1 ? 'minute' : bucket + ' minutes'} · counted by the store`),
     svg);
 }
 
@@ -245,8 +247,8 @@ const pages = {
           placeholder: 'queue:mail state:dead kind:send error:"timed out" text',
           'aria-describedby': 'q-help', oninput: (e) => { ui.jobsQuery = e.target.value; } }),
         h('button', { type: 'submit' }, 'Search'),
-        h('p', { id: 'q-help', class: 'hint' }, 'Qualifiers: queue: kind: state: id: unique: error: and free text (matches id, kind, queue, unique key, payload, errors). ',
-          'group: and payload.field: are not indexed by any backend yet.'));
+        h('p', { id: 'q-help', class: 'hint' }, 'Qualifiers: queue: kind: state: id: unique: error: group: payload.field:value (payload.customer.id:42) and free text (matches id, kind, queue, unique key, payload, errors). ',
+          'queue:, kind: and state: are looked up in the store; group:, payload fields, unique:, error: and text are checked on at most 2,000 listed jobs per page (no store indexes groups for listing or payload fields), so narrow them with queue: or state:.'));
       const rows = page.jobs.map((j) => h('tr', {},
         CAN_CHANGE ? h('td', {}, h('input', { type: 'checkbox', 'aria-label': `Select job ${j.id}`, 'data-key': `sel-${j.id}`,
           checked: ui.selected.has(j.id), onchange: (e) => { e.target.checked ? ui.selected.add(j.id) : ui.selected.delete(j.id); } })) : null,

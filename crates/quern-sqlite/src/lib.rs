@@ -416,6 +416,10 @@ impl Backend for SqliteBackend {
         self.read(move |c| ops::read::finished(c, params)).await
     }
 
+    async fn stats_minutes(&self, params: MinutesParams) -> quern::Result<Vec<MinuteCounts>> {
+        self.read(move |c| ops::rollup::minutes(c, params)).await
+    }
+
     async fn store_maintain(
         &self,
         params: StoreMaintainParams,

@@ -48,6 +48,7 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0024_group_insert.sql"),
     ),
     ("kind_rates", include_str!("migrations/0021_kind_rates.sql")),
+    ("rollups", include_str!("migrations/0023_rollups.sql")),
 ];
 
 /// The schema version this build writes.

@@ -65,6 +65,9 @@ pub(crate) struct WriterState {
     /// commit.
     pub wake: bool,
     pub limits: Limits,
+    /// The day (of the store's clock) on which this writer last deleted old rollup rows
+    /// (`ops/rollup.rs`): once a day is enough.
+    pub rollups_pruned_day: Option<i64>,
 }
 
 /// How an operation is run.
@@ -159,6 +162,7 @@ impl Writer {
             grouped: HashMap::new(),
             wake: false,
             limits,
+            rollups_pruned_day: None,
         };
         std::thread::Builder::new()
             .name("quern-sqlite-writer".into())

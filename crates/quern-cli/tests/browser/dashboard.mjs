@@ -119,6 +119,30 @@ async function open(page, hash) {
   check(bad === 0, `#/${hash} renders without an error`);
 }
 
+// Usability on one open page, at 1280 px and at 390 px: every form control has a label, every
+// state badge carries its state in words (colour is only a second cue), every time shown
+// relative has its absolute time in a title, and at 390 px the page does not scroll sideways
+// (wide tables scroll inside their own box).
+async function usable(page, hash) {
+  for (const width of [390, 1280]) {
+    await page.setViewportSize({ width, height: 900 });
+    await page.waitForTimeout(100);
+    const r = await page.evaluate(() => {
+      const unlabelled = [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+        .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby'))
+        .map((e) => e.outerHTML.slice(0, 80));
+      const mute = [...document.querySelectorAll('main .st')].filter((e) => !e.textContent.trim()).length;
+      const times = [...document.querySelectorAll('main time')];
+      const untitled = times.filter((t) => !/\d{4}-\d\d-\d\d \d\d:\d\d/.test(t.title || '')).length;
+      return { unlabelled, mute, times: times.length, untitled, wide: document.documentElement.scrollWidth - window.innerWidth };
+    });
+    if (r.unlabelled.length || r.mute || r.untitled || (width === 390 && r.wide > 1)) {
+      throw new Error(`#/${hash} at ${width} px: unlabelled ${JSON.stringify(r.unlabelled)}, ${r.mute} badges without text, ${r.untitled} of ${r.times} times without an absolute title, ${r.wide} px wider than the screen`);
+    }
+  }
+  check(true, `#/${hash}: labelled controls, states in words, absolute times, no sideways scroll at 390 px`);
+}
+
 async function shoot(page, name) {
   if (!SHOTS) return;
   mkdirSync(SHOTS, { recursive: true });
@@ -137,9 +161,42 @@ const admin = await session(ADMIN);
     ['schedules', 'schedules'], ['workers', 'workers'], ['workflows', 'workflows'], [`workflows/${wf}`, 'workflow']];
   for (const [hash, name] of PAGES) {
     await open(p, hash);
+    await usable(p, hash);
     await shoot(p, name);
   }
   check(problems.length === 0, `no console errors on any page (${problems.join('; ')})`);
+
+  // Keyboard: the skip link is the first thing Tab reaches from the top of the page, and it
+  // takes the focus when tabbed to.
+  await open(p, 'overview');
+  check(await p.evaluate(() => document.querySelector('a[href], button, input, select, textarea, [tabindex]:not([tabindex="-1"])')?.classList.contains('skip')),
+    'the skip link is the first focusable element');
+  await p.focus('a.skip');
+  check(await p.evaluate(() => document.activeElement?.classList.contains('skip')), 'the skip link takes the focus');
+
+  // The overview's charts show the store's per-minute rollups: one task succeeded, two jobs
+  // failed to dead (the doomed job and the parse task) in this test.
+  await open(p, 'overview');
+  const caption = await p.locator('figure.card figcaption').first().textContent();
+  const stats = await call('GET', '/v1/stats/minutes?minutes=60');
+  const sum = (f) => stats.minutes.reduce((a, m) => a + m[f], 0);
+  check(sum('succeeded') === 1 && sum('failed') === 2 && sum('dead') === 2, `the store's rollups: ${sum('succeeded')}/${sum('failed')}/${sum('dead')}`);
+  check(caption.includes('1 succeeded') && caption.includes('2 failed attempts (2 dead)'), `the hour chart says so: ${caption}`);
+  check(await p.locator('svg.chart rect').count() > 0, 'the hour chart draws bars');
+
+  // Search by a payload field and by group (checked on the listed jobs).
+  await open(p, 'jobs');
+  await p.fill('#q', 'payload.to:user1@example.com');
+  await p.press('#q', 'Enter');
+  await until('the payload search answered', 3000, async () =>
+    (await p.locator('main tbody tr').count()) === 1 && (await p.locator('main').textContent()).includes('send.mail'));
+  check(true, 'payload.to: finds the one job with that field');
+  await p.fill('#q', 'group:nobody');
+  await p.press('#q', 'Enter');
+  await until('the group search answered', 3000, async () => !(await p.locator('main').textContent()).includes('send.mail'));
+  check(true, 'group: with no such group finds nothing');
+  await p.fill('#q', '');
+  await p.press('#q', 'Enter');
 
   // The page reports how it gets updates.
   const mode = await p.evaluate(() => document.body.dataset.live);

@@ -18,6 +18,7 @@ pub(crate) mod lease;
 pub(crate) mod limits;
 pub(crate) mod logs;
 pub(crate) mod read;
+pub(crate) mod rollup;
 pub(crate) mod schedule;
 pub(crate) mod store;
 pub(crate) mod wait;

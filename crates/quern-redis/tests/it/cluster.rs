@@ -289,6 +289,8 @@ fn three_master_cluster_runs_core_cases_and_a_multi_queue_drain() {
         import::paused_queue_is_imported_paused,
         import::workflow_records_and_their_jobs,
         import::schedules_read_back_with_their_history,
+        rollups::outcomes_are_counted_per_queue_and_minute,
+        rollups::refused_outcomes_count_nothing,
     );
 
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -11,7 +11,7 @@ use quern::{JobId, Priority};
 use serde::{Deserialize, Serialize};
 
 use super::search::{SCAN_BUDGET, Search};
-use crate::dto::{AlertListDto, CountsDto, JobDto, QueueDto, WorkerDto};
+use crate::dto::{AlertListDto, CountsDto, JobDto, MinuteDto, QueueDto, WorkerDto};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Query, parse_job_id};
 use crate::state::AppState;
@@ -30,17 +30,8 @@ pub struct OverviewDto {
     pub oldest_queue: Option<String>,
     pub workers: Vec<WorkerDto>,
     pub alerts: AlertListDto,
-    /// Jobs that succeeded / died per minute, oldest first: the last 24 hours.
+    /// Outcomes per minute, oldest first: the last 24 hours (`GET /v1/stats/minutes`).
     pub minutes: Vec<MinuteDto>,
-}
-
-/// One minute of the throughput chart.
-#[derive(Serialize)]
-pub struct MinuteDto {
-    /// The minute's start, ms since the epoch.
-    pub at: i64,
-    pub succeeded: u64,
-    pub failed: u64,
 }
 
 fn sum(queues: &[quern::backend::QueueInfo]) -> quern::model::StateCounts {

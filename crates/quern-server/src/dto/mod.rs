@@ -8,6 +8,7 @@ mod job;
 mod protocol;
 mod queue;
 mod schedule;
+mod stats;
 mod workflow;
 
 pub use alerts::*;
@@ -15,6 +16,7 @@ pub use job::*;
 pub use protocol::*;
 pub use queue::*;
 pub use schedule::*;
+pub use stats::*;
 pub use workflow::*;
 
 use serde::{Deserialize, Serialize};

@@ -588,6 +588,10 @@ impl Backend for MeteredBackend {
     async fn leader_get(&self, params: LeaderGetParams) -> Result<Option<LeaderInfo>> {
         self.inner.leader_get(params).await
     }
+
+    async fn stats_minutes(&self, params: MinutesParams) -> Result<Vec<MinuteCounts>> {
+        self.inner.stats_minutes(params).await
+    }
 }
 
 #[cfg(test)]

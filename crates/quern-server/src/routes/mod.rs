@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod queues;
 pub mod schedules;
+pub mod stats;
 pub mod workflows;
 
 use std::sync::Arc;
@@ -226,6 +227,7 @@ pub fn api(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(batch::complete))
         .routes(routes!(batch::fail))
         .routes(routes!(batch::release))
+        .routes(routes!(stats::minutes))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     let public = OpenApiRouter::new()
         .routes(routes!(health::healthz))

@@ -9,6 +9,7 @@ use quern::model::{ErrorKind, ErrorRecord};
 use quern::{Error, Job, JobId, JobState};
 use rusqlite::OptionalExtension;
 
+use super::rollup::Tally;
 use super::{deplist, deps, enqueue, state_of};
 use crate::error::sql_err;
 use crate::rows::{JOB_COLS, job_from_row};
@@ -221,6 +222,7 @@ struct Stale {
     worker: Option<String>,
     /// Its lease ran out (otherwise its worker was found lost).
     lease_expired: bool,
+    queue_id: i64,
 }
 
 impl Stale {
@@ -232,6 +234,7 @@ impl Stale {
             max_attempts: r.get(2)?,
             worker: r.get(3)?,
             lease_expired: r.get(4)?,
+            queue_id: 0,
         })
     }
 }
@@ -262,7 +265,10 @@ fn stale_per_queue(
                     .and_then(|rows| rows.collect())
             })
             .map_err(sql_err)?;
-        out.extend(rows);
+        out.extend(rows.into_iter().map(|s| Stale {
+            queue_id: queue,
+            ..s
+        }));
     }
     Ok(())
 }
@@ -294,12 +300,14 @@ pub(crate) fn rescue(tx: &mut Tx<'_>, p: RescueParams) -> quern::Result<RescueRe
         )?;
     }
     let mut report = RescueReport::default();
+    let mut tally = Tally::default();
     for Stale {
         id,
         attempt,
         max_attempts,
         worker,
         lease_expired,
+        queue_id,
     } in expired
     {
         let id = JobId::from_bytes(id);
@@ -321,6 +329,7 @@ pub(crate) fn rescue(tx: &mut Tx<'_>, p: RescueParams) -> quern::Result<RescueRe
         };
         let record = serde_json::to_string(&record).map_err(|e| Error::Codec(e.to_string()))?;
         let dead = attempt >= max_attempts;
+        tally.failed(queue_id, dead);
         let state = if dead {
             JobState::Dead
         } else {
@@ -343,6 +352,7 @@ pub(crate) fn rescue(tx: &mut Tx<'_>, p: RescueParams) -> quern::Result<RescueRe
             report.requeued.push(id);
         }
     }
+    tally.flush(tx)?;
     Ok(report)
 }
 

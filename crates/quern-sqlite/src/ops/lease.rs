@@ -11,6 +11,7 @@ use quern::model::{ErrorKind, ErrorRecord};
 use quern::{Error, JobState, Millis};
 use rusqlite::OptionalExtension;
 
+use super::rollup::Tally;
 use super::{deps, spawn};
 use crate::error::sql_err;
 use crate::writer::Tx;
@@ -69,14 +70,20 @@ pub(crate) fn complete(
     p: CompleteParams,
 ) -> quern::Result<Vec<quern::Result<()>>> {
     let mut out = Vec::with_capacity(p.items.len());
+    let mut tally = Tally::default();
     for c in p.items {
-        out.push(complete_one(tx, c)?);
+        out.push(complete_one(tx, c, &mut tally)?);
     }
+    tally.flush(tx)?;
     Ok(out)
 }
 
 /// Outer `Err` aborts the whole call (a storage failure); inner `Err` is this item's answer.
-fn complete_one(tx: &mut Tx<'_>, c: Completion) -> quern::Result<quern::Result<()>> {
+fn complete_one(
+    tx: &mut Tx<'_>,
+    c: Completion,
+    tally: &mut Tally,
+) -> quern::Result<quern::Result<()>> {
     if let Err(e) = tx.st.limits.check_stored(c.result.as_ref()) {
         return Ok(Err(e));
     }
@@ -85,42 +92,49 @@ fn complete_one(tx: &mut Tx<'_>, c: Completion) -> quern::Result<quern::Result<(
         .as_ref()
         .and(c.result_ttl)
         .map(|ttl| tx.now + ttl.as_millis() as i64);
-    let n = tx
+    let queue_id: Option<i64> = tx
         .conn
         .prepare_cached(
             "UPDATE jobs SET state = 4, finished_at = ?3, result = ?4, result_tag = ?5, \
              result_expires_at = ?6, lease_worker = NULL, lease_expires_at = NULL, \
              started_at = coalesce(max(min(?7, ?3), coalesce(claimed_at, 0)), started_at) \
-             WHERE id = ?1 AND state = 3 AND lease_epoch = ?2",
+             WHERE id = ?1 AND state = 3 AND lease_epoch = ?2 RETURNING queue_id",
         )
         .and_then(|mut s| {
-            s.execute(rusqlite::params![
-                c.token.job_id.as_bytes(),
-                c.token.epoch as i64,
-                tx.now,
-                c.result.as_ref().map(|r| r.stored_bytes()),
-                c.result.as_ref().map(|r| r.tag() as i64),
-                expires,
-                c.started_at,
-            ])
+            s.query_row(
+                rusqlite::params![
+                    c.token.job_id.as_bytes(),
+                    c.token.epoch as i64,
+                    tx.now,
+                    c.result.as_ref().map(|r| r.stored_bytes()),
+                    c.result.as_ref().map(|r| r.tag() as i64),
+                    expires,
+                    c.started_at,
+                ],
+                |r| r.get(0),
+            )
+            .optional()
         })
         .map_err(sql_err)?;
-    if n == 0 {
+    let Some(queue_id) = queue_id else {
         return Ok(Err(lost(&c.token)));
-    }
+    };
+    tally.succeeded(queue_id);
     deps::on_terminal(tx, c.token.job_id, JobState::Succeeded)?;
     Ok(Ok(()))
 }
 
 pub(crate) fn fail(tx: &mut Tx<'_>, p: FailParams) -> quern::Result<Vec<quern::Result<()>>> {
     let mut out = Vec::with_capacity(p.items.len());
+    let mut tally = Tally::default();
     for f in p.items {
-        out.push(fail_one(tx, f)?);
+        out.push(fail_one(tx, f, &mut tally)?);
     }
+    tally.flush(tx)?;
     Ok(out)
 }
 
-fn fail_one(tx: &mut Tx<'_>, f: Failure) -> quern::Result<quern::Result<()>> {
+fn fail_one(tx: &mut Tx<'_>, f: Failure, tally: &mut Tally) -> quern::Result<quern::Result<()>> {
     if let FailAction::Spawn {
         children,
         checkpoint,
@@ -128,17 +142,17 @@ fn fail_one(tx: &mut Tx<'_>, f: Failure) -> quern::Result<quern::Result<()>> {
     {
         return spawn::spawn(tx, &f.token, children, checkpoint);
     }
-    let row: Option<(i64, i64)> = tx
+    let row: Option<(i64, i64, i64)> = tx
         .conn
-        .prepare_cached("SELECT attempt, max_attempts FROM jobs WHERE id = ?1 AND state = 3 AND lease_epoch = ?2")
+        .prepare_cached("SELECT attempt, max_attempts, queue_id FROM jobs WHERE id = ?1 AND state = 3 AND lease_epoch = ?2")
         .and_then(|mut s| {
             s.query_row(rusqlite::params![f.token.job_id.as_bytes(), f.token.epoch as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .optional()
         })
         .map_err(sql_err)?;
-    let Some((attempt, max_attempts)) = row else {
+    let Some((attempt, max_attempts, queue_id)) = row else {
         return Ok(Err(lost(&f.token)));
     };
     let id = f.token.job_id;
@@ -170,6 +184,9 @@ fn fail_one(tx: &mut Tx<'_>, f: Failure) -> quern::Result<quern::Result<()>> {
         ),
         FailAction::Spawn { .. } => unreachable!("handled above"),
     };
+    if matches!(f.action, FailAction::Retry { .. } | FailAction::Dead) {
+        tally.failed(queue_id, state == JobState::Dead);
+    }
     let record = record
         .map(|r| serde_json::to_string(&r))
         .transpose()

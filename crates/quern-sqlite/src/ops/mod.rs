@@ -16,6 +16,7 @@ pub(crate) mod limits;
 pub(crate) mod logs;
 pub(crate) mod order;
 pub(crate) mod read;
+pub(crate) mod rollup;
 pub(crate) mod schedule;
 pub(crate) mod spawn;
 pub(crate) mod workflow;

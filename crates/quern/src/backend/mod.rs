@@ -25,6 +25,7 @@ mod finished;
 mod import;
 mod logs;
 mod params;
+mod rollups;
 mod split;
 mod store_maintain;
 
@@ -35,6 +36,7 @@ pub use finished::*;
 pub use import::*;
 pub use logs::*;
 pub use params::*;
+pub use rollups::*;
 pub use split::{ClaimSplit, weighted_order};
 pub use store_maintain::*;
 
@@ -65,10 +67,10 @@ fn no_logs<B: Backend + ?Sized>(b: &B) -> crate::Error {
     ))
 }
 
-/// The answer of the default `job_finished` method.
+/// The answer of the default `job_finished` and `stats_minutes` methods.
 fn no_stats<B: Backend + ?Sized>(b: &B) -> crate::Error {
     crate::Error::Unsupported(format!(
-        "the {} backend cannot list finished jobs by time",
+        "the {} backend keeps no stats of finished jobs",
         b.capabilities().name
     ))
 }
@@ -304,6 +306,16 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// `finished_at`), never a scan of all jobs: it costs O(jobs finished since the cutoff)
     /// — on Redis each of those jobs' hashes is read, and a `kind` filter is applied after.
     async fn job_finished(&self, params: FinishedParams) -> Result<Vec<FinishedJob>> {
+        let _ = params;
+        Err(no_stats(self))
+    }
+
+    /// Outcomes per queue and minute since `params.since` (see [`MinuteCounts`]), sorted by
+    /// minute then queue. Counted by the store in the transition itself (one upsert per
+    /// batch and queue-minute on SQLite, one `HINCRBY` per script and queue on Redis) and
+    /// kept [`ROLLUP_KEEP_MS`]; reading costs O(queues × minutes with outcomes), never a
+    /// read of jobs. A backend with `capabilities().stats` implements it.
+    async fn stats_minutes(&self, params: MinutesParams) -> Result<Vec<MinuteCounts>> {
         let _ = params;
         Err(no_stats(self))
     }

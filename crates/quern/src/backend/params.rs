@@ -667,8 +667,9 @@ pub struct Capabilities {
     /// Per-job logs: `job_log_append` and `job_logs`. A backend without them answers
     /// `Unsupported` (the trait's defaults do).
     pub logs: bool,
-    /// `job_finished`: finished jobs since a time, for `quern stats`. A backend without it
-    /// answers `Unsupported` (the trait's default does).
+    /// `job_finished` (finished jobs since a time, for `quern stats`) and `stats_minutes`
+    /// (outcomes per queue and minute). A backend without them answers `Unsupported` (the
+    /// trait's defaults do).
     pub stats: bool,
 }
 

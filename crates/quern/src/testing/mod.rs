@@ -85,6 +85,7 @@ pub mod rates;
 pub mod reprioritize;
 pub mod retention;
 pub mod retry;
+pub mod rollups;
 pub mod scheduled;
 pub mod scheduler;
 pub mod schedules;
@@ -486,6 +487,10 @@ macro_rules! __quern_cases {
                 compensations_are_stored_with_the_update,
                 list_newest_first_by_state,
                 enqueued_jobs_join_their_workflow,
+            }
+            rollups {
+                outcomes_are_counted_per_queue_and_minute,
+                refused_outcomes_count_nothing,
             }
         }
     };
