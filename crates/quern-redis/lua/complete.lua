@@ -35,5 +35,6 @@ for q, ids in pairs(gone) do
   slices('ZREM', qk(q, 'lease'), ids)
   slices('ZADD', qk(q, 'succeeded'), done[q])
 end
+flush_fin()
 flush_wake()
 return out

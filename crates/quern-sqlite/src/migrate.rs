@@ -43,6 +43,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("trace", include_str!("migrations/0019_trace.sql")),
     ("groups", include_str!("migrations/0016_groups.sql")),
+    (
+        "retention_bytes",
+        include_str!("migrations/0022_retention_bytes.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -586,6 +586,10 @@ impl Backend for MeteredBackend {
     async fn leader_get(&self, params: LeaderGetParams) -> Result<Option<LeaderInfo>> {
         self.inner.leader_get(params).await
     }
+
+    async fn job_prune_bytes(&self, params: PruneBytesParams) -> Result<PruneBytesReport> {
+        self.inner.job_prune_bytes(params).await
+    }
 }
 
 #[cfg(test)]

@@ -83,6 +83,7 @@ pub mod prune;
 pub mod queues;
 pub mod reprioritize;
 pub mod retention;
+pub mod retention_bytes;
 pub mod retry;
 pub mod scheduled;
 pub mod scheduler;
@@ -477,6 +478,11 @@ macro_rules! __quern_cases {
                 compensations_are_stored_with_the_update,
                 list_newest_first_by_state,
                 enqueued_jobs_join_their_workflow,
+            }
+            retention_bytes {
+                oldest_finished_go_until_within_the_budget,
+                retry_and_delete_keep_the_total,
+                pruner_applies_the_byte_budget_in_batches,
             }
         }
     };
