@@ -71,7 +71,10 @@ impl Endpoint {
             format!("{path}/v1/traces")
         };
         Ok(Endpoint {
-            host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
             port,
             path,
         })
@@ -85,8 +88,10 @@ impl Endpoint {
             .next()
             .ok_or_else(|| format!("{}: no address", self.host))?;
         let mut s = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
-        s.set_write_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(TIMEOUT))
+            .map_err(|e| e.to_string())?;
+        s.set_write_timeout(Some(TIMEOUT))
+            .map_err(|e| e.to_string())?;
         let head = format!(
             "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             self.path,
@@ -101,7 +106,10 @@ impl Endpoint {
         let line = String::from_utf8_lossy(&answer[..n]);
         match line.split(' ').nth(1) {
             Some(code) if code.starts_with('2') => Ok(()),
-            _ => Err(format!("the collector answered {:?}", line.lines().next().unwrap_or(""))),
+            _ => Err(format!(
+                "the collector answered {:?}",
+                line.lines().next().unwrap_or("")
+            )),
         }
     }
 }
@@ -143,9 +151,7 @@ impl Drop for Guard {
 }
 
 /// The tracing layer that sends spans to `endpoint`, and the guard that flushes them.
-pub fn layer<S>(
-    endpoint: &str,
-) -> Result<(impl tracing_subscriber::Layer<S>, Guard), String>
+pub fn layer<S>(endpoint: &str) -> Result<(impl tracing_subscriber::Layer<S>, Guard), String>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
@@ -250,14 +256,20 @@ pub fn encode_request(resource: &[KeyValue], spans: &[SpanData]) -> Vec<u8> {
             }
         });
         // ResourceSpans.scope_spans = 2, one per scope.
-        let mut scopes: Vec<&str> = spans.iter().map(|s| s.instrumentation_scope.name()).collect();
+        let mut scopes: Vec<&str> = spans
+            .iter()
+            .map(|s| s.instrumentation_scope.name())
+            .collect();
         scopes.sort_unstable();
         scopes.dedup();
         for scope in scopes {
             message(rs, 2, |ss| {
                 // ScopeSpans.scope = 1: InstrumentationScope { name = 1 }.
                 message(ss, 1, |sc| bytes_field(sc, 1, scope.as_bytes()));
-                for s in spans.iter().filter(|s| s.instrumentation_scope.name() == scope) {
+                for s in spans
+                    .iter()
+                    .filter(|s| s.instrumentation_scope.name() == scope)
+                {
                     message(ss, 2, |m| span(m, s));
                 }
             });
@@ -321,12 +333,19 @@ mod tests {
     #[test]
     fn endpoints() {
         let e = Endpoint::parse("http://127.0.0.1:4318").unwrap();
-        assert_eq!((e.host.as_str(), e.port, e.path.as_str()), ("127.0.0.1", 4318, "/v1/traces"));
+        assert_eq!(
+            (e.host.as_str(), e.port, e.path.as_str()),
+            ("127.0.0.1", 4318, "/v1/traces")
+        );
         let e = Endpoint::parse("http://collector/v1/traces").unwrap();
         assert_eq!((e.port, e.path.as_str()), (4318, "/v1/traces"));
         let e = Endpoint::parse("http://h:9/otlp/").unwrap();
         assert_eq!(e.path, "/otlp/v1/traces");
-        assert!(Endpoint::parse("https://h").unwrap_err().contains("plain http://"));
+        assert!(
+            Endpoint::parse("https://h")
+                .unwrap_err()
+                .contains("plain http://")
+        );
         assert!(Endpoint::parse("h:4318").is_err());
         assert!(Endpoint::parse("http://h:x").is_err());
     }

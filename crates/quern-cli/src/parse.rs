@@ -154,7 +154,9 @@ pub fn var(s: &str) -> Result<(String, serde_json::Value), String> {
 pub fn size(s: &str) -> Result<u64, String> {
     match quern::model::parse_bytes(s) {
         Ok(n) if n > 0 => Ok(n),
-        Ok(_) => Err(format!("{s:?} is not a size above 0 (examples: 1GiB, 500MB)")),
+        Ok(_) => Err(format!(
+            "{s:?} is not a size above 0 (examples: 1GiB, 500MB)"
+        )),
         Err(e) => Err(strip(e.to_string())),
     }
 }

@@ -224,8 +224,10 @@ async fn populate(b: &dyn Backend) {
         traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
         tracestate: Some("vendor=x".into()),
     };
-    let g_ok = enq(nj("grouped-ok", "q-group").group("tenant-b").trace(tc.clone()))
-        .await;
+    let g_ok = enq(nj("grouped-ok", "q-group")
+        .group("tenant-b")
+        .trace(tc.clone()))
+    .await;
     let c = claim(b, "q-group", g_ok).await;
     b.job_complete(CompleteParams {
         items: vec![Completion {
@@ -411,7 +413,11 @@ fn round_trip_sqlite_archive_redis_archive_sqlite_keeps_every_field() {
                 .unwrap();
             let mut kinds: Vec<&str> = got.iter().map(|c| c.job.kind.as_str()).collect();
             kinds.sort();
-            assert_eq!(kinds, ["grouped", "ungrouped"], "{name}: restored q-group claims");
+            assert_eq!(
+                kinds,
+                ["grouped", "ungrouped"],
+                "{name}: restored q-group claims"
+            );
         });
     }
 }

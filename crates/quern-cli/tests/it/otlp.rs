@@ -29,7 +29,9 @@ mod with_otlp {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 8192];
                 let (head_end, len) = loop {
-                    let Ok(n) = c.read(&mut chunk) else { break (0, 0) };
+                    let Ok(n) = c.read(&mut chunk) else {
+                        break (0, 0);
+                    };
                     if n == 0 {
                         break (0, 0);
                     }
@@ -55,10 +57,16 @@ mod with_otlp {
                 }
                 let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
                 let path = head.split(' ').nth(1).unwrap_or("").to_string();
-                let ok = head.to_ascii_lowercase().contains("content-type: application/x-protobuf");
+                let ok = head
+                    .to_ascii_lowercase()
+                    .contains("content-type: application/x-protobuf");
                 let body = buf[head_end..].to_vec();
-                keep.lock().unwrap().push((if ok { path } else { format!("bad type {path}") }, body));
-                let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                keep.lock()
+                    .unwrap()
+                    .push((if ok { path } else { format!("bad type {path}") }, body));
+                let _ = c.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
             }
         });
         (url, seen)
@@ -83,20 +91,34 @@ mod with_otlp {
         eventually(Duration::from_secs(10), "the producer's spans", || {
             !seen.lock().unwrap().is_empty()
         });
-        let produced: Vec<u8> = seen.lock().unwrap().iter().flat_map(|(_, b)| b.clone()).collect();
+        let produced: Vec<u8> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|(_, b)| b.clone())
+            .collect();
         let before = seen.lock().unwrap().len();
         assert!(
             seen.lock().unwrap().iter().all(|(p, _)| p == "/v1/traces"),
             "OTLP/HTTP protobuf posts to /v1/traces: {:?}",
-            seen.lock().unwrap().iter().map(|(p, _)| p.clone()).collect::<Vec<_>>()
+            seen.lock()
+                .unwrap()
+                .iter()
+                .map(|(p, _)| p.clone())
+                .collect::<Vec<_>>()
         );
         assert!(contains(&produced, b"quern.enqueue"), "the enqueue span");
         assert!(contains(&produced, id.as_bytes()), "its job_id attribute");
         // The job stored the producer's context: its trace id is in the producer's spans.
         let job = env.job(&id);
-        let tp = job["trace"]["traceparent"].as_str().expect("a stored traceparent");
+        let tp = job["trace"]["traceparent"]
+            .as_str()
+            .expect("a stored traceparent");
         let trace_id = hex(&tp[3..35]);
-        assert!(contains(&produced, &trace_id), "the producer's trace id {tp}");
+        assert!(
+            contains(&produced, &trace_id),
+            "the producer's trace id {tp}"
+        );
 
         env.ok(&["--otlp-endpoint", &url, "worker", "--exit-when-idle"]);
         eventually(Duration::from_secs(10), "the worker's spans", || {
@@ -119,10 +141,15 @@ mod with_otlp {
         let n = seen.lock().unwrap().len();
         env.var("OTEL_EXPORTER_OTLP_ENDPOINT", &url);
         env.enqueue(&["quern.noop"]);
-        eventually(Duration::from_secs(10), "spans sent by the variable", || {
-            seen.lock().unwrap().len() > n
-        });
-        let err = env.fails(2, &["--otlp-endpoint", "https://127.0.0.1:1", "jobs", "list"]);
+        eventually(
+            Duration::from_secs(10),
+            "spans sent by the variable",
+            || seen.lock().unwrap().len() > n,
+        );
+        let err = env.fails(
+            2,
+            &["--otlp-endpoint", "https://127.0.0.1:1", "jobs", "list"],
+        );
         assert!(err.contains("plain http://"), "{err}");
     }
 }

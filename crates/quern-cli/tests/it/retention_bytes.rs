@@ -11,7 +11,9 @@ on_every_store!(prune_keeps_finished_jobs_within_the_byte_budget);
 
 /// A JSON string payload of about 3,000 varied characters.
 fn payload(seed: u64) -> String {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let text: String = (0..3000)
         .map(|_| {
             x = x
@@ -50,7 +52,9 @@ fn prune_keeps_finished_jobs_within_the_byte_budget(env: Env) {
 
     // A budget nothing exceeds: the total, nothing deleted.
     let all = env.json(&["prune", "--dry-run", "--retain-max-bytes", "1TB"]);
-    let total = budget(&all)["finished_bytes"].as_u64().expect("finished_bytes");
+    let total = budget(&all)["finished_bytes"]
+        .as_u64()
+        .expect("finished_bytes");
     assert!(total > 5 * 500, "five payloads of ~3,000 characters: {all}");
     assert_eq!(budget(&all)["jobs_deleted"], 0, "{all}");
     assert_eq!(all["max_bytes"], 1_000_000_000_000u64, "{all}");
@@ -68,19 +72,32 @@ fn prune_keeps_finished_jobs_within_the_byte_budget(env: Env) {
     let r = env.json(&["prune", "--retain-max-bytes", &half]);
     assert_eq!(budget(&r)["jobs_deleted"], 3, "{r}");
     assert_eq!(r["jobs_deleted"], 3, "{r}");
-    assert_eq!(budget(&r)["bytes_freed"], budget(&dry)["bytes_freed"], "{r}");
+    assert_eq!(
+        budget(&r)["bytes_freed"],
+        budget(&dry)["bytes_freed"],
+        "{r}"
+    );
     let mut want = vec![done[3].clone(), done[4].clone(), live.clone()];
     want.sort();
-    assert_eq!(ids(&env), want, "the two newest finished jobs and the live one stay");
+    assert_eq!(
+        ids(&env),
+        want,
+        "the two newest finished jobs and the live one stay"
+    );
 
     // Bad sizes are refused and delete nothing.
     for bad in ["0", "lots", "-5"] {
         let err = env.fails(2, &["prune", &format!("--retain-max-bytes={bad}")]);
         assert!(err.contains("size"), "{bad}: {err}");
     }
-    std::fs::write(env.path("quern.toml"), "[retention]\nmax_bytes = \"lots\"\n").unwrap();
+    std::fs::write(
+        env.path("quern.toml"),
+        "[retention]\nmax_bytes = \"lots\"\n",
+    )
+    .unwrap();
     let err = env.fails(2, &["prune"]);
     assert!(err.contains("retention.max_bytes"), "{err}");
+    std::fs::remove_file(env.path("quern.toml")).unwrap();
     assert_eq!(ids(&env).len(), 3, "nothing deleted by refused calls");
 
     // From the config file: a budget of one byte leaves no finished job, only the live one.

@@ -25,11 +25,7 @@ struct Candidate {
 
 /// The finished bytes of every queue, and (with `n` > 0) each queue's `n` oldest
 /// finished jobs.
-async fn count(
-    b: &RedisBackend,
-    queues: &[String],
-    n: usize,
-) -> Result<(u64, Vec<Candidate>)> {
+async fn count(b: &RedisBackend, queues: &[String], n: usize) -> Result<(u64, Vec<Candidate>)> {
     let now = b.now();
     let (mut total, mut cands) = (0i64, Vec::new());
     for (q, members) in b.group_by_queue(queues) {

@@ -99,7 +99,13 @@ pub async fn oldest_finished_go_until_within_the_budget(h: Harness) {
         "{}: dry run {dry:?}",
         h.case
     );
-    about(&h, dry.bytes_freed, 5 * SIZE as u64, 4, "bytes the dry run frees");
+    about(
+        &h,
+        dry.bytes_freed,
+        5 * SIZE as u64,
+        4,
+        "bytes the dry run frees",
+    );
     for id in &ids {
         h.find(*id)
             .await
@@ -109,7 +115,8 @@ pub async fn oldest_finished_go_until_within_the_budget(h: Harness) {
     let first = prune_bytes(&h, budget, 2, false).await;
     assert_eq!(first.jobs_deleted, 2, "{}: {first:?}", h.case);
     h.assert_absent(&ids[..2], "the two oldest").await;
-    h.assert_state(ids[2], JobState::Succeeded, "past the limit").await;
+    h.assert_state(ids[2], JobState::Succeeded, "past the limit")
+        .await;
     let second = prune_bytes(&h, budget, 2, false).await;
     assert_eq!(second.jobs_deleted, 2, "{}: {second:?}", h.case);
     assert_eq!(
@@ -119,13 +126,25 @@ pub async fn oldest_finished_go_until_within_the_budget(h: Harness) {
         h.case
     );
     h.assert_absent(&ids[..4], "the four oldest").await;
-    h.assert_state(ids[4], JobState::Dead, "newer than the excess").await;
-    h.assert_state(ids[5], JobState::Cancelled, "other queue, newer").await;
+    h.assert_state(ids[4], JobState::Dead, "newer than the excess")
+        .await;
+    h.assert_state(ids[5], JobState::Cancelled, "other queue, newer")
+        .await;
     h.assert_state(ids[6], JobState::Succeeded, "newest").await;
     h.assert_state(live, JobState::Queued, "live job").await;
     let within = prune_bytes(&h, budget, 100, false).await;
-    assert_eq!(within.jobs_deleted, 0, "{}: within the budget: {within:?}", h.case);
-    about(&h, within.finished_bytes, 3 * SIZE as u64, 3, "what is left");
+    assert_eq!(
+        within.jobs_deleted, 0,
+        "{}: within the budget: {within:?}",
+        h.case
+    );
+    about(
+        &h,
+        within.finished_bytes,
+        3 * SIZE as u64,
+        3,
+        "what is left",
+    );
     assert_eq!(
         within.finished_bytes,
         second.finished_bytes - second.bytes_freed,
@@ -144,7 +163,13 @@ pub async fn retry_and_delete_keep_the_total(h: Harness) {
         .await
         .unwrap_or_else(|e| panic!("{}: retry: {e}", h.case));
     let retried = finished_bytes(&h).await;
-    about(&h, total - retried, SIZE as u64, 1, "a retried job leaves the total");
+    about(
+        &h,
+        total - retried,
+        SIZE as u64,
+        1,
+        "a retried job leaves the total",
+    );
     h.claim_and_fail("default", dead, FailAction::Dead).await;
     assert_eq!(finished_bytes(&h).await, total, "{}: dead again", h.case);
     h.backend
