@@ -39,6 +39,11 @@ pub struct Cli {
     )]
     pub log_format: LogFormat,
 
+    /// Export spans over OTLP/HTTP to this collector (`http://127.0.0.1:4318`; also
+    /// OTEL_EXPORTER_OTLP_ENDPOINT). Needs a build with the `otlp` feature
+    #[arg(long, global = true, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+
     /// Settings file (TOML) [default: ./quern.toml if present]
     #[arg(long, global = true, value_name = "FILE", env = "QUERN_CONFIG")]
     pub config: Option<PathBuf>,
@@ -343,6 +348,10 @@ pub struct RetentionArgs {
     /// Keep skipped jobs this long, or `forever` [default: 7d]
     #[arg(long, value_name = "DURATION", value_parser = parse::keep)]
     pub retain_skipped: Option<parse::Keep>,
+    /// A budget for finished jobs (`1GiB`, `500MB`): delete the oldest finished jobs while
+    /// their payloads, results and checkpoints take more [default: none]
+    #[arg(long, value_name = "SIZE", value_parser = parse::size)]
+    pub retain_max_bytes: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -117,15 +117,8 @@ impl<'a> MakeWriter<'a> for QuietStderr {
 /// default, other commands only warnings, and not the Redis client's own (a command that
 /// cannot reach its store says so in its one-line error). `format` picks text or JSON lines.
 pub fn init(worker: bool, format: crate::cli::LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let default = if worker { "info" } else { "warn,redis=error" };
-    let filter = std::env::var("QUERN_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .ok()
-        .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(filter(worker))
         .with_writer(QuietStderr)
         // Belt and braces: the writer never fails, but a formatting error would otherwise be
         // reported through `eprintln!`.
@@ -137,4 +130,51 @@ pub fn init(worker: bool, format: crate::cli::LogFormat) {
             .try_init(),
         crate::cli::LogFormat::Json => builder.json().with_ansi(false).try_init(),
     };
+}
+
+fn filter(worker: bool) -> tracing_subscriber::EnvFilter {
+    use tracing_subscriber::EnvFilter;
+    let default = if worker { "info" } else { "warn,redis=error" };
+    std::env::var("QUERN_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new(default))
+}
+
+/// As [`init`], and the spans of Quern (at info and above, whatever the log filter) also go
+/// to an OTLP collector. The guard flushes them when dropped.
+#[cfg(feature = "otlp")]
+pub fn init_with_otlp(
+    worker: bool,
+    format: crate::cli::LogFormat,
+    endpoint: &str,
+) -> Result<crate::otlp::Guard, String> {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let (otel, guard) = crate::otlp::layer(endpoint)?;
+    let spans = tracing_subscriber::filter::Targets::new()
+        .with_target("quern", tracing::Level::INFO)
+        .with_target("quern_cli", tracing::Level::INFO);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(QuietStderr)
+        .log_internal_errors(false)
+        .with_target(false);
+    let fmt = match format {
+        crate::cli::LogFormat::Text => fmt
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_filter(filter(worker))
+            .boxed(),
+        crate::cli::LogFormat::Json => fmt
+            .json()
+            .with_ansi(false)
+            .with_filter(filter(worker))
+            .boxed(),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(otel.with_filter(spans))
+        .try_init();
+    Ok(guard)
 }

@@ -9,6 +9,8 @@ mod cli;
 mod cmd;
 mod error;
 mod log;
+#[cfg(feature = "otlp")]
+mod otlp;
 mod output;
 mod parse;
 mod runner;
@@ -56,10 +58,38 @@ fn main() -> ExitCode {
     let out = Out {
         json: settings.json,
     };
-    log::init(
-        matches!(cli.command, Command::Worker(_) | Command::Serve(_)),
-        cli.log_format,
-    );
+    let worker = matches!(cli.command, Command::Worker(_) | Command::Serve(_));
+    // OTLP: the flag, else the standard variable (read only by a build that can export).
+    #[cfg(feature = "otlp")]
+    let _otlp = match cli
+        .otlp_endpoint
+        .clone()
+        .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+        .filter(|u| !u.is_empty())
+    {
+        Some(url) => match log::init_with_otlp(worker, cli.log_format, &url) {
+            Ok(guard) => Some(guard),
+            Err(e) => {
+                out.error(&CliError::usage("invalid_argument", e));
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+        None => {
+            log::init(worker, cli.log_format);
+            None
+        }
+    };
+    #[cfg(not(feature = "otlp"))]
+    {
+        if cli.otlp_endpoint.is_some() {
+            out.error(&CliError::usage(
+                "invalid_argument",
+                "--otlp-endpoint: this quern was built without otlp (rebuild with `cargo build --release -p quern-cli --features otlp`)",
+            ));
+            return ExitCode::from(EXIT_USAGE);
+        }
+        log::init(worker, cli.log_format);
+    }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -150,6 +150,17 @@ pub fn var(s: &str) -> Result<(String, serde_json::Value), String> {
     quern::workflow::parse_var(s).map_err(|e| strip(e.to_string()))
 }
 
+/// A size above 0 in bytes, with an optional unit (`4096`, `500MB`, `1GiB`).
+pub fn size(s: &str) -> Result<u64, String> {
+    match quern::model::parse_bytes(s) {
+        Ok(n) if n > 0 => Ok(n),
+        Ok(_) => Err(format!(
+            "{s:?} is not a size above 0 (examples: 1GiB, 500MB)"
+        )),
+        Err(e) => Err(strip(e.to_string())),
+    }
+}
+
 /// A positive whole number.
 pub fn positive(s: &str) -> Result<u32, String> {
     match s.trim().parse::<u32>() {

@@ -314,6 +314,10 @@ pub struct RetentionSettings {
     /// Lost workers stay listed this long after they were last seen. Default 1h.
     #[serde(with = "keep")]
     pub lost_workers: Option<Duration>,
+    /// A store-wide budget for finished jobs (`"1GiB"`, `"500MB"`): after the retention by
+    /// age, each pass deletes the oldest finished jobs, whatever their state and queue,
+    /// while their payloads, results and checkpoints take more than this. Off by default.
+    pub max_bytes: Option<String>,
 }
 
 /// `[maintenance]`: periodic upkeep of the store's file by every `quern worker` (one at a
@@ -541,6 +545,7 @@ impl Default for RetentionSettings {
             skipped: of(quern::JobState::Skipped),
             interval: core.interval,
             lost_workers: quern::maintenance::RescuerConfig::default().forget_lost_workers_after,
+            max_bytes: None,
         }
     }
 }
@@ -561,8 +566,16 @@ impl RetentionSettings {
         quern::maintenance::PrunerConfig {
             interval: self.interval,
             retention,
+            max_bytes: self.max_bytes_value(),
             ..Default::default()
         }
+    }
+
+    /// The byte budget in bytes (checked by `Settings::validate`).
+    pub fn max_bytes_value(&self) -> Option<u64> {
+        self.max_bytes
+            .as_deref()
+            .and_then(|t| quern::model::parse_bytes(t).ok())
     }
 }
 
@@ -705,6 +718,16 @@ impl Settings {
                 _ => {
                     return bad(format!(
                         "redis.max_memory: {t:?} is not a size above 0 (examples: 512MiB, 2GB)"
+                    ));
+                }
+            }
+        }
+        if let Some(t) = &self.retention.max_bytes {
+            match quern::model::parse_bytes(t) {
+                Ok(n) if n > 0 => {}
+                _ => {
+                    return bad(format!(
+                        "retention.max_bytes: {t:?} is not a size above 0 (examples: 1GiB, 500MB)"
                     ));
                 }
             }

@@ -37,5 +37,6 @@ for q, ids in pairs(gone) do
   roll(q, 's', #ids)
 end
 flush_roll()
+flush_fin()
 flush_wake()
 return out

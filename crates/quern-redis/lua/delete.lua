@@ -22,16 +22,6 @@ end
 if check_only then return { 0, #jobs } end
 
 for _, j in ipairs(jobs) do
-  local q, id, st = j[1], j[2], j[3]
-  local k = jk(q, id)
-  local u = redis.call('HGET', k, 'u')
-  if u and redis.call('HGET', qk(q, 'uniq'), u) == id then
-    redis.call('HDEL', qk(q, 'uniq'), u)
-  end
-  redis.call('DEL', k, qk(q, 'dn:' .. id), qk(q, 'log:' .. id), qk(q, 'logh:' .. id))
-  redis.call('ZREM', qk(q, TERM[st]), id)
-  redis.call('ZREM', qk(q, 'ids'), id)
-  redis.call('ZREM', qk(q, 'rexp'), id)
-  if not CLUSTER then redis.call('HDEL', IDX, id) end
+  drop_finished(j[1], j[2], j[3])
 end
 return { 0, #jobs }

@@ -232,6 +232,7 @@ for _, job in ipairs(jobs) do
     else
       redis.call('HSET', k, 'f', NOW)
       redis.call('ZADD', qk(q, TERM[st]), NOW, id)
+      fin_add(q, fin_bytes(k))
     end
   end
 end

@@ -251,18 +251,51 @@ local function count_deps(list, assumed)
   return ok, bad, nd
 end
 
+-- Retention by bytes (`job_prune_bytes`): what a finished job counts against the budget, its
+-- static blob (payload and fixed fields), result and checkpoint as stored. A blob of at most
+-- 1 KiB is in 64-byte chunks d0, d1, … (see hset_static below), and only a full chunk can be
+-- followed by another.
+local function fin_bytes(k)
+  local n = redis.call('HSTRLEN', k, 'd0')
+  local m, x = n, 1
+  while m == 64 and x < 17 do
+    m = redis.call('HSTRLEN', k, 'd' .. x)
+    n = n + m
+    x = x + 1
+  end
+  return n + redis.call('HSTRLEN', k, 'res') + redis.call('HSTRLEN', k, 'cp')
+end
+
+-- Each queue keeps the bytes of its finished jobs in `meta` field `fb`: added when a job
+-- becomes terminal (set_terminal, a terminal enqueue or import), taken off when it leaves
+-- (retry, prune, delete) or its result expires. A store's total is the sum over its queues.
+local function fin_add(q, n)
+  if n ~= 0 then redis.call('HINCRBY', qk(q, 'meta'), 'fb', n) end
+end
+
+-- Finished bytes gathered per queue by a batch caller of set_terminal (complete.lua), written
+-- with one HINCRBY per queue by flush_fin.
+local FIN = {}
+local function flush_fin()
+  for q, n in pairs(FIN) do fin_add(q, n) end
+  FIN = {}
+end
+
 -- Records the terminal state `st` (the caller already removed the job from the structure of
 -- its previous state).
 -- The last lease's fields stay (they are shown only while running): one call less.
--- `batch`, when given, collects ids for one multi-member ZADD by the caller.
+-- `batch`, when given, collects ids for one multi-member ZADD by the caller, and the job's
+-- finished bytes in FIN (the caller calls flush_fin).
 local function set_terminal(q, id, st, batch)
   local k = jk(q, id)
   redis.call('HSET', k, 's', STS[st], 'f', NOWS)
   if batch then
     batch[#batch + 1] = NOWS
     batch[#batch + 1] = id
+    FIN[q] = (FIN[q] or 0) + fin_bytes(k)
   else
     redis.call('ZADD', qk(q, TERM[st]), NOW, id)
+    fin_add(q, fin_bytes(k))
   end
 end
 
@@ -795,3 +828,22 @@ local function pick_groups(q, want, below, dry, gate)
 end
 
 -- Body of the script follows.
+
+-- Deletes finished job `id` (terminal state `st`) of q with what belongs to it: its hash,
+-- its unique key (if it still holds it), its dependents list, its logs and its set
+-- memberships; its bytes come off the queue's finished total. Returns those bytes.
+local function drop_finished(q, id, st)
+  local k = jk(q, id)
+  local u = redis.call('HGET', k, 'u')
+  if u and redis.call('HGET', qk(q, 'uniq'), u) == id then
+    redis.call('HDEL', qk(q, 'uniq'), u)
+  end
+  local n = fin_bytes(k)
+  fin_add(q, -n)
+  redis.call('DEL', k, qk(q, 'dn:' .. id), qk(q, 'log:' .. id), qk(q, 'logh:' .. id))
+  redis.call('ZREM', qk(q, TERM[st]), id)
+  redis.call('ZREM', qk(q, 'ids'), id)
+  redis.call('ZREM', qk(q, 'rexp'), id)
+  if not CLUSTER then redis.call('HDEL', IDX, id) end
+  return n
+end

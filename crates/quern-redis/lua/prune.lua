@@ -13,6 +13,8 @@ for x = 1, ns do states[x] = ARGV[7 + x] end
 local deleted, expired = 0, 0
 local ids_out = {}
 local nows = string.format('%d', NOW)
+local state_of = {}
+for st, name in pairs(TERM) do state_of[name] = st end
 for qi = 8 + ns, #ARGV, 2 do
   local q = ARGV[qi]
   local jobs_too = ARGV[qi + 1] == '1'
@@ -22,7 +24,10 @@ for qi = 8 + ns, #ARGV, 2 do
   else
     local gone = redis.call('ZRANGEBYSCORE', qk(q, 'rexp'), '-inf', nows, 'LIMIT', 0, 10000)
     for _, id in ipairs(gone) do
-      redis.call('HDEL', jk(q, id), 'res', 'rx')
+      local jkey = jk(q, id)
+      local st = tonumber(redis.call('HGET', jkey, 's'))
+      if st and TERM[st] then fin_add(q, -redis.call('HSTRLEN', jkey, 'res')) end
+      redis.call('HDEL', jkey, 'res', 'rx')
       expired = expired + 1
     end
     if #gone > 0 then redis.call('ZREM', qk(q, 'rexp'), unpack(gone)) end
@@ -33,16 +38,7 @@ for qi = 8 + ns, #ARGV, 2 do
     local ids = redis.call('ZRANGEBYSCORE', zk, '-inf', before, 'LIMIT', 0, left)
     for _, id in ipairs(ids) do
       if not dry then
-        local k = jk(q, id)
-        local u = redis.call('HGET', k, 'u')
-        if u and redis.call('HGET', qk(q, 'uniq'), u) == id then
-          redis.call('HDEL', qk(q, 'uniq'), u)
-        end
-        redis.call('DEL', k, qk(q, 'dn:' .. id), qk(q, 'log:' .. id), qk(q, 'logh:' .. id))
-        redis.call('ZREM', zk, id)
-        redis.call('ZREM', qk(q, 'ids'), id)
-        redis.call('ZREM', qk(q, 'rexp'), id)
-        if not CLUSTER then redis.call('HDEL', IDX, id) end
+        drop_finished(q, id, state_of[sname])
         ids_out[#ids_out + 1] = id
       end
       deleted = deleted + 1

@@ -40,6 +40,7 @@ for _, j in ipairs(jobs) do
   local q, id, st, target = j[1], j[2], j[3], j[4]
   local k = jk(q, id)
   redis.call('ZREM', qk(q, TERM[st]), id)
+  fin_add(q, -fin_bytes(k))
   uncount(q, id, st)
   redis.call('HSET', k, 'a', 0)
   redis.call('HDEL', k, 'f', 't', 'k', 'lw', 'lx', 'res', 'rx', 'pg')

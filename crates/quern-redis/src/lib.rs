@@ -120,6 +120,10 @@ impl Backend for RedisBackend {
         ops::admin::prune(self, params).await
     }
 
+    async fn job_prune_bytes(&self, params: PruneBytesParams) -> Result<PruneBytesReport> {
+        ops::prune_bytes::prune_bytes(self, params).await
+    }
+
     async fn lease_rescue(&self, params: RescueParams) -> Result<RescueReport> {
         ops::admin::rescue(self, params).await
     }

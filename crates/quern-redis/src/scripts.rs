@@ -121,6 +121,7 @@ script!(CRON_UNINDEX, "cron_unindex.lua");
 script!(IMPORT_JOBS, "import_jobs.lua");
 script!(IMPORT_WF, "import_wf.lua");
 script!(IMPORT_CRON, "import_cron.lua");
+script!(PRUNE_BYTES, "prune_bytes.lua");
 
 /// A workflow script: what it uses of `lib.lua`, then the enqueue and retry script bodies
 /// wrapped as functions (`ENQ(argv)`, `RETRY(argv)`), then `wf_lib.lua`, then its own body.

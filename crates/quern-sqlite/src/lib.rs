@@ -331,6 +331,11 @@ impl Backend for SqliteBackend {
         self.write(move |tx| ops::admin::prune(tx, params)).await
     }
 
+    async fn job_prune_bytes(&self, params: PruneBytesParams) -> quern::Result<PruneBytesReport> {
+        self.write(move |tx| ops::prune_bytes::prune_bytes(tx, params))
+            .await
+    }
+
     async fn lease_rescue(&self, params: RescueParams) -> quern::Result<RescueReport> {
         self.write(move |tx| ops::admin::rescue(tx, params)).await
     }

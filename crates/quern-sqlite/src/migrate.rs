@@ -49,6 +49,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("kind_rates", include_str!("migrations/0021_kind_rates.sql")),
     ("rollups", include_str!("migrations/0023_rollups.sql")),
+    (
+        "retention_bytes",
+        include_str!("migrations/0022_retention_bytes.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use quern::backend::{BatchMode, EnqueueOutcome, EnqueueParams};
 use quern::{Codec, JobId, NewJob, Payload, Priority, RetryPolicy};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 use crate::cli::EnqueueArgs;
 use crate::cmd::Ctx;
@@ -57,13 +58,30 @@ async fn single(ctx: &Ctx, args: EnqueueArgs) -> CliResult<u8> {
     job.validate(&limits(&codec))?;
 
     let backend = ctx.open(Open::Create).await?;
-    let mut res = backend
-        .job_enqueue(EnqueueParams {
-            jobs: vec![job],
-            mode: BatchMode::Atomic,
-        })
-        .await
-        .map_err(without_index)?;
+    // The `quern.enqueue` span, as the library's Client makes it: with OTLP export on, the
+    // job stores the span's trace context (unless --traceparent gave one), so the worker's
+    // `quern.run` continues this trace.
+    let span = tracing::info_span!(
+        "quern.enqueue",
+        job_id = %job.id,
+        kind = %job.kind,
+        queue = %job.queue,
+    );
+    let mut res = {
+        span.in_scope(|| {
+            if job.trace.is_none() {
+                job.trace = quern::telemetry::current_trace();
+            }
+        });
+        backend
+            .job_enqueue(EnqueueParams {
+                jobs: vec![job],
+                mode: BatchMode::Atomic,
+            })
+            .instrument(span)
+            .await
+            .map_err(without_index)?
+    };
     let outcome: EnqueueOutcome = res
         .pop()
         .ok_or_else(|| CliError::failed("storage", "the store returned no enqueue result"))?

@@ -34,6 +34,9 @@ pub fn retention(settings: &RetentionSettings, args: &RetentionArgs) -> Retentio
             *slot = keep.0;
         }
     }
+    if let Some(n) = args.retain_max_bytes {
+        r.max_bytes = Some(n.to_string());
+    }
     r
 }
 
@@ -71,6 +74,12 @@ pub async fn run(ctx: &Ctx, args: PruneArgs) -> CliResult<u8> {
         "deleted": deleted,
         "results_expired": report.results_expired,
         "retention": kept,
+        "max_bytes": config.max_bytes,
+        "over_budget": {
+            "finished_bytes": report.finished_bytes,
+            "jobs_deleted": report.over_budget_deleted,
+            "bytes_freed": report.bytes_freed,
+        },
     });
     ctx.out.emit(&json, || {
         let verb = if args.dry_run {
@@ -100,6 +109,18 @@ pub async fn run(ctx: &Ctx, args: PruneArgs) -> CliResult<u8> {
             "dropped"
         };
         out!("{verb} {} expired result(s)", report.results_expired);
+        if let (Some(max), Some(had)) = (config.max_bytes, report.finished_bytes) {
+            let verb = if args.dry_run {
+                "would delete"
+            } else {
+                "deleted"
+            };
+            out!(
+                "byte budget {max}: finished jobs took {had} bytes; {verb} {} more (the oldest, {} bytes)",
+                report.over_budget_deleted,
+                report.bytes_freed
+            );
+        }
     });
     Ok(0)
 }

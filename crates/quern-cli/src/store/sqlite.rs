@@ -8,6 +8,12 @@ use crate::error::{CliError, CliResult};
 
 /// Opens an `sqlite:` URL (file or memory).
 pub async fn open(url: &str, mode: Open, opts: StoreOptions) -> CliResult<SqliteBackend> {
+    if opts.redis_max_memory.is_some() {
+        // A Redis-only setting: said once per command rather than ignored in silence.
+        tracing::warn!(
+            "[redis] max_memory applies to Redis stores only; this SQLite store has no memory budget (see [retention] max_bytes)"
+        );
+    }
     let parsed = SqliteUrl::parse(url).map_err(|e| {
         CliError::usage(
             "invalid_store_url",

@@ -218,6 +218,29 @@ async fn populate(b: &dyn Backend) {
     .await
     .unwrap();
     b.queue_pause("q-dead".into()).await.unwrap();
+    // Groups and trace context: a queued grouped job with a trace, a queued job of the
+    // same queue in the "" group, and a grouped job that succeeded.
+    let tc = quern::model::TraceContext {
+        traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+        tracestate: Some("vendor=x".into()),
+    };
+    let g_ok = enq(nj("grouped-ok", "q-group")
+        .group("tenant-b")
+        .trace(tc.clone()))
+    .await;
+    let c = claim(b, "q-group", g_ok).await;
+    b.job_complete(CompleteParams {
+        items: vec![Completion {
+            token: c.token.clone(),
+            result: None,
+            result_ttl: None,
+            started_at: None,
+        }],
+    })
+    .await
+    .unwrap();
+    enq(nj("grouped", "q-group").group("tenant-a").trace(tc)).await;
+    enq(nj("ungrouped", "q-group")).await;
 }
 
 /// Everything an archive holds, read through the library, in a fixed order.
@@ -321,6 +344,14 @@ fn round_trip_sqlite_archive_redis_archive_sqlite_keeps_every_field() {
             .any(|j| j.result.is_some() && j.checkpoint.is_some())
     );
     assert!(before.jobs.iter().any(|j| !j.depends_on.is_empty()));
+    assert!(
+        before
+            .jobs
+            .iter()
+            .any(|j| j.group.is_some() && j.trace.is_some() && j.state == JobState::Queued),
+        "the source has a grouped job with trace context"
+    );
+    assert!(before.jobs.iter().any(|j| j.version == 3));
 
     let a1 = env.path("one.quern");
     let a2 = env.path("two.quern");
@@ -365,6 +396,30 @@ fn round_trip_sqlite_archive_redis_archive_sqlite_keeps_every_field() {
     // The restored stores work: the blocked job's dependency completes and it runs.
     let out = env.json(&["--store", &dst, "jobs", "list", "--state", "blocked"]);
     assert_eq!(out["jobs"].as_array().unwrap().len(), 2, "{out}");
+    // Restored grouped jobs are claimable by group on both stores (the claim goes by group
+    // once a queue has grouped jobs).
+    for (name, url) in [("redis", redis.store_url()), ("sqlite", dst.clone())] {
+        rt.block_on(async {
+            let b = open(&url).await;
+            let got = b
+                .job_claim(ClaimParams {
+                    worker_id: "backup-test".into(),
+                    queues: vec![QueueWeight::new("q-group", 1)],
+                    limit: 10,
+                    lease: LEASE,
+                    more_urgent_than: None,
+                })
+                .await
+                .unwrap();
+            let mut kinds: Vec<&str> = got.iter().map(|c| c.job.kind.as_str()).collect();
+            kinds.sort();
+            assert_eq!(
+                kinds,
+                ["grouped", "ungrouped"],
+                "{name}: restored q-group claims"
+            );
+        });
+    }
 }
 
 fn populated(env: &Env) {

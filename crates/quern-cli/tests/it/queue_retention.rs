@@ -111,3 +111,18 @@ fn redis_over_its_memory_budget_refuses_enqueue_with_store_full() {
     let v = env.json(&["queues", "list"]);
     assert_eq!(v["store_budget"]["full"], false, "{v}");
 }
+
+/// `[redis] max_memory` is Redis-only: on an SQLite store the command works and says on
+/// stderr that the setting does not apply.
+#[test]
+fn redis_memory_budget_on_sqlite_is_said_not_to_apply() {
+    let mut env = Env::new();
+    env.var("QUERN_REDIS__MAX_MEMORY", "1");
+    let out = env.run(&["enqueue", "quern.noop"]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("applies to Redis stores only"),
+        "stderr: {err}"
+    );
+}

@@ -17,6 +17,7 @@ pub(crate) mod import;
 pub(crate) mod lease;
 pub(crate) mod limits;
 pub(crate) mod logs;
+pub(crate) mod prune_bytes;
 pub(crate) mod read;
 pub(crate) mod rollup;
 pub(crate) mod schedule;

@@ -592,6 +592,10 @@ impl Backend for MeteredBackend {
     async fn stats_minutes(&self, params: MinutesParams) -> Result<Vec<MinuteCounts>> {
         self.inner.stats_minutes(params).await
     }
+
+    async fn job_prune_bytes(&self, params: PruneBytesParams) -> Result<PruneBytesReport> {
+        self.inner.job_prune_bytes(params).await
+    }
 }
 
 #[cfg(test)]

@@ -427,6 +427,15 @@ pub(crate) fn prune(tx: &mut Tx<'_>, p: PruneParams) -> quern::Result<PruneRepor
             results_expired: expired as u64,
         });
     }
+    Ok(PruneReport {
+        jobs_deleted: delete_finished(tx, &victims)?,
+        results_expired: expired as u64,
+    })
+}
+
+/// Deletes finished jobs the pruner picked, with their dependency edges (their logs go by
+/// trigger). Returns how many were deleted.
+pub(crate) fn delete_finished(tx: &Tx<'_>, victims: &[[u8; 16]]) -> quern::Result<u64> {
     let mut deleted = 0u64;
     let mut del = tx
         .conn
@@ -436,15 +445,12 @@ pub(crate) fn prune(tx: &mut Tx<'_>, p: PruneParams) -> quern::Result<PruneRepor
         .conn
         .prepare_cached("DELETE FROM job_deps WHERE dep_id = ?1")
         .map_err(sql_err)?;
-    for id in &victims {
+    for id in victims {
         deleted += del.execute([id]).map_err(sql_err)? as u64;
         del_edges.execute([id]).map_err(sql_err)?;
         deplist::forget(tx.conn, id)?;
     }
-    Ok(PruneReport {
-        jobs_deleted: deleted,
-        results_expired: expired as u64,
-    })
+    Ok(deleted)
 }
 
 pub(crate) fn set_paused(tx: &mut Tx<'_>, queue: &str, paused: bool) -> quern::Result<()> {

@@ -15,6 +15,7 @@ pub(crate) mod lease;
 pub(crate) mod limits;
 pub(crate) mod logs;
 pub(crate) mod order;
+pub(crate) mod prune_bytes;
 pub(crate) mod read;
 pub(crate) mod rollup;
 pub(crate) mod schedule;

@@ -26,6 +26,7 @@ mod import;
 mod logs;
 mod params;
 mod rollups;
+mod prune_bytes;
 mod split;
 mod store_maintain;
 
@@ -37,6 +38,7 @@ pub use import::*;
 pub use logs::*;
 pub use params::*;
 pub use rollups::*;
+pub use prune_bytes::*;
 pub use split::{ClaimSplit, weighted_order};
 pub use store_maintain::*;
 
@@ -449,4 +451,18 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
 
     /// The current holder, if the lease is held and not expired.
     async fn leader_get(&self, params: LeaderGetParams) -> Result<Option<LeaderInfo>>;
+
+    // --- retention by bytes ---------------------------------------------------------------
+
+    /// Deletes the oldest finished jobs (by `finished_at`, as `job_prune` deletes them) while
+    /// the finished jobs' bytes are over `max_bytes`, at most `limit` per call. Reads a
+    /// maintained total, so a call within the budget reads no job. See [`PruneBytesParams`]
+    /// for what counts. The default answers `Unsupported`.
+    async fn job_prune_bytes(&self, params: PruneBytesParams) -> Result<PruneBytesReport> {
+        let _ = params;
+        Err(crate::Error::Unsupported(format!(
+            "the {} backend has no retention by bytes",
+            self.capabilities().name
+        )))
+    }
 }

@@ -1,6 +1,9 @@
 //! The pruner: deletes finished jobs once they are older than their state's retention (the
 //! queue's own, `QueueSettings::retention`, over the store-wide one), and drops results
-//! whose time-to-live has passed (both in `Backend::job_prune`).
+//! whose time-to-live has passed (both in `Backend::job_prune`). With a byte budget
+//! (`PrunerConfig::max_bytes`) each pass then deletes the oldest finished jobs while the
+//! finished jobs' bytes are over it (`Backend::job_prune_bytes`, which reads a maintained
+//! total rather than the jobs).
 //!
 //! Pruning is idempotent, so running it on two nodes at once is harmless, only wasteful;
 //! the worker runs it under a leader lease ([`Pruner::LEADER_NAME`]).
@@ -11,7 +14,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{Backend, PruneParams};
+use crate::backend::{Backend, PruneBytesParams, PruneParams};
 use crate::clock::SharedClock;
 use crate::model::{JobState, Keep};
 use crate::{Error, Result};
@@ -31,6 +34,12 @@ pub struct PrunerConfig {
     pub batch_limit: usize,
     /// Upper bound on calls per state in one pass. Default 10.
     pub max_batches_per_pass: usize,
+    /// A store-wide budget for finished jobs, in bytes (their payload, result and
+    /// checkpoint as stored; see [`PruneBytesParams`]): after the retention by age, each
+    /// pass deletes the oldest finished jobs, whatever their state and queue, while the
+    /// total is over it (up to `batch_limit` × `max_batches_per_pass` jobs a pass). `None`
+    /// (the default): no budget.
+    pub max_bytes: Option<u64>,
 }
 
 impl Default for PrunerConfig {
@@ -46,13 +55,19 @@ impl Default for PrunerConfig {
             ]),
             batch_limit: 1000,
             max_batches_per_pass: 10,
+            max_bytes: None,
         }
     }
 }
 
 impl PrunerConfig {
-    /// Checks that only terminal states have a retention.
+    /// Checks that only terminal states have a retention, and that a byte budget is above 0.
     pub fn validate(&self) -> Result<()> {
+        if self.max_bytes == Some(0) {
+            return Err(Error::InvalidArgument(
+                "pruner max_bytes must be above 0 (leave it out for no budget)".into(),
+            ));
+        }
         match self.retention.keys().find(|s| !s.is_terminal()) {
             Some(s) => Err(Error::InvalidArgument(format!(
                 "pruner retention for {s}: only finished jobs (succeeded, dead, cancelled, skipped) can be pruned"
@@ -71,6 +86,14 @@ pub struct PruneTickReport {
     pub deleted_by_state: BTreeMap<JobState, u64>,
     /// Results dropped because their `result_ttl` passed (their jobs stay).
     pub results_expired: u64,
+    /// With a byte budget: the finished jobs' bytes when the byte pass began (after the
+    /// retention by age; a dry run counts before it).
+    pub finished_bytes: Option<u64>,
+    /// Jobs deleted because the finished jobs were over the byte budget (also counted in
+    /// `jobs_deleted`, not in `deleted_by_state`).
+    pub over_budget_deleted: u64,
+    /// The bytes those jobs counted.
+    pub bytes_freed: u64,
 }
 
 /// Deletes old finished jobs. See the module docs.
@@ -188,7 +211,42 @@ impl Pruner {
             total.jobs_deleted += deleted;
             total.deleted_by_state.insert(state, deleted);
         }
+        if let Some(max_bytes) = self.config.max_bytes {
+            self.over_budget(max_bytes, dry_run, limit, batches, &mut total)
+                .await?;
+        }
         Ok(total)
+    }
+
+    /// The byte budget: deletes the oldest finished jobs while their bytes are over
+    /// `max_bytes` (a dry run counts them with one call of a whole pass's limit).
+    async fn over_budget(
+        &self,
+        max_bytes: u64,
+        dry_run: bool,
+        limit: usize,
+        batches: usize,
+        total: &mut PruneTickReport,
+    ) -> Result<()> {
+        let mut p = PruneBytesParams {
+            max_bytes,
+            limit: if dry_run { limit * batches } else { limit },
+            dry_run,
+        };
+        for i in 0..(if dry_run { 1 } else { batches }) {
+            let r = self.backend.job_prune_bytes(p.clone()).await?;
+            if i == 0 {
+                total.finished_bytes = Some(r.finished_bytes);
+            }
+            total.over_budget_deleted += r.jobs_deleted;
+            total.bytes_freed += r.bytes_freed;
+            total.jobs_deleted += r.jobs_deleted;
+            if (r.jobs_deleted as usize) < p.limit {
+                break;
+            }
+            p.limit = limit;
+        }
+        Ok(())
     }
 
     /// Runs one prune call to the end of a pass: jobs deleted and results dropped.
@@ -230,6 +288,8 @@ impl Pruner {
                 Ok(r) => tracing::info!(
                     jobs_deleted = r.jobs_deleted,
                     by_state = ?r.deleted_by_state,
+                    over_budget = r.over_budget_deleted,
+                    bytes_freed = r.bytes_freed,
                     results_expired = r.results_expired,
                     "pruned finished jobs"
                 ),

@@ -84,6 +84,7 @@ pub mod queues;
 pub mod rates;
 pub mod reprioritize;
 pub mod retention;
+pub mod retention_bytes;
 pub mod retry;
 pub mod rollups;
 pub mod scheduled;
@@ -491,6 +492,11 @@ macro_rules! __quern_cases {
             rollups {
                 outcomes_are_counted_per_queue_and_minute,
                 refused_outcomes_count_nothing,
+            }
+            retention_bytes {
+                oldest_finished_go_until_within_the_budget,
+                retry_and_delete_keep_the_total,
+                pruner_applies_the_byte_budget_in_batches,
             }
         }
     };
