@@ -261,6 +261,12 @@ pub struct RetentionSettings {
     /// Lost workers stay listed this long after they were last seen. Default 1h.
     #[serde(with = "keep")]
     pub lost_workers: Option<Duration>,
+    /// Job events kept (in the store on SQLite, per queue on Redis); 0 keeps them all.
+    /// Default 100000.
+    pub events: u64,
+    /// Job events older than this are dropped. Default `"forever"` (kept by count only).
+    #[serde(with = "keep")]
+    pub events_max_age: Option<Duration>,
 }
 
 /// `[maintenance]`: periodic upkeep of the store's file by every `quern worker` (one at a
@@ -488,6 +494,8 @@ impl Default for RetentionSettings {
             skipped: of(quern::JobState::Skipped),
             interval: core.interval,
             lost_workers: quern::maintenance::RescuerConfig::default().forget_lost_workers_after,
+            events: core.events.unwrap_or(0),
+            events_max_age: core.events_max_age,
         }
     }
 }
@@ -508,6 +516,8 @@ impl RetentionSettings {
         quern::maintenance::PrunerConfig {
             interval: self.interval,
             retention,
+            events: Some(self.events).filter(|n| *n > 0),
+            events_max_age: self.events_max_age,
             ..Default::default()
         }
     }

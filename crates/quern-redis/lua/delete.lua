@@ -24,6 +24,7 @@ if check_only then return { 0, #jobs } end
 for _, j in ipairs(jobs) do
   local q, id, st = j[1], j[2], j[3]
   local k = jk(q, id)
+  event(q, id, st, nil)
   local u = redis.call('HGET', k, 'u')
   if u and redis.call('HGET', qk(q, 'uniq'), u) == id then
     redis.call('HDEL', qk(q, 'uniq'), u)
@@ -34,4 +35,5 @@ for _, j in ipairs(jobs) do
   redis.call('ZREM', qk(q, 'rexp'), id)
   if not CLUSTER then redis.call('HDEL', IDX, id) end
 end
+flush_events()
 return { 0, #jobs }

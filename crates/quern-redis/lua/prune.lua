@@ -34,6 +34,7 @@ for qi = 8 + ns, #ARGV, 2 do
     for _, id in ipairs(ids) do
       if not dry then
         local k = jk(q, id)
+        event(q, id, tonumber(redis.call('HGET', k, 's')), nil)
         local u = redis.call('HGET', k, 'u')
         if u and redis.call('HGET', qk(q, 'uniq'), u) == id then
           redis.call('HDEL', qk(q, 'uniq'), u)
@@ -50,6 +51,7 @@ for qi = 8 + ns, #ARGV, 2 do
     end
   end
 end
+flush_events()
 local out = { deleted, expired }
 for _, id in ipairs(ids_out) do out[#out + 1] = id end
 return out

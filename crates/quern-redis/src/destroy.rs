@@ -11,7 +11,7 @@ use crate::backend::RedisBackend;
 use crate::conn::{self, Conn};
 
 /// Per-queue keys that are not per job.
-const QUEUE_KEYS: [&str; 13] = [
+const QUEUE_KEYS: [&str; 14] = [
     "ids",
     "ready",
     "sched",
@@ -25,6 +25,7 @@ const QUEUE_KEYS: [&str; 13] = [
     "rexp",
     "meta",
     "wake",
+    "events",
 ];
 
 impl RedisBackend {

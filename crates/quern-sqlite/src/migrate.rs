@@ -43,6 +43,7 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("trace", include_str!("migrations/0019_trace.sql")),
     ("groups", include_str!("migrations/0016_groups.sql")),
+    ("events", include_str!("migrations/0020_events.sql")),
 ];
 
 /// The schema version this build writes.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{Backend, PruneParams};
+use crate::backend::{Backend, EventPruneParams, PruneParams};
 use crate::clock::SharedClock;
 use crate::model::{JobState, Keep};
 use crate::{Error, Result};
@@ -31,6 +31,13 @@ pub struct PrunerConfig {
     pub batch_limit: usize,
     /// Upper bound on calls per state in one pass. Default 10.
     pub max_batches_per_pass: usize,
+    /// Job events kept (`Backend::event_prune`: in the store on SQLite, per queue on
+    /// Redis); `None` keeps them all. Default
+    /// [`DEFAULT_EVENT_CAP`](crate::backend::DEFAULT_EVENT_CAP) (100,000).
+    pub events: Option<u64>,
+    /// Job events older than this are dropped; `None` (the default) keeps them by count
+    /// only.
+    pub events_max_age: Option<Duration>,
 }
 
 impl Default for PrunerConfig {
@@ -46,6 +53,8 @@ impl Default for PrunerConfig {
             ]),
             batch_limit: 1000,
             max_batches_per_pass: 10,
+            events: Some(crate::backend::DEFAULT_EVENT_CAP),
+            events_max_age: None,
         }
     }
 }
@@ -71,6 +80,8 @@ pub struct PruneTickReport {
     pub deleted_by_state: BTreeMap<JobState, u64>,
     /// Results dropped because their `result_ttl` passed (their jobs stay).
     pub results_expired: u64,
+    /// Job events dropped by the event retention (not counted by a dry run).
+    pub events_dropped: u64,
 }
 
 /// Deletes old finished jobs. See the module docs.
@@ -188,6 +199,18 @@ impl Pruner {
             total.jobs_deleted += deleted;
             total.deleted_by_state.insert(state, deleted);
         }
+        if !dry_run && (self.config.events.is_some() || self.config.events_max_age.is_some()) {
+            let caps = EventPruneParams {
+                max_events: self.config.events,
+                max_age: self.config.events_max_age,
+            };
+            match self.backend.event_prune(caps).await {
+                Ok(n) => total.events_dropped = n,
+                // A store without events has nothing to drop.
+                Err(Error::Unsupported(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         Ok(total)
     }
 
@@ -226,9 +249,11 @@ impl Pruner {
         tracing::debug!(interval = ?self.config.interval, "pruner started");
         loop {
             match self.run_once().await {
-                Ok(r) if r.jobs_deleted == 0 && r.results_expired == 0 => {}
+                Ok(r) if r.jobs_deleted == 0 && r.results_expired == 0 && r.events_dropped == 0 => {
+                }
                 Ok(r) => tracing::info!(
                     jobs_deleted = r.jobs_deleted,
+                    events_dropped = r.events_dropped,
                     by_state = ?r.deleted_by_state,
                     results_expired = r.results_expired,
                     "pruned finished jobs"
