@@ -9,19 +9,12 @@
 local P = ARGV[1]
 local CLUSTER = ARGV[2] == '1'
 -- `now` as given, for writing: Redis turns a Lua number argument back into text with
--- printf, which shows up in profiles of the hot scripts, so they pass strings.
-local NOWS = ARGV[3]
--- The actor of the job events this call appends (quern::model::with_actor): src/eval.rs
--- sends it after the time, as `now|actor`, so every script has it without an argument of
--- its own; false when none.
-local ACTOR = false
-do
-  local bar = string.find(NOWS, '|', 1, true)
-  if bar then
-    ACTOR = string.sub(NOWS, bar + 1)
-    NOWS = string.sub(NOWS, 1, bar - 1)
-  end
-end
+-- printf, which shows up in profiles of the hot scripts, so they pass strings. ACTOR: the
+-- actor of the job events this call appends (quern::model::with_actor), which src/eval.rs
+-- sends after the time, as `now|actor`, so every script has it without an argument of its
+-- own; false when none. (One definition, so a script that uses NOWS always splits it.)
+local NOWS, ACTOR = string.match(ARGV[3], '^([^|]*)|?(.*)$')
+if ACTOR == '' then ACTOR = false end
 local NOW = tonumber(NOWS)
 
 -- Stores the time a worker reported its handler started ('' = none) as `t`, between the

@@ -76,10 +76,6 @@ impl EventBuf {
     pub(crate) fn clear(&mut self) {
         self.rows.clear();
     }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
 }
 
 /// Writes the running operation's records as one `job_events` row per queue.

@@ -379,11 +379,11 @@ pub async fn dependencies_release_and_rescue_are_recorded(h: Harness) {
         h.case
     );
     // A dependency that dies skips its dependent.
-    let d = job("ev.d").max_attempts(1);
-    let s = job("ev.s").depends_on([d.id]);
+    let d = job("ev.d").queue("evq").max_attempts(1);
+    let s = job("ev.s").queue("evq").depends_on([d.id]);
     let (d_id, s_id) = (d.id, s.id);
     h.enqueue_all(vec![d, s]).await;
-    h.claim_and_fail("default", d_id, FailAction::Dead).await;
+    h.claim_and_fail("evq", d_id, FailAction::Dead).await;
     assert_eq!(
         moves(&timeline(&h, s_id).await),
         vec![(None, Some(Blocked), 0), (Some(Blocked), Some(Skipped), 0)],
@@ -416,7 +416,12 @@ pub async fn dependencies_release_and_rescue_are_recorded(h: Harness) {
         h.case
     );
     assert_eq!(of(ok_id).len(), 6, "{}: {:?}", h.case, of(ok_id));
-    assert!(ev.iter().all(|e| e.queue == "default"), "{}", h.case);
+    assert!(
+        ev.iter()
+            .all(|e| e.queue == if e.job == s_id || e.job == d_id { "evq" } else { "default" }),
+        "{}",
+        h.case
+    );
     assert_eq!(
         of(a_id).last().map(|e| e.1),
         Some(Some(Succeeded)),
