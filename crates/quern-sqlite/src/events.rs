@@ -144,7 +144,9 @@ fn state_text(s: Option<JobState>) -> String {
 
 /// The actor as a timeline line holds it (no line break inside).
 fn actor_text(actor: Option<&str>) -> String {
-    actor.map(|a| a.replace(['\n', '\r'], " ")).unwrap_or_default()
+    actor
+        .map(|a| a.replace(['\n', '\r'], " "))
+        .unwrap_or_default()
 }
 
 /// The timeline line of a move whose every value the caller knows.
@@ -231,18 +233,40 @@ mod tests {
         let (a, c) = (JobId::new(), JobId::new());
         b.push(1, a, "k.one", None, Some(JobState::Queued), 0);
         b.push(2, c, "", Some(JobState::Running), None, 7);
-        b.push(1, c, "é", Some(JobState::Queued), Some(JobState::Running), 1);
+        b.push(
+            1,
+            c,
+            "é",
+            Some(JobState::Queued),
+            Some(JobState::Running),
+            1,
+        );
         assert_eq!(b.rows.len(), 2);
         let r = unpack(&b.rows[0].2).unwrap();
         assert_eq!(b.rows[0].1, 2);
-        assert_eq!((r[0].job, r[0].from, r[0].to, r[0].attempt), (a, None, Some(JobState::Queued), 0));
+        assert_eq!(
+            (r[0].job, r[0].from, r[0].to, r[0].attempt),
+            (a, None, Some(JobState::Queued), 0)
+        );
         assert_eq!(r[1].kind, "é");
         let r = unpack(&b.rows[1].2).unwrap();
-        assert_eq!((r[0].job, r[0].from, r[0].to, r[0].attempt), (c, Some(JobState::Running), None, 7));
+        assert_eq!(
+            (r[0].job, r[0].from, r[0].to, r[0].attempt),
+            (c, Some(JobState::Running), None, 7)
+        );
         assert!(unpack(&[1, 2, 3]).is_err());
-        let line = timeline_line(5, None, Some(JobState::Queued), 0, Some("ops@1.2.3.4:5,x\ny"));
+        let line = timeline_line(
+            5,
+            None,
+            Some(JobState::Queued),
+            0,
+            Some("ops@1.2.3.4:5,x\ny"),
+        );
         let t = parse_timeline(a, "q", "k", &line).unwrap();
         assert_eq!(t[0].actor.as_deref(), Some("ops@1.2.3.4:5,x y"));
-        assert_eq!((t[0].at, t[0].from, t[0].to), (5, None, Some(JobState::Queued)));
+        assert_eq!(
+            (t[0].at, t[0].from, t[0].to),
+            (5, None, Some(JobState::Queued))
+        );
     }
 }

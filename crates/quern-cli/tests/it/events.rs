@@ -294,7 +294,9 @@ fn batch_is_one_message_per_job_and_resumes_mid_batch(env: Env) {
     let h = srv.http();
     let start = backlog(&h, "/v1/events?follow=false", None);
     let from = start.last().map(|m| m.id.clone());
-    let jobs: Vec<Value> = (0..50).map(|i| json!({"kind": format!("b.{}", i % 2)})).collect();
+    let jobs: Vec<Value> = (0..50)
+        .map(|i| json!({"kind": format!("b.{}", i % 2)}))
+        .collect();
     let r = h.post("/v1/jobs/batch", &json!({"mode": "atomic", "jobs": jobs}));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let stored: Vec<String> = r.json()["results"]
@@ -318,7 +320,11 @@ fn batch_is_one_message_per_job_and_resumes_mid_batch(env: Env) {
             .iter()
             .map(|m| m.data["job"].as_str().unwrap().to_string())
             .collect();
-        assert_eq!(rest, stored[cut + 1..].to_vec(), "resumed after message {cut}");
+        assert_eq!(
+            rest,
+            stored[cut + 1..].to_vec(),
+            "resumed after message {cut}"
+        );
     }
     // A kind filter inside the entry.
     let odd = backlog(&h, "/v1/events?follow=false&kind=b.1", from.as_deref());

@@ -152,7 +152,11 @@ pub(crate) async fn list(b: &RedisBackend, p: EventListParams) -> Result<Vec<Job
     if it.next().map(|v| reply::int(&v)).transpose()? != Some(1) {
         return Ok(Vec::new());
     }
-    let kind = it.next().map(reply::bulk_string).transpose()?.unwrap_or_default();
+    let kind = it
+        .next()
+        .map(reply::bulk_string)
+        .transpose()?
+        .unwrap_or_default();
     let mut events = Vec::new();
     for (i, v) in it.enumerate() {
         let line = reply::bulk_string(v)?;
@@ -198,7 +202,10 @@ pub(crate) async fn read(b: &RedisBackend, p: EventReadParams) -> Result<EventPa
     let mut all: Vec<(usize, Entry, Option<usize>)> = Vec::new();
     for (qi, q) in queues.iter().enumerate() {
         let (from, skip) = match pos.get(q).and_then(|p| parse_pos(p).map(|x| (p, x))) {
-            Some((p, (_, Some(i)))) => (p.split_once('.').map_or(p.as_str(), |x| x.0).to_string(), Some(i)),
+            Some((p, (_, Some(i)))) => (
+                p.split_once('.').map_or(p.as_str(), |x| x.0).to_string(),
+                Some(i),
+            ),
             Some((p, (_, None))) => (format!("({p}"), None),
             None => ("-".to_string(), None),
         };
@@ -302,9 +309,9 @@ pub(crate) async fn prune(b: &RedisBackend, p: EventPruneParams) -> Result<u64> 
                     // Every entry is old: keep the newest.
                     keep_from = old.pop().map(|e| e.id);
                 }
-                let Some(min_id) = keep_from.or_else(|| {
-                    old.last().map(|e| format!("{}-{}", e.key.0, e.key.1 + 1))
-                }) else {
+                let Some(min_id) = keep_from
+                    .or_else(|| old.last().map(|e| format!("{}-{}", e.key.0, e.key.1 + 1)))
+                else {
                     break;
                 };
                 let events: u64 = old
@@ -312,7 +319,13 @@ pub(crate) async fn prune(b: &RedisBackend, p: EventPruneParams) -> Result<u64> 
                     .map(|e| e.recs.split('\n').filter(|l| !l.is_empty()).count() as u64)
                     .sum();
                 let gone: u64 = b
-                    .query(redis::cmd("XTRIM").arg(&key).arg("MINID").arg(min_id).clone())
+                    .query(
+                        redis::cmd("XTRIM")
+                            .arg(&key)
+                            .arg("MINID")
+                            .arg(min_id)
+                            .clone(),
+                    )
                     .await?;
                 if gone > 0 {
                     dropped += events;

@@ -218,7 +218,14 @@ fn fail_one(tx: &mut Tx<'_>, f: Failure) -> quern::Result<quern::Result<()>> {
             ])
         })
         .map_err(sql_err)?;
-    tx.event(queue_id, id, &kind, Some(JobState::Running), Some(state), new_attempt);
+    tx.event(
+        queue_id,
+        id,
+        &kind,
+        Some(JobState::Running),
+        Some(state),
+        new_attempt,
+    );
     if state.is_terminal() {
         deps::on_terminal(tx, id, state)?;
     } else {
@@ -242,7 +249,13 @@ pub(crate) fn release(tx: &mut Tx<'_>, p: ReleaseParams) -> quern::Result<Vec<qu
             .and_then(|mut s| {
                 s.query_row(
                     rusqlite::params![t.job_id.as_bytes(), t.epoch as i64, tx.now, actor],
-                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)),
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
+                    },
                 )
                 .optional()
             })

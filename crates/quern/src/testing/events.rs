@@ -417,8 +417,12 @@ pub async fn dependencies_release_and_rescue_are_recorded(h: Harness) {
     );
     assert_eq!(of(ok_id).len(), 6, "{}: {:?}", h.case, of(ok_id));
     assert!(
-        ev.iter()
-            .all(|e| e.queue == if e.job == s_id || e.job == d_id { "evq" } else { "default" }),
+        ev.iter().all(|e| e.queue
+            == if e.job == s_id || e.job == d_id {
+                "evq"
+            } else {
+                "default"
+            }),
         "{}",
         h.case
     );
