@@ -165,7 +165,9 @@ local function event_new(q, id, kind, to)
 end
 local function flush_events()
   for q, t in pairs(EVQ) do
-    if ACTOR then
+    if #t == 0 then
+      -- nothing moved in this queue (an atomic batch that stored nothing)
+    elseif ACTOR then
       redis.call('XADD', qk(q, 'events'), 'MAXLEN', '~', EV_CAP, '*', 'at', NOWS, 'x', ACTOR, 'r', table.concat(t, '\n'))
     else
       redis.call('XADD', qk(q, 'events'), 'MAXLEN', '~', EV_CAP, '*', 'at', NOWS, 'r', table.concat(t, '\n'))
