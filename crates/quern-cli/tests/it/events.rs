@@ -289,7 +289,7 @@ fn cli_prints_the_timeline(env: Env) {
 /// A batch enqueue is stored as one stream entry per queue, and the stream still sends one
 /// message per job, each with its own id: resuming after any of them (mid-entry) gives
 /// exactly the jobs after it, with no gap and no repeat.
-fn batch_is_one_message_per_job_and_resumes_mid_batch(env: Env) {
+fn batch_is_one_message_per_job_and_resumes_mid_batch(mut env: Env) {
     let srv = env.serve(&[]);
     let h = srv.http();
     let start = backlog(&h, "/v1/events?follow=false", None);
