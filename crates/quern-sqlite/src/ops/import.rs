@@ -215,6 +215,8 @@ fn insert_job(tx: &mut Tx<'_>, job: Job) -> quern::Result<()> {
         })
         .map_err(sql_err)?;
     super::groups::count_inserted(tx, queue_id, group.as_deref(), state)?;
+    // Its timeline starts here (a store's copy carries none): stored in its state.
+    super::events::moved(tx, job.id, None)?;
     super::enqueue::insert_edges(tx, job.id, &job.depends_on)?;
     if matches!(state, JobState::Queued | JobState::Scheduled) {
         tx.st.wake = true;
