@@ -1184,6 +1184,7 @@ fn openapi_lists_every_route_with_its_errors() {
         ("/v1/dlq/replay", "post"),
         ("/v1/dlq/delete", "post"),
         ("/v1/alerts", "get"),
+        ("/v1/stats/minutes", "get"),
         ("/v1/workflows", "get"),
         ("/v1/workflows", "post"),
         ("/v1/workflows/{id}", "get"),

@@ -1,6 +1,7 @@
 //! `stats_minutes`: the per-queue day hashes `roll:<day>` that `complete.lua`, `fail.lua`
 //! and `rescue.lua` add to (see `flush_roll` in `lua/lib.lua`). Read with one pipelined
-//! `HGETALL` per queue and day: O(queues × days), never a read of jobs.
+//! `HGETALL` per queue and day (on Cluster one pipeline per queue): O(queues × days), never
+//! a read of jobs.
 
 use std::collections::BTreeMap;
 
@@ -44,7 +45,21 @@ pub(crate) async fn minutes(b: &RedisBackend, p: MinutesParams) -> Result<Vec<Mi
     if asked.is_empty() {
         return Ok(Vec::new());
     }
-    let vals: Vec<Value> = b.pipeline(&pipe).await?;
+    // On Cluster a pipeline must stay in one slot: one per queue (its days share its slot).
+    let vals: Vec<Value> = if b.is_cluster() {
+        let mut all = Vec::with_capacity(asked.len());
+        for q in &queues {
+            let mut one = redis::pipe();
+            for day in days.clone() {
+                one.cmd("HGETALL").arg(key(b, q, day));
+            }
+            let v: Vec<Value> = b.pipeline(&one).await?;
+            all.extend(v);
+        }
+        all
+    } else {
+        b.pipeline(&pipe).await?
+    };
     let mut rows: BTreeMap<(i64, &str), MinuteCounts> = BTreeMap::new();
     for (q, v) in asked.into_iter().zip(vals) {
         for (field, n) in reply::fields_from_value(v)? {

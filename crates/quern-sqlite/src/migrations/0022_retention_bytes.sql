@@ -16,14 +16,10 @@ INSERT INTO finished_bytes (id, total)
 SELECT 0, coalesce(sum(length(payload) + coalesce(length(result), 0) + coalesce(length(checkpoint), 0)), 0)
 FROM jobs WHERE finished_at IS NOT NULL;
 
-CREATE TRIGGER jobs_finished_bytes_insert AFTER INSERT ON jobs
-WHEN NEW.finished_at IS NOT NULL
-BEGIN
-    UPDATE finished_bytes
-    SET total = total + length(NEW.payload) + coalesce(length(NEW.result), 0) + coalesce(length(NEW.checkpoint), 0)
-    WHERE id = 0;
-END;
-
+-- No insert trigger: SQLite runs a row trigger's program for every inserted row even when its
+-- WHEN is false, which every enqueue would pay. The two paths that insert job rows (enqueue and
+-- import) count a job stored already finished themselves (ops/prune_bytes.rs
+-- `count_inserted`); the update and delete triggers below keep the total from then on.
 CREATE TRIGGER jobs_finished_bytes_update AFTER UPDATE OF finished_at, payload, result, checkpoint ON jobs
 WHEN OLD.finished_at IS NOT NULL OR NEW.finished_at IS NOT NULL
 BEGIN

@@ -166,6 +166,9 @@ fn insert_one(tx: &mut Tx<'_>, job: NewJob) -> quern::Result<EnqueueOutcome> {
         Err(e) => return Err(sql_err(e)),
     }
     super::groups::count_inserted(tx, queue_id, group.as_deref(), state)?;
+    if finished_at.is_some() {
+        super::prune_bytes::count_inserted(tx.conn, job.id.as_bytes())?;
+    }
     insert_edges(tx, job.id, &job.depends_on)?;
     tx.event(queue_id, job.id, &job.kind, None, Some(state), 0);
     if matches!(state, JobState::Queued | JobState::Scheduled) {

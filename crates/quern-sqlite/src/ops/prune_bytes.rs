@@ -11,6 +11,19 @@ use crate::error::sql_err;
 use crate::writer::Tx;
 
 /// The finished jobs' bytes (the maintained total).
+/// Adds job `id`, just inserted already finished, to the finished bytes (what migration
+/// 0022's update trigger counts for a job that becomes finished later).
+pub(crate) fn count_inserted(conn: &rusqlite::Connection, id: &[u8; 16]) -> quern::Result<()> {
+    conn.prepare_cached(
+        "UPDATE finished_bytes SET total = total + (SELECT length(payload) \
+         + coalesce(length(result), 0) + coalesce(length(checkpoint), 0) FROM jobs WHERE id = ?1) \
+         WHERE id = 0",
+    )
+    .and_then(|mut s| s.execute([id]))
+    .map_err(sql_err)?;
+    Ok(())
+}
+
 pub(crate) fn finished_bytes(conn: &rusqlite::Connection) -> quern::Result<u64> {
     conn.prepare_cached("SELECT total FROM finished_bytes WHERE id = 0")
         .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))

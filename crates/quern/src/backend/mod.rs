@@ -26,8 +26,8 @@ mod finished;
 mod import;
 mod logs;
 mod params;
-mod rollups;
 mod prune_bytes;
+mod rollups;
 mod split;
 mod store_maintain;
 
@@ -39,8 +39,8 @@ pub use finished::*;
 pub use import::*;
 pub use logs::*;
 pub use params::*;
-pub use rollups::*;
 pub use prune_bytes::*;
+pub use rollups::*;
 pub use split::{ClaimSplit, weighted_order};
 pub use store_maintain::*;
 
