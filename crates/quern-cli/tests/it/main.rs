@@ -14,7 +14,6 @@ mod crash;
 mod cron;
 mod dashboard;
 mod enqueue;
-mod events;
 mod executors;
 mod groups;
 mod http;
