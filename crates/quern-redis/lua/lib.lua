@@ -253,7 +253,7 @@ end
 
 -- Retention by bytes (`job_prune_bytes`): what a finished job counts against the budget, its
 -- static blob (payload and fixed fields), result and checkpoint as stored. A blob of at most
--- 1 KiB is in 64-byte chunks d0, d1, … (see hset_static below), and only a full chunk can be
+-- 1 KiB is in 64-byte chunks d0, d1, … (the layout written below), and only a full chunk can be
 -- followed by another.
 local function fin_bytes(k)
   local n = redis.call('HSTRLEN', k, 'd0')
