@@ -256,6 +256,7 @@ macro_rules! __quern_cases {
             rates {
                 kind_and_group_rates_are_stored_and_validated,
                 each_kind_pattern_has_its_own_bucket,
+                kinds_with_quotes_backslashes_and_unicode_are_limited,
                 work_wait_sees_kind_throttling,
                 each_group_has_its_own_rate,
                 rate_limited_holds_the_group,
