@@ -806,22 +806,31 @@ local KIND_PROBE = 256
 -- Up to `want` ready jobs of non-grouped queue q in its order (`o`, `a` as for
 -- pick_ordered; below level `below`, 10 = any) that gate `g` admits, among its first
 -- `want + KIND_PROBE`; each one picked is counted in the gate. The claim leases them;
--- peek.lua asks with want = 1.
+-- peek.lua asks with want = 1. It reads the first `want` and, only while the gate turns
+-- some away, four times as many (up to the probe), so a gate that does not bind costs no
+-- longer reads than no gate.
 local function gate_pick(q, o, a, want, below, rnd, g)
-  local scan = want + KIND_PROBE
-  local ids
-  if o or a then
-    ids = pick_ordered(q, o, a, scan, below, rnd)
-  else
-    local hi = '+inf'
-    if below < 10 then hi = string.format('(%d', below * PRIO_UNIT) end
-    ids = redis.call('ZRANGEBYSCORE', qk(q, 'ready'), '-inf', hi, 'LIMIT', '0', string.format('%d', scan))
-  end
-  local out = {}
-  for _, id in ipairs(ids) do
-    if #out >= want then break end
-    local _, grp = image_static_group(gate_image(g, id))
-    if gate_pass(g, id, grp, true) then out[#out + 1] = id end
+  local out, seen = {}, {}
+  local n = want
+  local hi = '+inf'
+  if below < 10 then hi = string.format('(%d', below * PRIO_UNIT) end
+  while true do
+    local ids
+    if o or a then
+      ids = pick_ordered(q, o, a, n, below, rnd)
+    else
+      ids = redis.call('ZRANGEBYSCORE', qk(q, 'ready'), '-inf', hi, 'LIMIT', '0', string.format('%d', n))
+    end
+    for _, id in ipairs(ids) do
+      if #out >= want then break end
+      if not seen[id] then
+        seen[id] = true
+        local _, grp = image_static_group(gate_image(g, id))
+        if gate_pass(g, id, grp, true) then out[#out + 1] = id end
+      end
+    end
+    if #out >= want or #ids < n or n >= want + KIND_PROBE then break end
+    n = math.min(want + KIND_PROBE, n * 4)
   end
   return out
 end
