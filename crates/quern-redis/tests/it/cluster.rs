@@ -213,6 +213,7 @@ fn three_master_cluster_runs_core_cases_and_a_multi_queue_drain() {
         queues::list_has_every_queue,
         list::newest_first,
         list::paging_by_before,
+        list::paging_by_state,
         #[threads(2)]
         concurrency::eight_claimers_claim_each_job_once,
         #[threads(2)]

@@ -449,6 +449,7 @@ macro_rules! __quern_cases {
                 newest_first,
                 filters,
                 paging_by_before,
+                paging_by_state,
             }
             concurrency {
                 #[threads(2)] eight_claimers_claim_each_job_once,
