@@ -5,9 +5,10 @@
 //! touches, whether or not its `WHEN` holds, and that would tax every enqueue and claim
 //! (docs/benchmarks.md, "Groups: the insert triggers"). Instead every writer path that
 //! inserts, deletes or changes the state of a job row records the change here, in Rust, as a
-//! delta per (queue, state) ([`Counts::add`], [`Counts::moved`]), and the writer adds the
-//! deltas of a whole group of operations to the table with one upsert per (queue, state)
-//! just before it commits (`writer.rs`). The counts therefore commit, or roll back, with the
+//! delta per queue and state ([`Counts::add`], [`Counts::moved`]), and the writer adds the
+//! deltas of a whole group of operations to the table with one upsert per queue (one row per
+//! queue, a column per state, so a move is one row written) just before it commits
+//! (`writer.rs`). The counts therefore commit, or roll back, with the
 //! rows they count. Deltas rather than absolute values, so several processes writing one
 //! file (each with its own writer, serialized by SQLite's write lock) add up.
 //!
@@ -24,76 +25,97 @@ use rusqlite::Connection;
 
 use crate::error::sql_err;
 
-/// Pending count changes: `(queue_id, state, delta)`. An operation touches one queue or a
-/// few and two or three states, so a short list searched linearly beats a map.
+/// Jobs per state, indexed by `JobState::as_i64` (the order of `JobState::ALL` and of the
+/// table's columns).
+pub(crate) type PerState = [i64; 8];
+
+/// Pending count changes, per queue id. An operation touches one queue or a few, so a short
+/// list searched linearly beats a map.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Counts {
-    deltas: Vec<(i64, i64, i64)>,
+    queues: Vec<(i64, PerState)>,
 }
 
 impl Counts {
+    fn slot(&mut self, queue_id: i64) -> &mut PerState {
+        let i = match self.queues.iter().position(|(q, _)| *q == queue_id) {
+            Some(i) => i,
+            None => {
+                self.queues.push((queue_id, [0; 8]));
+                self.queues.len() - 1
+            }
+        };
+        &mut self.queues[i].1
+    }
+
     /// `n` more (or, negative, fewer) jobs of queue `queue_id` in `state`.
     pub(crate) fn add(&mut self, queue_id: i64, state: JobState, n: i64) {
-        if n == 0 {
-            return;
-        }
-        let s = state.as_i64();
-        match self
-            .deltas
-            .iter_mut()
-            .find(|(q, st, _)| *q == queue_id && *st == s)
-        {
-            Some((_, _, d)) => *d += n,
-            None => self.deltas.push((queue_id, s, n)),
+        if n != 0 {
+            self.slot(queue_id)[state.as_i64() as usize] += n;
         }
     }
 
     /// `n` jobs of queue `queue_id` moved from state `from` to `to`.
     pub(crate) fn moved(&mut self, queue_id: i64, from: JobState, to: JobState, n: i64) {
-        if from != to {
-            self.add(queue_id, from, -n);
-            self.add(queue_id, to, n);
+        if from != to && n != 0 {
+            let s = self.slot(queue_id);
+            s[from.as_i64() as usize] -= n;
+            s[to.as_i64() as usize] += n;
         }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.deltas.iter().all(|(_, _, d)| *d == 0)
+        self.queues.iter().all(|(_, d)| d.iter().all(|n| *n == 0))
     }
 
     pub(crate) fn clear(&mut self) {
-        self.deltas.clear();
+        self.queues.clear();
     }
 
-    /// Adds the pending deltas to `queue_counts` (one upsert per queue and state that
-    /// changed) and forgets them.
+    /// Adds the pending changes to `queue_counts` (one upsert per queue that changed: a
+    /// move between two states is one row written) and forgets them.
     pub(crate) fn flush(&mut self, conn: &Connection) -> quern::Result<()> {
-        if self.deltas.is_empty() {
+        if self.queues.is_empty() {
             return Ok(());
         }
         let mut stmt = conn
             .prepare_cached(
-                "INSERT INTO queue_counts (queue_id, state, n) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (queue_id, state) DO UPDATE SET n = n + excluded.n",
+                "INSERT INTO queue_counts (queue_id, scheduled, queued, blocked, running, \
+                 succeeded, dead, cancelled, skipped) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                 ON CONFLICT (queue_id) DO UPDATE SET scheduled = scheduled + excluded.scheduled, \
+                 queued = queued + excluded.queued, blocked = blocked + excluded.blocked, \
+                 running = running + excluded.running, succeeded = succeeded + excluded.succeeded, \
+                 dead = dead + excluded.dead, cancelled = cancelled + excluded.cancelled, \
+                 skipped = skipped + excluded.skipped",
             )
             .map_err(sql_err)?;
-        for (q, s, d) in self.deltas.drain(..) {
-            if d != 0 {
-                stmt.execute(rusqlite::params![q, s, d]).map_err(sql_err)?;
+        for (q, d) in self.queues.drain(..) {
+            if d.iter().any(|n| *n != 0) {
+                stmt.execute(rusqlite::params![
+                    q, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]
+                ])
+                .map_err(sql_err)?;
             }
         }
         Ok(())
     }
 }
 
-/// The stored counts of one queue or all: `(queue_id, state, n)`.
-pub(crate) fn stored(conn: &Connection, only: Option<&str>) -> quern::Result<Vec<(i64, i64, i64)>> {
+/// The stored counts of one queue or all: `(queue_id, jobs per state)`.
+pub(crate) fn stored(conn: &Connection, only: Option<&str>) -> quern::Result<Vec<(i64, PerState)>> {
     conn.prepare_cached(
-        "SELECT queue_id, state, n FROM queue_counts \
-         WHERE ?1 IS NULL OR queue_id = (SELECT id FROM queues WHERE name = ?1)",
+        "SELECT queue_id, scheduled, queued, blocked, running, succeeded, dead, cancelled, skipped \
+         FROM queue_counts WHERE ?1 IS NULL OR queue_id = (SELECT id FROM queues WHERE name = ?1)",
     )
     .and_then(|mut s| {
-        s.query_map([only], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .and_then(|rows| rows.collect())
+        s.query_map([only], |r| {
+            let mut d = [0; 8];
+            for (i, n) in d.iter_mut().enumerate() {
+                *n = r.get(i + 1)?;
+            }
+            Ok((r.get(0)?, d))
+        })
+        .and_then(|rows| rows.collect())
     })
     .map_err(sql_err)
 }
@@ -114,7 +136,7 @@ pub(crate) fn oldest_queued(conn: &Connection, queue_id: i64) -> quern::Result<O
 }
 
 /// Compares `queue_counts` with a count of the rows (a full scan of `jobs_claim`): one line
-/// per (queue, state) where they differ, empty when they agree.
+/// per queue and state where they differ, empty when they agree.
 pub(crate) fn check(conn: &Connection) -> quern::Result<Vec<String>> {
     let counted: Vec<(i64, i64, i64)> = conn
         .prepare_cached("SELECT queue_id, state, count(*) FROM jobs GROUP BY queue_id, state")
@@ -123,23 +145,29 @@ pub(crate) fn check(conn: &Connection) -> quern::Result<Vec<String>> {
                 .and_then(|rows| rows.collect())
         })
         .map_err(sql_err)?;
-    let stored = stored(conn, None)?;
-    let mut all: std::collections::BTreeMap<(i64, i64), (i64, i64)> = Default::default();
+    let mut all: std::collections::BTreeMap<i64, (PerState, PerState)> = Default::default();
+    let mut out = Vec::new();
     for (q, s, n) in counted {
-        all.entry((q, s)).or_default().0 = n;
+        match usize::try_from(s).ok().filter(|s| *s < 8) {
+            Some(s) => all.entry(q).or_default().0[s] = n,
+            None => out.push(format!("queue id {q}: {n} jobs in unknown state {s}")),
+        }
     }
-    for (q, s, n) in stored {
-        all.entry((q, s)).or_default().1 = n;
+    for (q, d) in stored(conn, None)? {
+        all.entry(q).or_default().1 = d;
     }
-    Ok(all
-        .into_iter()
-        .filter(|(_, (counted, stored))| counted != stored)
-        .map(|((q, s), (counted, stored))| {
-            let state =
-                JobState::from_i64(s).map_or_else(|| format!("state {s}"), |s| s.to_string());
-            format!("queue id {q}, {state}: {counted} jobs, queue_counts says {stored}")
-        })
-        .collect())
+    for (q, (counted, stored)) in all {
+        for state in JobState::ALL {
+            let i = state.as_i64() as usize;
+            if counted[i] != stored[i] {
+                out.push(format!(
+                    "queue id {q}, {state}: {} jobs, queue_counts says {}",
+                    counted[i], stored[i]
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -169,14 +197,14 @@ mod tests {
         migrate(&mut conn).unwrap();
         let mut got = stored(&conn, None).unwrap();
         got.sort();
-        assert_eq!(got, vec![(1, 1, 3), (1, 5, 1), (2, 1, 1)]);
+        assert_eq!(
+            got,
+            vec![(1, [0, 3, 0, 0, 0, 1, 0, 0]), (2, [0, 1, 0, 0, 0, 0, 0, 0])]
+        );
         assert!(check(&conn).unwrap().is_empty());
         // A count the writer failed to keep shows in the check.
-        conn.execute(
-            "UPDATE queue_counts SET n = 2 WHERE queue_id = 1 AND state = 1",
-            [],
-        )
-        .unwrap();
+        conn.execute("UPDATE queue_counts SET queued = 2 WHERE queue_id = 1", [])
+            .unwrap();
         assert_eq!(
             check(&conn).unwrap(),
             vec!["queue id 1, queued: 3 jobs, queue_counts says 2".to_string()]

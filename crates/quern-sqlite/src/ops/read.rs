@@ -171,12 +171,14 @@ pub(crate) fn queues(conn: &Connection, only: Option<&str>) -> quern::Result<Vec
     }
     // The maintained counts (ops/counts.rs), and the oldest waiting job of each queue that
     // has one from the head of each priority level: no count over the jobs.
-    for (queue, state, n) in super::counts::stored(conn, only)? {
-        let (Some(info), Some(state)) = (infos.get_mut(&queue), JobState::from_i64(state)) else {
+    for (queue, per_state) in super::counts::stored(conn, only)? {
+        let Some(info) = infos.get_mut(&queue) else {
             continue;
         };
-        *info.counts.get_mut(state) = n.max(0) as u64;
-        if state == JobState::Queued && n > 0 {
+        for state in JobState::ALL {
+            *info.counts.get_mut(state) = per_state[state.as_i64() as usize].max(0) as u64;
+        }
+        if info.counts.queued > 0 {
             info.oldest_queued_at = super::counts::oldest_queued(conn, queue)?;
         }
     }

@@ -23,7 +23,9 @@
 //! runs the case with a [`Harness`].
 //!
 //! The factory must build a backend with the default [`Limits`](crate::model::Limits)
-//! (16 MiB payloads): the payload cases check that limit.
+//! (16 MiB payloads): the payload cases check that limit. It may register a check of the
+//! backend's own invariants to run after each case that passed ([`after_case`]; SQLite
+//! compares its maintained queue counts with its rows).
 //!
 //! Rules for cases (STYLE.md §1, §2, §9):
 //! - One file per area; each case is `pub async fn name(h: Harness)` and is listed once, in
