@@ -17,8 +17,8 @@
 //!
 //! Queue counts: operations record how many job rows of each queue entered or left each
 //! state (`ops/counts.rs`); the thread adds the group's changes to `queue_counts` with one
-//! upsert per queue and state just before `COMMIT`, so a group of 256 completions into one
-//! queue writes two rows, not 512. A guarded operation rolled back to its savepoint drops the
+//! upsert per queue just before `COMMIT`, so a group of 256 completions into one queue
+//! writes one row, not 256. A guarded operation rolled back to its savepoint drops the
 //! changes it recorded; a failed group drops them all. Reads that run on the writer (an
 //! in-memory database, [`Writer::read`]) get the pending changes written first.
 //!

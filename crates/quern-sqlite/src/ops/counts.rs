@@ -8,9 +8,9 @@
 //! delta per queue and state ([`Counts::add`], [`Counts::moved`]), and the writer adds the
 //! deltas of a whole group of operations to the table with one upsert per queue (one row per
 //! queue, a column per state, so a move is one row written) just before it commits
-//! (`writer.rs`). The counts therefore commit, or roll back, with the
-//! rows they count. Deltas rather than absolute values, so several processes writing one
-//! file (each with its own writer, serialized by SQLite's write lock) add up.
+//! (`writer.rs`). The counts therefore commit, or roll back, with the rows they count.
+//! Deltas rather than absolute values, so several processes writing one file (each with its
+//! own writer, serialized by SQLite's write lock) add up.
 //!
 //! Until the commit the table lags the rows by the pending deltas, so no write operation
 //! reads it. A read that runs on the writer (an in-memory database has no reader pool) gets
