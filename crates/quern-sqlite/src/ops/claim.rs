@@ -126,7 +126,7 @@ pub(crate) fn has_ready(tx: &Tx<'_>, row: &QueueRow, below: i64) -> quern::Resul
 /// row (it builds its `IN` table first); the `RETURNING` that tells the counts each promoted
 /// job's queue then only runs when there is work for it.
 pub(crate) fn promote_due(tx: &mut Tx<'_>) -> quern::Result<usize> {
-    if !super::read::next_due(tx.conn)?.is_some_and(|at| at <= tx.now) {
+    if super::read::next_due(tx.conn)?.is_none_or(|at| at > tx.now) {
         return Ok(0);
     }
     let mut stmt = tx
