@@ -154,6 +154,14 @@ impl SqliteBackend {
         self.read(integrity_check).await
     }
 
+    /// Recomputes every queue's jobs per state from the rows (a scan of all jobs) and
+    /// compares them with the maintained counts `queue_list` reads (`queue_counts`, see
+    /// ARCHITECTURE.md). Returns one line per queue and state where they differ; empty when
+    /// they agree. The conformance suite runs it after every case against SQLite.
+    pub async fn queue_counts_check(&self) -> quern::Result<Vec<String>> {
+        self.read(crate::ops::counts::check).await
+    }
+
     /// The file's sizes, its pages, the schema version and the jobs in each state.
     pub async fn stats(&self) -> quern::Result<SqliteStats> {
         let path = self.shared.path.clone();

@@ -120,6 +120,9 @@ fn complete_one(
         return Ok(Err(lost(&c.token)));
     };
     tally.succeeded(queue_id);
+    tx.st
+        .counts
+        .moved(queue_id, JobState::Running, JobState::Succeeded, 1);
     deps::on_terminal(tx, c.token.job_id, JobState::Succeeded)?;
     Ok(Ok(()))
 }
@@ -214,6 +217,7 @@ fn fail_one(tx: &mut Tx<'_>, f: Failure, tally: &mut Tally) -> quern::Result<que
             ])
         })
         .map_err(sql_err)?;
+    tx.st.counts.moved(queue_id, JobState::Running, state, 1);
     if state.is_terminal() {
         deps::on_terminal(tx, id, state)?;
     } else {
@@ -225,15 +229,25 @@ fn fail_one(tx: &mut Tx<'_>, f: Failure, tally: &mut Tally) -> quern::Result<que
 pub(crate) fn release(tx: &mut Tx<'_>, p: ReleaseParams) -> quern::Result<Vec<quern::Result<()>>> {
     let mut out = Vec::with_capacity(p.tokens.len());
     for t in p.tokens {
-        let n = tx
+        let queue_id: Option<i64> = tx
             .conn
             .prepare_cached(
                 "UPDATE jobs SET state = 1, attempt = max(attempt - 1, 0), lease_worker = NULL, \
-                 lease_expires_at = NULL WHERE id = ?1 AND state = 3 AND lease_epoch = ?2",
+                 lease_expires_at = NULL WHERE id = ?1 AND state = 3 AND lease_epoch = ?2 \
+                 RETURNING queue_id",
             )
-            .and_then(|mut s| s.execute(rusqlite::params![t.job_id.as_bytes(), t.epoch as i64]))
+            .and_then(|mut s| {
+                s.query_row(
+                    rusqlite::params![t.job_id.as_bytes(), t.epoch as i64],
+                    |r| r.get(0),
+                )
+                .optional()
+            })
             .map_err(sql_err)?;
-        if n == 1 {
+        if let Some(queue_id) = queue_id {
+            tx.st
+                .counts
+                .moved(queue_id, JobState::Running, JobState::Queued, 1);
             tx.st.wake = true;
             out.push(Ok(()));
         } else {
