@@ -171,14 +171,28 @@ impl SqliteBackend {
 
 fn checkpoint(conn: &Connection, mode: CheckpointMode) -> quern::Result<CheckpointReport> {
     let sql = format!("PRAGMA wal_checkpoint({})", mode.as_str().to_uppercase());
-    conn.query_row(&sql, [], |r| {
-        Ok(CheckpointReport {
-            busy: r.get::<_, i64>(0)? != 0,
-            log_frames: r.get(1)?,
-            checkpointed_frames: r.get(2)?,
+    let once = || {
+        conn.query_row(&sql, [], |r| {
+            Ok(CheckpointReport {
+                busy: r.get::<_, i64>(0)? != 0,
+                log_frames: r.get(1)?,
+                checkpointed_frames: r.get(2)?,
+            })
         })
-    })
-    .map_err(sql_err)
+        .map_err(sql_err)
+    };
+    // The store's own checkpointer thread may hold the checkpoint lock for a moment (a
+    // second checkpoint then reports busy at once, whatever the busy timeout): try again
+    // briefly before saying busy.
+    let mut report = once()?;
+    for _ in 0..20 {
+        if !report.busy {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        report = once()?;
+    }
+    Ok(report)
 }
 
 pub(crate) fn integrity_check(conn: &Connection) -> quern::Result<Vec<String>> {
