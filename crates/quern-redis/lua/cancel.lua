@@ -11,6 +11,6 @@ local st = tonumber(s)
 if TERM[st] then return { 1, st } end
 unlink_live(q, id, st)
 if line ~= '' then add_error(k, line) end
-finish(q, id, S_CANCELLED)
+finish(q, id, S_CANCELLED, nil, nil, st)
 flush_wake()
 return { 0, redis.call('HGETALL', k) }

@@ -32,6 +32,7 @@ for x = 0, n - 1 do
       end
       redis.call('HDEL', k, 'lw', 'lx')
       redis.call('ZADD', qk(q, 'sched'), at, id)
+      event(q, id, S_RUNNING, S_SCHED)
       mark_wake(q)
     elseif action == 'c' then
       add_error(k, line)

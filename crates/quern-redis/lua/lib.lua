@@ -8,10 +8,14 @@
 
 local P = ARGV[1]
 local CLUSTER = ARGV[2] == '1'
-local NOW = tonumber(ARGV[3])
 -- `now` as given, for writing: Redis turns a Lua number argument back into text with
--- printf, which shows up in profiles of the hot scripts, so they pass strings.
-local NOWS = ARGV[3]
+-- printf, which shows up in profiles of the hot scripts, so they pass strings. ACTOR: the
+-- actor of the job events this call appends (quern::model::with_actor), which src/eval.rs
+-- sends after the time, as `now|actor`, so every script has it without an argument of its
+-- own; false when none. (One definition, so a script that uses NOWS always splits it.)
+local NOWS, ACTOR = string.match(ARGV[3], '^([^|]*)|?(.*)$')
+if ACTOR == '' then ACTOR = false end
+local NOW = tonumber(NOWS)
 
 -- Stores the time a worker reported its handler started ('' = none) as `t`, between the
 -- claim time `claimed` (field `k`, if known) and now: the worker's clock may differ from
@@ -111,6 +115,67 @@ local function ready_add(q, id, sc, grouped)
   end
 end
 
+-- Job events (quern::model::JobEvent), written per script call rather than per job:
+-- - the job's timeline in its own hash: one field per event, `v1`, `v2`, … (each a line
+--   `at,from,to,attempt,actor`; states are the numbers of field `s`, '' for none), with the
+--   count in `vn` (absent: 1, the line written when the job was stored) and the kind in
+--   `kd`. One field per event keeps every value short, so the hash stays a listpack; it is
+--   deleted with the job.
+-- - the stream: each move adds a record `id,from,to,attempt,kind` to EVQ[queue]; at the end
+--   of the script `flush_events` appends ONE entry per queue to `{q}:events` (fields `at`
+--   now, `x` the actor when set, `r` the records, newline-separated), trimmed approximately
+--   to EV_CAP entries. The queue's hash tag keeps it in the queue's slot on Cluster.
+local EV_CAP = '100000'
+local EVQ = {}
+local function ev_line(from, to, attempt)
+  return NOWS .. ',' .. (STS[from] or '') .. ',' .. (STS[to] or '') .. ',' .. (attempt or '0') .. ',' .. (ACTOR or '')
+end
+local function ev_rec(q, id, from, to, attempt, kind)
+  local t = EVQ[q]
+  if not t then
+    t = {}
+    EVQ[q] = t
+  end
+  t[#t + 1] = id .. ',' .. (STS[from] or '') .. ',' .. (STS[to] or '') .. ',' .. (attempt or '0') .. ',' .. (kind or '')
+end
+-- The move of a job whose kind, attempt (after the move) and `vn` the caller read: records it
+-- for the stream and returns the timeline's field, line and new count, for the caller's HSET.
+local function ev_move(q, id, from, to, kind, attempt, vn)
+  ev_rec(q, id, from, to, attempt, kind)
+  local n = (tonumber(vn) or 1) + 1
+  local ns = string.format('%d', n)
+  return 'v' .. ns, ev_line(from, to, attempt), ns
+end
+-- The move of job `id` from `from` to `to` (`to` nil: deleted, recorded before the hash
+-- goes), after the move was written: reads what it needs, writes the timeline line.
+local function event(q, id, from, to)
+  local k = jk(q, id)
+  local f = redis.call('HMGET', k, 'kd', 'a', 'vn')
+  if to == nil then
+    ev_rec(q, id, from, nil, f[2], f[1])
+    return
+  end
+  local vf, line, ns = ev_move(q, id, from, to, f[1], f[2], f[3])
+  redis.call('HSET', k, vf, line, 'vn', ns)
+end
+-- A job being stored in state `to`: records it; returns its first timeline line (`v1`).
+local function event_new(q, id, kind, to)
+  ev_rec(q, id, nil, to, '0', kind)
+  return ev_line(nil, to, '0')
+end
+local function flush_events()
+  for q, t in pairs(EVQ) do
+    if #t == 0 then
+      -- nothing moved in this queue (an atomic batch that stored nothing)
+    elseif ACTOR then
+      redis.call('XADD', qk(q, 'events'), 'MAXLEN', '~', EV_CAP, '*', 'at', NOWS, 'x', ACTOR, 'r', table.concat(t, '\n'))
+    else
+      redis.call('XADD', qk(q, 'events'), 'MAXLEN', '~', EV_CAP, '*', 'at', NOWS, 'r', table.concat(t, '\n'))
+    end
+  end
+  EVQ = {}
+end
+
 -- Queues that got claimable (or newly scheduled) work during this call; each gets one entry
 -- in its wake stream at the end, which wakes every `work_wait` blocked on it. The stream is
 -- trimmed approximately (whole listpack nodes, so it keeps up to about 100 entries): exact
@@ -122,6 +187,7 @@ local function flush_wake()
   for q, _ in pairs(WAKE) do
     redis.call('XADD', qk(q, 'wake'), 'MAXLEN', '~', '1', '*', 'w', '1')
   end
+  flush_events()
 end
 
 -- Outcomes per queue and minute (Backend::stats_minutes, src/ops/rollup.rs): the scripts
@@ -197,15 +263,19 @@ local function queue_of(id)
 end
 
 -- Moves a job whose trigger is met to `queued` (or `scheduled` while its run_at is ahead).
-local function make_ready(q, id, prio, run_at)
+-- `from` is the state it leaves (nil: blocked), for its event.
+local function make_ready(q, id, prio, run_at, from)
   local k = jk(q, id)
+  local to = S_QUEUED
   if run_at > NOW then
+    to = S_SCHED
     redis.call('HSET', k, 's', S_SCHED)
     redis.call('ZADD', qk(q, 'sched'), run_at, id)
   else
     redis.call('HSET', k, 's', S_QUEUED)
     ready_add(q, id, score(prio, run_at))
   end
+  event(q, id, from or S_BLOCKED, to)
   mark_wake(q)
 end
 
@@ -285,10 +355,13 @@ end
 -- its previous state).
 -- The last lease's fields stay (they are shown only while running): one call less.
 -- `batch`, when given, collects ids for one multi-member ZADD by the caller, and the job's
--- finished bytes in FIN (the caller calls flush_fin).
-local function set_terminal(q, id, st, batch)
+-- finished bytes in FIN (the caller calls flush_fin). `from` is the state it leaves (for the
+-- job's event).
+local function set_terminal(q, id, st, batch, from)
   local k = jk(q, id)
-  redis.call('HSET', k, 's', STS[st], 'f', NOWS)
+  local f = redis.call('HMGET', k, 'kd', 'a', 'vn')
+  local vf, line, ns = ev_move(q, id, from, st, f[1], f[2], f[3])
+  redis.call('HSET', k, 's', STS[st], 'f', NOWS, vf, line, 'vn', ns)
   if batch then
     batch[#batch + 1] = NOWS
     batch[#batch + 1] = id
@@ -488,8 +561,9 @@ end
 -- Skips cascade transitively (an explicit stack, not recursion).
 -- `has_dependents` false skips the lookup (the caller read the job's `hd` flag); `batch`
 -- collects the terminal-set entry of the job itself for the caller's multi-member ZADD.
-local function finish(q, id, st, has_dependents, batch)
-  set_terminal(q, id, st, batch)
+-- `from` is the state the job leaves (nil: running), for its event.
+local function finish(q, id, st, has_dependents, batch, from)
+  set_terminal(q, id, st, batch, from or S_RUNNING)
   if has_dependents == false then return end
   local stack = { { q, id, st } }
   while #stack > 0 do
@@ -515,7 +589,7 @@ local function finish(q, id, st, has_dependents, batch)
           if r == S_QUEUED then
             make_ready(jq, jid, tonumber(f[6]), tonumber(f[7]))
           else
-            set_terminal(jq, jid, S_SKIPPED)
+            set_terminal(jq, jid, S_SKIPPED, nil, S_BLOCKED)
             table.insert(stack, { jq, jid, S_SKIPPED })
           end
         end
@@ -568,8 +642,9 @@ local function promote(q, max)
   local grouped = #due > 0 and is_grouped(q)
   for _, id in ipairs(due) do
     local k = jk(q, id)
-    local f = job_hmget(k, 'p', 'r')
-    redis.call('HSET', k, 's', STS[S_QUEUED])
+    local f = job_hmget(k, 'p', 'r', 'kd', 'a', 'vn')
+    local vf, line, ns = ev_move(q, id, S_SCHED, S_QUEUED, f[3], f[4], f[5])
+    redis.call('HSET', k, 's', STS[S_QUEUED], vf, line, 'vn', ns)
     ready_add(q, id, string.format('%d', score(tonumber(f[1]), tonumber(f[2]))), grouped)
   end
   if #due > 0 then
@@ -831,9 +906,11 @@ end
 
 -- Deletes finished job `id` (terminal state `st`) of q with what belongs to it: its hash,
 -- its unique key (if it still holds it), its dependents list, its logs and its set
--- memberships; its bytes come off the queue's finished total. Returns those bytes.
+-- memberships; its bytes come off the queue's finished total; its deletion is a job event.
+-- Returns those bytes.
 local function drop_finished(q, id, st)
   local k = jk(q, id)
+  event(q, id, st, nil)
   local u = redis.call('HGET', k, 'u')
   if u and redis.call('HGET', qk(q, 'uniq'), u) == id then
     redis.call('HDEL', qk(q, 'uniq'), u)

@@ -15,6 +15,7 @@ for x = 0, n - 1 do
     redis.call('HSET', k, 's', S_QUEUED)
     redis.call('HDEL', k, 'lw', 'lx')
     ready_add(q, id, score(tonumber(f[3]), tonumber(f[4])))
+    event(q, id, S_RUNNING, S_QUEUED)
     mark_wake(q)
     out[x + 1] = 1
   else

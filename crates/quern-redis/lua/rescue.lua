@@ -33,6 +33,7 @@ local function rescue(q, lk, id, f, why)
     redis.call('HSET', k, 's', S_QUEUED)
     redis.call('HDEL', k, 'lw', 'lx')
     ready_add(q, id, score(tonumber(f[4]), tonumber(f[5])))
+    event(q, id, S_RUNNING, S_QUEUED)
     mark_wake(q)
     requeued[#requeued + 1] = id
   end

@@ -53,6 +53,7 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "retention_bytes",
         include_str!("migrations/0022_retention_bytes.sql"),
     ),
+    ("events", include_str!("migrations/0020_events.sql")),
 ];
 
 /// The schema version this build writes.

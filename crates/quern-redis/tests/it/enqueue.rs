@@ -57,18 +57,19 @@ async fn plain_jobs_store_the_lean_layout_and_a_resend_is_idempotent() {
         [[JobState::Queued; 7].as_slice(), &[JobState::Scheduled; 2]].concat()
     );
 
-    // A default job to run now holds only its state, run_at and blob chunks.
+    // A default job to run now holds only its state, run_at, blob chunks, and for its
+    // events its kind and first timeline line.
     let p = b.prefix();
     let key = |id: &quern::JobId| format!("{p}:{{default}}:j:{id}");
     let mut fields = cli(&["HKEYS", &key(&jobs[0].id)]);
     fields.sort();
-    assert_eq!(fields, ["d0", "d1", "r", "s"]);
+    assert_eq!(fields, ["d0", "d1", "kd", "r", "s", "v1"]);
     let mut fields = cli(&["HKEYS", &key(&jobs[5].id)]);
     fields.sort();
-    assert_eq!(fields, ["d0", "d1", "m", "p", "r", "s"]);
+    assert_eq!(fields, ["d0", "d1", "kd", "m", "p", "r", "s", "v1"]);
     let mut fields = cli(&["HKEYS", &key(&jobs[7].id)]);
     fields.sort();
-    assert_eq!(fields, ["c", "d0", "d1", "r", "s"]);
+    assert_eq!(fields, ["c", "d0", "d1", "kd", "r", "s", "v1"]);
     // The client computes the ready score: priority << 48 plus run_at, as lib.lua's `score`.
     let ready = format!("{p}:{{default}}:ready");
     for (j, prio) in [(&jobs[0], 5i64), (&jobs[5], 2)] {

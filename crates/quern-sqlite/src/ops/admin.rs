@@ -44,6 +44,7 @@ pub(crate) fn cancel_one(tx: &mut Tx<'_>, id: JobId, reason: &str) -> quern::Res
         message: reason.to_string(),
     };
     let record = serde_json::to_string(&record).map_err(|e| Error::Codec(e.to_string()))?;
+    let from = state_of(tx.conn, id)?;
     // Clearing the lease and leaving `running` makes the worker's token stale: its next
     // heartbeat gets LeaseLost and its outcome is refused.
     tx.conn
@@ -53,6 +54,7 @@ pub(crate) fn cancel_one(tx: &mut Tx<'_>, id: JobId, reason: &str) -> quern::Res
         )
         .and_then(|mut s| s.execute(rusqlite::params![id.as_bytes(), tx.now, record]))
         .map_err(sql_err)?;
+    super::events::moved(tx, id, from)?;
     deps::on_terminal(tx, id, JobState::Cancelled)
 }
 
@@ -156,6 +158,7 @@ fn reopen(tx: &mut Tx<'_>, id: JobId) -> quern::Result<()> {
             s.execute(rusqlite::params![id.as_bytes(), state.as_i64(), tx.now, done as i64, ok as i64])
         })
         .map_err(sql_err)?;
+    super::events::moved(tx, id, Some(old))?;
     deps::on_reopened(tx, id, old)?;
     Ok(())
 }
@@ -344,6 +347,7 @@ pub(crate) fn rescue(tx: &mut Tx<'_>, p: RescueParams) -> quern::Result<RescueRe
                 s.execute(rusqlite::params![id.as_bytes(), state.as_i64(), dead.then_some(tx.now), record])
             })
             .map_err(sql_err)?;
+        super::events::moved(tx, id, Some(JobState::Running))?;
         if dead {
             deps::on_terminal(tx, id, JobState::Dead)?;
             report.dead.push(id);
@@ -446,6 +450,7 @@ pub(crate) fn delete_finished(tx: &Tx<'_>, victims: &[[u8; 16]]) -> quern::Resul
         .prepare_cached("DELETE FROM job_deps WHERE dep_id = ?1")
         .map_err(sql_err)?;
     for id in victims {
+        super::events::deleting(tx, id)?;
         deleted += del.execute([id]).map_err(sql_err)? as u64;
         del_edges.execute([id]).map_err(sql_err)?;
         deplist::forget(tx.conn, id)?;

@@ -118,14 +118,33 @@ pub(crate) fn has_ready(tx: &Tx<'_>, row: &QueueRow, below: i64) -> quern::Resul
 
 /// Moves scheduled jobs whose `run_at` has passed to `queued`.
 pub(crate) fn promote_due(tx: &mut Tx<'_>) -> quern::Result<usize> {
-    let n = tx
+    let actor = tx.actor_param();
+    let mut stmt = tx
         .conn
-        .prepare_cached(
-            "UPDATE jobs SET state = 1 WHERE id IN \
-             (SELECT id FROM jobs WHERE state = 0 AND run_at <= ?1 ORDER BY run_at LIMIT ?2)",
-        )
-        .and_then(|mut s| s.execute(rusqlite::params![tx.now, PROMOTE_BATCH]))
+        .prepare_cached(&format!(
+            "UPDATE jobs SET state = 1, {} WHERE id IN \
+             (SELECT id FROM jobs WHERE state = 0 AND run_at <= ?1 ORDER BY run_at LIMIT ?2) \
+             RETURNING id, queue_id, kind, attempt",
+            crate::events::timeline_sql("?1", "0", "1", "attempt", "?3")
+        ))
         .map_err(sql_err)?;
+    let mut rows = stmt
+        .query(rusqlite::params![tx.now, PROMOTE_BATCH, actor])
+        .map_err(sql_err)?;
+    let mut n = 0;
+    while let Some(r) = rows.next().map_err(sql_err)? {
+        let id: [u8; 16] = r.get(0).map_err(sql_err)?;
+        let kind: String = r.get(2).map_err(sql_err)?;
+        tx.event(
+            r.get(1).map_err(sql_err)?,
+            quern::JobId::from_bytes(id),
+            &kind,
+            Some(quern::JobState::Scheduled),
+            Some(quern::JobState::Queued),
+            r.get::<_, i64>(3).map_err(sql_err)? as u32,
+        );
+        n += 1;
+    }
     Ok(n)
 }
 
@@ -149,7 +168,7 @@ fn lease_from_queue(
 ) -> quern::Result<usize> {
     if row.grouped {
         // Round-robin over the queue's groups, under the group cap (ops/groups.rs).
-        let mut lease = Leaser::new(tx, terms)?;
+        let mut lease = Leaser::new(tx, terms, row.id)?;
         return super::groups::lease_round_robin(tx, queue, row, n, terms.below, gate, |job| {
             lease.lease(job, queue, out)
         });
@@ -199,7 +218,7 @@ fn lease_from_queue(
         }
         jobs
     };
-    let mut lease = Leaser::new(tx, terms)?;
+    let mut lease = Leaser::new(tx, terms, row.id)?;
     let got = jobs.len();
     for job in jobs {
         lease.lease(job, queue, out)?;
@@ -212,15 +231,19 @@ struct Leaser<'s, 't> {
     stmt: rusqlite::CachedStatement<'s>,
     terms: &'t Terms<'t>,
     now: i64,
+    queue_id: i64,
+    events: &'s std::cell::RefCell<crate::events::EventBuf>,
+    actor: Option<&'s str>,
 }
 
 impl<'s, 't> Leaser<'s, 't> {
-    fn new(tx: &'s Tx<'_>, terms: &'t Terms<'t>) -> quern::Result<Self> {
+    fn new(tx: &'s Tx<'_>, terms: &'t Terms<'t>, queue_id: i64) -> quern::Result<Self> {
         let stmt = tx
             .conn
             .prepare_cached(
                 "UPDATE jobs SET state = 3, attempt = attempt + 1, lease_epoch = lease_epoch + 1, \
-                 lease_worker = ?2, lease_expires_at = ?3, claimed_at = ?4, started_at = NULL \
+                 lease_worker = ?2, lease_expires_at = ?3, claimed_at = ?4, started_at = NULL, \
+                 events = coalesce(events, '') || ?5 \
                  WHERE id = ?1",
             )
             .map_err(sql_err)?;
@@ -228,18 +251,38 @@ impl<'s, 't> Leaser<'s, 't> {
             stmt,
             terms,
             now: tx.now,
+            queue_id,
+            events: &tx.st.events,
+            actor: tx.st.actor.as_deref(),
         })
     }
 
     fn lease(&mut self, job: Job, queue: &str, out: &mut Vec<ClaimedJob>) -> quern::Result<()> {
+        let attempt = job.attempt + 1;
+        let line = crate::events::timeline_line(
+            self.now,
+            Some(quern::JobState::Queued),
+            Some(quern::JobState::Running),
+            attempt,
+            self.actor,
+        );
         self.stmt
             .execute(rusqlite::params![
                 job.id.as_bytes(),
                 self.terms.worker,
                 self.terms.expires,
-                self.now
+                self.now,
+                line
             ])
             .map_err(sql_err)?;
+        self.events.borrow_mut().push(
+            self.queue_id,
+            job.id,
+            &job.kind,
+            Some(quern::JobState::Queued),
+            Some(quern::JobState::Running),
+            attempt,
+        );
         // The UPDATE above, mirrored in the returned copy by the core's one rule.
         debug_assert_eq!(job.queue, queue);
         out.push(ClaimedJob::from_ready(

@@ -92,14 +92,16 @@ fn complete_one(
         .as_ref()
         .and(c.result_ttl)
         .map(|ttl| tx.now + ttl.as_millis() as i64);
-    let queue_id: Option<i64> = tx
+    let actor = tx.actor_param();
+    let moved: Option<(i64, String, i64)> = tx
         .conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "UPDATE jobs SET state = 4, finished_at = ?3, result = ?4, result_tag = ?5, \
              result_expires_at = ?6, lease_worker = NULL, lease_expires_at = NULL, \
-             started_at = coalesce(max(min(?7, ?3), coalesce(claimed_at, 0)), started_at) \
-             WHERE id = ?1 AND state = 3 AND lease_epoch = ?2 RETURNING queue_id",
-        )
+             started_at = coalesce(max(min(?7, ?3), coalesce(claimed_at, 0)), started_at), {} \
+             WHERE id = ?1 AND state = 3 AND lease_epoch = ?2 RETURNING queue_id, kind, attempt",
+            crate::events::timeline_sql("?3", "3", "4", "attempt", "?8")
+        ))
         .and_then(|mut s| {
             s.query_row(
                 rusqlite::params![
@@ -110,16 +112,25 @@ fn complete_one(
                     c.result.as_ref().map(|r| r.tag() as i64),
                     expires,
                     c.started_at,
+                    actor,
                 ],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()
         })
         .map_err(sql_err)?;
-    let Some(queue_id) = queue_id else {
+    let Some((queue_id, kind, attempt)) = moved else {
         return Ok(Err(lost(&c.token)));
     };
     tally.succeeded(queue_id);
+    tx.event(
+        queue_id,
+        c.token.job_id,
+        &kind,
+        Some(JobState::Running),
+        Some(JobState::Succeeded),
+        attempt as u32,
+    );
     deps::on_terminal(tx, c.token.job_id, JobState::Succeeded)?;
     Ok(Ok(()))
 }
@@ -142,17 +153,17 @@ fn fail_one(tx: &mut Tx<'_>, f: Failure, tally: &mut Tally) -> quern::Result<que
     {
         return spawn::spawn(tx, &f.token, children, checkpoint);
     }
-    let row: Option<(i64, i64, i64)> = tx
+    let row: Option<(i64, i64, i64, String)> = tx
         .conn
-        .prepare_cached("SELECT attempt, max_attempts, queue_id FROM jobs WHERE id = ?1 AND state = 3 AND lease_epoch = ?2")
+        .prepare_cached("SELECT attempt, max_attempts, queue_id, kind FROM jobs WHERE id = ?1 AND state = 3 AND lease_epoch = ?2")
         .and_then(|mut s| {
             s.query_row(rusqlite::params![f.token.job_id.as_bytes(), f.token.epoch as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
             .optional()
         })
         .map_err(sql_err)?;
-    let Some((attempt, max_attempts, queue_id)) = row else {
+    let Some((attempt, max_attempts, queue_id, kind)) = row else {
         return Ok(Err(lost(&f.token)));
     };
     let id = f.token.job_id;
@@ -192,13 +203,22 @@ fn fail_one(tx: &mut Tx<'_>, f: Failure, tally: &mut Tally) -> quern::Result<que
         .transpose()
         .map_err(|e| Error::Codec(e.to_string()))?;
     let finished = state.is_terminal().then_some(tx.now);
+    let new_attempt = (attempt + attempt_delta).max(0) as u32;
+    let line = crate::events::timeline_line(
+        tx.now,
+        Some(JobState::Running),
+        Some(state),
+        new_attempt,
+        tx.st.actor.as_deref(),
+    );
     tx.conn
         .prepare_cached(
             "UPDATE jobs SET state = ?2, run_at = coalesce(?3, run_at), attempt = attempt + ?4, \
              finished_at = ?5, lease_worker = NULL, lease_expires_at = NULL, \
              started_at = coalesce(max(min(?7, ?8), coalesce(claimed_at, 0)), started_at), \
              errors = CASE WHEN ?6 IS NULL THEN errors \
-                           ELSE json_insert(coalesce(errors, '[]'), '$[#]', json(?6)) END \
+                           ELSE json_insert(coalesce(errors, '[]'), '$[#]', json(?6)) END, \
+             events = coalesce(events, '') || ?9 \
              WHERE id = ?1",
         )
         .and_then(|mut s| {
@@ -210,10 +230,19 @@ fn fail_one(tx: &mut Tx<'_>, f: Failure, tally: &mut Tally) -> quern::Result<que
                 finished,
                 record,
                 f.started_at,
-                tx.now
+                tx.now,
+                line,
             ])
         })
         .map_err(sql_err)?;
+    tx.event(
+        queue_id,
+        id,
+        &kind,
+        Some(JobState::Running),
+        Some(state),
+        new_attempt,
+    );
     if state.is_terminal() {
         deps::on_terminal(tx, id, state)?;
     } else {
@@ -224,16 +253,39 @@ fn fail_one(tx: &mut Tx<'_>, f: Failure, tally: &mut Tally) -> quern::Result<que
 
 pub(crate) fn release(tx: &mut Tx<'_>, p: ReleaseParams) -> quern::Result<Vec<quern::Result<()>>> {
     let mut out = Vec::with_capacity(p.tokens.len());
+    let actor = tx.actor_param();
     for t in p.tokens {
         let n = tx
             .conn
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "UPDATE jobs SET state = 1, attempt = max(attempt - 1, 0), lease_worker = NULL, \
-                 lease_expires_at = NULL WHERE id = ?1 AND state = 3 AND lease_epoch = ?2",
-            )
-            .and_then(|mut s| s.execute(rusqlite::params![t.job_id.as_bytes(), t.epoch as i64]))
+                 lease_expires_at = NULL, {} WHERE id = ?1 AND state = 3 AND lease_epoch = ?2 \
+                 RETURNING queue_id, kind, attempt",
+                crate::events::timeline_sql("?3", "3", "1", "max(attempt - 1, 0)", "?4")
+            ))
+            .and_then(|mut s| {
+                s.query_row(
+                    rusqlite::params![t.job_id.as_bytes(), t.epoch as i64, tx.now, actor],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
+                    },
+                )
+                .optional()
+            })
             .map_err(sql_err)?;
-        if n == 1 {
+        if let Some((queue_id, kind, attempt)) = n {
+            tx.event(
+                queue_id,
+                t.job_id,
+                &kind,
+                Some(JobState::Running),
+                Some(JobState::Queued),
+                attempt as u32,
+            );
             tx.st.wake = true;
             out.push(Ok(()));
         } else {

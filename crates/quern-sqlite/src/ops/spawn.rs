@@ -61,6 +61,7 @@ pub(crate) fn spawn(
     }
     let child_ids: Vec<JobId> = children.iter().map(|c| c.id).collect();
     exec(tx, "SAVEPOINT spawn")?;
+    let events_before = tx.st.events.borrow().clone();
     let inserted = enqueue::enqueue(
         tx,
         EnqueueParams {
@@ -71,6 +72,7 @@ pub(crate) fn spawn(
     if let Err(e) = inserted {
         tx.st.known_queues.clear();
         tx.st.grouped.clear();
+        *tx.st.events.borrow_mut() = events_before;
         exec(tx, "ROLLBACK TO spawn")?;
         exec(tx, "RELEASE spawn")?;
         return match e {
@@ -122,6 +124,7 @@ pub(crate) fn spawn(
             ])
         })
         .map_err(sql_err)?;
+    super::events::moved(tx, id, Some(JobState::Running))?;
     if state == JobState::Queued {
         tx.st.wake = true;
     }

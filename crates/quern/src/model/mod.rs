@@ -3,6 +3,7 @@
 
 mod bytes;
 mod duration;
+mod event;
 mod id;
 mod job;
 mod order;
@@ -18,6 +19,7 @@ mod workflow;
 
 pub use bytes::{format_bytes, parse_bytes};
 pub use duration::{format_duration, parse_duration, serde_ms};
+pub use event::{JobEvent, MAX_ACTOR_BYTES, current_actor, current_actor_stored, with_actor};
 pub use id::JobId;
 pub use job::{
     DEFAULT_QUEUE, ErrorKind, ErrorRecord, Job, Lease, Limits, MAX_ERROR_MESSAGE_BYTES, NewJob,

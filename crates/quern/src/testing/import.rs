@@ -151,6 +151,30 @@ pub async fn imported_queued_job_is_claimed(h: Harness) {
     h.assert_state(j.id, JobState::Succeeded, "completed").await;
 }
 
+/// An imported job's later events carry its kind (the store keeps it for them).
+pub async fn events_of_an_imported_job_carry_its_kind(h: Harness) {
+    let j = image(&h, "imported.kind", JobState::Queued);
+    import_jobs(&h, vec![j.clone()]).await;
+    let c = h.claim_one("imp").await;
+    h.complete(&c.token).await;
+    let ev = h
+        .backend
+        .event_list(crate::backend::EventListParams { job: j.id })
+        .await
+        .unwrap_or_else(|e| panic!("{}: event_list: {e}", h.case));
+    let after: Vec<&str> = ev
+        .iter()
+        .filter(|e| e.from.is_some())
+        .map(|e| e.kind.as_str())
+        .collect();
+    assert_eq!(
+        after,
+        vec!["imported.kind", "imported.kind"],
+        "{}: claim and completion events: {ev:?}",
+        h.case
+    );
+}
+
 /// An imported blocked job unblocks when its imported dependency completes.
 pub async fn imported_blocked_job_unblocks_when_its_dependency_completes(h: Harness) {
     let dep = image(&h, "dep", JobState::Queued);
