@@ -42,6 +42,9 @@ pub(crate) fn cancel_one(tx: &mut Tx<'_>, id: JobId, reason: &str) -> quern::Res
         at: tx.now,
         kind: ErrorKind::Cancelled,
         message: reason.to_string(),
+        claimed_at: None,
+        due_at: None,
+        retry_at: None,
     };
     let record = serde_json::to_string(&record).map_err(|e| Error::Codec(e.to_string()))?;
     let from = state_of(tx.conn, id)?;
@@ -50,7 +53,9 @@ pub(crate) fn cancel_one(tx: &mut Tx<'_>, id: JobId, reason: &str) -> quern::Res
     tx.conn
         .prepare_cached(
             "UPDATE jobs SET state = 6, finished_at = ?2, lease_worker = NULL, lease_expires_at = NULL, \
-             errors = json_insert(coalesce(errors, '[]'), '$[#]', json(?3)) WHERE id = ?1",
+             errors = json_insert(coalesce(errors, '[]'), '$[#]', \
+                 json_set(json(?3), '$.claimed_at', CASE WHEN state = 3 THEN claimed_at END)) \
+             WHERE id = ?1",
         )
         .and_then(|mut s| s.execute(rusqlite::params![id.as_bytes(), tx.now, record]))
         .map_err(sql_err)?;
@@ -321,6 +326,9 @@ pub(crate) fn rescue(tx: &mut Tx<'_>, p: RescueParams) -> quern::Result<RescueRe
                 at: tx.now,
                 kind: ErrorKind::LeaseExpired,
                 message: format!("lease expired: worker {worker} stopped heartbeating"),
+                claimed_at: None,
+                due_at: None,
+                retry_at: None,
             }
         } else {
             ErrorRecord {
@@ -328,6 +336,9 @@ pub(crate) fn rescue(tx: &mut Tx<'_>, p: RescueParams) -> quern::Result<RescueRe
                 at: tx.now,
                 kind: ErrorKind::WorkerLost,
                 message: format!("worker {worker} was lost (missed three heartbeats)"),
+                claimed_at: None,
+                due_at: None,
+                retry_at: None,
             }
         };
         let record = serde_json::to_string(&record).map_err(|e| Error::Codec(e.to_string()))?;
@@ -341,7 +352,9 @@ pub(crate) fn rescue(tx: &mut Tx<'_>, p: RescueParams) -> quern::Result<RescueRe
         tx.conn
             .prepare_cached(
                 "UPDATE jobs SET state = ?2, finished_at = ?3, lease_worker = NULL, lease_expires_at = NULL, \
-                 errors = json_insert(coalesce(errors, '[]'), '$[#]', json(?4)) WHERE id = ?1",
+                 errors = json_insert(coalesce(errors, '[]'), '$[#]', \
+                     json_set(json(?4), '$.claimed_at', claimed_at, '$.due_at', run_at)) \
+                 WHERE id = ?1",
             )
             .and_then(|mut s| {
                 s.execute(rusqlite::params![id.as_bytes(), state.as_i64(), dead.then_some(tx.now), record])

@@ -116,20 +116,19 @@ pub(crate) fn has_ready(tx: &Tx<'_>, row: &QueueRow, below: i64) -> quern::Resul
     super::read::has_ready(tx.conn, row, below, tx.now)
 }
 
-/// Moves scheduled jobs whose `run_at` has passed to `queued`.
+/// Moves scheduled jobs whose `run_at` has passed to `queued`. The timeline derives the
+/// promotion from the due time at read time; only the stream records it.
 pub(crate) fn promote_due(tx: &mut Tx<'_>) -> quern::Result<usize> {
-    let actor = tx.actor_param();
     let mut stmt = tx
         .conn
-        .prepare_cached(&format!(
-            "UPDATE jobs SET state = 1, {} WHERE id IN \
+        .prepare_cached(
+            "UPDATE jobs SET state = 1 WHERE id IN \
              (SELECT id FROM jobs WHERE state = 0 AND run_at <= ?1 ORDER BY run_at LIMIT ?2) \
              RETURNING id, queue_id, kind, attempt",
-            crate::events::timeline_sql("?1", "0", "1", "attempt", "?3")
-        ))
+        )
         .map_err(sql_err)?;
     let mut rows = stmt
-        .query(rusqlite::params![tx.now, PROMOTE_BATCH, actor])
+        .query(rusqlite::params![tx.now, PROMOTE_BATCH])
         .map_err(sql_err)?;
     let mut n = 0;
     while let Some(r) = rows.next().map_err(sql_err)? {
@@ -238,14 +237,20 @@ struct Leaser<'s, 't> {
 
 impl<'s, 't> Leaser<'s, 't> {
     fn new(tx: &'s Tx<'_>, terms: &'t Terms<'t>, queue_id: i64) -> quern::Result<Self> {
+        // The claim is derived from `claimed_at` (and the error records) at read time: the
+        // timeline gets a line only when an actor asked for the claim.
         let stmt = tx
             .conn
-            .prepare_cached(
+            .prepare_cached(if tx.st.actor.is_none() {
+                "UPDATE jobs SET state = 3, attempt = attempt + 1, lease_epoch = lease_epoch + 1, \
+                 lease_worker = ?2, lease_expires_at = ?3, claimed_at = ?4, started_at = NULL \
+                 WHERE id = ?1"
+            } else {
                 "UPDATE jobs SET state = 3, attempt = attempt + 1, lease_epoch = lease_epoch + 1, \
                  lease_worker = ?2, lease_expires_at = ?3, claimed_at = ?4, started_at = NULL, \
                  events = coalesce(events, '') || ?5 \
-                 WHERE id = ?1",
-            )
+                 WHERE id = ?1"
+            })
             .map_err(sql_err)?;
         Ok(Leaser {
             stmt,
@@ -259,22 +264,28 @@ impl<'s, 't> Leaser<'s, 't> {
 
     fn lease(&mut self, job: Job, queue: &str, out: &mut Vec<ClaimedJob>) -> quern::Result<()> {
         let attempt = job.attempt + 1;
-        let line = crate::events::timeline_line(
-            self.now,
-            Some(quern::JobState::Queued),
-            Some(quern::JobState::Running),
-            attempt,
-            self.actor,
-        );
-        self.stmt
-            .execute(rusqlite::params![
+        match self.actor {
+            None => self.stmt.execute(rusqlite::params![
                 job.id.as_bytes(),
                 self.terms.worker,
                 self.terms.expires,
                 self.now,
-                line
-            ])
-            .map_err(sql_err)?;
+            ]),
+            Some(actor) => self.stmt.execute(rusqlite::params![
+                job.id.as_bytes(),
+                self.terms.worker,
+                self.terms.expires,
+                self.now,
+                crate::events::timeline_line(
+                    self.now,
+                    Some(quern::JobState::Queued),
+                    Some(quern::JobState::Running),
+                    attempt,
+                    Some(actor),
+                ),
+            ]),
+        }
+        .map_err(sql_err)?;
         self.events.borrow_mut().push(
             self.queue_id,
             job.id,

@@ -124,7 +124,11 @@ fn insert_one(tx: &mut Tx<'_>, job: NewJob) -> quern::Result<EnqueueOutcome> {
              ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)",
         )
         .map_err(sql_err)?;
-    let line = crate::events::timeline_line(now, None, Some(state), 0, tx.st.actor.as_deref());
+    // The creation is derived from `created_at` and `run_at` at read time; a line is
+    // stored only when an actor asked for it or the job has dependencies (its first state
+    // then depends on theirs).
+    let line = (tx.st.actor.is_some() || !job.depends_on.is_empty())
+        .then(|| crate::events::timeline_line(now, None, Some(state), 0, tx.st.actor.as_deref()));
     let res = stmt.execute(rusqlite::params![
         job.id.as_bytes(),
         queue_id,

@@ -18,9 +18,10 @@ const PRUNE_BATCH: i64 = 100_000;
 const READ_STEP: i64 = 256;
 
 /// After a cold-path statement moved job `id` out of `from` (`None`: just stored): appends
-/// its timeline line and records it for the stream. A second write of the row, so the hot
-/// paths (enqueue, claim, complete, fail, release, promotion, dependency settlement) append
-/// in their own statement instead.
+/// its timeline line and records it for the stream. A second write of the row, only on the
+/// cold paths (cancel, retry and replay, rescue, spawn, import); the hot paths store no line
+/// (their moves are derived at read time, `quern::model::job_timeline`) and release and
+/// dependency settlement append in their own statement.
 pub(crate) fn moved(tx: &Tx<'_>, id: JobId, from: Option<JobState>) -> quern::Result<()> {
     let from_text = from.map(|s| s.as_i64().to_string()).unwrap_or_default();
     let row: Option<(i64, String, i64, i64)> = tx
@@ -69,28 +70,24 @@ pub(crate) fn deleting(tx: &Tx<'_>, id: &[u8; 16]) -> quern::Result<()> {
     Ok(())
 }
 
+/// A job's timeline: the moves derived from its row (`quern::model::job_timeline`) merged
+/// with the lines its `events` column keeps.
 pub(crate) fn list(c: &Connection, p: EventListParams) -> quern::Result<Vec<JobEvent>> {
-    let row: Option<(Option<String>, String, Option<String>)> = c
-        .prepare_cached(
-            "SELECT events, kind, (SELECT name FROM queues WHERE queues.id = jobs.queue_id) \
-             FROM jobs WHERE id = ?1",
-        )
-        .and_then(|mut s| {
-            s.query_row([p.job.as_bytes()], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()
-        })
+    let tx = c.unchecked_transaction().map_err(sql_err)?;
+    let Some(job) = super::admin::get(&tx, p.job)? else {
+        return Ok(Vec::new());
+    };
+    let text: Option<String> = tx
+        .prepare_cached("SELECT events FROM jobs WHERE id = ?1")
+        .and_then(|mut s| s.query_row([p.job.as_bytes()], |r| r.get(0)))
         .map_err(sql_err)?;
-    match row {
-        None => Ok(Vec::new()),
-        Some((text, kind, queue)) => crate::events::parse_timeline(
-            p.job,
-            queue.as_deref().unwrap_or_default(),
-            &kind,
-            text.as_deref().unwrap_or_default(),
-        ),
-    }
+    let stored = crate::events::parse_timeline(
+        p.job,
+        &job.queue,
+        &job.kind,
+        text.as_deref().unwrap_or_default(),
+    )?;
+    Ok(quern::model::job_timeline(&job, stored))
 }
 
 /// A stream cursor of this store: `SEQ.INDEX`, the row and the record in it last read.

@@ -14,6 +14,7 @@ mod queue;
 mod retry;
 mod schedule;
 mod state;
+mod timeline;
 mod trace;
 mod workflow;
 
@@ -40,6 +41,7 @@ pub use schedule::{
     schedule_name_problem,
 };
 pub use state::{JobState, StateCounts};
+pub use timeline::job_timeline;
 pub use trace::{MAX_TRACESTATE_BYTES, TraceContext, traceparent_problem, tracestate_problem};
 pub use workflow::{
     NewWorkflow, WorkflowPhase, WorkflowRecord, WorkflowState, validate_workflow_id,

@@ -48,6 +48,9 @@ fn image(h: &Harness, kind: &str, state: JobState) -> Job {
             at: now - 45_000,
             kind: ErrorKind::Retryable,
             message: "first try failed".into(),
+            claimed_at: None,
+            due_at: None,
+            retry_at: None,
         }];
         j.progress = Some(Progress {
             percent: 80.0,
@@ -68,6 +71,9 @@ fn image(h: &Harness, kind: &str, state: JobState) -> Job {
             at: now - 1_000,
             kind: ErrorKind::Timeout,
             message: "timed out".into(),
+            claimed_at: None,
+            due_at: None,
+            retry_at: None,
         }];
     }
     j
