@@ -91,15 +91,16 @@ for x = 0, nq - 1 do
         -- attempt + 1, claimed_at, lease) to this image, which saves a read per job.
         local all = call('HGETALL', k)
         if #all > 0 then
-          local e, a, kd, vn = 0, 0, nil, nil
+          local e, a = 0, 0
           for z = 1, #all, 2 do
             local f = all[z]
-            if f == 'e' then e = tonumber(all[z + 1]) elseif f == 'a' then a = tonumber(all[z + 1])
-            elseif f == 'kd' then kd = all[z + 1] elseif f == 'vn' then vn = all[z + 1] end
+            if f == 'e' then e = tonumber(all[z + 1]) elseif f == 'a' then a = tonumber(all[z + 1]) end
           end
           local as = istr(a + 1)
-          local vf, line, ns = ev_move(q, id, S_QUEUED, S_RUNNING, kd, as, vn)
-          call('HSET', k, 's', '3', 'e', istr(e + 1), 'a', as, 'k', NOWS, 'lw', worker, 'lx', lease_until, vf, line, 'vn', ns)
+          call('HSET', k, 's', '3', 'e', istr(e + 1), 'a', as, 'k', NOWS, 'lw', worker, 'lx', lease_until)
+          -- The claim's event: derived from `k` when the timeline is read; the stream
+          -- record's kind is resolved when the stream is read.
+          ev_hot(q, id, S_QUEUED, S_RUNNING, as, '')
           leases[nl + 1], leases[nl + 2] = lease_until, id
           nl = nl + 2
           -- A group cap counts this lease in the group's running set.

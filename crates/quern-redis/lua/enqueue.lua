@@ -194,8 +194,12 @@ for _, job in ipairs(jobs) do
       ready[q], ids[q] = {}, {}
       if not CLUSTER then redis.call('SADD', QUEUES, q) end
     end
-    hset_static(k, job.d, { 's', st, 'p', job.prio, 'm', job.max, 'r', job.run_at, 'c', NOW,
-      'kd', job.kind, 'v1', event_new(q, id, job.kind, st) })
+    hset_static(k, job.d, { 's', st, 'p', job.prio, 'm', job.max, 'r', job.run_at, 'c', NOW })
+    -- The creation's event: derived from `c` and `r` when the timeline is read, unless
+    -- an actor asked for it or the job has dependencies (its first state depends on
+    -- theirs), which store the line.
+    ev_rec(q, id, nil, st, '0', job.kind)
+    if ACTOR or #job.deps > 0 then ev_keep(k, ev_line(nil, st, '0')) end
     if job.g and job.g ~= '' then
       redis.call('HSET', k, 'g', job.g)
       mark_grouped(q)

@@ -126,13 +126,16 @@ for _, g in ipairs(groups) do
   if m ~= DEF_M then f[#f + 1], f[#f + 2] = 'm', m end
   f[#f + 1], f[#f + 2] = 'r', r
   if r ~= NOWS then f[#f + 1], f[#f + 2] = 'c', NOWS end
-  -- The job events (lib.lua): the kind, the first timeline line, and one stream record per
-  -- job, written by flush_wake in one entry per queue.
+  -- The job events (lib.lua): one stream record per job, written by flush_wake in one
+  -- entry per queue. The timeline derives the creation from `c` and `r`; only an actor's
+  -- enqueue stores its line.
   local kind = A[b + 7]
   local to = S_QUEUED
   if sc == '' then to = S_SCHED end
-  f[#f + 1], f[#f + 2] = 'kd', kind
-  f[#f + 1], f[#f + 2] = 'v1', ev_line(nil, to, '0')
+  if ACTOR then
+    f[#f + 1], f[#f + 2] = 'v1', ev_line(nil, to, '0')
+    f[#f + 1], f[#f + 2] = 'vn', '1'
+  end
   local evt = EVQ[q]
   if not evt then
     evt = {}

@@ -4,8 +4,8 @@
 -- id, queue, state, priority, max_attempts, run_at, created, epoch, attempt, claimed ('' =
 -- none), started (''), finished (''), unique key (''), unique window end (''), trigger,
 -- static blob, result ('' = none), result expiry (''), checkpoint (''), progress JSON (''),
--- error history lines (''), workflow id (''), group (''), kind (the hash's `kd`, for the job
--- events), dependency count, dependency ids (distinct).
+-- error history lines (''), workflow id (''), group (''), kind (for the job
+-- events' stream), dependency count, dependency ids (distinct).
 -- Everything is checked before anything is written (a script that fails half-way keeps its
 -- writes). Returns {codes} (one character per job: '0' stored, '1' skipped), or
 -- {'e', index, message} with nothing written.
@@ -110,7 +110,7 @@ for _, job in ipairs(jobs) do
     local q, id, st = job.q, job.id, job.st
     local k = jk(q, id)
     hset_static(k, job.d, { 's', st, 'p', job.prio, 'm', job.max, 'r', job.run_at, 'c', job.created,
-      'e', job.epoch, 'a', job.attempt, 'kd', job.kind, 'v1', ev_line(nil, st, job.attempt) })
+      'e', job.epoch, 'a', job.attempt, 'v1', ev_line(nil, st, job.attempt), 'vn', '1' })
     ev_rec(q, id, nil, st, job.attempt, job.kind)
     for _, f in ipairs({ { 'k', job.claimed }, { 't', job.started }, { 'f', job.finished },
       { 'res', job.res }, { 'rx', job.rx }, { 'cp', job.cp }, { 'pg', job.pg }, { 'er', job.er } }) do

@@ -116,19 +116,27 @@ local function ready_add(q, id, sc, grouped)
 end
 
 -- Job events (quern::model::JobEvent), written per script call rather than per job:
--- - the job's timeline in its own hash: one field per event, `v1`, `v2`, … (each a line
---   `at,from,to,attempt,actor`; states are the numbers of field `s`, '' for none), with the
---   count in `vn` (absent: 1, the line written when the job was stored) and the kind in
---   `kd`. One field per event keeps every value short, so the hash stays a listpack; it is
---   deleted with the job.
--- - the stream: each move adds a record `id,from,to,attempt,kind` to EVQ[queue]; at the end
---   of the script `flush_events` appends ONE entry per queue to `{q}:events` (fields `at`
---   now, `x` the actor when set, `r` the records, newline-separated), trimmed approximately
---   to EV_CAP entries. The queue's hash tag keeps it in the queue's slot on Cluster.
+-- - the job's timeline is derived at read time from the fields the job keeps anyway
+--   (`c`, `r`, `k`, `f` and the error history `er`, whose lines the fail path extends with
+--   the attempt's claim, due and retry times): the hot moves (enqueue, claim, complete, fail,
+--   promotion) store nothing in the hash. The cold moves (cancel, retry, replay, rescue,
+--   release, snooze, dependency settlement) and any move made under an actor store a line
+--   in the hash: one field per line, `v1`, `v2`, … (`at,from,to,attempt,actor`; states are
+--   the numbers of field `s`, '' for none), the count in `vn` (absent: none). One field per
+--   line keeps every value short, so the hash stays a listpack; it goes with the job.
+-- - the stream: each move adds a record `id,from,to,attempt,kind` to EVQ[queue] (the kind
+--   where the script has it, else '' and resolved when the stream is read); at the end of
+--   the script ONE entry per queue is appended to `{q}:events` (fields `at` now, `x` the
+--   actor when set, `r` the records, newline-separated), trimmed approximately to EV_CAP
+--   entries. The queue's hash tag keeps it in the queue's slot on Cluster.
 local EV_CAP = '100000'
 local EVQ = {}
-local function ev_line(from, to, attempt)
-  return NOWS .. ',' .. (STS[from] or '') .. ',' .. (STS[to] or '') .. ',' .. (attempt or '0') .. ',' .. (ACTOR or '')
+-- A timeline line; `at` defaults to now, and `bare` leaves the actor out (the line of a
+-- claim being given back, which the actor did not make).
+local function ev_line(from, to, attempt, at, bare)
+  local actor = ACTOR or ''
+  if bare then actor = '' end
+  return (at or NOWS) .. ',' .. (STS[from] or '') .. ',' .. (STS[to] or '') .. ',' .. (attempt or '0') .. ',' .. actor
 end
 local function ev_rec(q, id, from, to, attempt, kind)
   local t = EVQ[q]
@@ -138,30 +146,24 @@ local function ev_rec(q, id, from, to, attempt, kind)
   end
   t[#t + 1] = id .. ',' .. (STS[from] or '') .. ',' .. (STS[to] or '') .. ',' .. (attempt or '0') .. ',' .. (kind or '')
 end
--- The move of a job whose kind, attempt (after the move) and `vn` the caller read: records it
--- for the stream and returns the timeline's field, line and new count, for the caller's HSET.
-local function ev_move(q, id, from, to, kind, attempt, vn)
-  ev_rec(q, id, from, to, attempt, kind)
-  local n = (tonumber(vn) or 1) + 1
-  local ns = string.format('%d', n)
-  return 'v' .. ns, ev_line(from, to, attempt), ns
+-- Appends timeline line `line` to job hash `k`.
+local function ev_keep(k, line)
+  local ns = string.format('%d', (tonumber(redis.call('HGET', k, 'vn')) or 0) + 1)
+  redis.call('HSET', k, 'v' .. ns, line, 'vn', ns)
 end
--- The move of job `id` from `from` to `to` (`to` nil: deleted, recorded before the hash
--- goes), after the move was written: reads what it needs, writes the timeline line.
+-- A hot move of job `id` (its attempt after the move known to the caller): a stream record,
+-- and a timeline line only under an actor.
+local function ev_hot(q, id, from, to, attempt, kind)
+  ev_rec(q, id, from, to, attempt, kind)
+  if ACTOR then ev_keep(jk(q, id), ev_line(from, to, attempt)) end
+end
+-- A cold move of job `id` from `from` to `to`, after the move was written: reads the
+-- attempt, records it for the stream and stores its timeline line.
 local function event(q, id, from, to)
   local k = jk(q, id)
-  local f = redis.call('HMGET', k, 'kd', 'a', 'vn')
-  if to == nil then
-    ev_rec(q, id, from, nil, f[2], f[1])
-    return
-  end
-  local vf, line, ns = ev_move(q, id, from, to, f[1], f[2], f[3])
-  redis.call('HSET', k, vf, line, 'vn', ns)
-end
--- A job being stored in state `to`: records it; returns its first timeline line (`v1`).
-local function event_new(q, id, kind, to)
-  ev_rec(q, id, nil, to, '0', kind)
-  return ev_line(nil, to, '0')
+  local a = redis.call('HGET', k, 'a') or '0'
+  ev_rec(q, id, from, to, a, '')
+  ev_keep(k, ev_line(from, to, a))
 end
 local function flush_events()
   for q, t in pairs(EVQ) do
@@ -355,13 +357,18 @@ end
 -- its previous state).
 -- The last lease's fields stay (they are shown only while running): one call less.
 -- `batch`, when given, collects ids for one multi-member ZADD by the caller, and the job's
--- finished bytes in FIN (the caller calls flush_fin). `from` is the state it leaves (for the
--- job's event).
-local function set_terminal(q, id, st, batch, from)
+-- finished bytes in FIN (the caller calls flush_fin). `from` is the state it leaves and
+-- `attempt` the job's attempt when the caller read it, for the job's event: an attempt's end
+-- (from running, attempt given) is a hot move, derived from `f` and the error history when
+-- the timeline is read; any other (a cancel, a skip) is a cold one with a stored line.
+local function set_terminal(q, id, st, batch, from, attempt)
   local k = jk(q, id)
-  local f = redis.call('HMGET', k, 'kd', 'a', 'vn')
-  local vf, line, ns = ev_move(q, id, from, st, f[1], f[2], f[3])
-  redis.call('HSET', k, 's', STS[st], 'f', NOWS, vf, line, 'vn', ns)
+  redis.call('HSET', k, 's', STS[st], 'f', NOWS)
+  if from == S_RUNNING and attempt then
+    ev_hot(q, id, from, st, attempt, '')
+  else
+    event(q, id, from, st)
+  end
   if batch then
     batch[#batch + 1] = NOWS
     batch[#batch + 1] = id
@@ -561,9 +568,10 @@ end
 -- Skips cascade transitively (an explicit stack, not recursion).
 -- `has_dependents` false skips the lookup (the caller read the job's `hd` flag); `batch`
 -- collects the terminal-set entry of the job itself for the caller's multi-member ZADD.
--- `from` is the state the job leaves (nil: running), for its event.
-local function finish(q, id, st, has_dependents, batch, from)
-  set_terminal(q, id, st, batch, from or S_RUNNING)
+-- `from` is the state the job leaves (nil: running) and `attempt` its attempt if the caller
+-- read it, for its event.
+local function finish(q, id, st, has_dependents, batch, from, attempt)
+  set_terminal(q, id, st, batch, from or S_RUNNING, attempt)
   if has_dependents == false then return end
   local stack = { { q, id, st } }
   while #stack > 0 do
@@ -623,6 +631,18 @@ local function add_error(k, line)
   end
 end
 
+-- An error-history line (a JSON object) with the failed attempt's claim and due times and
+-- the retry time added (each nil to leave out): the timeline derives the attempt's moves
+-- from them (quern::model::job_timeline), so the fail path stores no timeline line.
+local function err_times(line, claimed, due, retry)
+  local x = ''
+  if claimed then x = x .. ',"claimed_at":' .. claimed end
+  if due then x = x .. ',"due_at":' .. due end
+  if retry then x = x .. ',"retry_at":' .. retry end
+  if x == '' then return line end
+  return string.sub(line, 1, -2) .. x .. '}'
+end
+
 -- Removes a job from the structure of its current (non-terminal) state.
 local function unlink_live(q, id, st)
   if st == S_SCHED then
@@ -642,9 +662,10 @@ local function promote(q, max)
   local grouped = #due > 0 and is_grouped(q)
   for _, id in ipairs(due) do
     local k = jk(q, id)
-    local f = job_hmget(k, 'p', 'r', 'kd', 'a', 'vn')
-    local vf, line, ns = ev_move(q, id, S_SCHED, S_QUEUED, f[3], f[4], f[5])
-    redis.call('HSET', k, 's', STS[S_QUEUED], vf, line, 'vn', ns)
+    local f = job_hmget(k, 'p', 'r', 'a')
+    redis.call('HSET', k, 's', STS[S_QUEUED])
+    -- Derived from the due time when the timeline is read: a stream record only.
+    ev_rec(q, id, S_SCHED, S_QUEUED, f[3], '')
     ready_add(q, id, string.format('%d', score(tonumber(f[1]), tonumber(f[2]))), grouped)
   end
   if #due > 0 then
@@ -906,11 +927,11 @@ end
 
 -- Deletes finished job `id` (terminal state `st`) of q with what belongs to it: its hash,
 -- its unique key (if it still holds it), its dependents list, its logs and its set
--- memberships; its bytes come off the queue's finished total; its deletion is a job event.
--- Returns those bytes.
+-- memberships; its bytes come off the queue's finished total; its deletion is a job event
+-- (with the job's kind: nothing is left to read it from later). Returns those bytes.
 local function drop_finished(q, id, st)
   local k = jk(q, id)
-  event(q, id, st, nil)
+  ev_rec(q, id, st, nil, redis.call('HGET', k, 'a'), job_kind(q, id))
   local u = redis.call('HGET', k, 'u')
   if u and redis.call('HGET', qk(q, 'uniq'), u) == id then
     redis.call('HDEL', qk(q, 'uniq'), u)

@@ -138,10 +138,13 @@ fn record(queue: &str, e: &Entry, line: &str, cursor: String) -> Result<JobEvent
     })
 }
 
+/// A job's timeline: the moves derived from the job (`quern::model::job_timeline`) merged
+/// with the lines its hash stores (`ev_list.lua`).
 pub(crate) async fn list(b: &RedisBackend, p: EventListParams) -> Result<Vec<JobEvent>> {
-    let Some(q) = b.queues_of(&[p.job]).await?.pop().flatten() else {
+    let Some(job) = super::read::get(b, p.job).await? else {
         return Ok(Vec::new());
     };
+    let q = job.queue.clone();
     let mut args = Args::default();
     args.s(&q).s(&p.job.to_string());
     let out = reply::array(
@@ -152,12 +155,7 @@ pub(crate) async fn list(b: &RedisBackend, p: EventListParams) -> Result<Vec<Job
     if it.next().map(|v| reply::int(&v)).transpose()? != Some(1) {
         return Ok(Vec::new());
     }
-    let kind = it
-        .next()
-        .map(reply::bulk_string)
-        .transpose()?
-        .unwrap_or_default();
-    let mut events = Vec::new();
+    let mut stored = Vec::new();
     for (i, v) in it.enumerate() {
         let line = reply::bulk_string(v)?;
         let bad = || Error::Storage(format!("malformed timeline line {line:?}"));
@@ -167,11 +165,11 @@ pub(crate) async fn list(b: &RedisBackend, p: EventListParams) -> Result<Vec<Job
         else {
             return Err(bad());
         };
-        events.push(JobEvent {
+        stored.push(JobEvent {
             cursor: format!("t.{i}"),
             job: p.job,
             queue: q.clone(),
-            kind: kind.clone(),
+            kind: job.kind.clone(),
             from: state(from)?,
             to: state(to)?,
             attempt: attempt.parse().map_err(|_| bad())?,
@@ -179,7 +177,49 @@ pub(crate) async fn list(b: &RedisBackend, p: EventListParams) -> Result<Vec<Job
             actor: (!actor.is_empty()).then(|| actor.to_string()),
         });
     }
-    Ok(events)
+    Ok(quern::model::job_timeline(&job, stored))
+}
+
+/// The kinds of the jobs whose records left the kind out (the claim and the ends of an
+/// attempt, which have no kind at hand in their scripts): read from the jobs' hashes, one
+/// pipeline per queue (its slot). A job gone since keeps ''.
+async fn resolve_kinds(b: &RedisBackend, events: &mut [(usize, JobEvent)]) -> Result<()> {
+    let mut known: std::collections::HashMap<JobId, String> = events
+        .iter()
+        .filter(|(_, e)| !e.kind.is_empty())
+        .map(|(_, e)| (e.job, e.kind.clone()))
+        .collect();
+    let mut wanted: BTreeMap<String, Vec<JobId>> = BTreeMap::new();
+    for (_, e) in events.iter() {
+        if e.kind.is_empty() && !known.contains_key(&e.job) {
+            let ids = wanted.entry(e.queue.clone()).or_default();
+            if !ids.contains(&e.job) {
+                ids.push(e.job);
+            }
+        }
+    }
+    let now = b.now();
+    for (q, ids) in wanted {
+        for chunk in ids.chunks(1000) {
+            let fields =
+                super::read::hashes(b, chunk.iter().map(|id| (q.as_str(), id.to_string()))).await?;
+            for (id, f) in chunk.iter().zip(fields) {
+                if f.is_empty() {
+                    continue;
+                }
+                let job = crate::codec::decode_job(&q, &id.to_string(), &f, now)?;
+                known.insert(*id, job.kind);
+            }
+        }
+    }
+    for (_, e) in events.iter_mut() {
+        if e.kind.is_empty()
+            && let Some(k) = known.get(&e.job)
+        {
+            e.kind = k.clone();
+        }
+    }
+    Ok(())
 }
 
 pub(crate) async fn read(b: &RedisBackend, p: EventReadParams) -> Result<EventPage> {
@@ -228,32 +268,50 @@ pub(crate) async fn read(b: &RedisBackend, p: EventReadParams) -> Result<EventPa
         }
     }
     all.sort_by_key(|(qi, e, _)| (e.key, *qi));
-    let mut events = Vec::new();
-    'entries: for (qi, e, skip) in all {
-        let q = &queues[qi];
+    // Every record of the entries read, with the cursor just past it; kinds resolved, then
+    // filtered up to the limit.
+    let mut recs: Vec<(usize, JobEvent)> = Vec::new();
+    'entries: for (qi, e, skip) in &all {
+        let q = &queues[*qi];
         for (i, line) in e.recs.split('\n').enumerate() {
             if skip.is_some_and(|s| i <= s) || line.is_empty() {
                 continue;
             }
             pos.insert(q.clone(), format!("{}.{i}", e.id));
-            let ev = record(q, &e, line, String::new())?;
-            let keep = p.kind.as_deref().is_none_or(|k| ev.kind == k)
-                && p.state.is_none_or(|s| ev.to == Some(s));
-            if keep {
-                events.push(JobEvent {
-                    cursor: encode_cursor(&pos),
-                    ..ev
-                });
-                if events.len() == p.limit {
-                    break 'entries;
-                }
+            let ev = record(q, e, line, encode_cursor(&pos))?;
+            let st_ok = p.state.is_none_or(|s| ev.to == Some(s));
+            if st_ok {
+                recs.push((*qi, ev));
+            }
+            // Enough candidates for the page: the filters can only drop some of them.
+            if p.kind.is_none() && recs.len() == p.limit {
+                break 'entries;
             }
         }
         pos.insert(q.clone(), e.id.clone());
     }
+    resolve_kinds(b, &mut recs).await?;
+    let mut events = Vec::new();
+    let mut last_cursor = None;
+    for (_, ev) in recs {
+        let keep = p.kind.as_deref().is_none_or(|k| ev.kind == k);
+        if keep {
+            last_cursor = Some(ev.cursor.clone());
+            events.push(ev);
+            if events.len() == p.limit {
+                break;
+            }
+        }
+    }
+    // A full page resumes after its last event; otherwise after everything examined.
+    let cursor = if events.len() == p.limit {
+        last_cursor.expect("a full page has a last event")
+    } else {
+        encode_cursor(&pos)
+    };
     Ok(EventPage {
         events,
-        cursor: Some(encode_cursor(&pos)),
+        cursor: Some(cursor),
     })
 }
 

@@ -52,7 +52,7 @@ pub(crate) fn args_for(
         for d in deps {
             args.s(&d.to_string());
         }
-        // The kind, for the job events (`kd` in the job hash).
+        // The kind, for the job events' stream records.
         args.s(&j.kind);
     }
     // The groups after the jobs, only when there is one (see enqueue.lua).
