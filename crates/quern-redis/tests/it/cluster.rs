@@ -199,6 +199,8 @@ fn three_master_cluster_runs_core_cases_and_a_multi_queue_drain() {
         events::operator_changes_record_the_actor,
         events::retention_drops_the_oldest,
         events::dependencies_release_and_rescue_are_recorded,
+        events::derived_timeline_of_a_job_failed_twice_then_completed,
+        events::audited_cancel_shows_its_actor,
         alerts::put_is_compare_and_set,
         alerts::names_are_independent,
         delete::deletes_finished_jobs_with_their_logs_and_keys,

@@ -2,6 +2,7 @@
 
 mod conformance;
 mod crash;
+mod events;
 mod maintain;
 #[cfg(feature = "otel")]
 mod otel;

@@ -433,3 +433,118 @@ pub async fn dependencies_release_and_rescue_are_recorded(h: Harness) {
         h.case
     );
 }
+
+/// The derived timeline (nothing of it stored by the hot paths): a job that failed twice
+/// and then completed shows every move in order, at the times they happened — enqueue,
+/// each claim, each retry and its promotion when due, the completion — with the attempt
+/// after each move and the error history carrying each failed attempt's claim time.
+pub async fn derived_timeline_of_a_job_failed_twice_then_completed(h: Harness) {
+    use JobState::*;
+    let id = h.enqueue(job("ev.twice")).await.id;
+    let t0 = h.now();
+    let mut claims = Vec::new();
+    let mut fails = Vec::new();
+    let mut dues = Vec::new();
+    for _ in 0..2 {
+        h.advance(Duration::from_millis(10));
+        let c = h.claim_one("default").await;
+        assert_eq!(c.job.id, id);
+        claims.push(h.now());
+        h.advance(Duration::from_millis(10));
+        fails.push(h.now());
+        let retry_at = h.now() + 500;
+        dues.push(retry_at);
+        h.fail(
+            &c.token,
+            FailAction::Retry {
+                retry_at: Some(retry_at),
+            },
+        )
+        .await;
+        h.advance_to(retry_at + 5);
+    }
+    let c = h.claim_one("default").await;
+    claims.push(h.now());
+    h.advance(Duration::from_millis(10));
+    h.complete(&c.token).await;
+    let done = h.now();
+    let ev = timeline(&h, id).await;
+    let got: Vec<_> = ev.iter().map(|e| (e.from, e.to, e.attempt, e.at)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (None, Some(Queued), 0, t0),
+            (Some(Queued), Some(Running), 1, claims[0]),
+            (Some(Running), Some(Scheduled), 1, fails[0]),
+            (Some(Scheduled), Some(Queued), 1, dues[0]),
+            (Some(Queued), Some(Running), 2, claims[1]),
+            (Some(Running), Some(Scheduled), 2, fails[1]),
+            (Some(Scheduled), Some(Queued), 2, dues[1]),
+            (Some(Queued), Some(Running), 3, claims[2]),
+            (Some(Running), Some(Succeeded), 3, done),
+        ],
+        "{}",
+        h.case
+    );
+    assert!(ev.iter().all(|e| e.actor.is_none() && e.kind == "ev.twice"));
+    let j = h.get(id).await;
+    assert_eq!(
+        j.errors
+            .iter()
+            .map(|e| (e.claimed_at, e.retry_at))
+            .collect::<Vec<_>>(),
+        vec![
+            (Some(claims[0]), Some(dues[0])),
+            (Some(claims[1]), Some(dues[1]))
+        ],
+        "{}: the error records carry what the timeline is derived from",
+        h.case
+    );
+}
+
+/// An operator's cancel of a running job is stored with its actor, after the derived
+/// claim; a job that failed for good ends `dead` from its error record.
+pub async fn audited_cancel_shows_its_actor(h: Harness) {
+    use JobState::*;
+    let id = h.enqueue(job("ev.cancel")).await.id;
+    h.advance(Duration::from_millis(3));
+    let _c = h.claim_one("default").await;
+    let claimed = h.now();
+    h.advance(Duration::from_millis(3));
+    with_actor(Some("ops@10.0.0.7:41000".into()), h.cancel(id))
+        .await
+        .unwrap();
+    let ev = timeline(&h, id).await;
+    let got: Vec<_> = ev
+        .iter()
+        .map(|e| (e.from, e.to, e.at, e.actor.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (None, Some(Queued), claimed - 3, None),
+            (Some(Queued), Some(Running), claimed, None),
+            (
+                Some(Running),
+                Some(Cancelled),
+                h.now(),
+                Some("ops@10.0.0.7:41000")
+            ),
+        ],
+        "{}",
+        h.case
+    );
+    // Dead after its last attempt: derived from the error record alone.
+    let d = h.enqueue(job("ev.dead").max_attempts(1)).await.id;
+    h.claim_and_fail("default", d, FailAction::Dead).await;
+    assert_eq!(
+        moves(&timeline(&h, d).await),
+        vec![
+            (None, Some(Queued), 0),
+            (Some(Queued), Some(Running), 1),
+            (Some(Running), Some(Dead), 1),
+        ],
+        "{}",
+        h.case
+    );
+}

@@ -421,6 +421,8 @@ macro_rules! __quern_cases {
                 operator_changes_record_the_actor,
                 retention_drops_the_oldest,
                 dependencies_release_and_rescue_are_recorded,
+                derived_timeline_of_a_job_failed_twice_then_completed,
+                audited_cancel_shows_its_actor,
             }
             stats {
                 finished_jobs_since_the_cutoff_with_their_times,
