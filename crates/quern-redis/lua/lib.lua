@@ -13,8 +13,12 @@ local CLUSTER = ARGV[2] == '1'
 -- actor of the job events this call appends (quern::model::with_actor), which src/eval.rs
 -- sends after the time, as `now|actor`, so every script has it without an argument of its
 -- own; false when none. (One definition, so a script that uses NOWS always splits it.)
-local NOWS, ACTOR = string.match(ARGV[3], '^([^|]*)|?(.*)$')
-if ACTOR == '' then ACTOR = false end
+-- A plain find first: this runs at the start of every call, most of them without an actor.
+local NOWS, ACTOR = ARGV[3], false
+if string.find(NOWS, '|', 1, true) then
+  NOWS, ACTOR = string.match(NOWS, '^([^|]*)|(.*)$')
+  if ACTOR == '' then ACTOR = false end
+end
 local NOW = tonumber(NOWS)
 
 -- Stores the time a worker reported its handler started ('' = none) as `t`, between the
