@@ -83,6 +83,11 @@ pub(crate) fn reprioritize(tx: &mut Tx<'_>, p: JobReprioritizeParams) -> quern::
     if state == JobState::Queued {
         tx.st.wake = true;
     }
+    // Audited when an actor asked: a timeline line and a stream record with `from` = `to`
+    // (the aging service's bumps, actorless, record nothing).
+    if tx.st.actor.is_some() {
+        super::events::moved(tx, p.id, Some(state))?;
+    }
     get(tx.conn, p.id)?.ok_or(Error::JobNotFound(p.id))
 }
 

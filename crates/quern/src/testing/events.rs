@@ -534,6 +534,26 @@ pub async fn audited_cancel_shows_its_actor(h: Harness) {
         "{}",
         h.case
     );
+    // A reprioritize under an actor keeps the state and is recorded with `from` = `to`.
+    let r = h.enqueue(job("ev.prio").queue("evp")).await.id;
+    with_actor(
+        Some("ops@10.0.0.7:41000".into()),
+        h.reprioritize(r, crate::model::Priority::HIGH),
+    )
+    .await
+    .unwrap();
+    let ev = timeline(&h, r).await;
+    assert_eq!(
+        ev.iter()
+            .map(|e| (e.from, e.to, e.actor.as_deref()))
+            .collect::<Vec<_>>(),
+        vec![
+            (None, Some(Queued), None),
+            (Some(Queued), Some(Queued), Some("ops@10.0.0.7:41000")),
+        ],
+        "{}",
+        h.case
+    );
     // Dead after its last attempt: derived from the error record alone.
     let d = h.enqueue(job("ev.dead").max_attempts(1)).await.id;
     h.claim_and_fail("default", d, FailAction::Dead).await;
