@@ -248,16 +248,16 @@ fn fail_one(tx: &mut Tx<'_>, f: Failure, tally: &mut Tally) -> quern::Result<que
     // A stored timeline line only where the record cannot tell the move (a snooze records
     // no error: its claim and its move are kept as lines) or an actor asked for it.
     let mut line = String::new();
-    if record.is_none() {
-        if let Some(c) = claimed_at {
-            line = crate::events::timeline_line(
-                c,
-                Some(JobState::Queued),
-                Some(JobState::Running),
-                attempt as u32,
-                None,
-            );
-        }
+    if record.is_none()
+        && let Some(c) = claimed_at
+    {
+        line = crate::events::timeline_line(
+            c,
+            Some(JobState::Queued),
+            Some(JobState::Running),
+            attempt as u32,
+            None,
+        );
     }
     if record.is_none() || tx.st.actor.is_some() {
         line.push_str(&crate::events::timeline_line(

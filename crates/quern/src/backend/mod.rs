@@ -365,10 +365,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
 
     // --- job events (operations) ----------------------------------------------------------
     // Both stores implement these; the defaults answer `Unsupported`. Every transition
-    // appends its event atomically with itself (see `model::JobEvent`).
+    // appends its stream record atomically with itself; a timeline is derived when read
+    // (see `model::JobEvent` and `model::job_timeline`).
 
-    /// A job's events, oldest first. Read through an index by job (SQLite) or the job's own
-    /// hash (Redis): O(events of the job), never a scan. An unknown job has none.
+    /// A job's events, oldest first: `model::job_timeline` over the job and the lines its
+    /// store keeps with it (one job read, never a scan). An unknown job has none.
     async fn event_list(&self, params: EventListParams) -> Result<Vec<crate::model::JobEvent>> {
         let _ = params;
         Err(no_events(self))

@@ -1,14 +1,16 @@
 //! Job events: one record per state transition, for a job's timeline, the event stream and
 //! the audit trail.
 //!
-//! Every backend records one [`JobEvent`] in the same atomic step as the transition it
-//! records (one SQLite transaction, one Redis script), twice over: in the job's own
-//! timeline, kept with the job (a pruned or deleted job takes it along), and in the event
-//! stream, where one entry per operation and queue packs the jobs it moved: enqueue (→ queued, scheduled or
-//! blocked), claim (→ running), complete, fail and retry, dead, cancel, the rescue of an
-//! expired lease, replay and operator retry, the promotion of a due scheduled job, the
-//! unblocking or skipping of dependents, and deletion (`to` is `None`). A change that keeps
-//! the state (reprioritize) records nothing.
+//! Every backend records each transition in the event stream in the same atomic step as the
+//! transition (one SQLite transaction, one Redis script), where one entry per operation and
+//! queue packs the jobs it moved: enqueue (→ queued, scheduled or blocked), claim
+//! (→ running), complete, fail and retry, dead, cancel, the rescue of an expired lease,
+//! release, replay and operator retry, the promotion of a due scheduled job, the unblocking
+//! or skipping of dependents, and deletion (`to` is `None`). A job's timeline is assembled
+//! when read ([`crate::model::job_timeline`]): the hot moves are derived from the job's own
+//! fields and only the cold ones, and those made under an actor, are stored with the job (a
+//! pruned or deleted job takes them along). A reprioritize keeps the state and is recorded
+//! (with `from` = `to`) only when an actor asked for it.
 //!
 //! The `actor` says who asked for the change: the server records the token name and the
 //! remote address of a mutating request (`name@addr`), the CLI records `cli`, and the
