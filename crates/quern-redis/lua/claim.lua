@@ -84,12 +84,15 @@ for x = 0, nq - 1 do
         redis.call('ZREMRANGEBYRANK', rk, '0', string.format('%d', #popped - 1))
       end
       local leases, nl = {}, 0
+      -- A group cap counts each lease in its group's running set.
+      local capped_groups = groups and redis.call('HEXISTS', qk(q, 'meta'), 'gc') == 1
       for y = 1, #popped do
         local id = popped[y]
         local k = jk(q, id)
         -- The job as it was; the caller applies the claim's changes (state, epoch + 1,
-        -- attempt + 1, claimed_at, lease) to this image, which saves a read per job.
-        local all = call('HGETALL', k)
+        -- attempt + 1, claimed_at, lease) to this image, which saves a read per job. A gate
+        -- that admitted the job read it already.
+        local all = (gate and gate.img[id]) or call('HGETALL', k)
         if #all > 0 then
           local e, a = 0, 0
           for z = 1, #all, 2 do
@@ -103,8 +106,7 @@ for x = 0, nq - 1 do
           ev_hot(q, id, S_QUEUED, S_RUNNING, as, '')
           leases[nl + 1], leases[nl + 2] = lease_until, id
           nl = nl + 2
-          -- A group cap counts this lease in the group's running set.
-          if groups and redis.call('HEXISTS', qk(q, 'meta'), 'gc') == 1 then
+          if capped_groups then
             redis.call('ZADD', qk(q, 'gl:' .. groups[y]), lease_until, id)
           end
           out[nout + 1], out[nout + 2], out[nout + 3] = q, id, all

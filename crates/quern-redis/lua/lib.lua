@@ -417,17 +417,43 @@ local function hget_static(k)
   return table.concat(parts, '', 1, n)
 end
 
--- The kind of job `id` of q, from its static blob (codec.rs `encode_static`: a version
--- byte, the payload's tag byte, its length as 4 bytes little-endian, the payload, then the
--- JSON of the other static fields, whose `k` is the kind).
-local function job_kind(q, id)
-  local d = hget_static(jk(q, id))
+-- The kind in static blob `d` (codec.rs `encode_static`: a version byte, the payload's tag
+-- byte, its length as 4 bytes little-endian, the payload, then the JSON of the other static
+-- fields). serde writes that JSON in field order, the kind `k` first, so a kind without
+-- escapes is read with one anchored match instead of decoding the JSON.
+local function static_kind(d)
   if not d or #d < 6 then return '' end
   local b3, b4, b5, b6 = string.byte(d, 3, 6)
   local n = b3 + b4 * 256 + b5 * 65536 + b6 * 16777216
+  local k = string.match(d, '^{"k":"([^"\\]*)"', 7 + n)
+  if k then return k end
   local ok, rest = pcall(cjson.decode, string.sub(d, 7 + n))
   if ok and type(rest) == 'table' and type(rest.k) == 'string' then return rest.k end
   return ''
+end
+
+-- The kind of job `id` of q, from its static blob.
+local function job_kind(q, id)
+  return static_kind(hget_static(jk(q, id)))
+end
+
+-- The static blob and the group ('' = none) in `all`, a job hash as HGETALL returns it
+-- (the blob's chunks d0, d1, … up to the first missing one, as hget_static reads them).
+local function image_static_group(all)
+  local parts, grp = {}, ''
+  for z = 1, #all, 2 do
+    local f = all[z]
+    if f == 'g' then
+      grp = all[z + 1]
+    elseif string.byte(f, 1) == 100 then
+      local x = tonumber(string.sub(f, 2))
+      if x then parts[x + 1] = all[z + 1] end
+    end
+  end
+  local n = 0
+  while parts[n + 1] do n = n + 1 end
+  if n == 0 then return nil, grp end
+  return table.concat(parts, '', 1, n), grp
 end
 
 -- Kind and group rates and the holds of a `RateLimited` outcome (QueueSettings::kinds and
@@ -437,12 +463,13 @@ end
 -- the hashes `kt` (pattern -> GCRA state), `gt` (group -> GCRA state), `kh` (kind -> hold
 -- until) and `gh` (group -> hold until). The same rules as the SQLite backend's
 -- ops/gate.rs, which the conformance cases hold both to. `gate_new` is one HMGET and
--- returns nil when nothing applies, so other queues claim as before.
+-- returns nil when nothing applies, so other queues claim as before. A gate keeps the job
+-- hashes it read (`img`, HGETALL images by id), so the claim reads each leased job once.
 local function gate_new(q)
   local m = redis.call('HMGET', qk(q, 'meta'), 'kr', 'xc', 'xp', 'xb', 'hu')
   local holds = m[5] ~= false and m[5] ~= nil and tonumber(m[5]) > NOW
   if not m[1] and not m[2] and not holds then return nil end
-  local g = { q = q, holds = holds, tat = {}, hold = {}, dirty = {}, next_at = nil }
+  local g = { q = q, holds = holds, tat = {}, hold = {}, dirty = {}, next_at = nil, img = {}, kinds = {} }
   if m[1] then
     g.rules = cjson.decode(m[1])
     g.pats = {}
@@ -502,14 +529,35 @@ local function gcra1(tat, i, b)
   return false, t
 end
 
--- Whether one job of `kind` in group `grp` ('' = none) may be leased now; when not, the
--- time it may is folded into g.next_at. `take` also counts it (one token of its kind
--- pattern's bucket and of its group's).
-local function gate_pass(g, kind, grp, take)
+-- Job `id`'s hash as HGETALL returns it, read once per gate.
+local function gate_image(g, id)
+  local all = g.img[id]
+  if not all then
+    all = redis.call('HGETALL', jk(g.q, id))
+    g.img[id] = all
+  end
+  return all
+end
+
+-- Job `id`'s kind, from its image.
+local function gate_kind(g, id)
+  local k = g.kinds[id]
+  if not k then
+    k = static_kind((image_static_group(gate_image(g, id))))
+    g.kinds[id] = k
+  end
+  return k
+end
+
+-- Whether job `id` in group `grp` ('' = none) may be leased now; when not, the time it
+-- may is folded into g.next_at. `take` also counts it (one token of its kind pattern's
+-- bucket and of its group's). The kind is read only when a kind rule or a kind hold may
+-- apply.
+local function gate_pass(g, id, grp, take)
   local at = NOW
   if g.holds then
     local h, name = 'gh', grp
-    if grp == '' then h, name = 'kh', kind end
+    if grp == '' then h, name = 'kh', gate_kind(g, id) end
     local key = h .. '\0' .. name
     local u = g.hold[key]
     if not u then
@@ -518,7 +566,8 @@ local function gate_pass(g, kind, grp, take)
     end
     if u > at then at = u end
   end
-  local p = kind_rule(g, kind)
+  local p = nil
+  if g.rules then p = kind_rule(g, gate_kind(g, id)) end
   local kr, kkey, knew = nil, nil, nil
   if p then
     local r = g.rules[p].rate
@@ -857,22 +906,31 @@ local KIND_PROBE = 256
 -- Up to `want` ready jobs of non-grouped queue q in its order (`o`, `a` as for
 -- pick_ordered; below level `below`, 10 = any) that gate `g` admits, among its first
 -- `want + KIND_PROBE`; each one picked is counted in the gate. The claim leases them;
--- peek.lua asks with want = 1.
+-- peek.lua asks with want = 1. It reads the first `want` and, only while the gate turns
+-- some away, four times as many (up to the probe), so a gate that does not bind costs no
+-- longer reads than no gate.
 local function gate_pick(q, o, a, want, below, rnd, g)
-  local scan = want + KIND_PROBE
-  local ids
-  if o or a then
-    ids = pick_ordered(q, o, a, scan, below, rnd)
-  else
-    local hi = '+inf'
-    if below < 10 then hi = string.format('(%d', below * PRIO_UNIT) end
-    ids = redis.call('ZRANGEBYSCORE', qk(q, 'ready'), '-inf', hi, 'LIMIT', '0', string.format('%d', scan))
-  end
-  local out = {}
-  for _, id in ipairs(ids) do
-    if #out >= want then break end
-    local grp = redis.call('HGET', jk(q, id), 'g') or ''
-    if gate_pass(g, job_kind(q, id), grp, true) then out[#out + 1] = id end
+  local out, seen = {}, {}
+  local n = want
+  local hi = '+inf'
+  if below < 10 then hi = string.format('(%d', below * PRIO_UNIT) end
+  while true do
+    local ids
+    if o or a then
+      ids = pick_ordered(q, o, a, n, below, rnd)
+    else
+      ids = redis.call('ZRANGEBYSCORE', qk(q, 'ready'), '-inf', hi, 'LIMIT', '0', string.format('%d', n))
+    end
+    for _, id in ipairs(ids) do
+      if #out >= want then break end
+      if not seen[id] then
+        seen[id] = true
+        local _, grp = image_static_group(gate_image(g, id))
+        if gate_pass(g, id, grp, true) then out[#out + 1] = id end
+      end
+    end
+    if #out >= want or #ids < n or n >= want + KIND_PROBE then break end
+    n = math.min(want + KIND_PROBE, n * 4)
   end
   return out
 end
@@ -909,7 +967,7 @@ local function pick_groups(q, want, below, dry, gate)
         keep[#keep + 1] = e
       else
         local id = group_head(q, e[1], bound)
-        if id and gate and not gate_pass(gate, job_kind(q, id), e[1], not dry) then id = nil end
+        if id and gate and not gate_pass(gate, id, e[1], not dry) then id = nil end
         if id then
           ids[#ids + 1], groups[#groups + 1] = id, e[1]
           if dry then return ids, groups end

@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 
 const STATIC_V1: u8 = 1;
 
-/// The fields of a job no script reads, as JSON (short names, defaults left out).
+/// The fields of a job kept as JSON (short names, defaults left out). `k` stays first:
+/// `static_kind` in lua/lib.lua reads the kind in place.
 #[derive(Serialize, Deserialize, Default)]
 struct Rest {
     k: String,

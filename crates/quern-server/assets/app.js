@@ -274,6 +274,8 @@ const pages = {
       const j = await get(`/v1/jobs/${params.id}`);
       let events = null;
       try { events = await get(`/v1/jobs/${params.id}/events`); } catch (e) { events = e.status === 404 ? null : { error: e.message }; }
+      let logs;
+      try { logs = await get(`/v1/jobs/${params.id}/logs?limit=1000`); } catch (e) { logs = { error: e.message }; }
       const actions = CAN_CHANGE ? h('div', { class: 'actions' },
         !['succeeded', 'dead', 'cancelled', 'skipped'].includes(j.state)
           ? button('Cancel', () => act('Cancel', () => post(`/v1/jobs/${j.id}/cancel`, { reason: 'cancelled from the dashboard' }))) : null,
@@ -307,7 +309,10 @@ const pages = {
         j.checkpoint !== undefined ? h('section', {}, h('h2', {}, 'Checkpoint'), h('pre', { tabindex: 0 }, JSON.stringify(j.checkpoint, null, 2))) : null,
         table('Attempts and errors', ['Attempt', 'When', 'Kind', 'Message'],
           j.errors.map((e) => h('tr', {}, h('td', { class: 'n' }, e.attempt), h('td', {}, when(e.at)), h('td', {}, e.kind), h('td', { class: 'err' }, e.message)))),
-        h('section', {}, h('h2', {}, 'Events'), evList));
+        h('section', {}, h('h2', {}, 'Events'), evList),
+        logs.error ? h('section', {}, h('h2', {}, 'Log'), h('p', { class: 'bad' }, logs.error))
+          : table(`Log${logs.dropped ? ` (${logs.dropped} oldest lines dropped by the caps)` : ''}`, ['Line', 'When', 'Level', 'Attempt', 'Message'],
+            logs.lines.map((l) => h('tr', {}, h('td', { class: 'n' }, l.seq), h('td', {}, when(l.at)), h('td', {}, l.level), h('td', { class: 'n' }, l.attempt), h('td', {}, h('code', {}, l.message))))));
     },
   },
 
@@ -537,6 +542,7 @@ async function refresh() {
   if (drawing) { again = true; return; }
   drawing = true;
   try {
+    const hash = location.hash;
     const { page, params } = route();
     const main = document.getElementById('main');
     const key = document.activeElement && document.activeElement.getAttribute && document.activeElement.getAttribute('data-key');
@@ -562,6 +568,8 @@ async function refresh() {
       if (el) el.focus();
     }
     document.body.dataset.updated = String(Date.now());
+    // Which route this draw was for (tests wait for it: a hash change draws asynchronously).
+    document.body.dataset.drawn = hash;
   } finally {
     drawing = false;
     if (again) { again = false; refresh(); }

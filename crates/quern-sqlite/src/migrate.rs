@@ -53,6 +53,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "retention_bytes",
         include_str!("migrations/0022_retention_bytes.sql"),
     ),
+    (
+        "queue_counts",
+        include_str!("migrations/0025_queue_counts.sql"),
+    ),
     ("events", include_str!("migrations/0020_events.sql")),
 ];
 

@@ -57,7 +57,7 @@ impl Readers {
         F: FnOnce(&Connection) -> quern::Result<T> + Send + 'static,
     {
         match self {
-            Readers::Writer(w) => w.write(move |tx| f(tx.conn)).await,
+            Readers::Writer(w) => w.read(move |tx| f(tx.conn)).await,
             Readers::Pool(pool) => {
                 let permit = pool
                     .permits

@@ -15,6 +15,13 @@
 //! journal — so a storage error in one of them rolls back the whole group, and every
 //! operation in it gets that error.
 //!
+//! Queue counts: operations record how many job rows of each queue entered or left each
+//! state (`ops/counts.rs`); the thread adds the group's changes to `queue_counts` with one
+//! upsert per queue just before `COMMIT`, so a group of 256 completions into one queue
+//! writes one row, not 256. A guarded operation rolled back to its savepoint drops the
+//! changes it recorded; a failed group drops them all. Reads that run on the writer (an
+//! in-memory database, [`Writer::read`]) get the pending changes written first.
+//!
 //! Outside a transaction: a few statements refuse to run inside one (`VACUUM`) or cannot do
 //! their whole job there (`PRAGMA wal_checkpoint` cannot move the frames of the writer's own
 //! open transaction). Those are sent with [`Writer::write_alone`]: the thread commits the
@@ -97,6 +104,11 @@ pub(crate) struct WriterState {
     pub events: std::cell::RefCell<crate::events::EventBuf>,
     /// The running operation's actor (`quern::model::with_actor` around the backend call).
     pub actor: Option<String>,
+    /// The queue count changes of the group's operations so far (`ops/counts.rs`), written
+    /// to `queue_counts` just before the commit (and before a read that runs on the
+    /// writer). An operation rolled back to its savepoint takes its own changes with it;
+    /// a group that fails clears them all.
+    pub counts: crate::ops::counts::Counts,
 }
 
 /// How an operation is run.
@@ -106,6 +118,10 @@ enum Mode {
     Guarded,
     /// In the group transaction, without a savepoint (see [`Op::mode`]).
     Unguarded,
+    /// A read of an in-memory database (which has no reader pool): guarded, after the
+    /// group's pending queue counts are written, so it sees them as a reader of a file
+    /// sees committed ones.
+    Read,
     /// By itself, between two groups, outside any transaction.
     Alone,
 }
@@ -213,6 +229,7 @@ impl Writer {
             rollups_pruned_day: None,
             events: Default::default(),
             actor: None,
+            counts: Default::default(),
         };
         std::thread::Builder::new()
             .name("quern-sqlite-writer".into())
@@ -239,6 +256,16 @@ impl Writer {
         F: FnOnce(&mut Tx<'_>) -> quern::Result<T> + Send + 'static,
     {
         self.submit(Mode::Unguarded, f).await
+    }
+
+    /// Runs the read-only `f` on the writer's connection, in the group transaction (for an
+    /// in-memory database, see `reader.rs`).
+    pub(crate) async fn read<T, F>(&self, f: F) -> quern::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> quern::Result<T> + Send + 'static,
+    {
+        self.submit(Mode::Read, f).await
     }
 
     /// Runs `f` on the writer's connection outside any transaction, after the operations
@@ -308,6 +335,7 @@ fn run(
         }
         let committed = run_group(&conn, &clock, &mut st, &mut batch);
         if committed.is_err() {
+            st.counts.clear();
             st.known_queues.clear();
             st.grouped.clear();
             st.wake = false;
@@ -332,6 +360,12 @@ fn run_alone(
 ) {
     let now = clock.now_ms();
     op.apply(&mut Tx { conn, now, st });
+    // Nothing run alone inserts, deletes or moves job rows.
+    debug_assert!(
+        st.counts.is_empty(),
+        "an operation run alone changed queue counts"
+    );
+    st.counts.clear();
     // A rewrite such as `VACUUM` may renumber rows the queue cache names.
     st.known_queues.clear();
     st.grouped.clear();
@@ -360,14 +394,23 @@ fn run_group(
             }
             continue;
         }
+        if op.mode() == Mode::Read
+            && let Err(e) = st.counts.flush(conn)
+        {
+            let _ = exec(conn, "ROLLBACK");
+            return Err(e.to_string());
+        }
         if let Err(e) = exec(conn, "SAVEPOINT op") {
             let _ = exec(conn, "ROLLBACK");
             return Err(e.to_string());
         }
+        // The counts as they were before this operation, for when it is rolled back.
+        let before = st.counts.clone();
         let ok = op.apply(&mut Tx { conn, now, st });
         let end = if ok {
             exec(conn, "RELEASE op")
         } else {
+            st.counts = before;
             // The rolled-back operation may have created queues the cache now names.
             st.known_queues.clear();
             st.grouped.clear();
@@ -377,6 +420,10 @@ fn run_group(
             let _ = exec(conn, "ROLLBACK");
             return Err(e.to_string());
         }
+    }
+    if let Err(e) = st.counts.flush(conn) {
+        let _ = exec(conn, "ROLLBACK");
+        return Err(e.to_string());
     }
     if let Err(e) = exec(conn, "COMMIT") {
         let _ = exec(conn, "ROLLBACK");

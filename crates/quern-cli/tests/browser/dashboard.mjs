@@ -114,7 +114,10 @@ async function session(token) {
 
 async function open(page, hash) {
   await page.goto(`${BASE}/#/${hash}`);
-  await page.waitForFunction(() => document.body.dataset.updated && document.querySelector('main h1'));
+  // Wait for the draw of this route itself: the previous page's heading is still there while
+  // the new page draws, and the new draw moves the focus to <main> when it lands.
+  await page.waitForFunction((want) => document.body.dataset.drawn === new URL(want).hash && document.querySelector('main h1'),
+    `${BASE}/#/${hash}`);
   const bad = await page.locator('main [role=alert]').count();
   check(bad === 0, `#/${hash} renders without an error`);
 }
@@ -165,6 +168,10 @@ const admin = await session(ADMIN);
     await shoot(p, name);
   }
   check(problems.length === 0, `no console errors on any page (${problems.join('; ')})`);
+
+  // The job page shows the job's log (GET /v1/jobs/{id}/logs): the doomed job wrote none.
+  await open(p, `jobs/${dead}`);
+  check(await p.locator('caption', { hasText: /^Log/ }).count() === 1, 'the job page has its log table');
 
   // Keyboard: the skip link is the first thing Tab reaches from the top of the page, and it
   // takes the focus when tabbed to.

@@ -11,7 +11,7 @@ on_every_store!(
     follow_prints_lines_as_they_are_stored_until_the_job_finishes,
 );
 
-fn shell_stderr_lines_are_the_jobs_log(env: Env) {
+fn shell_stderr_lines_are_the_jobs_log(mut env: Env) {
     let id = env.enqueue(&[
         "shell",
         "--payload",
@@ -45,6 +45,31 @@ fn shell_stderr_lines_are_the_jobs_log(env: Env) {
     );
     let err = env.fails(1, &["jobs", "logs", "0190d5d0-0000-7000-8000-000000000000"]);
     assert!(err.contains("not found"), "{err}");
+
+    // The same log over REST (`GET /v1/jobs/{id}/logs`, which the dashboard's job page reads).
+    let srv = env.serve(&[]);
+    let h = srv.http();
+    let r = h.get(&format!("/v1/jobs/{id}/logs"));
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["lines"], log["lines"], "the CLI and the API agree");
+    assert_eq!(
+        (&v["dropped"], &v["next_after"]),
+        (&serde_json::json!(0), &serde_json::json!(2))
+    );
+    let v = h.get(&format!("/v1/jobs/{id}/logs?after=1&limit=5")).json();
+    assert_eq!(v["lines"][0]["message"], "no newline");
+    assert_eq!(v["lines"].as_array().unwrap().len(), 1);
+    let v = h.get(&format!("/v1/jobs/{id}/logs?after=2")).json();
+    assert_eq!(
+        (&v["lines"], &v["next_after"]),
+        (&serde_json::json!([]), &serde_json::json!(2))
+    );
+    let r = h.get("/v1/jobs/0190d5d0-0000-7000-8000-000000000000/logs");
+    assert_eq!((r.status, r.code().as_str()), (404, "job_not_found"));
+    assert_eq!(h.get(&format!("/v1/jobs/{id}/logs?limit=0")).status, 400);
+    assert_eq!(h.get(&format!("/v1/jobs/{id}/logs?after=x")).status, 400);
+    assert_eq!(h.get(&format!("/v1/jobs/{id}/logs?tail=1")).status, 400);
 }
 
 fn follow_prints_lines_as_they_are_stored_until_the_job_finishes(mut env: Env) {

@@ -1167,6 +1167,7 @@ fn openapi_lists_every_route_with_its_errors() {
         ("/v1/jobs/{id}/reprioritize", "post"),
         ("/v1/jobs/{id}/events", "get"),
         ("/v1/events", "get"),
+        ("/v1/jobs/{id}/logs", "get"),
         ("/v1/queues", "get"),
         ("/v1/queues/{name}", "get"),
         ("/v1/queues/{name}/pause", "post"),
@@ -1285,6 +1286,29 @@ impl Drop for OwnRedis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Over its memory budget (`[redis] max_memory`) a Redis store is not ready for producers:
+/// `/readyz` says 503 `store_full`, and an enqueue is refused with 507 and stores nothing.
+#[test]
+fn readyz_fails_when_redis_is_over_its_memory_budget() {
+    let Some(mut env) = Env::redis() else {
+        return;
+    };
+    env.var("QUERN_REDIS__MAX_MEMORY", "1");
+    let srv = env.serve(&[]);
+    let h = srv.http();
+    let r = h.get("/readyz");
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (503, "store_full"),
+        "{}",
+        r.json()
+    );
+    let r = h.post("/v1/jobs", &json!({"kind": "quern.noop", "queue": "full"}));
+    assert_eq!((r.status, r.code().as_str()), (507, "store_full"));
+    assert!(jobs(&h, "&queue=full").is_empty(), "nothing stored");
+    assert_eq!(h.get("/healthz").status, 200, "the process is up");
 }
 
 #[test]
@@ -1481,8 +1505,61 @@ fn python_worker_runs_jobs_and_workflows(mut env: Env) {
 
 on_every_store!(
     python_worker_runs_jobs_and_workflows,
-    python_worker_lease_expires
+    python_worker_lease_expires,
+    python_worker_reports_an_upstream_rate_limit
 );
+
+/// The Python worker's `py.upstream` handler answers `rate_limited` with `retry_after_ms`
+/// while its upstream says 429: the job is snoozed without counting an attempt, and its
+/// group is held, so the group's next job is not leased before the hold ends either.
+fn python_worker_reports_an_upstream_rate_limit(mut env: Env) {
+    let srv = env.serve(&[]);
+    let h = srv.http();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let until = now + 1500;
+    let limited = enqueue(
+        &h,
+        json!({"kind": "py.upstream", "queue": "pyup", "group": "acct",
+               "payload": {"limited_until_ms": until}}),
+    );
+    let next = enqueue(
+        &h,
+        json!({"kind": "py.echo", "queue": "pyup", "group": "acct", "payload": {"n": 1}}),
+    );
+    let other = enqueue(
+        &h,
+        json!({"kind": "py.echo", "queue": "pyup", "group": "other", "payload": {"n": 2}}),
+    );
+    let out = python_output(run_python(&srv, "pyup", &[], "3"));
+    assert!(out.contains(&format!("{limited} fail 200")), "{out}");
+    let j = job(&h, &limited);
+    assert_eq!(
+        (&j["state"], &j["attempt"]),
+        (&json!("succeeded"), &json!(1)),
+        "the rate-limited attempt is not counted: {j}\n{out}"
+    );
+    let claimed = |id: &str| job(&h, id)["claimed_at"].as_i64().unwrap();
+    assert!(
+        claimed(&limited) >= until - 50,
+        "leased again only after retry_after: {} < {until}",
+        claimed(&limited)
+    );
+    assert!(
+        claimed(&next) >= until - 50,
+        "the held group's next job waited for the hold: {} < {until}",
+        claimed(&next)
+    );
+    assert!(
+        claimed(&other) < until - 500,
+        "another group is not held: {} vs {until}",
+        claimed(&other)
+    );
+    assert_eq!(job(&h, &next)["state"], json!("succeeded"));
+    assert_eq!(job(&h, &other)["state"], json!("succeeded"));
+}
 
 /// A Python worker whose lease runs out while it works: a second one takes the job over and
 /// completes it; the first one's late complete gets 409 `lease_lost` and changes nothing.

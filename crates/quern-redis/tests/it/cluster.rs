@@ -166,6 +166,7 @@ fn three_master_cluster_runs_core_cases_and_a_multi_queue_drain() {
         groups::the_group_cap_holds_across_workers,
         rates::kind_and_group_rates_are_stored_and_validated,
         rates::each_kind_pattern_has_its_own_bucket,
+        rates::kinds_with_quotes_backslashes_and_unicode_are_limited,
         rates::work_wait_sees_kind_throttling,
         rates::each_group_has_its_own_rate,
         rates::rate_limited_holds_the_group,
@@ -219,6 +220,7 @@ fn three_master_cluster_runs_core_cases_and_a_multi_queue_drain() {
         queues::list_has_every_queue,
         list::newest_first,
         list::paging_by_before,
+        list::paging_by_state,
         #[threads(2)]
         concurrency::eight_claimers_claim_each_job_once,
         #[threads(2)]

@@ -393,3 +393,82 @@ pub struct ReprioritizeRequest {
     #[schema(minimum = 0, maximum = 9)]
     pub priority: u8,
 }
+
+/// Paging of `GET /v1/jobs/{id}/logs`.
+#[derive(Clone, Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct JobLogsQuery {
+    /// Only lines after this `seq` (the `next_after` of the previous page); default 0, from
+    /// the oldest kept line.
+    pub after: Option<u64>,
+    /// 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+}
+
+/// Log level of a job's log line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevelDto {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl From<quern::backend::LogLevel> for LogLevelDto {
+    fn from(l: quern::backend::LogLevel) -> Self {
+        use quern::backend::LogLevel as L;
+        match l {
+            L::Debug => LogLevelDto::Debug,
+            L::Info => LogLevelDto::Info,
+            L::Warn => LogLevelDto::Warn,
+            L::Error => LogLevelDto::Error,
+        }
+    }
+}
+
+/// One stored line of a job's log.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct LogLineDto {
+    /// Position in the job's log (1 for the first line ever appended).
+    pub seq: u64,
+    /// When the line was written (Unix ms, the writer's clock).
+    pub at: i64,
+    pub level: LogLevelDto,
+    /// The attempt that wrote it.
+    pub attempt: u32,
+    pub message: String,
+}
+
+/// A page of a job's log.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct JobLogsDto {
+    /// Lines in `seq` order.
+    pub lines: Vec<LogLineDto>,
+    /// Lines of this job dropped by the per-job caps so far (always the oldest).
+    pub dropped: u64,
+    /// The `after` of the next page (the last line's `seq`, or the request's `after`).
+    pub next_after: u64,
+}
+
+impl JobLogsDto {
+    pub fn new(p: quern::backend::JobLogPage, after: u64) -> Self {
+        JobLogsDto {
+            next_after: p.next_after(after),
+            dropped: p.dropped,
+            lines: p
+                .lines
+                .into_iter()
+                .map(|l| LogLineDto {
+                    seq: l.seq,
+                    at: l.at,
+                    level: l.level.into(),
+                    attempt: l.attempt,
+                    message: l.message,
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,16 +1,17 @@
-//! `/v1/jobs`: enqueue (one or a batch), get, list, cancel, retry, reprioritize.
+//! `/v1/jobs`: enqueue (one or a batch), get, list, cancel, retry, reprioritize, logs.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use quern::backend::{BatchMode, JobFilter, ListParams, RetryParams, RetryTarget};
+use quern::backend::{BatchMode, JobFilter, JobLogsParams, ListParams, RetryParams, RetryTarget};
 use quern::{JobId, Priority};
 
 use crate::dto::{
     BatchItemDto, BatchModeDto, BatchRequest, BatchResponse, CancelRequest, EnqueueRequest,
-    EnqueuedDto, JobDto, JobListQuery, JobPageDto, ReprioritizeRequest, cursor, page_size,
+    EnqueuedDto, JobDto, JobListQuery, JobLogsDto, JobLogsQuery, JobPageDto, ReprioritizeRequest,
+    cursor, page_size,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 use crate::extract::{Body, Query, parse_job_id};
@@ -185,6 +186,32 @@ pub async fn get(
 ) -> ApiResult<Json<JobDto>> {
     let id = parse_job_id(&id)?;
     Ok(Json(JobDto::from(&job_or_404(&s, id).await?)))
+}
+
+/// A job's log: the lines its handlers wrote (`ctx.log`, a shell command's stderr), oldest
+/// first, after a cursor; the oldest lines past the per-job caps are dropped and counted.
+#[utoipa::path(get, path = "/v1/jobs/{id}/logs", operation_id = "jobs_logs", tag = "jobs",
+    params(("id" = String, Path, description = "Job id"), JobLogsQuery),
+    responses(
+        (status = 200, body = JobLogsDto),
+        (status = 404, description = "No such job", body = ErrorBody),
+    ))]
+pub async fn logs(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<JobLogsQuery>,
+) -> ApiResult<Json<JobLogsDto>> {
+    let id = parse_job_id(&id)?;
+    let after = q.after.unwrap_or(0);
+    let page = s
+        .backend
+        .job_logs(JobLogsParams {
+            id,
+            after,
+            limit: page_size(q.limit)?,
+        })
+        .await?;
+    Ok(Json(JobLogsDto::new(page, after)))
 }
 
 /// Jobs, newest first, filtered, one page at a time.

@@ -195,6 +195,7 @@ pub fn api(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(jobs::enqueue, jobs::list))
         .routes(routes!(jobs::batch))
         .routes(routes!(jobs::get))
+        .routes(routes!(jobs::logs))
         .routes(routes!(jobs::cancel))
         .routes(routes!(jobs::retry))
         .routes(routes!(jobs::reprioritize))

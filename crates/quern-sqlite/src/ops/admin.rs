@@ -31,12 +31,18 @@ pub(crate) fn cancel(tx: &mut Tx<'_>, p: CancelParams) -> quern::Result<Job> {
         });
     }
     let reason = p.reason.unwrap_or_else(|| "cancelled by request".into());
-    cancel_one(tx, p.id, &reason)?;
+    cancel_one(tx, p.id, state, &reason)?;
     get(tx.conn, p.id)?.ok_or(Error::JobNotFound(p.id))
 }
 
-/// Cancels a job the caller found non-terminal, and settles its dependents.
-pub(crate) fn cancel_one(tx: &mut Tx<'_>, id: JobId, reason: &str) -> quern::Result<()> {
+/// Cancels a job the caller found non-terminal (in state `from`), and settles its
+/// dependents.
+pub(crate) fn cancel_one(
+    tx: &mut Tx<'_>,
+    id: JobId,
+    from: JobState,
+    reason: &str,
+) -> quern::Result<()> {
     let record = ErrorRecord {
         attempt: 0,
         at: tx.now,
@@ -47,19 +53,24 @@ pub(crate) fn cancel_one(tx: &mut Tx<'_>, id: JobId, reason: &str) -> quern::Res
         retry_at: None,
     };
     let record = serde_json::to_string(&record).map_err(|e| Error::Codec(e.to_string()))?;
-    let from = state_of(tx.conn, id)?;
     // Clearing the lease and leaving `running` makes the worker's token stale: its next
     // heartbeat gets LeaseLost and its outcome is refused.
-    tx.conn
+    let queue_id: i64 = tx
+        .conn
         .prepare_cached(
             "UPDATE jobs SET state = 6, finished_at = ?2, lease_worker = NULL, lease_expires_at = NULL, \
              errors = json_insert(coalesce(errors, '[]'), '$[#]', \
                  json_set(json(?3), '$.claimed_at', CASE WHEN state = 3 THEN claimed_at END)) \
-             WHERE id = ?1",
+             WHERE id = ?1 RETURNING queue_id",
         )
-        .and_then(|mut s| s.execute(rusqlite::params![id.as_bytes(), tx.now, record]))
+        .and_then(|mut s| {
+            s.query_row(rusqlite::params![id.as_bytes(), tx.now, record], |r| {
+                r.get(0)
+            })
+        })
         .map_err(sql_err)?;
-    super::events::moved(tx, id, from)?;
+    tx.st.counts.moved(queue_id, from, JobState::Cancelled, 1);
+    super::events::moved(tx, id, Some(from))?;
     deps::on_terminal(tx, id, JobState::Cancelled)
 }
 
@@ -136,10 +147,10 @@ pub(crate) fn retry(tx: &mut Tx<'_>, p: RetryParams) -> quern::Result<Vec<JobId>
 /// Moves one dead/cancelled/skipped job back to queued (or blocked while dependencies are
 /// pending), attempts reset, history kept.
 fn reopen(tx: &mut Tx<'_>, id: JobId) -> quern::Result<()> {
-    let (old, trigger): (i64, i64) = tx
+    let (old, trigger, queue_id): (i64, i64, i64) = tx
         .conn
-        .prepare_cached("SELECT state, trigger_rule FROM jobs WHERE id = ?1")
-        .and_then(|mut s| s.query_row([id.as_bytes()], |r| Ok((r.get(0)?, r.get(1)?))))
+        .prepare_cached("SELECT state, trigger_rule, queue_id FROM jobs WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id.as_bytes()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
         .map_err(sql_err)?;
     let old = JobState::from_i64(old).unwrap_or(JobState::Dead);
     let deps = deplist::load(tx.conn, id)?.unwrap_or_default();
@@ -168,6 +179,7 @@ fn reopen(tx: &mut Tx<'_>, id: JobId) -> quern::Result<()> {
             s.execute(rusqlite::params![id.as_bytes(), state.as_i64(), tx.now, done as i64, ok as i64])
         })
         .map_err(sql_err)?;
+    tx.st.counts.moved(queue_id, old, state, 1);
     super::events::moved(tx, id, Some(old))?;
     deps::on_reopened(tx, id, old)?;
     Ok(())
@@ -365,6 +377,7 @@ pub(crate) fn rescue(tx: &mut Tx<'_>, p: RescueParams) -> quern::Result<RescueRe
                 s.execute(rusqlite::params![id.as_bytes(), state.as_i64(), dead.then_some(tx.now), record])
             })
             .map_err(sql_err)?;
+        tx.st.counts.moved(queue_id, JobState::Running, state, 1);
         super::events::moved(tx, id, Some(JobState::Running))?;
         if dead {
             deps::on_terminal(tx, id, JobState::Dead)?;
@@ -457,11 +470,11 @@ pub(crate) fn prune(tx: &mut Tx<'_>, p: PruneParams) -> quern::Result<PruneRepor
 
 /// Deletes finished jobs the pruner picked, with their dependency edges (their logs go by
 /// trigger). Returns how many were deleted.
-pub(crate) fn delete_finished(tx: &Tx<'_>, victims: &[[u8; 16]]) -> quern::Result<u64> {
+pub(crate) fn delete_finished(tx: &mut Tx<'_>, victims: &[[u8; 16]]) -> quern::Result<u64> {
     let mut deleted = 0u64;
     let mut del = tx
         .conn
-        .prepare_cached("DELETE FROM jobs WHERE id = ?1")
+        .prepare_cached("DELETE FROM jobs WHERE id = ?1 RETURNING queue_id, state")
         .map_err(sql_err)?;
     let mut del_edges = tx
         .conn
@@ -469,7 +482,16 @@ pub(crate) fn delete_finished(tx: &Tx<'_>, victims: &[[u8; 16]]) -> quern::Resul
         .map_err(sql_err)?;
     for id in victims {
         super::events::deleting(tx, id)?;
-        deleted += del.execute([id]).map_err(sql_err)? as u64;
+        let gone: Option<(i64, JobState)> = del
+            .query_row([id], |r| {
+                Ok((r.get(0)?, crate::rows::state_from_i64(r.get(1)?)?))
+            })
+            .optional()
+            .map_err(sql_err)?;
+        if let Some((queue_id, state)) = gone {
+            deleted += 1;
+            tx.st.counts.add(queue_id, state, -1);
+        }
         del_edges.execute([id]).map_err(sql_err)?;
         deplist::forget(tx.conn, id)?;
     }

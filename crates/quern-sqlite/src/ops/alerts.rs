@@ -84,11 +84,20 @@ pub(crate) fn job_delete(tx: &mut Tx<'_>, p: JobDeleteParams) -> quern::Result<J
     for id in &ids {
         let key = id.as_bytes();
         super::events::deleting(tx, key)?;
-        deleted += tx
+        let gone: Option<(i64, JobState)> = tx
             .conn
-            .prepare_cached("DELETE FROM jobs WHERE id = ?1")
-            .and_then(|mut s| s.execute([key]))
-            .map_err(sql_err)? as u64;
+            .prepare_cached("DELETE FROM jobs WHERE id = ?1 RETURNING queue_id, state")
+            .and_then(|mut s| {
+                s.query_row([key], |r| {
+                    Ok((r.get(0)?, crate::rows::state_from_i64(r.get(1)?)?))
+                })
+                .optional()
+            })
+            .map_err(sql_err)?;
+        if let Some((queue_id, state)) = gone {
+            deleted += 1;
+            tx.st.counts.add(queue_id, state, -1);
+        }
         tx.conn
             .prepare_cached("DELETE FROM job_deps WHERE dep_id = ?1")
             .and_then(|mut s| s.execute([key]))

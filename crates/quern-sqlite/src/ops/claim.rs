@@ -7,8 +7,8 @@
 //! (`limits::admit`: its concurrency cap and rate limit, the same function `work_wait`
 //! asks); any admission rule added later belongs there, inside the same step (STYLE.md §17).
 
-use quern::Job;
 use quern::backend::{ClaimOutcome, ClaimParams, ClaimSplit, ClaimedJob};
+use quern::{Job, JobState};
 
 use super::limits::{self, QueueRow};
 use crate::error::sql_err;
@@ -87,6 +87,9 @@ pub(crate) fn claim(tx: &mut Tx<'_>, p: ClaimParams) -> quern::Result<ClaimOutco
                 }
             }
             if got > 0 {
+                tx.st
+                    .counts
+                    .moved(row.id, JobState::Queued, JobState::Running, got as i64);
                 row.tat = limits::took(tx, row, got)?;
                 *running += got as u64;
             }
@@ -116,9 +119,17 @@ pub(crate) fn has_ready(tx: &Tx<'_>, row: &QueueRow, below: i64) -> quern::Resul
     super::read::has_ready(tx.conn, row, below, tx.now)
 }
 
-/// Moves scheduled jobs whose `run_at` has passed to `queued`. The timeline derives the
-/// promotion from the due time at read time; only the stream records it.
+/// Moves scheduled jobs whose `run_at` has passed to `queued`, counting them per queue. The
+/// timeline derives the promotion from the due time at read time; only the stream records it.
+///
+/// Most claims find nothing due. One seek (the first entry of the partial index
+/// `jobs_scheduled`) says so, which is cheaper than the `UPDATE … WHERE id IN (…)` finding no
+/// row (it builds its `IN` table first); the `RETURNING` that tells the counts each promoted
+/// job's queue then only runs when there is work for it.
 pub(crate) fn promote_due(tx: &mut Tx<'_>) -> quern::Result<usize> {
+    if super::read::next_due(tx.conn)?.is_none_or(|at| at > tx.now) {
+        return Ok(0);
+    }
     let mut stmt = tx
         .conn
         .prepare_cached(
@@ -133,9 +144,13 @@ pub(crate) fn promote_due(tx: &mut Tx<'_>) -> quern::Result<usize> {
     let mut n = 0;
     while let Some(r) = rows.next().map_err(sql_err)? {
         let id: [u8; 16] = r.get(0).map_err(sql_err)?;
+        let queue_id: i64 = r.get(1).map_err(sql_err)?;
         let kind: String = r.get(2).map_err(sql_err)?;
+        tx.st
+            .counts
+            .moved(queue_id, JobState::Scheduled, JobState::Queued, 1);
         tx.event(
-            r.get(1).map_err(sql_err)?,
+            queue_id,
             quern::JobId::from_bytes(id),
             &kind,
             Some(quern::JobState::Scheduled),

@@ -27,13 +27,14 @@ pub(crate) fn on_terminal(tx: &mut Tx<'_>, id: JobId, state: JobState) -> quern:
     while let Some((dep, dep_state)) = work.pop() {
         let ok = i64::from(dep_state == JobState::Succeeded);
         for job in dependents(tx, dep)? {
-            let row: Option<(i64, i64, i64, i64, i64)> = {
+            let row: Option<(i64, i64, i64, i64, i64, i64)> = {
                 let mut stmt = tx
                     .conn
                     .prepare_cached(
                         "UPDATE jobs SET deps_done = deps_done + 1, deps_ok = deps_ok + ?2 \
                          WHERE id = ?1 AND state = 2 \
-                         RETURNING trigger_rule, deps_done, deps_ok, coalesce(deps_total, length(depends_on) / 16), run_at",
+                         RETURNING trigger_rule, deps_done, deps_ok, coalesce(deps_total, length(depends_on) / 16), run_at, \
+                         queue_id",
                     )
                     .map_err(sql_err)?;
                 let mut rows = stmt
@@ -46,11 +47,12 @@ pub(crate) fn on_terminal(tx: &mut Tx<'_>, id: JobId, state: JobState) -> quern:
                         r.get(2).map_err(sql_err)?,
                         r.get(3).map_err(sql_err)?,
                         r.get(4).map_err(sql_err)?,
+                        r.get(5).map_err(sql_err)?,
                     )),
                     None => None,
                 }
             };
-            let Some((trigger, done, okc, total, run_at)) = row else {
+            let Some((trigger, done, okc, total, run_at, queue_id)) = row else {
                 continue;
             };
             match quern::Trigger::from_code(trigger)?.resolve_counts(
@@ -65,10 +67,14 @@ pub(crate) fn on_terminal(tx: &mut Tx<'_>, id: JobId, state: JobState) -> quern:
                         JobState::Queued
                     };
                     set_state(tx, job, next, None)?;
+                    tx.st.counts.moved(queue_id, JobState::Blocked, next, 1);
                     tx.st.wake = true;
                 }
                 Some(JobState::Skipped) => {
                     set_state(tx, job, JobState::Skipped, Some(tx.now))?;
+                    tx.st
+                        .counts
+                        .moved(queue_id, JobState::Blocked, JobState::Skipped, 1);
                     work.push((job, JobState::Skipped));
                 }
                 _ => {}

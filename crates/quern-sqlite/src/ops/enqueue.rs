@@ -178,6 +178,9 @@ fn insert_one(tx: &mut Tx<'_>, job: NewJob) -> quern::Result<EnqueueOutcome> {
     if matches!(state, JobState::Queued | JobState::Scheduled) {
         tx.st.wake = true;
     }
+    // Last, once nothing of this job can fail: a best-effort batch rolls a failed item back
+    // to its savepoint, and its count must go with it.
+    tx.st.counts.add(queue_id, state, 1);
     Ok(EnqueueOutcome {
         id: job.id,
         state,

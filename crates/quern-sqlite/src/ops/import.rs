@@ -224,6 +224,7 @@ fn insert_job(tx: &mut Tx<'_>, job: Job) -> quern::Result<()> {
     if matches!(state, JobState::Queued | JobState::Scheduled) {
         tx.st.wake = true;
     }
+    tx.st.counts.add(queue_id, state, 1);
     Ok(())
 }
 

@@ -146,6 +146,9 @@ fn complete_one(
         Some(JobState::Succeeded),
         attempt as u32,
     );
+    tx.st
+        .counts
+        .moved(queue_id, JobState::Running, JobState::Succeeded, 1);
     deps::on_terminal(tx, c.token.job_id, JobState::Succeeded)?;
     Ok(Ok(()))
 }
@@ -301,6 +304,7 @@ fn fail_one(tx: &mut Tx<'_>, f: Failure, tally: &mut Tally) -> quern::Result<que
         Some(state),
         new_attempt,
     );
+    tx.st.counts.moved(queue_id, JobState::Running, state, 1);
     if state.is_terminal() {
         deps::on_terminal(tx, id, state)?;
     } else {
@@ -349,6 +353,9 @@ pub(crate) fn release(tx: &mut Tx<'_>, p: ReleaseParams) -> quern::Result<Vec<qu
                 Some(JobState::Queued),
                 attempt as u32,
             );
+            tx.st
+                .counts
+                .moved(queue_id, JobState::Running, JobState::Queued, 1);
             tx.st.wake = true;
             out.push(Ok(()));
         } else {

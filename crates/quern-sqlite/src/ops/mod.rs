@@ -5,6 +5,7 @@ pub(crate) mod admin;
 pub(crate) mod alerts;
 pub(crate) mod claim;
 pub(crate) mod coord;
+pub(crate) mod counts;
 pub(crate) mod deplist;
 pub(crate) mod deps;
 pub(crate) mod enqueue;

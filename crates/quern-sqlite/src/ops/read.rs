@@ -144,6 +144,8 @@ pub(crate) fn list(conn: &Connection, p: ListParams) -> quern::Result<JobPage> {
     Ok(JobPage { jobs, next })
 }
 
+/// `queue_list` (or, with `only`, `queue_stats`): each queue's settings row, its counts from
+/// `queue_counts` and, when it has queued jobs, the oldest one's `run_at` (ten index seeks).
 pub(crate) fn queues(conn: &Connection, only: Option<&str>) -> quern::Result<Vec<QueueInfo>> {
     let rows: Vec<(i64, String, i64)> = conn
         .prepare_cached(
@@ -167,24 +169,17 @@ pub(crate) fn queues(conn: &Connection, only: Option<&str>) -> quern::Result<Vec
             },
         );
     }
-    let rows: Vec<(i64, i64, i64, Option<i64>)> = conn
-        .prepare_cached(
-            "SELECT queue_id, state, count(*), min(run_at) FROM jobs \
-             WHERE ?1 IS NULL OR queue_id = (SELECT id FROM queues WHERE name = ?1) \
-             GROUP BY queue_id, state",
-        )
-        .and_then(|mut s| {
-            s.query_map([only], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                .and_then(|rows| rows.collect())
-        })
-        .map_err(sql_err)?;
-    for (queue, state, n, min_run_at) in rows {
-        let (Some(info), Some(state)) = (infos.get_mut(&queue), JobState::from_i64(state)) else {
+    // The maintained counts (ops/counts.rs), and the oldest waiting job of each queue that
+    // has one from the head of each priority level: no count over the jobs.
+    for (queue, per_state) in super::counts::stored(conn, only)? {
+        let Some(info) = infos.get_mut(&queue) else {
             continue;
         };
-        *info.counts.get_mut(state) = n as u64;
-        if state == JobState::Queued {
-            info.oldest_queued_at = min_run_at;
+        for state in JobState::ALL {
+            *info.counts.get_mut(state) = per_state[state.as_i64() as usize].max(0) as u64;
+        }
+        if info.counts.queued > 0 {
+            info.oldest_queued_at = super::counts::oldest_queued(conn, queue)?;
         }
     }
     let mut out: Vec<QueueInfo> = infos.into_values().collect();

@@ -32,19 +32,21 @@ pub(crate) fn spawn(
     checkpoint: Option<Payload>,
 ) -> quern::Result<quern::Result<()>> {
     let id = token.job_id;
-    let held: Option<()> = tx
+    let queue_id: Option<i64> = tx
         .conn
-        .prepare_cached("SELECT 1 FROM jobs WHERE id = ?1 AND state = 3 AND lease_epoch = ?2")
+        .prepare_cached(
+            "SELECT queue_id FROM jobs WHERE id = ?1 AND state = 3 AND lease_epoch = ?2",
+        )
         .and_then(|mut s| {
-            s.query_row(rusqlite::params![id.as_bytes(), token.epoch as i64], |_| {
-                Ok(())
+            s.query_row(rusqlite::params![id.as_bytes(), token.epoch as i64], |r| {
+                r.get(0)
             })
             .optional()
         })
         .map_err(sql_err)?;
-    if held.is_none() {
+    let Some(queue_id) = queue_id else {
         return Ok(Err(Error::LeaseLost { job_id: id }));
-    }
+    };
     if let Some(c) = &checkpoint
         && c.stored_bytes().len() > tx.st.limits.max_payload_bytes
     {
@@ -62,6 +64,8 @@ pub(crate) fn spawn(
     let child_ids: Vec<JobId> = children.iter().map(|c| c.id).collect();
     exec(tx, "SAVEPOINT spawn")?;
     let events_before = tx.st.events.borrow().clone();
+    // The children's counts go if they are rolled back.
+    let counts = tx.st.counts.clone();
     let inserted = enqueue::enqueue(
         tx,
         EnqueueParams {
@@ -70,6 +74,7 @@ pub(crate) fn spawn(
         },
     );
     if let Err(e) = inserted {
+        tx.st.counts = counts;
         tx.st.known_queues.clear();
         tx.st.grouped.clear();
         *tx.st.events.borrow_mut() = events_before;
@@ -124,6 +129,7 @@ pub(crate) fn spawn(
             ])
         })
         .map_err(sql_err)?;
+    tx.st.counts.moved(queue_id, JobState::Running, state, 1);
     super::events::moved(tx, id, Some(JobState::Running))?;
     if state == JobState::Queued {
         tx.st.wake = true;

@@ -210,8 +210,10 @@ pub(crate) fn update(tx: &mut Tx<'_>, p: WorkflowUpdateParams) -> quern::Result<
         };
         for job in jobs_in(tx, &p.id, states)? {
             // An earlier cancel in this loop may have skipped it through its dependencies.
-            if super::state_of(tx.conn, job)?.is_some_and(|s| !s.is_terminal()) {
-                admin::cancel_one(tx, job, &reason)?;
+            if let Some(state) = super::state_of(tx.conn, job)?
+                && !state.is_terminal()
+            {
+                admin::cancel_one(tx, job, state, &reason)?;
             }
         }
     }

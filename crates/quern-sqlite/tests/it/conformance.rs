@@ -1,6 +1,8 @@
 //! The shared backend conformance suite (`quern::testing`) against SQLite: every case gets a
 //! fresh database file in its own temp dir (WAL, read pool and writer thread, as in
-//! production), reading time from the case's manual clock.
+//! production), reading time from the case's manual clock. After each case that passed, the
+//! maintained queue counts are compared with the rows (`SqliteBackend::queue_counts_check`),
+//! so a write path that forgets to count a job it inserts, deletes or moves fails its case.
 
 use std::sync::Arc;
 
@@ -13,6 +15,18 @@ async fn make(clock: SharedClock) -> Arc<dyn Backend> {
     let opts = SqliteOptions::new(&url).expect("url").clock(clock);
     let backend = SqliteBackend::open_with(opts).await.expect("open sqlite");
     quern::testing::hold(dir);
+    let checked = backend.clone();
+    quern::testing::after_case(move || async move {
+        let diffs = checked
+            .queue_counts_check()
+            .await
+            .expect("queue counts check");
+        assert!(
+            diffs.is_empty(),
+            "queue_counts disagrees with the jobs after the case:\n{}",
+            diffs.join("\n")
+        );
+    });
     Arc::new(backend)
 }
 

@@ -1,6 +1,7 @@
 //! The quern-sqlite integration tests: one binary, one module per area.
 
 mod conformance;
+mod counts;
 mod crash;
 mod events;
 mod maintain;

@@ -301,3 +301,33 @@ async fn periodic_upkeep_analyzes_and_checkpoints() {
     stop.cancel();
     task.await.unwrap();
 }
+
+/// The store checkpoints its WAL on its own thread: while batches keep coming, the `-wal`
+/// file stays a small part of what was written (SQLite's automatic checkpoint is off on
+/// the writer, so without the checkpointer it would hold every page written), and the
+/// pages reach the main file without anyone asking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_is_checkpointed_without_being_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wal.db");
+    let b = open(&path).await;
+    let rounds = 30;
+    for _ in 0..rounds {
+        enqueue(&b, jobs(500, 400)).await;
+        // Room for the checkpointer (every 50 ms) between batches.
+        tokio::time::sleep(Duration::from_millis(120)).await;
+    }
+    let s = b.stats().await.unwrap();
+    let written = s.page_count * s.page_size;
+    assert!(
+        written > 6_000_000,
+        "the batches wrote enough to tell: {written} bytes"
+    );
+    assert!(
+        s.wal_bytes < written / 3,
+        "the WAL ({} bytes) stays well below what was written ({written} bytes)",
+        s.wal_bytes
+    );
+    let s = stats_until(&b, |s| s.file_bytes >= written).await;
+    assert!(s.file_bytes >= written, "the pages reached the main file");
+}

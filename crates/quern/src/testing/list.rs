@@ -145,3 +145,82 @@ pub async fn paging_by_before(h: Harness) {
     want.reverse();
     assert_eq!(seen, want, "{}: every job once, newest first", h.case);
 }
+
+/// A state filter pages like any other: each job of that state once, newest first, across
+/// pages, whatever order the jobs reached it in (the DLQ, the running and the queued jobs).
+pub async fn paging_by_state(h: Harness) {
+    let all = sorted_ids(12);
+    // Dead in an order unlike their ids (their priorities set the claim order), then two
+    // more claimed and left running.
+    let dead = [7usize, 2, 10, 0, 5];
+    let running = [1usize, 11];
+    for (i, id) in all.iter().enumerate() {
+        let p = match dead.iter().position(|d| *d == i) {
+            Some(n) => n as u8,
+            None if running.contains(&i) => 6,
+            None => 8,
+        };
+        let j = job_n("default", i)
+            .id(*id)
+            .priority(Priority::new(p).unwrap());
+        h.enqueue(j).await;
+    }
+    for i in dead {
+        h.claim_and_fail("default", all[i], FailAction::Dead).await;
+    }
+    for i in running {
+        h.claim_id("default", all[i]).await;
+    }
+    let page_all = |state: JobState| {
+        let h = &h;
+        async move {
+            let mut seen = Vec::new();
+            let mut before = None;
+            for page_no in 0.. {
+                assert!(page_no <= 12, "{}: paging {state:?} does not end", h.case);
+                let page = h
+                    .backend
+                    .job_list(ListParams {
+                        filter: JobFilter {
+                            queue: Some("default".into()),
+                            state: Some(state),
+                            ..Default::default()
+                        },
+                        limit: 2,
+                        before,
+                    })
+                    .await
+                    .unwrap();
+                assert!(page.jobs.iter().all(|j| j.state == state), "{}", h.case);
+                seen.extend(page.jobs.iter().map(|j| j.id));
+                match page.next {
+                    Some(n) => before = Some(n),
+                    None => break,
+                }
+            }
+            seen
+        }
+    };
+    let mut want: Vec<JobId> = dead.iter().map(|i| all[*i]).collect();
+    want.sort();
+    want.reverse();
+    assert_eq!(page_all(JobState::Dead).await, want, "{}: dead", h.case);
+    let mut queued: Vec<JobId> = (0..12)
+        .filter(|i| !dead.contains(i) && !running.contains(i))
+        .map(|i| all[i])
+        .collect();
+    queued.sort();
+    queued.reverse();
+    assert_eq!(
+        page_all(JobState::Queued).await,
+        queued,
+        "{}: queued",
+        h.case
+    );
+    assert_eq!(
+        page_all(JobState::Running).await,
+        vec![all[11], all[1]],
+        "{}: running",
+        h.case
+    );
+}

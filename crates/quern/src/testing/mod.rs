@@ -23,7 +23,9 @@
 //! runs the case with a [`Harness`].
 //!
 //! The factory must build a backend with the default [`Limits`](crate::model::Limits)
-//! (16 MiB payloads): the payload cases check that limit.
+//! (16 MiB payloads): the payload cases check that limit. It may register a check of the
+//! backend's own invariants to run after each case that passed ([`after_case`]; SQLite
+//! compares its maintained queue counts with its rows).
 //!
 //! Rules for cases (STYLE.md §1, §2, §9):
 //! - One file per area; each case is `pub async fn name(h: Harness)` and is listed once, in
@@ -117,6 +119,32 @@ pub fn hold<T: 'static>(value: T) {
     HELD.with(|h| h.borrow_mut().push(Box::new(value)));
 }
 
+/// A check run after a case that passed.
+type AfterCase = Box<dyn FnOnce() -> std::pin::Pin<Box<dyn Future<Output = ()>>>>;
+
+thread_local! {
+    /// Checks a factory registered for the current case (see [`after_case`]).
+    static AFTER: std::cell::RefCell<Vec<AfterCase>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `check` when the current case has finished without failing, on the case's runtime
+/// and before its backend is dropped: for a backend's own invariants that every case must
+/// leave intact (SQLite compares its maintained queue counts with the rows). The check
+/// fails the case by panicking. Call it from the factory itself (it runs on the case's
+/// thread).
+pub fn after_case<F, Fut>(check: F)
+where
+    F: FnOnce() -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    AFTER.with(|a| {
+        a.borrow_mut().push(Box::new(move || {
+            Box::pin(check()) as std::pin::Pin<Box<dyn Future<Output = ()>>>
+        }))
+    });
+}
+
 /// How long one case may run (real time) before it fails as hung. Generous: the concurrency
 /// cases push tens of thousands of operations through a debug build.
 pub const CASE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -142,12 +170,17 @@ where
         .enable_all()
         .build()
         .expect("conformance: cannot build a tokio runtime");
+    // Checks left over from a case that failed on this thread are not this case's.
+    AFTER.with(|a| a.borrow_mut().clear());
     rt.block_on(async move {
         let clock = ManualClock::at_fixed_start();
         let backend = make(clock.clone()).await;
         let h = Harness::new(name, backend, clock);
         if tokio::time::timeout(CASE_TIMEOUT, case(h)).await.is_err() {
             panic!("{name}: did not finish within {CASE_TIMEOUT:?} (hung?)");
+        }
+        for check in AFTER.with(|a| std::mem::take(&mut *a.borrow_mut())) {
+            check().await;
         }
     });
     // Give backend threads (a SQLite writer, a Redis connection task) a moment to notice the
@@ -257,6 +290,7 @@ macro_rules! __quern_cases {
             rates {
                 kind_and_group_rates_are_stored_and_validated,
                 each_kind_pattern_has_its_own_bucket,
+                kinds_with_quotes_backslashes_and_unicode_are_limited,
                 work_wait_sees_kind_throttling,
                 each_group_has_its_own_rate,
                 rate_limited_holds_the_group,
@@ -459,6 +493,7 @@ macro_rules! __quern_cases {
                 newest_first,
                 filters,
                 paging_by_before,
+                paging_by_state,
             }
             concurrency {
                 #[threads(2)] eight_claimers_claim_each_job_once,

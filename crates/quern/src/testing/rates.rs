@@ -227,6 +227,59 @@ pub async fn each_kind_pattern_has_its_own_bucket(h: Harness) {
     assert_eq!(gen_total, 10, "{}: ten a minute", h.case);
 }
 
+/// A kind is matched by its exact characters whatever they are: quotes and backslashes
+/// (which a stored form may escape) and non-ASCII letters, in a plain queue and in a
+/// grouped one (whose claim reads each job's kind on its own path).
+pub async fn kinds_with_quotes_backslashes_and_unicode_are_limited(h: Harness) {
+    if lacks_limits(&h) {
+        return;
+    }
+    let rules = kinds(&[
+        ("say \"*", Some("1/m")),
+        ("back\\slash", Some("1/m")),
+        ("ünï.*", Some("1/m")),
+    ]);
+    for (queue, group) in [("odd", None), ("odd-grouped", Some("g"))] {
+        set(
+            &h,
+            QueueUpdateParams {
+                queue: queue.into(),
+                kinds: rules.clone(),
+                group_concurrency: group.map(|_| Some(100)),
+                ..Default::default()
+            },
+        )
+        .await;
+        let mut jobs = Vec::new();
+        for (n, kind) in ["say \"hi\"", "back\\slash", "ünï.x", "plain"]
+            .iter()
+            .enumerate()
+        {
+            for i in 0..3 {
+                let mut j = kind_job(queue, kind, i);
+                // One group per kind: a group whose head is throttled waits as a whole.
+                if let Some(g) = group {
+                    j = j.group(format!("{g}-{n}"));
+                }
+                jobs.push(j);
+            }
+        }
+        h.enqueue_all(jobs).await;
+        let k = count_kinds(&outcome(&h, queue, 100).await.jobs);
+        assert_eq!(
+            k,
+            counts(&[
+                ("say \"hi\"", 1),
+                ("back\\slash", 1),
+                ("ünï.x", 1),
+                ("plain", 3)
+            ]),
+            "{}: {queue}: one token per limited kind, the unmatched kind unlimited",
+            h.case
+        );
+    }
+}
+
 /// `work_wait` on a queue whose only ready jobs are of a throttled kind sleeps (it does not
 /// spin), and returns at once when a job of another kind is ready.
 pub async fn work_wait_sees_kind_throttling(h: Harness) {
