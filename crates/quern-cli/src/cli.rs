@@ -406,6 +406,11 @@ pub enum JobsCmd {
     },
     /// Print a job's log: its handler's `ctx.log` lines and a shell job's stderr lines
     Logs(JobsLogsArgs),
+    /// Print a job's timeline: every state change, when, at which attempt, and who asked
+    Events {
+        #[arg(value_parser = parse::job_id)]
+        id: JobId,
+    },
     /// Wait until a job finishes; exit 0 if it succeeded, 1 otherwise
     Wait {
         #[arg(value_parser = parse::job_id)]

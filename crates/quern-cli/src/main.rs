@@ -118,15 +118,15 @@ fn main() -> ExitCode {
 
 async fn dispatch(ctx: &Ctx, command: Command) -> CliResult<u8> {
     match command {
-        Command::Enqueue(a) => cmd::enqueue::run(ctx, *a).await,
+        Command::Enqueue(a) => as_cli(cmd::enqueue::run(ctx, *a)).await,
         Command::Worker(a) => cmd::worker::run(ctx, a).await,
         Command::Serve(a) => cmd::serve::run(ctx, a).await,
-        Command::Jobs(c) => cmd::jobs::run(ctx, c).await,
-        Command::Queues(c) => cmd::admin::queues(ctx, c).await,
-        Command::Dlq(c) => cmd::admin::dlq(ctx, c).await,
+        Command::Jobs(c) => as_cli(cmd::jobs::run(ctx, c)).await,
+        Command::Queues(c) => as_cli(cmd::admin::queues(ctx, c)).await,
+        Command::Dlq(c) => as_cli(cmd::admin::dlq(ctx, c)).await,
         Command::Workers(c) => cmd::admin::workers(ctx, c).await,
-        Command::Prune(a) => cmd::prune::run(ctx, a).await,
-        Command::Workflow(c) => cmd::workflow::run(ctx, c).await,
+        Command::Prune(a) => as_cli(cmd::prune::run(ctx, a)).await,
+        Command::Workflow(c) => as_cli(cmd::workflow::run(ctx, c)).await,
         Command::Bench(a) => bench::run(ctx, a).await,
         Command::Cron(c) => cmd::cron::run(ctx, c).await,
         Command::Maintain(c) => cmd::maintain::run(ctx, c).await,
@@ -166,4 +166,10 @@ fn usage_error(e: clap::Error, json: bool) -> ExitCode {
             ExitCode::from(EXIT_USAGE)
         }
     }
+}
+
+/// Runs an operator's command with the actor `cli` on the job events it causes (the
+/// worker, the server and the maintenance services record their own or none).
+async fn as_cli<F: std::future::Future>(fut: F) -> F::Output {
+    quern::model::with_actor(Some("cli".to_string()), fut).await
 }

@@ -318,6 +318,12 @@ pub struct RetentionSettings {
     /// age, each pass deletes the oldest finished jobs, whatever their state and queue,
     /// while their payloads, results and checkpoints take more than this. Off by default.
     pub max_bytes: Option<String>,
+    /// Job events kept (in the store on SQLite, per queue on Redis); 0 keeps them all.
+    /// Default 100000.
+    pub events: u64,
+    /// Job events older than this are dropped. Default `"forever"` (kept by count only).
+    #[serde(with = "keep")]
+    pub events_max_age: Option<Duration>,
 }
 
 /// `[maintenance]`: periodic upkeep of the store's file by every `quern worker` (one at a
@@ -546,6 +552,8 @@ impl Default for RetentionSettings {
             interval: core.interval,
             lost_workers: quern::maintenance::RescuerConfig::default().forget_lost_workers_after,
             max_bytes: None,
+            events: core.events.unwrap_or(0),
+            events_max_age: core.events_max_age,
         }
     }
 }
@@ -567,6 +575,8 @@ impl RetentionSettings {
             interval: self.interval,
             retention,
             max_bytes: self.max_bytes_value(),
+            events: Some(self.events).filter(|n| *n > 0),
+            events_max_age: self.events_max_age,
             ..Default::default()
         }
     }

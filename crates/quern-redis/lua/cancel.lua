@@ -10,7 +10,12 @@ if not s then return { 2 } end
 local st = tonumber(s)
 if TERM[st] then return { 1, st } end
 unlink_live(q, id, st)
-if line ~= '' then add_error(k, line) end
-finish(q, id, S_CANCELLED)
+-- A running job's record carries its claim time (the timeline's start of the attempt).
+if line ~= '' then
+  local claimed = nil
+  if st == S_RUNNING then claimed = redis.call('HGET', k, 'k') end
+  add_error(k, err_times(line, claimed, nil, nil))
+end
+finish(q, id, S_CANCELLED, nil, nil, st)
 flush_wake()
 return { 0, redis.call('HGETALL', k) }

@@ -99,7 +99,11 @@ for x = 0, nq - 1 do
             local f = all[z]
             if f == 'e' then e = tonumber(all[z + 1]) elseif f == 'a' then a = tonumber(all[z + 1]) end
           end
-          call('HSET', k, 's', '3', 'e', istr(e + 1), 'a', istr(a + 1), 'k', NOWS, 'lw', worker, 'lx', lease_until)
+          local as = istr(a + 1)
+          call('HSET', k, 's', '3', 'e', istr(e + 1), 'a', as, 'k', NOWS, 'lw', worker, 'lx', lease_until)
+          -- The claim's event: derived from `k` when the timeline is read; the stream
+          -- record's kind is resolved when the stream is read.
+          ev_hot(q, id, S_QUEUED, S_RUNNING, as, '')
           leases[nl + 1], leases[nl + 2] = lease_until, id
           nl = nl + 2
           if capped_groups then
@@ -129,4 +133,5 @@ if next_admission then
   nout = nout + 1
 end
 if nout == 0 then return {} end
+flush_events()
 return cmsgpack.pack(out)

@@ -12,7 +12,7 @@ for x = 0, n - 1 do
   local b = 5 + 6 * x
   local q, id, epoch = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local k = jk(q, id)
-  local f = call('HMGET', k, 's', 'e', 'hd', 'k')
+  local f = call('HMGET', k, 's', 'e', 'hd', 'k', 'a')
   if f[1] == '3' and f[2] == epoch then
     if not gone[q] then gone[q], done[q] = {}, {} end
     table.insert(gone[q], id)
@@ -25,7 +25,7 @@ for x = 0, n - 1 do
         redis.call('ZADD', qk(q, 'rexp'), rx, id)
       end
     end
-    finish(q, id, S_OK, f[3] == '1', done[q])
+    finish(q, id, S_OK, f[3] == '1', done[q], nil, f[5])
     out[x + 1] = 1
   else
     out[x + 1] = 0

@@ -24,4 +24,5 @@ if check_only then return { 0, #jobs } end
 for _, j in ipairs(jobs) do
   drop_finished(j[1], j[2], j[3])
 end
+flush_events()
 return { 0, #jobs }

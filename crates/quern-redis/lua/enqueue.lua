@@ -1,6 +1,7 @@
 -- job_enqueue. ARGV[4] 'a' (atomic) or 'b' (best effort), ARGV[5] job count, then per job:
 -- id, queue, priority, max_attempts, run_at, static blob, unique key ('' = none),
--- unique_for ms ('' = none), trigger (0/1/2), dependency count, dependency ids (distinct);
+-- unique_for ms ('' = none), trigger (0/1/2), dependency count, dependency ids (distinct),
+-- kind (for the job events);
 -- then, only when some job has a group, one group per job ('' = none).
 -- Per job a code: 0 stored, 1 unique-key duplicate (of an existing job), 2 same id already
 -- stored with the same content (an idempotent resend), 3 error. In atomic mode nothing is
@@ -33,7 +34,7 @@ if not CLUSTER and n > 0 then
   local ids, x = {}, 6
   for j = 1, n do
     ids[j] = ARGV[x]
-    x = x + 10 + tonumber(ARGV[x + 9])
+    x = x + 11 + tonumber(ARGV[x + 9])
   end
   -- In slices: unpack() is limited by the Lua stack (a spawn can store 10,000 jobs).
   for s = 1, n, 4000 do
@@ -55,7 +56,8 @@ for j = 1, n do
   }
   local nd = tonumber(ARGV[i + 9])
   for x = 1, nd do job.deps[x] = ARGV[i + 9 + x] end
-  i = i + 10 + nd
+  job.kind = ARGV[i + 10 + nd]
+  i = i + 11 + nd
   jobs[j] = job
   local q, id = job.q, job.id
 
@@ -193,6 +195,11 @@ for _, job in ipairs(jobs) do
       if not CLUSTER then redis.call('SADD', QUEUES, q) end
     end
     hset_static(k, job.d, { 's', st, 'p', job.prio, 'm', job.max, 'r', job.run_at, 'c', NOW })
+    -- The creation's event: derived from `c` and `r` when the timeline is read, unless
+    -- an actor asked for it or the job has dependencies (its first state depends on
+    -- theirs), which store the line.
+    ev_rec(q, id, nil, st, '0', job.kind)
+    if ACTOR or #job.deps > 0 then ev_keep(k, ev_line(nil, st, '0')) end
     if job.g and job.g ~= '' then
       redis.call('HSET', k, 'g', job.g)
       mark_grouped(q)

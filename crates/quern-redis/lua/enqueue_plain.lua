@@ -7,7 +7,7 @@
 -- instead of once per job; a batch from one producer is usually a single group.
 -- ARGV[4] 'a' (atomic) or 'b' (best effort), ARGV[5] job count, then per group:
 --   queue, ready score ('' when the jobs are scheduled: run_at is ahead of now), run_at,
---   priority, max_attempts, chunks per job k, job count,
+--   priority, max_attempts, chunks per job k, job count, kind,
 -- then per job of the group: id and its static blob in k chunks (see hset_static in lib.lua:
 -- 64-byte chunks d0…, or the whole blob in d0 above 1,024 bytes). The client computes the
 -- score (`score` in lib.lua; src/jobs.rs `ready_score`) and the chunks, which cost the
@@ -21,7 +21,7 @@ local A, call, unp, tonum = ARGV, redis.call, unpack, tonumber
 
 local atomic = A[4] == 'a'
 local n = tonum(A[5])
-local HEAD = 7
+local HEAD = 8
 
 -- The groups: {first argument, first job index, job count, chunks per job}.
 local groups = {}
@@ -126,6 +126,23 @@ for _, g in ipairs(groups) do
   if m ~= DEF_M then f[#f + 1], f[#f + 2] = 'm', m end
   f[#f + 1], f[#f + 2] = 'r', r
   if r ~= NOWS then f[#f + 1], f[#f + 2] = 'c', NOWS end
+  -- The job events (lib.lua): one stream record per job, written by flush_wake in one
+  -- entry per queue. The timeline derives the creation from `c` and `r`; only an actor's
+  -- enqueue stores its line.
+  local kind = A[b + 7]
+  local to = S_QUEUED
+  if sc == '' then to = S_SCHED end
+  if ACTOR then
+    f[#f + 1], f[#f + 2] = 'v1', ev_line(nil, to, '0')
+    f[#f + 1], f[#f + 2] = 'vn', '1'
+  end
+  local evt = EVQ[q]
+  if not evt then
+    evt = {}
+    EVQ[q] = evt
+  end
+  local nev = #evt
+  local evtail = ',,' .. STS[to] .. ',0,' .. kind
   local c0 = #f
   for x = 0, k - 1 do f[c0 + 1 + 2 * x] = CHUNK[x] end
   local nf = c0 + 2 * k
@@ -146,6 +163,8 @@ for _, g in ipairs(groups) do
         local id = A[b]
         for x = 1, k do f[c0 + 2 * x] = A[b + x] end
         call('HSET', kp .. id, unp(f, 1, nf))
+        nev = nev + 1
+        evt[nev] = id .. evtail
         iq[ni + 1], iq[ni + 2] = '0', id
         ni = ni + 2
         dst[nd + 1], dst[nd + 2] = sc, id

@@ -21,7 +21,7 @@ for x = 0, n - 1 do
       if action == 's' or action == 'l' then
         redis.call('HINCRBY', k, 'a', -1)
       else
-        add_error(k, line)
+        add_error(k, err_times(line, f[7], f[6], at))
         roll(q, 'f', 1)
       end
       if f[5] then
@@ -32,13 +32,22 @@ for x = 0, n - 1 do
       end
       redis.call('HDEL', k, 'lw', 'lx')
       redis.call('ZADD', qk(q, 'sched'), at, id)
+      if action == 'r' then
+        -- Derived from the error line when the timeline is read.
+        ev_hot(q, id, S_RUNNING, S_SCHED, f[3], '')
+      else
+        -- A snooze records no error: its claim (which the next claim's `k` overwrites)
+        -- and its move are stored as lines.
+        if f[7] then ev_keep(k, ev_line(S_QUEUED, S_RUNNING, f[3], f[7], true)) end
+        event(q, id, S_RUNNING, S_SCHED)
+      end
       mark_wake(q)
     elseif action == 'c' then
-      add_error(k, line)
-      finish(q, id, S_CANCELLED)
+      add_error(k, err_times(line, f[7], f[6], nil))
+      finish(q, id, S_CANCELLED, nil, nil, nil, f[3])
     else
-      add_error(k, line)
-      finish(q, id, S_DEAD)
+      add_error(k, err_times(line, f[7], f[6], nil))
+      finish(q, id, S_DEAD, nil, nil, nil, f[3])
       roll(q, 'f', 1)
       roll(q, 'd', 1)
     end

@@ -1,11 +1,11 @@
 -- store_import, jobs: stores jobs verbatim, in any state, with every structure a natively
 -- stored job of that state is in (see src/ops/import.rs). ARGV[4] 'r' (refuse an id already
--- stored) or 's' (skip it), ARGV[5] job count, then per job 24 fields and the dependencies:
+-- stored) or 's' (skip it), ARGV[5] job count, then per job 25 fields and the dependencies:
 -- id, queue, state, priority, max_attempts, run_at, created, epoch, attempt, claimed ('' =
 -- none), started (''), finished (''), unique key (''), unique window end (''), trigger,
 -- static blob, result ('' = none), result expiry (''), checkpoint (''), progress JSON (''),
--- error history lines (''), workflow id (''), group (''), dependency count, dependency ids
--- (distinct).
+-- error history lines (''), workflow id (''), group (''), kind (for the job
+-- events' stream), dependency count, dependency ids (distinct).
 -- Everything is checked before anything is written (a script that fails half-way keeps its
 -- writes). Returns {codes} (one character per job: '0' stored, '1' skipped), or
 -- {'e', index, message} with nothing written.
@@ -35,16 +35,17 @@ local bstate, bqueue = {}, {}
 local i = 6
 for j = 1, n do
   local a = {}
-  for x = 0, 23 do a[x + 1] = ARGV[i + x] end
-  local nd = tonumber(a[24])
+  for x = 0, 24 do a[x + 1] = ARGV[i + x] end
+  local nd = tonumber(a[25])
   local deps = {}
-  for x = 1, nd do deps[x] = ARGV[i + 23 + x] end
-  i = i + 24 + nd
+  for x = 1, nd do deps[x] = ARGV[i + 24 + x] end
+  i = i + 25 + nd
   local job = {
     id = a[1], q = a[2], st = tonumber(a[3]), prio = a[4], max = a[5], run_at = tonumber(a[6]),
     created = a[7], epoch = a[8], attempt = a[9], claimed = a[10], started = a[11],
     finished = a[12], ukey = a[13], ux = a[14], trig = tonumber(a[15]), d = a[16], res = a[17],
-    rx = a[18], cp = a[19], pg = a[20], er = a[21], wid = a[22], g = a[23], deps = deps,
+    rx = a[18], cp = a[19], pg = a[20], er = a[21], wid = a[22], g = a[23], kind = a[24],
+    deps = deps,
   }
   jobs[j] = job
   local q, id = job.q, job.id
@@ -109,7 +110,8 @@ for _, job in ipairs(jobs) do
     local q, id, st = job.q, job.id, job.st
     local k = jk(q, id)
     hset_static(k, job.d, { 's', st, 'p', job.prio, 'm', job.max, 'r', job.run_at, 'c', job.created,
-      'e', job.epoch, 'a', job.attempt })
+      'e', job.epoch, 'a', job.attempt, 'v1', ev_line(nil, st, job.attempt), 'vn', '1' })
+    ev_rec(q, id, nil, st, job.attempt, job.kind)
     for _, f in ipairs({ { 'k', job.claimed }, { 't', job.started }, { 'f', job.finished },
       { 'res', job.res }, { 'rx', job.rx }, { 'cp', job.cp }, { 'pg', job.pg }, { 'er', job.er } }) do
       if f[2] ~= '' then redis.call('HSET', k, f[1], f[2]) end

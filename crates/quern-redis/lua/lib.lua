@@ -8,10 +8,18 @@
 
 local P = ARGV[1]
 local CLUSTER = ARGV[2] == '1'
-local NOW = tonumber(ARGV[3])
 -- `now` as given, for writing: Redis turns a Lua number argument back into text with
--- printf, which shows up in profiles of the hot scripts, so they pass strings.
-local NOWS = ARGV[3]
+-- printf, which shows up in profiles of the hot scripts, so they pass strings. ACTOR: the
+-- actor of the job events this call appends (quern::model::with_actor), which src/eval.rs
+-- sends after the time, as `now|actor`, so every script has it without an argument of its
+-- own; false when none. (One definition, so a script that uses NOWS always splits it.)
+-- A plain find first: this runs at the start of every call, most of them without an actor.
+local NOWS, ACTOR = ARGV[3], false
+if string.find(NOWS, '|', 1, true) then
+  NOWS, ACTOR = string.match(NOWS, '^([^|]*)|(.*)$')
+  if ACTOR == '' then ACTOR = false end
+end
+local NOW = tonumber(NOWS)
 
 -- Stores the time a worker reported its handler started ('' = none) as `t`, between the
 -- claim time `claimed` (field `k`, if known) and now: the worker's clock may differ from
@@ -111,6 +119,69 @@ local function ready_add(q, id, sc, grouped)
   end
 end
 
+-- Job events (quern::model::JobEvent), written per script call rather than per job:
+-- - the job's timeline is derived at read time from the fields the job keeps anyway
+--   (`c`, `r`, `k`, `f` and the error history `er`, whose lines the fail path extends with
+--   the attempt's claim, due and retry times): the hot moves (enqueue, claim, complete, fail,
+--   promotion) store nothing in the hash. The cold moves (cancel, retry, replay, rescue,
+--   release, snooze, dependency settlement) and any move made under an actor store a line
+--   in the hash: one field per line, `v1`, `v2`, … (`at,from,to,attempt,actor`; states are
+--   the numbers of field `s`, '' for none), the count in `vn` (absent: none). One field per
+--   line keeps every value short, so the hash stays a listpack; it goes with the job.
+-- - the stream: each move adds a record `id,from,to,attempt,kind` to EVQ[queue] (the kind
+--   where the script has it, else '' and resolved when the stream is read); at the end of
+--   the script ONE entry per queue is appended to `{q}:events` (fields `at` now, `x` the
+--   actor when set, `r` the records, newline-separated), trimmed approximately to EV_CAP
+--   entries. The queue's hash tag keeps it in the queue's slot on Cluster.
+local EV_CAP = '100000'
+local EVQ = {}
+-- A timeline line; `at` defaults to now, and `bare` leaves the actor out (the line of a
+-- claim being given back, which the actor did not make).
+local function ev_line(from, to, attempt, at, bare)
+  local actor = ACTOR or ''
+  if bare then actor = '' end
+  return (at or NOWS) .. ',' .. (STS[from] or '') .. ',' .. (STS[to] or '') .. ',' .. (attempt or '0') .. ',' .. actor
+end
+local function ev_rec(q, id, from, to, attempt, kind)
+  local t = EVQ[q]
+  if not t then
+    t = {}
+    EVQ[q] = t
+  end
+  t[#t + 1] = id .. ',' .. (STS[from] or '') .. ',' .. (STS[to] or '') .. ',' .. (attempt or '0') .. ',' .. (kind or '')
+end
+-- Appends timeline line `line` to job hash `k`.
+local function ev_keep(k, line)
+  local ns = string.format('%d', (tonumber(redis.call('HGET', k, 'vn')) or 0) + 1)
+  redis.call('HSET', k, 'v' .. ns, line, 'vn', ns)
+end
+-- A hot move of job `id` (its attempt after the move known to the caller): a stream record,
+-- and a timeline line only under an actor.
+local function ev_hot(q, id, from, to, attempt, kind)
+  ev_rec(q, id, from, to, attempt, kind)
+  if ACTOR then ev_keep(jk(q, id), ev_line(from, to, attempt)) end
+end
+-- A cold move of job `id` from `from` to `to`, after the move was written: reads the
+-- attempt, records it for the stream and stores its timeline line.
+local function event(q, id, from, to)
+  local k = jk(q, id)
+  local a = redis.call('HGET', k, 'a') or '0'
+  ev_rec(q, id, from, to, a, '')
+  ev_keep(k, ev_line(from, to, a))
+end
+local function flush_events()
+  for q, t in pairs(EVQ) do
+    if #t == 0 then
+      -- nothing moved in this queue (an atomic batch that stored nothing)
+    elseif ACTOR then
+      redis.call('XADD', qk(q, 'events'), 'MAXLEN', '~', EV_CAP, '*', 'at', NOWS, 'x', ACTOR, 'r', table.concat(t, '\n'))
+    else
+      redis.call('XADD', qk(q, 'events'), 'MAXLEN', '~', EV_CAP, '*', 'at', NOWS, 'r', table.concat(t, '\n'))
+    end
+  end
+  EVQ = {}
+end
+
 -- Queues that got claimable (or newly scheduled) work during this call; each gets one entry
 -- in its wake stream at the end, which wakes every `work_wait` blocked on it. The stream is
 -- trimmed approximately (whole listpack nodes, so it keeps up to about 100 entries): exact
@@ -122,6 +193,7 @@ local function flush_wake()
   for q, _ in pairs(WAKE) do
     redis.call('XADD', qk(q, 'wake'), 'MAXLEN', '~', '1', '*', 'w', '1')
   end
+  flush_events()
 end
 
 -- Outcomes per queue and minute (Backend::stats_minutes, src/ops/rollup.rs): the scripts
@@ -197,15 +269,19 @@ local function queue_of(id)
 end
 
 -- Moves a job whose trigger is met to `queued` (or `scheduled` while its run_at is ahead).
-local function make_ready(q, id, prio, run_at)
+-- `from` is the state it leaves (nil: blocked), for its event.
+local function make_ready(q, id, prio, run_at, from)
   local k = jk(q, id)
+  local to = S_QUEUED
   if run_at > NOW then
+    to = S_SCHED
     redis.call('HSET', k, 's', S_SCHED)
     redis.call('ZADD', qk(q, 'sched'), run_at, id)
   else
     redis.call('HSET', k, 's', S_QUEUED)
     ready_add(q, id, score(prio, run_at))
   end
+  event(q, id, from or S_BLOCKED, to)
   mark_wake(q)
 end
 
@@ -285,10 +361,18 @@ end
 -- its previous state).
 -- The last lease's fields stay (they are shown only while running): one call less.
 -- `batch`, when given, collects ids for one multi-member ZADD by the caller, and the job's
--- finished bytes in FIN (the caller calls flush_fin).
-local function set_terminal(q, id, st, batch)
+-- finished bytes in FIN (the caller calls flush_fin). `from` is the state it leaves and
+-- `attempt` the job's attempt when the caller read it, for the job's event: an attempt's end
+-- (from running, attempt given) is a hot move, derived from `f` and the error history when
+-- the timeline is read; any other (a cancel, a skip) is a cold one with a stored line.
+local function set_terminal(q, id, st, batch, from, attempt)
   local k = jk(q, id)
   redis.call('HSET', k, 's', STS[st], 'f', NOWS)
+  if from == S_RUNNING and attempt then
+    ev_hot(q, id, from, st, attempt, '')
+  else
+    event(q, id, from, st)
+  end
   if batch then
     batch[#batch + 1] = NOWS
     batch[#batch + 1] = id
@@ -537,8 +621,10 @@ end
 -- Skips cascade transitively (an explicit stack, not recursion).
 -- `has_dependents` false skips the lookup (the caller read the job's `hd` flag); `batch`
 -- collects the terminal-set entry of the job itself for the caller's multi-member ZADD.
-local function finish(q, id, st, has_dependents, batch)
-  set_terminal(q, id, st, batch)
+-- `from` is the state the job leaves (nil: running) and `attempt` its attempt if the caller
+-- read it, for its event.
+local function finish(q, id, st, has_dependents, batch, from, attempt)
+  set_terminal(q, id, st, batch, from or S_RUNNING, attempt)
   if has_dependents == false then return end
   local stack = { { q, id, st } }
   while #stack > 0 do
@@ -564,7 +650,7 @@ local function finish(q, id, st, has_dependents, batch)
           if r == S_QUEUED then
             make_ready(jq, jid, tonumber(f[6]), tonumber(f[7]))
           else
-            set_terminal(jq, jid, S_SKIPPED)
+            set_terminal(jq, jid, S_SKIPPED, nil, S_BLOCKED)
             table.insert(stack, { jq, jid, S_SKIPPED })
           end
         end
@@ -598,6 +684,18 @@ local function add_error(k, line)
   end
 end
 
+-- An error-history line (a JSON object) with the failed attempt's claim and due times and
+-- the retry time added (each nil to leave out): the timeline derives the attempt's moves
+-- from them (quern::model::job_timeline), so the fail path stores no timeline line.
+local function err_times(line, claimed, due, retry)
+  local x = ''
+  if claimed then x = x .. ',"claimed_at":' .. claimed end
+  if due then x = x .. ',"due_at":' .. due end
+  if retry then x = x .. ',"retry_at":' .. retry end
+  if x == '' then return line end
+  return string.sub(line, 1, -2) .. x .. '}'
+end
+
 -- Removes a job from the structure of its current (non-terminal) state.
 local function unlink_live(q, id, st)
   if st == S_SCHED then
@@ -617,8 +715,10 @@ local function promote(q, max)
   local grouped = #due > 0 and is_grouped(q)
   for _, id in ipairs(due) do
     local k = jk(q, id)
-    local f = job_hmget(k, 'p', 'r')
+    local f = job_hmget(k, 'p', 'r', 'a')
     redis.call('HSET', k, 's', STS[S_QUEUED])
+    -- Derived from the due time when the timeline is read: a stream record only.
+    ev_rec(q, id, S_SCHED, S_QUEUED, f[3], '')
     ready_add(q, id, string.format('%d', score(tonumber(f[1]), tonumber(f[2]))), grouped)
   end
   if #due > 0 then
@@ -889,9 +989,11 @@ end
 
 -- Deletes finished job `id` (terminal state `st`) of q with what belongs to it: its hash,
 -- its unique key (if it still holds it), its dependents list, its logs and its set
--- memberships; its bytes come off the queue's finished total. Returns those bytes.
+-- memberships; its bytes come off the queue's finished total; its deletion is a job event
+-- (with the job's kind: nothing is left to read it from later). Returns those bytes.
 local function drop_finished(q, id, st)
   local k = jk(q, id)
+  ev_rec(q, id, st, nil, redis.call('HGET', k, 'a'), job_kind(q, id))
   local u = redis.call('HGET', k, 'u')
   if u and redis.call('HGET', qk(q, 'uniq'), u) == id then
     redis.call('HDEL', qk(q, 'uniq'), u)

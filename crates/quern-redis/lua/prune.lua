@@ -46,6 +46,7 @@ for qi = 8 + ns, #ARGV, 2 do
     end
   end
 end
+flush_events()
 local out = { deleted, expired }
 for _, id in ipairs(ids_out) do out[#out + 1] = id end
 return out

@@ -45,6 +45,7 @@ for x = 5, #ARGV, 2 do
     ids_out[#ids_out + 1] = id
   end
 end
+flush_events()
 local out = { deleted, freed }
 for _, id in ipairs(ids_out) do out[#out + 1] = id end
 return out

@@ -22,5 +22,7 @@ if st == S_QUEUED then
   ready_add(q, id, string.format('%d', score(tonumber(p), tonumber(f[2]))))
   mark_wake(q)
 end
+-- Audited (an actor asked): a timeline line and a stream record with `from` = `to`.
+if ACTOR then event(q, id, st, st) end
 flush_wake()
 return { 0, redis.call('HGETALL', k) }

@@ -22,8 +22,8 @@ local function rescue(q, lk, id, f, why)
   else
     msg = 'worker ' .. (f[6] or '?') .. ' was lost (missed three heartbeats)'
   end
-  add_error(k, string.format('{"attempt":%d,"at":%d,"kind":"%s","message":%s}',
-    attempt, NOW, why, cjson.encode(msg)))
+  add_error(k, err_times(string.format('{"attempt":%d,"at":%d,"kind":"%s","message":%s}',
+    attempt, NOW, why, cjson.encode(msg)), f[7], f[5], nil))
   roll(q, 'f', 1)
   if attempt >= tonumber(f[3]) then
     roll(q, 'd', 1)
@@ -33,6 +33,7 @@ local function rescue(q, lk, id, f, why)
     redis.call('HSET', k, 's', S_QUEUED)
     redis.call('HDEL', k, 'lw', 'lx')
     ready_add(q, id, score(tonumber(f[4]), tonumber(f[5])))
+    event(q, id, S_RUNNING, S_QUEUED)
     mark_wake(q)
     requeued[#requeued + 1] = id
   end
@@ -45,7 +46,7 @@ for x = 0, nq - 1 do
   local lk = qk(q, 'lease')
   local ids = redis.call('ZRANGEBYSCORE', lk, '-inf', '(' .. string.format('%d', NOW), 'LIMIT', 0, left)
   for _, id in ipairs(ids) do
-    local f = job_hmget(jk(q, id), 's', 'a', 'm', 'p', 'r', 'lw')
+    local f = job_hmget(jk(q, id), 's', 'a', 'm', 'p', 'r', 'lw', 'k')
     if f[1] == '3' then
       rescue(q, lk, id, f, 'lease_expired')
     else
@@ -58,7 +59,7 @@ for x = 0, nq - 1 do
     local live = redis.call('ZRANGEBYSCORE', lk, string.format('%d', NOW), '+inf')
     for _, id in ipairs(live) do
       if left <= 0 then break end
-      local f = job_hmget(jk(q, id), 's', 'a', 'm', 'p', 'r', 'lw')
+      local f = job_hmget(jk(q, id), 's', 'a', 'm', 'p', 'r', 'lw', 'k')
       if f[1] == '3' and f[6] and lost[f[6]] then
         rescue(q, lk, id, f, 'worker_lost')
       end

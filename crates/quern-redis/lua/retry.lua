@@ -67,6 +67,7 @@ for _, j in ipairs(jobs) do
     ready_add(q, id, score(tonumber(f[2]), tonumber(f[3])))
     mark_wake(q)
   end
+  event(q, id, st, target)
 end
 flush_wake()
 return { 0 }

@@ -39,7 +39,7 @@ local function run_enqueue(base, wfs)
       code = tonumber(string.sub(codes, 2 * j - 1, 2 * j - 1)),
       st = tonumber(string.sub(codes, 2 * j, 2 * j)),
     }
-    i = i + 10 + tonumber(ARGV[i + 9])
+    i = i + 11 + tonumber(ARGV[i + 9])
   end
   for x = 2, #r, 2 do jobs[tonumber(r[x])].detail = r[x + 1] end
   if atomic then

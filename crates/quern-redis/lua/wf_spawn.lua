@@ -48,10 +48,11 @@ redis.call('HDEL', k, 'lw', 'lx')
 if cpf == '1' then redis.call('HSET', k, 'cp', cp) end
 redis.call('HSET', k, 'a', a, 'dt', 1, 'dn', #list, 'dk', ok, 'db', bad, 'dl', table.concat(list, ' '), 'sp', 1)
 if ok + bad == #list then
-  make_ready(q, id, tonumber(f[5]), tonumber(f[6]))
+  make_ready(q, id, tonumber(f[5]), tonumber(f[6]), S_RUNNING)
 else
   redis.call('HSET', k, 's', S_BLOCKED)
   redis.call('SADD', qk(q, 'blocked'), id)
+  event(q, id, S_RUNNING, S_BLOCKED)
 end
 flush_wake()
 return { 1 }

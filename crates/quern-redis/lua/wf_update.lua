@@ -104,7 +104,7 @@ for _, t in ipairs(targets) do
   if st and not TERM[st] then
     unlink_live(jq, jid, st)
     add_error(k, cancel_line)
-    finish(jq, jid, S_CANCELLED)
+    finish(jq, jid, S_CANCELLED, nil, nil, st)
   end
 end
 if nretry > 0 then

@@ -362,14 +362,20 @@ mod tests {
                     attempt: 1,
                     at: 5,
                     kind: quern::model::ErrorKind::Retryable,
-                    message: "a\nb".into()
+                    message: "a\nb".into(),
+                    claimed_at: None,
+                    due_at: None,
+                    retry_at: None,
                 })
                 .unwrap(),
                 error_line(&ErrorRecord {
                     attempt: 2,
                     at: 6,
                     kind: quern::model::ErrorKind::Timeout,
-                    message: "x".repeat(5000)
+                    message: "x".repeat(5000),
+                    claimed_at: None,
+                    due_at: None,
+                    retry_at: None,
                 })
                 .unwrap()
             )

@@ -11,7 +11,7 @@ use crate::backend::RedisBackend;
 use crate::conn::{self, Conn};
 
 /// Per-queue keys that are not per job.
-const QUEUE_KEYS: [&str; 17] = [
+const QUEUE_KEYS: [&str; 18] = [
     "ids",
     "ready",
     "sched",
@@ -30,6 +30,7 @@ const QUEUE_KEYS: [&str; 17] = [
     "gt",
     "kh",
     "gh",
+    "events",
 ];
 
 impl RedisBackend {

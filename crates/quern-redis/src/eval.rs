@@ -65,6 +65,7 @@ impl RedisBackend {
         // doubling copied it several times (a tenth of the client's time in a profile).
         let data: usize = args.0.iter().map(Vec::len).sum::<usize>() + slot_key.len() + 128;
         let mut cmd = redis::Cmd::with_capacity(args.0.len() + 7, data);
+        let now = now_arg(now);
         cmd.arg("EVALSHA")
             .arg(script.get_hash())
             .arg(1)
@@ -136,6 +137,7 @@ impl RedisBackend {
         args: &Args,
     ) -> Result<Value> {
         let mut inv = script.prepare_invoke();
+        let now = now_arg(now);
         inv.key(key)
             .arg(&self.inner.cfg.prefix)
             .arg(if self.cluster() { "1" } else { "0" })
@@ -147,6 +149,16 @@ impl RedisBackend {
             inv.invoke_async::<Value>(&mut c).await
         })
         .await
+    }
+}
+
+/// The `now` argument of every script: the time, then `|` and the actor of the job events
+/// the call appends when one is set (`quern::model::with_actor`; `lua/lib.lua` splits it),
+/// so no script needs an argument of its own for it.
+fn now_arg(now: i64) -> String {
+    match quern::model::current_actor_stored() {
+        Some(a) => format!("{now}|{a}"),
+        None => now.to_string(),
     }
 }
 

@@ -140,6 +140,18 @@ impl Backend for RedisBackend {
         ops::logs::read(self, params).await
     }
 
+    async fn event_list(&self, params: EventListParams) -> Result<Vec<quern::model::JobEvent>> {
+        ops::events::list(self, params).await
+    }
+
+    async fn event_read(&self, params: EventReadParams) -> Result<EventPage> {
+        ops::events::read(self, params).await
+    }
+
+    async fn event_prune(&self, params: EventPruneParams) -> Result<u64> {
+        ops::events::prune(self, params).await
+    }
+
     async fn job_finished(&self, params: FinishedParams) -> Result<Vec<FinishedJob>> {
         ops::read::finished(self, params).await
     }

@@ -105,6 +105,7 @@ script!(DELETE, "delete.lua");
 script!(ALERT_PUT, "alert_put.lua");
 script!(LOG_APPEND, "log_append.lua");
 script!(LOG_READ, "log_read.lua");
+script!(EV_LIST, "ev_list.lua");
 script!(STATS, "stats.lua");
 script!(PEEK, "peek.lua");
 script!(LIST, "list.lua");

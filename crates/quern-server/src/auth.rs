@@ -140,7 +140,12 @@ async fn audited(token: Option<&str>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let peer = peer(&req);
-    let response = next.run(req).await;
+    // Recorded on the job events the change appends (`quern::model::with_actor`).
+    let actor = match token {
+        Some(t) => format!("{t}@{peer}"),
+        None => peer.clone(),
+    };
+    let response = quern::model::with_actor(Some(actor), next.run(req)).await;
     tracing::info!(
         target: "quern_audit",
         token = token.unwrap_or("-"),

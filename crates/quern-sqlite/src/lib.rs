@@ -13,6 +13,7 @@
 
 mod copy;
 mod error;
+mod events;
 mod maintain;
 mod migrate;
 mod ops;
@@ -447,6 +448,21 @@ impl Backend for SqliteBackend {
     async fn job_delete(&self, params: JobDeleteParams) -> quern::Result<JobDeleteReport> {
         self.write(move |tx| ops::alerts::job_delete(tx, params))
             .await
+    }
+
+    async fn event_list(
+        &self,
+        params: EventListParams,
+    ) -> quern::Result<Vec<quern::model::JobEvent>> {
+        self.read(move |c| ops::events::list(c, params)).await
+    }
+
+    async fn event_read(&self, params: EventReadParams) -> quern::Result<EventPage> {
+        self.read(move |c| ops::events::read(c, params)).await
+    }
+
+    async fn event_prune(&self, params: EventPruneParams) -> quern::Result<u64> {
+        self.write(move |tx| ops::events::prune(tx, params)).await
     }
 
     async fn job_finished(&self, params: FinishedParams) -> quern::Result<Vec<FinishedJob>> {

@@ -57,6 +57,7 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "queue_counts",
         include_str!("migrations/0025_queue_counts.sql"),
     ),
+    ("events", include_str!("migrations/0020_events.sql")),
 ];
 
 /// The schema version this build writes.

@@ -58,6 +58,30 @@ pub(crate) struct Tx<'a> {
     pub st: &'a mut WriterState,
 }
 
+impl Tx<'_> {
+    /// Records a job's move for the event stream (see `crate::events`); the caller also
+    /// appends the job's timeline line in the statement that moves it.
+    pub(crate) fn event(
+        &self,
+        queue_id: i64,
+        job: quern::JobId,
+        kind: &str,
+        from: Option<quern::JobState>,
+        to: Option<quern::JobState>,
+        attempt: u32,
+    ) {
+        self.st
+            .events
+            .borrow_mut()
+            .push(queue_id, job, kind, from, to, attempt);
+    }
+
+    /// The running operation's actor, as the timeline SQL binds it (`''` for none).
+    pub(crate) fn actor_param(&self) -> String {
+        crate::events::actor_param(self.st.actor.as_deref())
+    }
+}
+
 /// State the writer keeps between transactions.
 pub(crate) struct WriterState {
     /// Queue ids by name, so enqueue skips the `queues` lookup for queues it has seen.
@@ -75,6 +99,11 @@ pub(crate) struct WriterState {
     /// The day (of the store's clock) on which this writer last deleted old rollup rows
     /// (`ops/rollup.rs`): once a day is enough.
     pub rollups_pruned_day: Option<i64>,
+    /// The job events of the running operation (`crate::events`): pushed by the operations,
+    /// written when it returns. A `RefCell` so code holding only `&Tx` can push.
+    pub events: std::cell::RefCell<crate::events::EventBuf>,
+    /// The running operation's actor (`quern::model::with_actor` around the backend call).
+    pub actor: Option<String>,
     /// The queue count changes of the group's operations so far (`ops/counts.rs`), written
     /// to `queue_counts` just before the commit (and before a read that runs on the
     /// writer). An operation rolled back to its savepoint takes its own changes with it;
@@ -114,6 +143,8 @@ trait Op: Send {
 
 struct FnOp<T, F> {
     mode: Mode,
+    /// Recorded on the events this operation appends (`crate::events`).
+    actor: Option<String>,
     f: Option<F>,
     out: Option<quern::Result<T>>,
     reply: oneshot::Sender<quern::Result<T>>,
@@ -130,11 +161,28 @@ where
 
     fn apply(&mut self, tx: &mut Tx<'_>) -> bool {
         let f = self.f.take().expect("applied once");
+        tx.st.actor = self.actor.take();
+        tx.st.events.get_mut().clear();
         let out = catch_unwind(AssertUnwindSafe(|| f(tx))).unwrap_or_else(|_| {
             Err(quern::Error::Storage(
                 "internal error: write operation panicked".into(),
             ))
         });
+        // The operation's events, in its transaction (and its savepoint, when guarded).
+        let out = match out {
+            Ok(v) => crate::events::flush(
+                tx.conn,
+                tx.st.events.get_mut(),
+                tx.now,
+                tx.st.actor.as_deref(),
+            )
+            .map(|()| v),
+            Err(e) => {
+                tx.st.events.get_mut().clear();
+                Err(e)
+            }
+        };
+        tx.st.actor = None;
         let ok = out.is_ok();
         self.out = Some(out);
         ok
@@ -179,6 +227,8 @@ impl Writer {
             wake: false,
             limits,
             rollups_pruned_day: None,
+            events: Default::default(),
+            actor: None,
             counts: Default::default(),
         };
         std::thread::Builder::new()
@@ -237,6 +287,8 @@ impl Writer {
         let (reply, rx) = oneshot::channel();
         let op: Box<dyn Op> = Box::new(FnOp {
             mode,
+            // Read here, in the caller's task: `with_actor` is task-local.
+            actor: quern::model::current_actor_stored(),
             f: Some(f),
             out: None,
             reply,

@@ -1,4 +1,4 @@
-//! `quern jobs list|show|cancel|reprioritize|retry|logs|wait`.
+//! `quern jobs list|show|cancel|reprioritize|retry|logs|events|wait`.
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ pub async fn run(ctx: &Ctx, cmd: JobsCmd) -> CliResult<u8> {
         JobsCmd::Reprioritize { id, priority } => reprioritize(ctx, id, priority).await,
         JobsCmd::Retry { id } => retry(ctx, id).await,
         JobsCmd::Logs(a) => logs(ctx, a).await,
+        JobsCmd::Events { id } => events(ctx, id).await,
         JobsCmd::Wait { id, timeout } => wait(ctx, id, timeout).await,
     }
 }
@@ -360,6 +361,35 @@ async fn logs(ctx: &Ctx, a: JobsLogsArgs) -> CliResult<u8> {
         }
         tokio::time::sleep(a.interval).await;
     }
+}
+
+/// `quern jobs events ID`: the job's timeline, oldest first; `{"id":…,"events":[…]}` with
+/// `--json`. An unknown job is an error (exit 1).
+async fn events(ctx: &Ctx, id: JobId) -> CliResult<u8> {
+    let backend = ctx.open(Open::Existing).await?;
+    if backend.job_get(id.into()).await?.is_none() {
+        return Err(quern::Error::JobNotFound(id).into());
+    }
+    let events = backend
+        .event_list(quern::backend::EventListParams { job: id })
+        .await?;
+    ctx.out
+        .emit(&serde_json::json!({ "id": id, "events": events }), || {
+            let mut t = table(&["AT", "FROM", "TO", "ATTEMPT", "ACTOR"]);
+            let name =
+                |s: Option<JobState>, none: &str| s.map_or(none.to_string(), |s| s.to_string());
+            for e in &events {
+                t.add_row(vec![
+                    time(e.at),
+                    name(e.from, "-"),
+                    name(e.to, "deleted"),
+                    e.attempt.to_string(),
+                    e.actor.clone().unwrap_or_else(|| "-".into()),
+                ]);
+            }
+            out!("{t}");
+        });
+    Ok(0)
 }
 
 fn print_log(lines: &[LogLine], dropped: u64) {

@@ -14,6 +14,7 @@ mod crash;
 mod cron;
 mod dashboard;
 mod enqueue;
+mod events;
 mod executors;
 mod groups;
 mod http;

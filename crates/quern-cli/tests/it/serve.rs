@@ -1165,6 +1165,8 @@ fn openapi_lists_every_route_with_its_errors() {
         ("/v1/jobs/{id}/cancel", "post"),
         ("/v1/jobs/{id}/retry", "post"),
         ("/v1/jobs/{id}/reprioritize", "post"),
+        ("/v1/jobs/{id}/events", "get"),
+        ("/v1/events", "get"),
         ("/v1/jobs/{id}/logs", "get"),
         ("/v1/queues", "get"),
         ("/v1/queues/{name}", "get"),

@@ -36,6 +36,9 @@ pub(crate) async fn cancel(b: &RedisBackend, params: CancelParams) -> Result<Job
                 at: now,
                 kind: quern::model::ErrorKind::Cancelled,
                 message: r.clone(),
+                claimed_at: None,
+                due_at: None,
+                retry_at: None,
             })?
         }
         None => String::new(),

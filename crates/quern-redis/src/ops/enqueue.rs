@@ -38,8 +38,8 @@ fn all_plain(params: &EnqueueParams, idxs: &[usize]) -> bool {
 }
 
 /// What consecutive plain jobs must share to form one group of `enqueue_plain.lua`: queue,
-/// run_at, priority, max attempts and chunk count.
-type GroupKey<'a> = (&'a str, i64, u8, u32, usize);
+/// run_at, priority, max attempts, chunk count and kind (for the job events).
+type GroupKey<'a> = (&'a str, i64, u8, u32, usize, &'a str);
 
 /// The plain enqueue script's arguments for the jobs `idxs` (see `all_plain`): runs of
 /// consecutive jobs that share queue, run_at, priority, max attempts and chunk count form a
@@ -62,6 +62,7 @@ fn plain_args_for(params: &EnqueueParams, idxs: &[usize], atomic: bool, now: i64
             j.priority.get(),
             j.max_attempts,
             chunks.len(),
+            j.kind.as_str(),
         );
         if group.map(|(k, _)| k) != Some(key) {
             if let Some((_, at)) = group {
@@ -79,6 +80,7 @@ fn plain_args_for(params: &EnqueueParams, idxs: &[usize], atomic: bool, now: i64
                 .n(chunks.len() as i64);
             group = Some((key, args.0.len()));
             args.s("");
+            args.s(&j.kind);
             count = 0;
         }
         count += 1;

@@ -65,6 +65,9 @@ fn line_of(f: &Failure, kind: ErrorKind, now: i64) -> Result<String> {
         at: now,
         kind,
         message: f.message.clone(),
+        claimed_at: None,
+        due_at: None,
+        retry_at: None,
     })
 }
 

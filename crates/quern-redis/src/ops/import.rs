@@ -263,7 +263,7 @@ fn opt_n(args: &mut Args, v: Option<i64>) {
     };
 }
 
-/// The 24 fields and the dependencies `import_jobs.lua` reads per job.
+/// The 25 fields and the dependencies `import_jobs.lua` reads per job.
 fn push_job(args: &mut Args, job: &Job) -> Result<()> {
     let mut seen = HashSet::new();
     let deps: Vec<&JobId> = job.depends_on.iter().filter(|d| seen.insert(*d)).collect();
@@ -309,6 +309,7 @@ fn push_job(args: &mut Args, job: &Job) -> Result<()> {
     args.s(&er)
         .s(job.workflow_id.as_deref().unwrap_or(""))
         .s(job.group.as_deref().unwrap_or(""))
+        .s(&job.kind)
         .n(deps.len() as i64);
     for d in deps {
         args.s(&d.to_string());

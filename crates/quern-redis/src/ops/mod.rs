@@ -12,6 +12,7 @@ pub(crate) mod alerts;
 pub(crate) mod claim;
 pub(crate) mod coord;
 pub(crate) mod enqueue;
+pub(crate) mod events;
 pub(crate) mod fail;
 pub(crate) mod import;
 pub(crate) mod lease;

@@ -14,7 +14,7 @@ use crate::{reply, scripts};
 
 /// Job hashes (HGETALL) of `(queue, id)` pairs, fetched in one pipeline, in order; an
 /// empty one for a job that does not exist.
-async fn hashes<'a>(
+pub(crate) async fn hashes<'a>(
     b: &RedisBackend,
     jobs: impl IntoIterator<Item = (&'a str, String)>,
 ) -> Result<Vec<Fields>> {

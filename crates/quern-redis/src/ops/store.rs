@@ -52,6 +52,8 @@ pub(crate) fn args_for(
         for d in deps {
             args.s(&d.to_string());
         }
+        // The kind, for the job events' stream records.
+        args.s(&j.kind);
     }
     // The groups after the jobs, only when there is one (see enqueue.lua).
     if idxs.iter().any(|i| params.jobs[*i].group.is_some()) {

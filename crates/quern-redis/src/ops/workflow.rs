@@ -288,6 +288,9 @@ pub(crate) async fn update(b: &RedisBackend, p: WorkflowUpdateParams) -> Result<
         at: now,
         kind: ErrorKind::Cancelled,
         message: reason,
+        claimed_at: None,
+        due_at: None,
+        retry_at: None,
     })?;
     let mut head = Args::default();
     head.s(&home).s(&p.id).n(p.revision as i64);

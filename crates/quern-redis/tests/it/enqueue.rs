@@ -57,7 +57,8 @@ async fn plain_jobs_store_the_lean_layout_and_a_resend_is_idempotent() {
         [[JobState::Queued; 7].as_slice(), &[JobState::Scheduled; 2]].concat()
     );
 
-    // A default job to run now holds only its state, run_at and blob chunks.
+    // A default job to run now holds only its state, run_at and blob chunks: no timeline
+    // field (its creation is derived from `r` when its events are read).
     let p = b.prefix();
     let key = |id: &quern::JobId| format!("{p}:{{default}}:j:{id}");
     let mut fields = cli(&["HKEYS", &key(&jobs[0].id)]);
@@ -114,4 +115,83 @@ async fn plain_jobs_store_the_lean_layout_and_a_resend_is_idempotent() {
     assert!(matches!(res[1], Err(Error::InvalidJob { .. })), "{res:?}");
     let kept = b.job_get(jobs[3].id.into()).await.unwrap().unwrap();
     assert_eq!(kept.payload, jobs[3].payload, "the first job is unchanged");
+}
+
+/// The hot path of the job events: enqueue, claim, a failure with a retry, the promotion,
+/// a second claim and the completion store no timeline field in the job's hash (`v…`,
+/// `vn`; the timeline is derived when read) and append one stream entry per call.
+#[tokio::test]
+async fn hot_path_stores_no_timeline_fields_and_one_stream_entry_per_call() {
+    use quern::Clock;
+    use quern::backend::*;
+    use std::time::Duration;
+    let clock = ManualClock::new(1_795_000_000_000);
+    let Some(b) = common::connect(clock.clone()).await else {
+        return;
+    };
+    let _cleanup = common::Cleanup(b.clone());
+    let jobs: Vec<NewJob> = (0..3).map(|n| job(n).queue("hot")).collect();
+    let ids: Vec<_> = jobs.iter().map(|j| j.id).collect();
+    b.job_enqueue(EnqueueParams {
+        jobs,
+        mode: BatchMode::Atomic,
+    })
+    .await
+    .unwrap();
+    let claim = || ClaimParams {
+        worker_id: "w".into(),
+        queues: vec![QueueWeight::new("hot", 1)],
+        limit: 3,
+        lease: Duration::from_secs(30),
+        more_urgent_than: None,
+    };
+    let c = b.job_claim(claim()).await.unwrap();
+    assert_eq!(c.len(), 3);
+    let now = clock.now_ms();
+    b.job_fail(FailParams {
+        items: vec![Failure {
+            token: c[0].token.clone(),
+            action: FailAction::Retry {
+                retry_at: Some(now + 10),
+            },
+            error_kind: quern::model::ErrorKind::Retryable,
+            message: "again".into(),
+            started_at: None,
+        }],
+    })
+    .await
+    .unwrap();
+    let done = |t: &quern::backend::LeaseToken| Completion {
+        token: t.clone(),
+        result: None,
+        result_ttl: None,
+        started_at: None,
+    };
+    b.job_complete(CompleteParams {
+        items: vec![done(&c[1].token), done(&c[2].token)],
+    })
+    .await
+    .unwrap();
+    clock.advance(Duration::from_millis(20));
+    let again = b.job_claim(claim()).await.unwrap();
+    assert_eq!(again.len(), 1);
+    b.job_complete(CompleteParams {
+        items: vec![done(&again[0].token)],
+    })
+    .await
+    .unwrap();
+    let p = b.prefix();
+    for id in &ids {
+        let fields = cli(&["HKEYS", &format!("{p}:{{hot}}:j:{id}")]);
+        assert!(
+            !fields.iter().any(|f| f == "vn" || f == "v1" || f == "kd"),
+            "{id}: {fields:?}"
+        );
+    }
+    // enqueue, claim, fail, complete, claim (with the promotion), complete.
+    let n = cli(&["XLEN", &format!("{p}:{{hot}}:events")]);
+    assert_eq!(n, ["6"]);
+    // The timeline is whole all the same.
+    let t = b.event_list(EventListParams { job: ids[0] }).await.unwrap();
+    assert_eq!(t.len(), 6, "{t:?}");
 }

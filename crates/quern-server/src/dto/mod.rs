@@ -4,6 +4,7 @@
 //! (UTC); durations are milliseconds in fields ending in `_ms`.
 
 mod alerts;
+mod event;
 mod job;
 mod protocol;
 mod queue;
@@ -12,6 +13,7 @@ mod stats;
 mod workflow;
 
 pub use alerts::*;
+pub use event::*;
 pub use job::*;
 pub use protocol::*;
 pub use queue::*;

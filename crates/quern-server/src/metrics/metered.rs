@@ -509,6 +509,18 @@ impl Backend for MeteredBackend {
         self.inner.job_finished(params).await
     }
 
+    async fn event_list(&self, params: EventListParams) -> Result<Vec<quern::model::JobEvent>> {
+        self.inner.event_list(params).await
+    }
+
+    async fn event_read(&self, params: EventReadParams) -> Result<EventPage> {
+        self.inner.event_read(params).await
+    }
+
+    async fn event_prune(&self, params: EventPruneParams) -> Result<u64> {
+        self.inner.event_prune(params).await
+    }
+
     async fn alert_state_list(&self) -> Result<Vec<AlertStateRecord>> {
         self.inner.alert_state_list().await
     }

@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod batch;
 pub mod dlq;
+pub mod events;
 pub mod health;
 pub mod jobs;
 pub mod metrics;
@@ -198,6 +199,8 @@ pub fn api(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(jobs::cancel))
         .routes(routes!(jobs::retry))
         .routes(routes!(jobs::reprioritize))
+        .routes(routes!(events::timeline))
+        .routes(routes!(events::stream))
         .routes(routes!(queues::list))
         .routes(routes!(queues::get))
         .routes(routes!(queues::pause))

@@ -48,6 +48,9 @@ pub(crate) fn cancel_one(
         at: tx.now,
         kind: ErrorKind::Cancelled,
         message: reason.to_string(),
+        claimed_at: None,
+        due_at: None,
+        retry_at: None,
     };
     let record = serde_json::to_string(&record).map_err(|e| Error::Codec(e.to_string()))?;
     // Clearing the lease and leaving `running` makes the worker's token stale: its next
@@ -56,8 +59,9 @@ pub(crate) fn cancel_one(
         .conn
         .prepare_cached(
             "UPDATE jobs SET state = 6, finished_at = ?2, lease_worker = NULL, lease_expires_at = NULL, \
-             errors = json_insert(coalesce(errors, '[]'), '$[#]', json(?3)) WHERE id = ?1 \
-             RETURNING queue_id",
+             errors = json_insert(coalesce(errors, '[]'), '$[#]', \
+                 json_set(json(?3), '$.claimed_at', CASE WHEN state = 3 THEN claimed_at END)) \
+             WHERE id = ?1 RETURNING queue_id",
         )
         .and_then(|mut s| {
             s.query_row(rusqlite::params![id.as_bytes(), tx.now, record], |r| {
@@ -66,6 +70,7 @@ pub(crate) fn cancel_one(
         })
         .map_err(sql_err)?;
     tx.st.counts.moved(queue_id, from, JobState::Cancelled, 1);
+    super::events::moved(tx, id, Some(from))?;
     deps::on_terminal(tx, id, JobState::Cancelled)
 }
 
@@ -88,6 +93,11 @@ pub(crate) fn reprioritize(tx: &mut Tx<'_>, p: JobReprioritizeParams) -> quern::
         .map_err(sql_err)?;
     if state == JobState::Queued {
         tx.st.wake = true;
+    }
+    // Audited when an actor asked: a timeline line and a stream record with `from` = `to`
+    // (the aging service's bumps, actorless, record nothing).
+    if tx.st.actor.is_some() {
+        super::events::moved(tx, p.id, Some(state))?;
     }
     get(tx.conn, p.id)?.ok_or(Error::JobNotFound(p.id))
 }
@@ -170,6 +180,7 @@ fn reopen(tx: &mut Tx<'_>, id: JobId) -> quern::Result<()> {
         })
         .map_err(sql_err)?;
     tx.st.counts.moved(queue_id, old, state, 1);
+    super::events::moved(tx, id, Some(old))?;
     deps::on_reopened(tx, id, old)?;
     Ok(())
 }
@@ -332,6 +343,9 @@ pub(crate) fn rescue(tx: &mut Tx<'_>, p: RescueParams) -> quern::Result<RescueRe
                 at: tx.now,
                 kind: ErrorKind::LeaseExpired,
                 message: format!("lease expired: worker {worker} stopped heartbeating"),
+                claimed_at: None,
+                due_at: None,
+                retry_at: None,
             }
         } else {
             ErrorRecord {
@@ -339,6 +353,9 @@ pub(crate) fn rescue(tx: &mut Tx<'_>, p: RescueParams) -> quern::Result<RescueRe
                 at: tx.now,
                 kind: ErrorKind::WorkerLost,
                 message: format!("worker {worker} was lost (missed three heartbeats)"),
+                claimed_at: None,
+                due_at: None,
+                retry_at: None,
             }
         };
         let record = serde_json::to_string(&record).map_err(|e| Error::Codec(e.to_string()))?;
@@ -352,13 +369,16 @@ pub(crate) fn rescue(tx: &mut Tx<'_>, p: RescueParams) -> quern::Result<RescueRe
         tx.conn
             .prepare_cached(
                 "UPDATE jobs SET state = ?2, finished_at = ?3, lease_worker = NULL, lease_expires_at = NULL, \
-                 errors = json_insert(coalesce(errors, '[]'), '$[#]', json(?4)) WHERE id = ?1",
+                 errors = json_insert(coalesce(errors, '[]'), '$[#]', \
+                     json_set(json(?4), '$.claimed_at', claimed_at, '$.due_at', run_at)) \
+                 WHERE id = ?1",
             )
             .and_then(|mut s| {
                 s.execute(rusqlite::params![id.as_bytes(), state.as_i64(), dead.then_some(tx.now), record])
             })
             .map_err(sql_err)?;
         tx.st.counts.moved(queue_id, JobState::Running, state, 1);
+        super::events::moved(tx, id, Some(JobState::Running))?;
         if dead {
             deps::on_terminal(tx, id, JobState::Dead)?;
             report.dead.push(id);
@@ -461,6 +481,7 @@ pub(crate) fn delete_finished(tx: &mut Tx<'_>, victims: &[[u8; 16]]) -> quern::R
         .prepare_cached("DELETE FROM job_deps WHERE dep_id = ?1")
         .map_err(sql_err)?;
     for id in victims {
+        super::events::deleting(tx, id)?;
         let gone: Option<(i64, JobState)> = del
             .query_row([id], |r| {
                 Ok((r.get(0)?, crate::rows::state_from_i64(r.get(1)?)?))

@@ -83,6 +83,7 @@ pub(crate) fn job_delete(tx: &mut Tx<'_>, p: JobDeleteParams) -> quern::Result<J
     let mut deleted = 0u64;
     for id in &ids {
         let key = id.as_bytes();
+        super::events::deleting(tx, key)?;
         let gone: Option<(i64, JobState)> = tx
             .conn
             .prepare_cached("DELETE FROM jobs WHERE id = ?1 RETURNING queue_id, state")

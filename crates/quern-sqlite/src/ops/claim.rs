@@ -119,7 +119,8 @@ pub(crate) fn has_ready(tx: &Tx<'_>, row: &QueueRow, below: i64) -> quern::Resul
     super::read::has_ready(tx.conn, row, below, tx.now)
 }
 
-/// Moves scheduled jobs whose `run_at` has passed to `queued`, counting them per queue.
+/// Moves scheduled jobs whose `run_at` has passed to `queued`, counting them per queue. The
+/// timeline derives the promotion from the due time at read time; only the stream records it.
 ///
 /// Most claims find nothing due. One seek (the first entry of the partial index
 /// `jobs_scheduled`) says so, which is cheaper than the `UPDATE … WHERE id IN (…)` finding no
@@ -134,7 +135,7 @@ pub(crate) fn promote_due(tx: &mut Tx<'_>) -> quern::Result<usize> {
         .prepare_cached(
             "UPDATE jobs SET state = 1 WHERE id IN \
              (SELECT id FROM jobs WHERE state = 0 AND run_at <= ?1 ORDER BY run_at LIMIT ?2) \
-             RETURNING queue_id",
+             RETURNING id, queue_id, kind, attempt",
         )
         .map_err(sql_err)?;
     let mut rows = stmt
@@ -142,10 +143,20 @@ pub(crate) fn promote_due(tx: &mut Tx<'_>) -> quern::Result<usize> {
         .map_err(sql_err)?;
     let mut n = 0;
     while let Some(r) = rows.next().map_err(sql_err)? {
-        let queue_id: i64 = r.get(0).map_err(sql_err)?;
+        let id: [u8; 16] = r.get(0).map_err(sql_err)?;
+        let queue_id: i64 = r.get(1).map_err(sql_err)?;
+        let kind: String = r.get(2).map_err(sql_err)?;
         tx.st
             .counts
             .moved(queue_id, JobState::Scheduled, JobState::Queued, 1);
+        tx.event(
+            queue_id,
+            quern::JobId::from_bytes(id),
+            &kind,
+            Some(quern::JobState::Scheduled),
+            Some(quern::JobState::Queued),
+            r.get::<_, i64>(3).map_err(sql_err)? as u32,
+        );
         n += 1;
     }
     Ok(n)
@@ -171,7 +182,7 @@ fn lease_from_queue(
 ) -> quern::Result<usize> {
     if row.grouped {
         // Round-robin over the queue's groups, under the group cap (ops/groups.rs).
-        let mut lease = Leaser::new(tx, terms)?;
+        let mut lease = Leaser::new(tx, terms, row.id)?;
         return super::groups::lease_round_robin(tx, queue, row, n, terms.below, gate, |job| {
             lease.lease(job, queue, out)
         });
@@ -221,7 +232,7 @@ fn lease_from_queue(
         }
         jobs
     };
-    let mut lease = Leaser::new(tx, terms)?;
+    let mut lease = Leaser::new(tx, terms, row.id)?;
     let got = jobs.len();
     for job in jobs {
         lease.lease(job, queue, out)?;
@@ -234,34 +245,70 @@ struct Leaser<'s, 't> {
     stmt: rusqlite::CachedStatement<'s>,
     terms: &'t Terms<'t>,
     now: i64,
+    queue_id: i64,
+    events: &'s std::cell::RefCell<crate::events::EventBuf>,
+    actor: Option<&'s str>,
 }
 
 impl<'s, 't> Leaser<'s, 't> {
-    fn new(tx: &'s Tx<'_>, terms: &'t Terms<'t>) -> quern::Result<Self> {
+    fn new(tx: &'s Tx<'_>, terms: &'t Terms<'t>, queue_id: i64) -> quern::Result<Self> {
+        // The claim is derived from `claimed_at` (and the error records) at read time: the
+        // timeline gets a line only when an actor asked for the claim.
         let stmt = tx
             .conn
-            .prepare_cached(
+            .prepare_cached(if tx.st.actor.is_none() {
                 "UPDATE jobs SET state = 3, attempt = attempt + 1, lease_epoch = lease_epoch + 1, \
                  lease_worker = ?2, lease_expires_at = ?3, claimed_at = ?4, started_at = NULL \
-                 WHERE id = ?1",
-            )
+                 WHERE id = ?1"
+            } else {
+                "UPDATE jobs SET state = 3, attempt = attempt + 1, lease_epoch = lease_epoch + 1, \
+                 lease_worker = ?2, lease_expires_at = ?3, claimed_at = ?4, started_at = NULL, \
+                 events = coalesce(events, '') || ?5 \
+                 WHERE id = ?1"
+            })
             .map_err(sql_err)?;
         Ok(Leaser {
             stmt,
             terms,
             now: tx.now,
+            queue_id,
+            events: &tx.st.events,
+            actor: tx.st.actor.as_deref(),
         })
     }
 
     fn lease(&mut self, job: Job, queue: &str, out: &mut Vec<ClaimedJob>) -> quern::Result<()> {
-        self.stmt
-            .execute(rusqlite::params![
+        let attempt = job.attempt + 1;
+        match self.actor {
+            None => self.stmt.execute(rusqlite::params![
                 job.id.as_bytes(),
                 self.terms.worker,
                 self.terms.expires,
-                self.now
-            ])
-            .map_err(sql_err)?;
+                self.now,
+            ]),
+            Some(actor) => self.stmt.execute(rusqlite::params![
+                job.id.as_bytes(),
+                self.terms.worker,
+                self.terms.expires,
+                self.now,
+                crate::events::timeline_line(
+                    self.now,
+                    Some(quern::JobState::Queued),
+                    Some(quern::JobState::Running),
+                    attempt,
+                    Some(actor),
+                ),
+            ]),
+        }
+        .map_err(sql_err)?;
+        self.events.borrow_mut().push(
+            self.queue_id,
+            job.id,
+            &job.kind,
+            Some(quern::JobState::Queued),
+            Some(quern::JobState::Running),
+            attempt,
+        );
         // The UPDATE above, mirrored in the returned copy by the core's one rule.
         debug_assert_eq!(job.queue, queue);
         out.push(ClaimedJob::from_ready(

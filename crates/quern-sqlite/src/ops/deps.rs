@@ -106,15 +106,34 @@ fn set_state(
     state: JobState,
     finished_at: Option<i64>,
 ) -> quern::Result<()> {
-    tx.conn
-        .prepare_cached("UPDATE jobs SET state = ?2, finished_at = ?3 WHERE id = ?1")
+    // Only a blocked job is settled (the caller's counter update checked `state = 2`).
+    let (queue_id, kind, attempt): (i64, String, i64) = tx
+        .conn
+        .prepare_cached(&format!(
+            "UPDATE jobs SET state = ?2, finished_at = ?3, {} WHERE id = ?1 \
+             RETURNING queue_id, kind, attempt",
+            crate::events::timeline_sql("?4", "2", "?2", "attempt", "?5")
+        ))
         .and_then(|mut s| {
-            s.execute(rusqlite::params![
-                id.as_bytes(),
-                state.as_i64(),
-                finished_at
-            ])
+            s.query_row(
+                rusqlite::params![
+                    id.as_bytes(),
+                    state.as_i64(),
+                    finished_at,
+                    tx.now,
+                    tx.actor_param()
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
         })
         .map_err(sql_err)?;
+    tx.event(
+        queue_id,
+        id,
+        &kind,
+        Some(JobState::Blocked),
+        Some(state),
+        attempt as u32,
+    );
     Ok(())
 }

@@ -119,11 +119,16 @@ fn insert_one(tx: &mut Tx<'_>, job: NewJob) -> quern::Result<EnqueueOutcome> {
             "INSERT INTO jobs (id, queue_id, state, priority, run_at, kind, payload, payload_tag, \
              max_attempts, created_at, finished_at, retry, timeout_ms, unique_key, unique_for_ms, \
              depends_on, trigger_rule, deps_done, deps_ok, workflow_id, tags, meta, version, \
-             deps_total, result_ttl_ms, traceparent, tracestate, grp) \
+             deps_total, result_ttl_ms, traceparent, tracestate, grp, events) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-             ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
+             ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)",
         )
         .map_err(sql_err)?;
+    // The creation is derived from `created_at` and `run_at` at read time; a line is
+    // stored only when an actor asked for it or the job has dependencies (its first state
+    // then depends on theirs).
+    let line = (tx.st.actor.is_some() || !job.depends_on.is_empty())
+        .then(|| crate::events::timeline_line(now, None, Some(state), 0, tx.st.actor.as_deref()));
     let res = stmt.execute(rusqlite::params![
         job.id.as_bytes(),
         queue_id,
@@ -153,6 +158,7 @@ fn insert_one(tx: &mut Tx<'_>, job: NewJob) -> quern::Result<EnqueueOutcome> {
         job.trace.as_ref().map(|t| t.traceparent.as_str()),
         job.trace.as_ref().and_then(|t| t.tracestate.as_deref()),
         group.as_deref(),
+        line,
     ]);
     match res {
         Ok(_) => {}
@@ -168,6 +174,7 @@ fn insert_one(tx: &mut Tx<'_>, job: NewJob) -> quern::Result<EnqueueOutcome> {
         super::prune_bytes::count_inserted(tx.conn, job.id.as_bytes())?;
     }
     insert_edges(tx, job.id, &job.depends_on)?;
+    tx.event(queue_id, job.id, &job.kind, None, Some(state), 0);
     if matches!(state, JobState::Queued | JobState::Scheduled) {
         tx.st.wake = true;
     }

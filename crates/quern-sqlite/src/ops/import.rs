@@ -218,6 +218,8 @@ fn insert_job(tx: &mut Tx<'_>, job: Job) -> quern::Result<()> {
     if finished_at.is_some() {
         super::prune_bytes::count_inserted(tx.conn, job.id.as_bytes())?;
     }
+    // Its timeline starts here (a store's copy carries none): stored in its state.
+    super::events::moved(tx, job.id, None)?;
     super::enqueue::insert_edges(tx, job.id, &job.depends_on)?;
     if matches!(state, JobState::Queued | JobState::Scheduled) {
         tx.st.wake = true;

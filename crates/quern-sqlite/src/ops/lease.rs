@@ -92,14 +92,31 @@ fn complete_one(
         .as_ref()
         .and(c.result_ttl)
         .map(|ttl| tx.now + ttl.as_millis() as i64);
-    let queue_id: Option<i64> = tx
-        .conn
-        .prepare_cached(
-            "UPDATE jobs SET state = 4, finished_at = ?3, result = ?4, result_tag = ?5, \
+    // The completion is derived from `finished_at` at read time: no timeline line, unless
+    // an actor asked for it. Both statements bind the same parameters (the plain one checks
+    // that `?8`, the actor, is empty), so one call serves both.
+    let actor = tx.actor_param();
+    const PLAIN: &str = "UPDATE jobs SET state = 4, finished_at = ?3, result = ?4, result_tag = ?5, \
              result_expires_at = ?6, lease_worker = NULL, lease_expires_at = NULL, \
              started_at = coalesce(max(min(?7, ?3), coalesce(claimed_at, 0)), started_at) \
-             WHERE id = ?1 AND state = 3 AND lease_epoch = ?2 RETURNING queue_id",
-        )
+             WHERE id = ?1 AND state = 3 AND lease_epoch = ?2 AND ?8 = '' \
+             RETURNING queue_id, kind, attempt";
+    let audited;
+    let sql = if tx.st.actor.is_none() {
+        PLAIN
+    } else {
+        audited = format!(
+            "UPDATE jobs SET state = 4, finished_at = ?3, result = ?4, result_tag = ?5, \
+             result_expires_at = ?6, lease_worker = NULL, lease_expires_at = NULL, \
+             started_at = coalesce(max(min(?7, ?3), coalesce(claimed_at, 0)), started_at), {} \
+             WHERE id = ?1 AND state = 3 AND lease_epoch = ?2 RETURNING queue_id, kind, attempt",
+            crate::events::timeline_sql("?3", "3", "4", "attempt", "?8")
+        );
+        audited.as_str()
+    };
+    let moved: Option<(i64, String, i64)> = tx
+        .conn
+        .prepare_cached(sql)
         .and_then(|mut s| {
             s.query_row(
                 rusqlite::params![
@@ -110,16 +127,25 @@ fn complete_one(
                     c.result.as_ref().map(|r| r.tag() as i64),
                     expires,
                     c.started_at,
+                    actor,
                 ],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()
         })
         .map_err(sql_err)?;
-    let Some(queue_id) = queue_id else {
+    let Some((queue_id, kind, attempt)) = moved else {
         return Ok(Err(lost(&c.token)));
     };
     tally.succeeded(queue_id);
+    tx.event(
+        queue_id,
+        c.token.job_id,
+        &kind,
+        Some(JobState::Running),
+        Some(JobState::Succeeded),
+        attempt as u32,
+    );
     tx.st
         .counts
         .moved(queue_id, JobState::Running, JobState::Succeeded, 1);
@@ -145,30 +171,56 @@ fn fail_one(tx: &mut Tx<'_>, f: Failure, tally: &mut Tally) -> quern::Result<que
     {
         return spawn::spawn(tx, &f.token, children, checkpoint);
     }
-    let row: Option<(i64, i64, i64)> = tx
+    type Row = (i64, i64, i64, String, i64, Option<i64>);
+    let row: Option<Row> = tx
         .conn
-        .prepare_cached("SELECT attempt, max_attempts, queue_id FROM jobs WHERE id = ?1 AND state = 3 AND lease_epoch = ?2")
+        .prepare_cached(
+            "SELECT attempt, max_attempts, queue_id, kind, run_at, claimed_at FROM jobs \
+             WHERE id = ?1 AND state = 3 AND lease_epoch = ?2",
+        )
         .and_then(|mut s| {
-            s.query_row(rusqlite::params![f.token.job_id.as_bytes(), f.token.epoch as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+            s.query_row(
+                rusqlite::params![f.token.job_id.as_bytes(), f.token.epoch as i64],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
+            )
             .optional()
         })
         .map_err(sql_err)?;
-    let Some((attempt, max_attempts, queue_id)) = row else {
+    let Some((attempt, max_attempts, queue_id, kind, due_at, claimed_at)) = row else {
         return Ok(Err(lost(&f.token)));
     };
     let id = f.token.job_id;
+    // The record carries the attempt's claim and due times and the retry time, from which
+    // the timeline is derived at read time (quern::model::job_timeline): the hot outcomes
+    // write no timeline line of their own.
     let record = ErrorRecord {
         attempt: attempt as u32,
         at: tx.now,
         kind: f.error_kind,
         message: quern::model::truncate_error_message(&f.message),
+        claimed_at,
+        due_at: Some(due_at),
+        retry_at: None,
     };
     let (state, run_at, attempt_delta, record) = match f.action {
-        FailAction::Retry { retry_at: Some(at) } if attempt < max_attempts => {
-            (JobState::Scheduled, Some(at), 0, Some(record))
-        }
+        FailAction::Retry { retry_at: Some(at) } if attempt < max_attempts => (
+            JobState::Scheduled,
+            Some(at),
+            0,
+            Some(ErrorRecord {
+                retry_at: Some(at),
+                ..record
+            }),
+        ),
         FailAction::Retry { .. } | FailAction::Dead => (JobState::Dead, None, 0, Some(record)),
         FailAction::Snooze { run_at } => (JobState::Scheduled, Some(run_at), -1, None),
         FailAction::RateLimited { run_at } => {
@@ -195,13 +247,39 @@ fn fail_one(tx: &mut Tx<'_>, f: Failure, tally: &mut Tally) -> quern::Result<que
         .transpose()
         .map_err(|e| Error::Codec(e.to_string()))?;
     let finished = state.is_terminal().then_some(tx.now);
+    let new_attempt = (attempt + attempt_delta).max(0) as u32;
+    // A stored timeline line only where the record cannot tell the move (a snooze records
+    // no error: its claim and its move are kept as lines) or an actor asked for it.
+    let mut line = String::new();
+    if record.is_none()
+        && let Some(c) = claimed_at
+    {
+        line = crate::events::timeline_line(
+            c,
+            Some(JobState::Queued),
+            Some(JobState::Running),
+            attempt as u32,
+            None,
+        );
+    }
+    if record.is_none() || tx.st.actor.is_some() {
+        line.push_str(&crate::events::timeline_line(
+            tx.now,
+            Some(JobState::Running),
+            Some(state),
+            new_attempt,
+            tx.st.actor.as_deref(),
+        ));
+    }
+    let line = (!line.is_empty()).then_some(line);
     tx.conn
         .prepare_cached(
             "UPDATE jobs SET state = ?2, run_at = coalesce(?3, run_at), attempt = attempt + ?4, \
              finished_at = ?5, lease_worker = NULL, lease_expires_at = NULL, \
              started_at = coalesce(max(min(?7, ?8), coalesce(claimed_at, 0)), started_at), \
              errors = CASE WHEN ?6 IS NULL THEN errors \
-                           ELSE json_insert(coalesce(errors, '[]'), '$[#]', json(?6)) END \
+                           ELSE json_insert(coalesce(errors, '[]'), '$[#]', json(?6)) END, \
+             events = CASE WHEN ?9 IS NULL THEN events ELSE coalesce(events, '') || ?9 END \
              WHERE id = ?1",
         )
         .and_then(|mut s| {
@@ -213,10 +291,19 @@ fn fail_one(tx: &mut Tx<'_>, f: Failure, tally: &mut Tally) -> quern::Result<que
                 finished,
                 record,
                 f.started_at,
-                tx.now
+                tx.now,
+                line,
             ])
         })
         .map_err(sql_err)?;
+    tx.event(
+        queue_id,
+        id,
+        &kind,
+        Some(JobState::Running),
+        Some(state),
+        new_attempt,
+    );
     tx.st.counts.moved(queue_id, JobState::Running, state, 1);
     if state.is_terminal() {
         deps::on_terminal(tx, id, state)?;
@@ -228,23 +315,44 @@ fn fail_one(tx: &mut Tx<'_>, f: Failure, tally: &mut Tally) -> quern::Result<que
 
 pub(crate) fn release(tx: &mut Tx<'_>, p: ReleaseParams) -> quern::Result<Vec<quern::Result<()>>> {
     let mut out = Vec::with_capacity(p.tokens.len());
+    let actor = tx.actor_param();
     for t in p.tokens {
-        let queue_id: Option<i64> = tx
+        let n = tx
             .conn
+            // Two lines: the claim being given back (the next claim overwrites `claimed_at`,
+            // which the timeline derives claims from) and the release itself.
             .prepare_cached(
                 "UPDATE jobs SET state = 1, attempt = max(attempt - 1, 0), lease_worker = NULL, \
-                 lease_expires_at = NULL WHERE id = ?1 AND state = 3 AND lease_epoch = ?2 \
-                 RETURNING queue_id",
+                 lease_expires_at = NULL, events = coalesce(events, '') || \
+                 CASE WHEN claimed_at IS NULL THEN '' \
+                      ELSE claimed_at || ',1,3,' || attempt || ',' || char(10) END || \
+                 (?3 || ',3,1,' || max(attempt - 1, 0) || ',' || ?4 || char(10)) \
+                 WHERE id = ?1 AND state = 3 AND lease_epoch = ?2 \
+                 RETURNING queue_id, kind, attempt",
             )
             .and_then(|mut s| {
                 s.query_row(
-                    rusqlite::params![t.job_id.as_bytes(), t.epoch as i64],
-                    |r| r.get(0),
+                    rusqlite::params![t.job_id.as_bytes(), t.epoch as i64, tx.now, actor],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
+                    },
                 )
                 .optional()
             })
             .map_err(sql_err)?;
-        if let Some(queue_id) = queue_id {
+        if let Some((queue_id, kind, attempt)) = n {
+            tx.event(
+                queue_id,
+                t.job_id,
+                &kind,
+                Some(JobState::Running),
+                Some(JobState::Queued),
+                attempt as u32,
+            );
             tx.st
                 .counts
                 .moved(queue_id, JobState::Running, JobState::Queued, 1);

@@ -9,6 +9,7 @@ pub(crate) mod counts;
 pub(crate) mod deplist;
 pub(crate) mod deps;
 pub(crate) mod enqueue;
+pub(crate) mod events;
 pub(crate) mod gate;
 pub(crate) mod groups;
 pub(crate) mod import;

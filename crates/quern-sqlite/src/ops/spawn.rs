@@ -63,6 +63,7 @@ pub(crate) fn spawn(
     }
     let child_ids: Vec<JobId> = children.iter().map(|c| c.id).collect();
     exec(tx, "SAVEPOINT spawn")?;
+    let events_before = tx.st.events.borrow().clone();
     // The children's counts go if they are rolled back.
     let counts = tx.st.counts.clone();
     let inserted = enqueue::enqueue(
@@ -76,6 +77,7 @@ pub(crate) fn spawn(
         tx.st.counts = counts;
         tx.st.known_queues.clear();
         tx.st.grouped.clear();
+        *tx.st.events.borrow_mut() = events_before;
         exec(tx, "ROLLBACK TO spawn")?;
         exec(tx, "RELEASE spawn")?;
         return match e {
@@ -128,6 +130,7 @@ pub(crate) fn spawn(
         })
         .map_err(sql_err)?;
     tx.st.counts.moved(queue_id, JobState::Running, state, 1);
+    super::events::moved(tx, id, Some(JobState::Running))?;
     if state == JobState::Queued {
         tx.st.wake = true;
     }

@@ -3,6 +3,7 @@
 mod conformance;
 mod counts;
 mod crash;
+mod events;
 mod maintain;
 #[cfg(feature = "otel")]
 mod otel;

@@ -188,6 +188,9 @@ pub fn import_image(mut job: Job, now: Millis) -> Job {
         message: format!(
             "running on worker {worker} when the store was copied; delivered again here"
         ),
+        claimed_at: None,
+        due_at: None,
+        retry_at: None,
     });
     if job.attempt >= job.max_attempts {
         job.state = JobState::Dead;

@@ -21,6 +21,7 @@
 mod alert_state;
 mod delete;
 pub mod dlq;
+mod events;
 mod finished;
 mod import;
 mod logs;
@@ -33,6 +34,7 @@ mod store_maintain;
 pub use alert_state::*;
 use async_trait::async_trait;
 pub use delete::*;
+pub use events::*;
 pub use finished::*;
 pub use import::*;
 pub use logs::*;
@@ -65,6 +67,14 @@ fn no_schedules<B: Backend + ?Sized>(b: &B) -> crate::Error {
 fn no_logs<B: Backend + ?Sized>(b: &B) -> crate::Error {
     crate::Error::Unsupported(format!(
         "the {} backend does not store job logs",
+        b.capabilities().name
+    ))
+}
+
+/// The answer of the default `event_*` methods.
+fn no_events<B: Backend + ?Sized>(b: &B) -> crate::Error {
+    crate::Error::Unsupported(format!(
+        "the {} backend does not record job events",
         b.capabilities().name
     ))
 }
@@ -351,6 +361,31 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
             "the {} backend cannot delete jobs",
             self.capabilities().name
         )))
+    }
+
+    // --- job events (operations) ----------------------------------------------------------
+    // Both stores implement these; the defaults answer `Unsupported`. Every transition
+    // appends its stream record atomically with itself; a timeline is derived when read
+    // (see `model::JobEvent` and `model::job_timeline`).
+
+    /// A job's events, oldest first: `model::job_timeline` over the job and the lines its
+    /// store keeps with it (one job read, never a scan). An unknown job has none.
+    async fn event_list(&self, params: EventListParams) -> Result<Vec<crate::model::JobEvent>> {
+        let _ = params;
+        Err(no_events(self))
+    }
+
+    /// Events after a cursor, oldest first, filtered (see [`EventReadParams`]).
+    async fn event_read(&self, params: EventReadParams) -> Result<EventPage> {
+        let _ = params;
+        Err(no_events(self))
+    }
+
+    /// Applies the retention caps; returns how many events were dropped (Redis: an
+    /// estimate for the count cap, which trims whole stream nodes).
+    async fn event_prune(&self, params: EventPruneParams) -> Result<u64> {
+        let _ = params;
+        Err(no_events(self))
     }
 
     // --- store upkeep (operations) ---------------------------------------------------------

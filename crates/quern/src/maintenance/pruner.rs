@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{Backend, PruneBytesParams, PruneParams};
+use crate::backend::{Backend, EventPruneParams, PruneBytesParams, PruneParams};
 use crate::clock::SharedClock;
 use crate::model::{JobState, Keep};
 use crate::{Error, Result};
@@ -40,6 +40,13 @@ pub struct PrunerConfig {
     /// total is over it (up to `batch_limit` × `max_batches_per_pass` jobs a pass). `None`
     /// (the default): no budget.
     pub max_bytes: Option<u64>,
+    /// Job events kept (`Backend::event_prune`: in the store on SQLite, per queue on
+    /// Redis); `None` keeps them all. Default
+    /// [`DEFAULT_EVENT_CAP`](crate::backend::DEFAULT_EVENT_CAP) (100,000).
+    pub events: Option<u64>,
+    /// Job events older than this are dropped; `None` (the default) keeps them by count
+    /// only.
+    pub events_max_age: Option<Duration>,
 }
 
 impl Default for PrunerConfig {
@@ -56,6 +63,8 @@ impl Default for PrunerConfig {
             batch_limit: 1000,
             max_batches_per_pass: 10,
             max_bytes: None,
+            events: Some(crate::backend::DEFAULT_EVENT_CAP),
+            events_max_age: None,
         }
     }
 }
@@ -94,6 +103,8 @@ pub struct PruneTickReport {
     pub over_budget_deleted: u64,
     /// The bytes those jobs counted.
     pub bytes_freed: u64,
+    /// Job events dropped by the event retention (not counted by a dry run).
+    pub events_dropped: u64,
 }
 
 /// Deletes old finished jobs. See the module docs.
@@ -215,6 +226,18 @@ impl Pruner {
             self.over_budget(max_bytes, dry_run, limit, batches, &mut total)
                 .await?;
         }
+        if !dry_run && (self.config.events.is_some() || self.config.events_max_age.is_some()) {
+            let caps = EventPruneParams {
+                max_events: self.config.events,
+                max_age: self.config.events_max_age,
+            };
+            match self.backend.event_prune(caps).await {
+                Ok(n) => total.events_dropped = n,
+                // A store without events has nothing to drop.
+                Err(Error::Unsupported(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         Ok(total)
     }
 
@@ -284,9 +307,11 @@ impl Pruner {
         tracing::debug!(interval = ?self.config.interval, "pruner started");
         loop {
             match self.run_once().await {
-                Ok(r) if r.jobs_deleted == 0 && r.results_expired == 0 => {}
+                Ok(r) if r.jobs_deleted == 0 && r.results_expired == 0 && r.events_dropped == 0 => {
+                }
                 Ok(r) => tracing::info!(
                     jobs_deleted = r.jobs_deleted,
+                    events_dropped = r.events_dropped,
                     by_state = ?r.deleted_by_state,
                     over_budget = r.over_budget_deleted,
                     bytes_freed = r.bytes_freed,

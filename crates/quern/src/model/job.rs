@@ -140,6 +140,19 @@ pub struct ErrorRecord {
     pub kind: ErrorKind,
     /// The message (truncated to a few KiB by the backend).
     pub message: String,
+    /// When the failed attempt was claimed (its lease granted), if it was running: the
+    /// start of its `running` span in the job's timeline ([`crate::model::job_timeline`]),
+    /// which the next claim's `claimed_at` overwrites. Written by the fail path from the
+    /// row it updates anyway, so it costs no extra write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_at: Option<Millis>,
+    /// The `run_at` the failed attempt was due at (the retry overwrites the job's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<Millis>,
+    /// When the job is due again, if this failure retried it (running → scheduled); `None`
+    /// when it ended the job (dead, cancelled) or put it straight back (a rescue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<Millis>,
 }
 
 /// A running job's reported progress.

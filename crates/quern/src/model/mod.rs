@@ -3,6 +3,7 @@
 
 mod bytes;
 mod duration;
+mod event;
 mod id;
 mod job;
 mod order;
@@ -13,11 +14,13 @@ mod queue;
 mod retry;
 mod schedule;
 mod state;
+mod timeline;
 mod trace;
 mod workflow;
 
 pub use bytes::{format_bytes, parse_bytes};
 pub use duration::{format_duration, parse_duration, serde_ms};
+pub use event::{JobEvent, MAX_ACTOR_BYTES, current_actor, current_actor_stored, with_actor};
 pub use id::JobId;
 pub use job::{
     DEFAULT_QUEUE, ErrorKind, ErrorRecord, Job, Lease, Limits, MAX_ERROR_MESSAGE_BYTES, NewJob,
@@ -38,6 +41,7 @@ pub use schedule::{
     schedule_name_problem,
 };
 pub use state::{JobState, StateCounts};
+pub use timeline::job_timeline;
 pub use trace::{MAX_TRACESTATE_BYTES, TraceContext, traceparent_problem, tracestate_problem};
 pub use workflow::{
     NewWorkflow, WorkflowPhase, WorkflowRecord, WorkflowState, validate_workflow_id,

@@ -322,6 +322,9 @@ impl Backend for MemBackend {
                         at: now,
                         kind: f.error_kind,
                         message: f.message,
+                        claimed_at: None,
+                        due_at: None,
+                        retry_at: None,
                     });
                 }
                 match f.action {
@@ -516,6 +519,9 @@ impl Backend for MemBackend {
                 at: now,
                 kind,
                 message: message.into(),
+                claimed_at: None,
+                due_at: None,
+                retry_at: None,
             });
             if j.attempt >= j.max_attempts {
                 j.state = JobState::Dead;

@@ -48,6 +48,9 @@ fn image(h: &Harness, kind: &str, state: JobState) -> Job {
             at: now - 45_000,
             kind: ErrorKind::Retryable,
             message: "first try failed".into(),
+            claimed_at: None,
+            due_at: None,
+            retry_at: None,
         }];
         j.progress = Some(Progress {
             percent: 80.0,
@@ -68,6 +71,9 @@ fn image(h: &Harness, kind: &str, state: JobState) -> Job {
             at: now - 1_000,
             kind: ErrorKind::Timeout,
             message: "timed out".into(),
+            claimed_at: None,
+            due_at: None,
+            retry_at: None,
         }];
     }
     j
@@ -149,6 +155,30 @@ pub async fn imported_queued_job_is_claimed(h: Harness) {
     );
     h.complete(&c.token).await;
     h.assert_state(j.id, JobState::Succeeded, "completed").await;
+}
+
+/// An imported job's later events carry its kind (the store keeps it for them).
+pub async fn events_of_an_imported_job_carry_its_kind(h: Harness) {
+    let j = image(&h, "imported.kind", JobState::Queued);
+    import_jobs(&h, vec![j.clone()]).await;
+    let c = h.claim_one("imp").await;
+    h.complete(&c.token).await;
+    let ev = h
+        .backend
+        .event_list(crate::backend::EventListParams { job: j.id })
+        .await
+        .unwrap_or_else(|e| panic!("{}: event_list: {e}", h.case));
+    let after: Vec<&str> = ev
+        .iter()
+        .filter(|e| e.from.is_some())
+        .map(|e| e.kind.as_str())
+        .collect();
+    assert_eq!(
+        after,
+        vec!["imported.kind", "imported.kind"],
+        "{}: claim and completion events: {ev:?}",
+        h.case
+    );
 }
 
 /// An imported blocked job unblocks when its imported dependency completes.

@@ -68,6 +68,7 @@ pub mod concurrency;
 pub mod delete;
 pub mod deps;
 pub mod enqueue;
+pub mod events;
 pub mod fencing;
 pub mod groups;
 pub mod import;
@@ -338,6 +339,7 @@ macro_rules! __quern_cases {
             import {
                 jobs_in_every_state_read_back_verbatim,
                 imported_queued_job_is_claimed,
+                events_of_an_imported_job_carry_its_kind,
                 imported_blocked_job_unblocks_when_its_dependency_completes,
                 imported_blocked_job_is_skipped_when_its_dependency_dies,
                 settled_blocked_job_is_released_on_import,
@@ -446,6 +448,15 @@ macro_rules! __quern_cases {
                 oldest_lines_are_dropped_past_the_byte_cap,
                 unknown_jobs_drop_lines_and_are_not_found,
                 pruning_a_job_deletes_its_lines,
+            }
+            events {
+                timeline_of_a_retried_job,
+                stream_resumes_after_a_cursor_and_filters,
+                operator_changes_record_the_actor,
+                retention_drops_the_oldest,
+                dependencies_release_and_rescue_are_recorded,
+                derived_timeline_of_a_job_failed_twice_then_completed,
+                audited_cancel_shows_its_actor,
             }
             stats {
                 finished_jobs_since_the_cutoff_with_their_times,
