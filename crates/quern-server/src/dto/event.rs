@@ -45,6 +45,19 @@ impl EventDto {
 }
 
 /// `GET /v1/jobs/{id}/events`.
+/// One message of the `GET /v1/events` stream, as `text/event-stream` frames it (the
+/// fields of an SSE message; `:` comment lines that keep the connection alive carry none).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SseMessageDto {
+    /// Always `job`.
+    pub event: String,
+    /// The message's cursor: send it back as `Last-Event-ID` (or `?after=`) to resume after
+    /// this message.
+    pub id: String,
+    /// An [`EventDto`] as JSON text.
+    pub data: String,
+}
+
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct TimelineDto {
     pub job: String,

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use quern::backend::{EventListParams, EventPage, EventReadParams};
 use tokio::sync::mpsc;
 
-use crate::dto::{EventDto, EventStreamQuery, TimelineDto};
+use crate::dto::{EventDto, EventStreamQuery, SseMessageDto, TimelineDto};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Query, parse_job_id};
 use crate::state::AppState;
@@ -58,7 +58,7 @@ pub async fn timeline(
     responses(
         (status = 200, content_type = "text/event-stream",
             description = "`event: job` messages: `id:` the cursor, `data:` an Event as JSON; `:` comments keep the connection alive",
-            body = String),
+            body = SseMessageDto),
         (status = 400, description = "The cursor is not one of this store's", body = ErrorBody),
     ))]
 pub async fn stream(
