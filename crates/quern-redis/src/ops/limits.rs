@@ -167,19 +167,7 @@ pub(crate) async fn update(b: &RedisBackend, p: QueueUpdateParams) -> Result<Que
     args.s(&p.queue)
         .s("set")
         .s(&keep_or(p.concurrency.map(|c| c.map(|n| n.to_string()))));
-    match p.rate {
-        None => {
-            args.s("-").s("-").s("-");
-        }
-        Some(None) => {
-            args.s("").s("").s("");
-        }
-        Some(Some(r)) => {
-            args.s(&r.count.to_string())
-                .s(&(r.per.as_millis() as u64).to_string())
-                .s(&r.burst.to_string());
-        }
-    }
+    rate_args(&mut args, p.rate);
     args.s(&keep_or(p.weight.map(|w| w.map(|n| n.to_string()))));
     args.s(match p.order {
         None => "-",
@@ -227,7 +215,23 @@ pub(crate) async fn update(b: &RedisBackend, p: QueueUpdateParams) -> Result<Que
     } else {
         args.s(&serde_json::to_string(&p.kinds).map_err(|e| Error::Codec(e.to_string()))?);
     }
-    match p.group_rate {
+    rate_args(&mut args, p.group_rate);
+    let v = b
+        .eval(
+            &scripts::QUEUE_SETTINGS,
+            Some(&p.queue),
+            b.now(),
+            &args,
+            Ack::Replicas,
+        )
+        .await?;
+    Ok(usage(b, v)?.settings)
+}
+
+/// A rate change as queue_settings.lua reads it: three arguments (count, period in ms,
+/// burst), `-` each to keep the stored rate, empty each to clear it.
+fn rate_args(args: &mut Args, change: Option<Option<RateLimit>>) {
+    match change {
         None => {
             args.s("-").s("-").s("-");
         }
@@ -240,14 +244,4 @@ pub(crate) async fn update(b: &RedisBackend, p: QueueUpdateParams) -> Result<Que
                 .s(&r.burst.to_string());
         }
     }
-    let v = b
-        .eval(
-            &scripts::QUEUE_SETTINGS,
-            Some(&p.queue),
-            b.now(),
-            &args,
-            Ack::Replicas,
-        )
-        .await?;
-    Ok(usage(b, v)?.settings)
 }
